@@ -1,0 +1,400 @@
+//! memcached text request decoding.
+//!
+//! A request is one line, split on spaces, plus for storage commands a data
+//! block of exactly the declared length followed by `\r\n`. The line is parsed
+//! from a borrowed view first so that an incomplete storage request consumes
+//! nothing; only a whole request is split off the buffer, and its keys and data
+//! are zero-copy slices of it.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::number::{strtoflags, strtol_i32, strtoull};
+
+/// Per-item bookkeeping memcached counts against its item size limit (item header
+/// with CAS, the key's terminator and the data block's `\r\n`). Counting it means
+/// a value is refused at the same size a real memcached with the same `-I` refuses it.
+pub const ITEM_OVERHEAD: usize = 56;
+
+/// Limits enforced while decoding.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest key, in bytes (memcached: 250).
+    pub max_key_length: usize,
+    /// Longest command line other than get/gets/gat/gats (memcached: 2048).
+    pub max_line: usize,
+    /// Longest get/gets/gat/gats line; multi-key gets legitimately exceed 2 KiB.
+    pub max_get_line: usize,
+    /// Largest item (key + value + [`ITEM_OVERHEAD`]); larger values are swallowed and refused.
+    pub max_item_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_key_length: 250,
+            max_line: 2048,
+            max_get_line: 1024 * 1024,
+            max_item_size: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCommand {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `get`/`gets`: hits only, in request order, then `END`.
+    Get { keys: Vec<Bytes>, with_cas: bool },
+    /// `gat`/`gats`: get and touch.
+    GetAndTouch {
+        exptime: i32,
+        keys: Vec<Bytes>,
+        with_cas: bool,
+    },
+    Store {
+        command: StoreCommand,
+        key: Bytes,
+        flags: u32,
+        exptime: i32,
+        data: Bytes,
+        /// Only meaningful for `cas`.
+        cas_unique: u64,
+        noreply: bool,
+    },
+    /// A storage command whose data block exceeded the item size limit. The
+    /// block has been (or is being) swallowed; memcached replies
+    /// `SERVER_ERROR object too large for cache` and, for `set`, drops the old item.
+    TooLarge {
+        command: StoreCommand,
+        key: Bytes,
+        noreply: bool,
+    },
+    Delete { key: Bytes, noreply: bool },
+    /// `incr`/`decr`.
+    Arith {
+        key: Bytes,
+        delta: u64,
+        incr: bool,
+        noreply: bool,
+    },
+    Touch { key: Bytes, exptime: i32, noreply: bool },
+    FlushAll { delay: i32, noreply: bool },
+    Version,
+    Verbosity { noreply: bool },
+    Stats { args: Vec<Bytes> },
+    Quit,
+}
+
+/// A request that could not be decoded. The offending line has been consumed
+/// unless [`DecodeError::is_fatal`], in which case the stream cannot be framed
+/// any more and the connection must be closed after the reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Unknown command or wrong number of tokens: memcached's bare `ERROR`.
+    #[error("ERROR")]
+    UnknownCommand,
+    /// `CLIENT_ERROR <message>`; the connection stays usable.
+    #[error("CLIENT_ERROR {0}")]
+    Client(&'static str),
+    /// The data block was not followed by `\r\n`; silent under `noreply`, as in memcached.
+    #[error("CLIENT_ERROR bad data chunk")]
+    BadDataChunk { noreply: bool },
+    /// No end of line within the configured limit.
+    #[error("CLIENT_ERROR line too long")]
+    LineTooLong,
+}
+
+impl DecodeError {
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, DecodeError::LineTooLong)
+    }
+}
+
+const BAD_FORMAT: &str = "bad command line format";
+
+/// Stateful decoder: the only state is how much of a refused data block is
+/// still to be discarded.
+#[derive(Debug, Default, Clone)]
+pub struct Decoder {
+    limits: Limits,
+    swallow: usize,
+}
+
+type Span = (usize, usize);
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, swallow: 0 }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
+        if self.swallow > 0 {
+            let n = self.swallow.min(buf.len());
+            buf.advance(n);
+            self.swallow -= n;
+            if self.swallow > 0 {
+                return Ok(None);
+            }
+        }
+        let Some(newline) = memchr::memchr(b'\n', buf) else {
+            return self.check_partial_line(buf).map(|()| None);
+        };
+        let line_end = if newline > 0 && buf[newline - 1] == b'\r' {
+            newline - 1
+        } else {
+            newline
+        };
+        let spans = tokenize(&buf[..line_end]);
+        if spans.is_empty() {
+            // memcached answers an empty line with ERROR.
+            buf.advance(newline + 1);
+            return Err(DecodeError::UnknownCommand);
+        }
+        let command = &buf[spans[0].0..spans[0].1];
+        let cap = if is_get_family(command) {
+            self.limits.max_get_line
+        } else {
+            self.limits.max_line
+        };
+        if line_end > cap {
+            return Err(DecodeError::LineTooLong);
+        }
+        if let Some(store) = store_command(command) {
+            match self.decode_store(buf, store, &spans, newline)? {
+                StoreOutcome::Incomplete => return Ok(None),
+                StoreOutcome::Done(request) => return Ok(Some(request)),
+            }
+        }
+        let line = buf.split_to(newline + 1).freeze();
+        parse_simple(&line, &spans, &self.limits).map(Some)
+    }
+
+    fn check_partial_line(&self, buf: &BytesMut) -> Result<(), DecodeError> {
+        if buf.len() <= self.limits.max_line {
+            return Ok(());
+        }
+        let trimmed = buf.iter().position(|&b| b != b' ').unwrap_or(buf.len());
+        let is_get = buf[trimmed..].starts_with(b"get ")
+            || buf[trimmed..].starts_with(b"gets ")
+            || buf[trimmed..].starts_with(b"gat ")
+            || buf[trimmed..].starts_with(b"gats ");
+        if is_get && buf.len() <= self.limits.max_get_line {
+            Ok(())
+        } else {
+            Err(DecodeError::LineTooLong)
+        }
+    }
+
+    fn decode_store(
+        &mut self,
+        buf: &mut BytesMut,
+        command: StoreCommand,
+        spans: &[Span],
+        newline: usize,
+    ) -> Result<StoreOutcome, DecodeError> {
+        let header = match parse_store_header(buf, command, spans, &self.limits) {
+            Ok(header) => header,
+            Err(error) => {
+                buf.advance(newline + 1);
+                return Err(error);
+            }
+        };
+        let (key_start, key_end) = spans[1];
+        let key_len = key_end - key_start;
+        if header.vlen + key_len + ITEM_OVERHEAD > self.limits.max_item_size {
+            let line = buf.split_to(newline + 1).freeze();
+            self.swallow = header.vlen + 2;
+            return Ok(StoreOutcome::Done(Request::TooLarge {
+                command,
+                key: line.slice(key_start..key_end),
+                noreply: header.noreply,
+            }));
+        }
+        let total = newline + 1 + header.vlen + 2;
+        if buf.len() < total {
+            return Ok(StoreOutcome::Incomplete);
+        }
+        let line = buf.split_to(newline + 1).freeze();
+        let block = buf.split_to(header.vlen + 2).freeze();
+        if &block[header.vlen..] != b"\r\n" {
+            return Err(DecodeError::BadDataChunk {
+                noreply: header.noreply,
+            });
+        }
+        Ok(StoreOutcome::Done(Request::Store {
+            command,
+            key: line.slice(key_start..key_end),
+            flags: header.flags,
+            exptime: header.exptime,
+            data: block.slice(..header.vlen),
+            cas_unique: header.cas_unique,
+            noreply: header.noreply,
+        }))
+    }
+}
+
+enum StoreOutcome {
+    Incomplete,
+    Done(Request),
+}
+
+struct StoreHeader {
+    flags: u32,
+    exptime: i32,
+    vlen: usize,
+    cas_unique: u64,
+    noreply: bool,
+}
+
+fn parse_store_header(
+    line: &[u8],
+    command: StoreCommand,
+    spans: &[Span],
+    limits: &Limits,
+) -> Result<StoreHeader, DecodeError> {
+    // Tokens after the command: key flags exptime bytes [cas] [noreply].
+    let required = if command == StoreCommand::Cas { 6 } else { 5 };
+    if spans.len() != required && spans.len() != required + 1 {
+        return Err(DecodeError::UnknownCommand);
+    }
+    let token = |i: usize| &line[spans[i].0..spans[i].1];
+    if token(1).len() > limits.max_key_length {
+        return Err(DecodeError::Client(BAD_FORMAT));
+    }
+    let flags = strtoflags(token(2));
+    let exptime = strtol_i32(token(3));
+    let vlen = strtol_i32(token(4));
+    let (Some(flags), Some(exptime), Some(vlen)) = (flags, exptime, vlen) else {
+        return Err(DecodeError::Client(BAD_FORMAT));
+    };
+    let cas_unique = if command == StoreCommand::Cas {
+        strtoull(token(5)).ok_or(DecodeError::Client(BAD_FORMAT))?
+    } else {
+        0
+    };
+    let vlen = usize::try_from(vlen).map_err(|_| DecodeError::Client(BAD_FORMAT))?;
+    Ok(StoreHeader {
+        flags,
+        exptime,
+        vlen,
+        cas_unique,
+        noreply: token(spans.len() - 1) == b"noreply",
+    })
+}
+
+fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request, DecodeError> {
+    let token = |i: usize| line.slice(spans[i].0..spans[i].1);
+    let args = spans.len() - 1;
+    let noreply = args > 0 && &line[spans[args].0..spans[args].1] == b"noreply";
+    let key = |i: usize| -> Result<Bytes, DecodeError> {
+        let key = token(i);
+        if key.len() > limits.max_key_length {
+            return Err(DecodeError::Client(BAD_FORMAT));
+        }
+        Ok(key)
+    };
+    let keys = |from: usize| (from..spans.len()).map(key).collect::<Result<Vec<_>, _>>();
+    match &line[spans[0].0..spans[0].1] {
+        b"get" | b"gets" if args >= 1 => Ok(Request::Get {
+            keys: keys(1)?,
+            with_cas: spans[0].1 - spans[0].0 == 4,
+        }),
+        b"gat" | b"gats" if args >= 2 => Ok(Request::GetAndTouch {
+            exptime: strtol_i32(&token(1)).ok_or(DecodeError::Client("invalid exptime argument"))?,
+            keys: keys(2)?,
+            with_cas: spans[0].1 - spans[0].0 == 4,
+        }),
+        b"delete" if (1..=3).contains(&args) => parse_delete(key(1)?, &line[..], spans, noreply),
+        cmd @ (b"incr" | b"decr") if args == 2 || args == 3 => Ok(Request::Arith {
+            key: key(1)?,
+            delta: strtoull(&token(2)).ok_or(DecodeError::Client("invalid numeric delta argument"))?,
+            incr: cmd == b"incr",
+            noreply,
+        }),
+        b"touch" if args == 2 || args == 3 => Ok(Request::Touch {
+            key: key(1)?,
+            exptime: strtol_i32(&token(2)).ok_or(DecodeError::Client("invalid exptime argument"))?,
+            noreply,
+        }),
+        b"flush_all" if args <= 2 => {
+            let delay = if args == 0 || (args == 1 && noreply) {
+                0
+            } else {
+                strtol_i32(&token(1)).ok_or(DecodeError::Client("invalid exptime argument"))?
+            };
+            Ok(Request::FlushAll { delay, noreply })
+        }
+        b"version" if args == 0 => Ok(Request::Version),
+        b"verbosity" if args == 1 || args == 2 => Ok(Request::Verbosity { noreply }),
+        b"stats" => Ok(Request::Stats {
+            args: (1..spans.len()).map(token).collect(),
+        }),
+        b"quit" if args == 0 => Ok(Request::Quit),
+        _ => Err(DecodeError::UnknownCommand),
+    }
+}
+
+fn parse_delete(key: Bytes, line: &[u8], spans: &[Span], noreply: bool) -> Result<Request, DecodeError> {
+    // memcached accepts a legacy hold time only if it is 0: `delete k [0] [noreply]`.
+    let hold_is_zero = spans.len() > 2 && &line[spans[2].0..spans[2].1] == b"0";
+    let valid = match spans.len() {
+        2 => true,
+        3 => hold_is_zero || noreply,
+        _ => hold_is_zero && noreply,
+    };
+    if !valid {
+        return Err(DecodeError::Client(
+            "bad command line format.  Usage: delete <key> [noreply]",
+        ));
+    }
+    Ok(Request::Delete { key, noreply })
+}
+
+fn tokenize(line: &[u8]) -> Vec<Span> {
+    let mut spans = Vec::with_capacity(8);
+    let mut start = 0;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b' ' {
+            if i > start {
+                spans.push((start, i));
+            }
+            start = i + 1;
+        }
+    }
+    if line.len() > start {
+        spans.push((start, line.len()));
+    }
+    spans
+}
+
+fn is_get_family(command: &[u8]) -> bool {
+    matches!(command, b"get" | b"gets" | b"gat" | b"gats")
+}
+
+fn store_command(command: &[u8]) -> Option<StoreCommand> {
+    Some(match command {
+        b"set" => StoreCommand::Set,
+        b"add" => StoreCommand::Add,
+        b"replace" => StoreCommand::Replace,
+        b"append" => StoreCommand::Append,
+        b"prepend" => StoreCommand::Prepend,
+        b"cas" => StoreCommand::Cas,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

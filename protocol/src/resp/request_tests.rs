@@ -1,0 +1,110 @@
+use super::*;
+use proptest::prelude::*;
+
+fn args(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, DecodeError> {
+    let mut decoder = Decoder::default();
+    let mut buf = BytesMut::from(input);
+    let mut out = Vec::new();
+    while let Some(command) = decoder.decode(&mut buf)? {
+        out.push(command.args.iter().map(|a| a.to_vec()).collect());
+    }
+    Ok(out)
+}
+
+fn words(list: &[&str]) -> Vec<Vec<u8>> {
+    list.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn multibulk_and_inline() {
+    assert_eq!(
+        args(b"*2\r\n$3\r\nGET\r\n$5\r\na\r\nb\r\r\n"),
+        Ok(vec![words(&["GET", "a\r\nb\r"])])
+    );
+    assert_eq!(args(b"PING\r\nSET a 1\n"), Ok(vec![words(&["PING"]), words(&["SET", "a", "1"])]));
+    assert_eq!(
+        args(b"SET \"a b\\x41\\n\" 'it\\'s'\r\n"),
+        Ok(vec![words(&["SET", "a bA\n", "it's"])])
+    );
+    assert_eq!(args(b"*0\r\n*-1\r\n\r\n   \r\nPING\r\n"), Ok(vec![words(&["PING"])]));
+    assert_eq!(args(b"*1\r\n$0\r\n\r\n"), Ok(vec![words(&[""])]));
+}
+
+#[test]
+fn raw_is_the_exact_request() {
+    let mut decoder = Decoder::default();
+    let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\nECHO x\r\n"[..]);
+    assert_eq!(&decoder.decode(&mut buf).unwrap().unwrap().raw[..], b"*1\r\n$4\r\nPING\r\n");
+    assert_eq!(&decoder.decode(&mut buf).unwrap().unwrap().raw[..], b"ECHO x\r\n");
+}
+
+#[test]
+fn protocol_errors_match_redis() {
+    let table: Vec<(&[u8], DecodeError)> = vec![
+        (b"*x\r\n", DecodeError::InvalidMultibulkLength),
+        (b"*2000000\r\n", DecodeError::InvalidMultibulkLength),
+        (b"*1\r\n+OK\r\n", DecodeError::ExpectedBulk(b'+')),
+        (b"*1\r\n$-1\r\n", DecodeError::InvalidBulkLength),
+        (b"*1\r\n$999999999999\r\n", DecodeError::InvalidBulkLength),
+        (b"*1\r\n$01\r\nx\r\n", DecodeError::InvalidBulkLength),
+        (b"SET \"a\r\n", DecodeError::UnbalancedQuotes),
+        (b"SET \"a\"b\r\n", DecodeError::UnbalancedQuotes),
+    ];
+    for (input, want) in table {
+        assert_eq!(args(input), Err(want), "{:?}", String::from_utf8_lossy(input));
+    }
+    assert_eq!(
+        DecodeError::ExpectedBulk(b'+').to_string(),
+        "Protocol error: expected '$', got '+'"
+    );
+}
+
+#[test]
+fn limits_refuse_before_allocating() {
+    let mut decoder = Decoder::new(Limits { max_args: 4, max_bulk: 10, max_inline: 100 });
+    let mut buf = BytesMut::from(&b"*5\r\n"[..]);
+    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::InvalidMultibulkLength));
+    let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::InvalidBulkLength));
+    let mut buf = BytesMut::from(&[b'a'; 101][..]);
+    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::TooBigInline));
+    // A nesting bomb is just a bad header to a flat parser.
+    let mut buf = BytesMut::from(&b"*1\r\n".repeat(10_000)[..]);
+    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::ExpectedBulk(b'*')));
+}
+
+const STREAM: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$7\r\na\r\n*1\r\nb\r\nPING\r\n\
+*2\r\n$3\r\nGET\r\n$1\r\nk\r\nset \"x y\" 'z'\r\n*0\r\n*1\r\n$4\r\nQUIT\r\n";
+
+proptest! {
+    #[test]
+    fn split_anywhere_decodes_the_same(split in 0..STREAM.len()) {
+        let whole = args(STREAM).unwrap();
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::from(&STREAM[..split]);
+        let mut got: Vec<Vec<Vec<u8>>> = Vec::new();
+        for chunk in [&STREAM[split..], &b""[..]] {
+            while let Some(command) = decoder.decode(&mut buf).unwrap() {
+                got.push(command.args.iter().map(|a| a.to_vec()).collect());
+            }
+            buf.extend_from_slice(chunk);
+        }
+        prop_assert_eq!(got, whole);
+    }
+}
+
+#[test]
+fn byte_at_a_time_decodes_the_same() {
+    let whole = args(STREAM).unwrap();
+    assert_eq!(whole.len(), 5);
+    let mut decoder = Decoder::default();
+    let mut buf = BytesMut::new();
+    let mut got: Vec<Vec<Vec<u8>>> = Vec::new();
+    for &byte in STREAM {
+        buf.extend_from_slice(&[byte]);
+        while let Some(command) = decoder.decode(&mut buf).unwrap() {
+            got.push(command.args.iter().map(|a| a.to_vec()).collect());
+        }
+    }
+    assert_eq!(got, whole);
+}

@@ -1,0 +1,380 @@
+//! `memory://`: an in-process store bounded by bytes.
+//!
+//! Items live in quick_cache's S3-FIFO-style cache, sharded by key hash, each
+//! shard behind its own mutex so that read-modify-write operations (add, cas,
+//! incr, append) are atomic without a global lock. Expired items are invisible
+//! at once, removed when touched, and swept in the background.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use quick_cache::unsync::Cache;
+use quick_cache::{Lifecycle, Weighter};
+
+use super::{numeric, Backend, BackendError, Result};
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    StoreMode, StoreOutcome, StoreStatus, Ttl,
+};
+use crate::pattern::glob_match;
+
+type Key = (Db, Bytes);
+
+/// Bytes charged per item beyond key and value: the entry, its index slot and
+/// the cache's own bookkeeping, so that capacity tracks real memory use.
+const ITEM_OVERHEAD: u64 = 96;
+const MAX_SHARDS: usize = 16;
+/// Shards are kept at least this big so that one large item always fits.
+const MIN_SHARD_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+struct ItemWeight;
+
+impl Weighter<Key, Item> for ItemWeight {
+    fn weight(&self, key: &Key, item: &Item) -> u64 {
+        (key.1.len() + item.value.len()) as u64 + ITEM_OVERHEAD
+    }
+}
+
+#[derive(Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<Key, Item> for CountEvictions {
+    type RequestState = ();
+    fn on_evict(&self, _: &mut (), _: Key, _: Item) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Shard = Cache<Key, Item, ItemWeight, ahash::RandomState, CountEvictions>;
+
+/// What INFO and `stats` report for a memory backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub items: u64,
+    pub bytes: u64,
+    pub capacity: u64,
+    pub evictions: u64,
+}
+
+pub struct MemoryBackend {
+    shards: Vec<Mutex<Shard>>,
+    /// Picks the shard; fixed seeds so SCAN cursors stay valid across calls.
+    hasher: ahash::RandomState,
+    next_cas: AtomicU64,
+    evictions: Arc<AtomicU64>,
+    capacity: u64,
+    /// Largest weight one shard accepts; bigger items are refused, not silently dropped.
+    max_item_weight: u64,
+}
+
+impl MemoryBackend {
+    pub fn new(capacity: u64) -> Self {
+        let shard_count = (capacity / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS as u64) as usize;
+        let shard_count = shard_count.next_power_of_two().min(MAX_SHARDS);
+        let per_shard = (capacity / shard_count as u64).max(1);
+        let evictions = Arc::new(AtomicU64::new(0));
+        let shards = (0..shard_count)
+            .map(|_| {
+                Mutex::new(Cache::with(
+                    (per_shard / 512).max(16) as usize,
+                    per_shard,
+                    ItemWeight,
+                    ahash::RandomState::new(),
+                    CountEvictions(evictions.clone()),
+                ))
+            })
+            .collect();
+        Self {
+            shards,
+            hasher: ahash::RandomState::with_seeds(0x6b65, 0x7977, 0x6179, 0x2121),
+            next_cas: AtomicU64::new(1),
+            evictions,
+            capacity,
+            // quick_cache refuses items above its hot-segment target (most of
+            // the shard); half a shard stays safely below it.
+            max_item_weight: per_shard / 2,
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage {
+            capacity: self.capacity,
+            evictions: self.evictions.load(Ordering::Relaxed),
+            ..Usage::default()
+        };
+        for shard in &self.shards {
+            let shard = shard.lock();
+            usage.items += shard.len() as u64;
+            usage.bytes += shard.weight();
+        }
+        usage
+    }
+
+    /// Drops expired items; called periodically so that they do not wait for eviction.
+    pub fn sweep_expired(&self) {
+        let now = now_ms();
+        for shard in &self.shards {
+            shard.lock().retain(|_, item| !item.expiry.is_expired_at(now));
+        }
+    }
+
+    fn key_hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard_index(&self, key: &[u8]) -> usize {
+        (self.key_hash(key) as usize) & (self.shards.len() - 1)
+    }
+
+    fn with_shard<T>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> T) -> T {
+        f(&mut self.shards[self.shard_index(key)].lock())
+    }
+
+    fn new_cas(&self) -> u64 {
+        self.next_cas.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Inserts `item`, or removes the key when the item is already expired.
+    fn put(&self, shard: &mut Shard, key: Key, item: Item) -> Result<()> {
+        if item.expiry.is_expired_at(now_ms()) {
+            shard.remove(&key);
+            return Ok(());
+        }
+        if ItemWeight.weight(&key, &item) > self.max_item_weight {
+            return Err(BackendError::OutOfMemory);
+        }
+        shard.insert(key, item);
+        Ok(())
+    }
+
+    fn store_locked(&self, shard: &mut Shard, key: Key, store: Store) -> Result<StoreOutcome> {
+        let current = live(shard, &key);
+        let refuse = |status| Ok(StoreOutcome { status, old: None, len: 0 });
+        let (value, flags) = match (store.mode, &current) {
+            (StoreMode::Add, Some(_)) | (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                return refuse(StoreStatus::NotStored)
+            }
+            (StoreMode::Cas(_), None) => return refuse(StoreStatus::NotFound),
+            (StoreMode::Cas(cas), Some(cur)) if cur.cas != cas => return refuse(StoreStatus::Exists),
+            (StoreMode::Append | StoreMode::AppendOrCreate, Some(cur)) => (concat(&cur.value, &store.value), cur.flags),
+            (StoreMode::Prepend, Some(cur)) => (concat(&store.value, &cur.value), cur.flags),
+            _ => (store.value, store.flags),
+        };
+        let expiry = match store.expiry {
+            ExpiryUpdate::Set(expiry) => expiry,
+            ExpiryUpdate::Keep => current.as_ref().map_or(Expiry::Never, |cur| cur.expiry),
+        };
+        let len = value.len();
+        let item = Item { value, flags, cas: self.new_cas(), expiry };
+        self.put(shard, key, item)?;
+        Ok(StoreOutcome {
+            status: StoreStatus::Stored,
+            old: if store.return_old { current } else { None },
+            len,
+        })
+    }
+}
+
+/// The live item under `key`, removing it if it has expired.
+fn live(shard: &mut Shard, key: &Key) -> Option<Item> {
+    match shard.get(key) {
+        None => return None,
+        Some(item) if !item.expiry.is_expired_at(now_ms()) => return Some(item.clone()),
+        Some(_) => {}
+    }
+    shard.remove(key);
+    None
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.freeze()
+}
+
+impl Backend for MemoryBackend {
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        Ok(keys
+            .iter()
+            .map(|key| self.with_shard(key, |shard| live(shard, &(db, key.clone()))))
+            .collect())
+    }
+
+    async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let item = self.with_shard(key, |shard| -> Result<Option<Item>> {
+                let key = (db, key.clone());
+                let Some(mut item) = live(shard, &key) else {
+                    return Ok(None);
+                };
+                item.expiry = expiry;
+                self.put(shard, key, item.clone())?;
+                Ok(Some(item))
+            })?;
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        Ok(self.with_shard(key, |shard| {
+            let key = (db, key.clone());
+            let item = live(shard, &key);
+            shard.remove(&key);
+            item
+        }))
+    }
+
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        let key = store.key.clone();
+        self.with_shard(&key, |shard| self.store_locked(shard, (db, key.clone()), store))
+    }
+
+    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        // Lock every shard involved, in index order, so the check and the
+        // writes are one atomic step with no deadlock between two MSETNXs.
+        let mut indexes: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_index(k)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut guards: Vec<_> = indexes.iter().map(|&i| (i, self.shards[i].lock())).collect();
+        let shard_of = |key: &[u8]| {
+            let index = self.shard_index(key);
+            let slot = guards.iter().position(|(i, _)| *i == index).expect("locked above");
+            slot
+        };
+        let slots: Vec<usize> = pairs.iter().map(|(k, _)| shard_of(k)).collect();
+        for ((key, _), &slot) in pairs.iter().zip(&slots) {
+            if live(&mut guards[slot].1, &(db, key.clone())).is_some() {
+                return Ok(false);
+            }
+        }
+        for ((key, value), slot) in pairs.into_iter().zip(slots) {
+            let item = Item { value, flags: 0, cas: self.new_cas(), expiry: Expiry::Never };
+            self.put(&mut guards[slot].1, (db, key), item)?;
+        }
+        Ok(true)
+    }
+
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        Ok(keys
+            .iter()
+            .map(|key| {
+                self.with_shard(key, |shard| {
+                    let key = (db, key.clone());
+                    let existed = live(shard, &key).is_some();
+                    shard.remove(&key);
+                    existed
+                })
+            })
+            .collect())
+    }
+
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        self.with_shard(key, |shard| {
+            let key = (db, key.clone());
+            let current = live(shard, &key);
+            let Some((value, outcome)) = numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
+            else {
+                return Ok(ArithOutcome::NotFound);
+            };
+            let (flags, expiry) = current.map_or((0, Expiry::Never), |c| (c.flags, c.expiry));
+            self.put(shard, key, Item { value, flags, cas: self.new_cas(), expiry })?;
+            Ok(outcome)
+        })
+    }
+
+    async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
+        self.with_shard(key, |shard| {
+            let key = (db, key.clone());
+            let Some(mut item) = live(shard, &key) else {
+                return Ok(false);
+            };
+            if !condition.holds(item.expiry, expiry) {
+                return Ok(false);
+            }
+            item.expiry = expiry;
+            self.put(shard, key, item)?;
+            Ok(true)
+        })
+    }
+
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        Ok(self.with_shard(key, |shard| match live(shard, &(db, key.clone())) {
+            None => Ttl::Missing,
+            Some(Item { expiry: Expiry::Never, .. }) => Ttl::Persistent,
+            Some(Item { expiry: Expiry::At(at), .. }) => Ttl::Millis(at.saturating_sub(now_ms())),
+        }))
+    }
+
+    async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+        // Cursor: shard index in bits 52..56, then the next key-hash
+        // position (52 bits) within that shard. Keys are visited in hash
+        // order, so a key present for the whole scan is returned exactly once.
+        let shard_index = (cursor >> POSITION_BITS) as usize;
+        let from = cursor & POSITION_MASK;
+        let Some(shard) = self.shards.get(shard_index) else {
+            return Ok(ScanPage { cursor: 0, keys: Vec::new() });
+        };
+        let now = now_ms();
+        let mut candidates: Vec<(u64, Bytes)> = shard
+            .lock()
+            .iter()
+            .filter(|((key_db, _), item)| *key_db == db && !item.expiry.is_expired_at(now))
+            .map(|((_, key), _)| (self.key_hash(key) >> (64 - POSITION_BITS), key.clone()))
+            .filter(|(position, _)| *position >= from)
+            .collect();
+        candidates.sort_unstable_by_key(|(position, _)| *position);
+        let count = count.max(1);
+        let next = if candidates.len() > count {
+            // Never split keys that share a position across two pages.
+            let last = candidates[count - 1].0;
+            let cut = candidates.partition_point(|(p, _)| *p <= last);
+            candidates.truncate(cut);
+            ((shard_index as u64) << POSITION_BITS) | (last + 1)
+        } else if shard_index + 1 < self.shards.len() {
+            ((shard_index as u64) + 1) << POSITION_BITS
+        } else {
+            0
+        };
+        let keys = candidates
+            .into_iter()
+            .map(|(_, key)| key)
+            .filter(|key| pattern.is_none_or(|p| glob_match(p, key)))
+            .collect();
+        Ok(ScanPage { cursor: next, keys })
+    }
+
+    async fn len(&self, db: Db) -> Result<usize> {
+        let now = now_ms();
+        Ok(self
+            .shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .lock()
+                    .iter()
+                    .filter(|((key_db, _), item)| *key_db == db && !item.expiry.is_expired_at(now))
+                    .count()
+            })
+            .sum())
+    }
+
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            match db {
+                None => shard.clear(),
+                Some(db) => shard.retain(|(key_db, _), _| *key_db != db),
+            }
+        }
+        Ok(())
+    }
+}
+
+const POSITION_BITS: u32 = 52;
+const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;

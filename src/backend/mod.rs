@@ -1,0 +1,175 @@
+//! Backends: where items finally live. One trait, one async method per
+//! operation, and one conformance suite (`tests/conformance.rs`) that every
+//! implementation must pass. A backend is chosen by the scheme of its URL.
+
+pub mod memory;
+pub mod numeric;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::config::BackendConfig;
+use crate::op::{
+    Arith, ArithOutcome, Db, Expiry, ExpireCondition, Item, ScanPage, Store, StoreOutcome, Ttl,
+};
+
+/// Why a backend could not do what was asked. Client-caused errors carry the
+/// wording the frontends turn into protocol errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// memcached `incr` on a value that is not a decimal number.
+    #[error("cannot increment or decrement non-numeric value")]
+    NotANumber,
+    /// redis INCRBY on a value that is not a 64-bit integer.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    /// The item can never fit (larger than the backend's capacity allows).
+    #[error("out of memory storing object")]
+    OutOfMemory,
+    /// The backend failed or is unreachable.
+    #[error("backend {backend}: {message}")]
+    Unavailable { backend: String, message: String },
+}
+
+impl BackendError {
+    /// True when the client's request caused the error (memcached CLIENT_ERROR).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            BackendError::NotANumber | BackendError::NotAnInteger | BackendError::Overflow
+        )
+    }
+}
+
+/// Backend scan cursors stay below 2^56: the router keeps the backend's slot in
+/// the top byte of the cursor clients see.
+pub const SCAN_CURSOR_MASK: u64 = (1 << 56) - 1;
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// The operations every backend implements. Keys are plain bytes; `db` is the
+/// namespace (redis SELECT) the key lives in.
+pub trait Backend: Send + Sync {
+    /// Items for `keys`, in order; `None` for misses and expired items.
+    fn get(&self, db: Db, keys: &[Bytes]) -> impl Future<Output = Result<Vec<Option<Item>>>> + Send;
+    /// Like `get`, and sets each hit's expiry (memcached gat, redis GETEX).
+    fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<Vec<Option<Item>>>> + Send;
+    /// Removes and returns the item (redis GETDEL).
+    fn get_and_delete(&self, db: Db, key: &Bytes) -> impl Future<Output = Result<Option<Item>>> + Send;
+    fn store(&self, db: Db, store: Store) -> impl Future<Output = Result<StoreOutcome>> + Send;
+    /// Stores every pair only if none of the keys exists (redis MSETNX); true if stored.
+    fn store_all_if_absent(
+        &self,
+        db: Db,
+        pairs: Vec<(Bytes, Bytes)>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Deletes each key; true for each one that existed.
+    fn delete(&self, db: Db, keys: &[Bytes]) -> impl Future<Output = Result<Vec<bool>>> + Send;
+    fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> impl Future<Output = Result<ArithOutcome>> + Send;
+    /// Changes a key's expiry if `condition` holds; true if changed.
+    fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    fn ttl(&self, db: Db, key: &Bytes) -> impl Future<Output = Result<Ttl>> + Send;
+    /// One page of live keys in `db` matching the redis glob `pattern`.
+    fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> impl Future<Output = Result<ScanPage>> + Send;
+    /// Number of live keys in `db`.
+    fn len(&self, db: Db) -> impl Future<Output = Result<usize>> + Send;
+    /// Removes every key of `db`, or of every db when `None`.
+    fn flush(&self, db: Option<Db>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A configured backend of any kind. An enum rather than a trait object keeps
+/// the per-request path free of boxed futures.
+pub enum AnyBackend {
+    Memory(memory::MemoryBackend),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("url \"{0}\": unsupported scheme; supported: memory://")]
+    UnsupportedScheme(String),
+}
+
+impl AnyBackend {
+    pub fn build(config: &BackendConfig) -> std::result::Result<Self, BuildError> {
+        match config.url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("memory") => Ok(AnyBackend::Memory(memory::MemoryBackend::new(
+                config.capacity.as_u64(),
+            ))),
+            _ => Err(BuildError::UnsupportedScheme(config.url.clone())),
+        }
+    }
+
+    /// Figures for INFO / stats: (items, bytes, capacity, evictions).
+    pub fn usage(&self) -> memory::Usage {
+        match self {
+            AnyBackend::Memory(m) => m.usage(),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            AnyBackend::Memory(backend) => backend.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        dispatch!(self, get(db, keys))
+    }
+    async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
+        dispatch!(self, get_and_touch(db, keys, expiry))
+    }
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        dispatch!(self, get_and_delete(db, key))
+    }
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        dispatch!(self, store(db, store))
+    }
+    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        dispatch!(self, store_all_if_absent(db, pairs))
+    }
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        dispatch!(self, delete(db, keys))
+    }
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        dispatch!(self, arith(db, key, arith))
+    }
+    async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
+        dispatch!(self, expire(db, key, expiry, condition))
+    }
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        dispatch!(self, ttl(db, key))
+    }
+    async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+        dispatch!(self, scan(db, cursor, pattern, count))
+    }
+    async fn len(&self, db: Db) -> Result<usize> {
+        dispatch!(self, len(db))
+    }
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        dispatch!(self, flush(db))
+    }
+}

@@ -1,0 +1,259 @@
+//! Configuration: the TOML file's shape, its defaults, and `validate()`, whose
+//! messages name the offending field (`routes[2].backend: no backend named "sesions"`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Deserializer};
+
+/// The configuration Keyway runs with when given none: both listeners on
+/// loopback, every key in one memory store.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../deploy/config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Listener addresses; an omitted listener is off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub memcache: Option<String>,
+    pub resp: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Client connections per process; more are refused with the protocol's error.
+    pub max_connections: usize,
+    /// Largest memcached item (key + value + 56 bytes of header, as memcached counts).
+    pub item_size: Size,
+    /// Longest memcached get/gets/gat/gats line (other lines: 2048 bytes, as memcached).
+    pub max_get_line: Size,
+    /// Most arguments in one RESP command.
+    pub max_args: usize,
+    /// Largest RESP bulk argument.
+    pub max_bulk: Size,
+    /// Longest RESP inline command.
+    pub max_inline: Size,
+    /// Seconds a draining shutdown waits for in-flight requests.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            item_size: Size(1024 * 1024),
+            max_get_line: Size(1024 * 1024),
+            max_args: 1024 * 1024,
+            max_bulk: Size(512 * 1024 * 1024),
+            max_inline: Size(64 * 1024),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `memory://` (more schemes come with real backends).
+    pub url: String,
+    /// Memory backends: the most bytes items may take before eviction.
+    #[serde(default = "default_capacity")]
+    pub capacity: Size,
+}
+
+fn default_capacity() -> Size {
+    Size(256 * 1024 * 1024)
+}
+
+/// One routing rule: exactly one matcher, and the backend its keys go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: Option<String>,
+    pub glob: Option<String>,
+    pub regex: Option<String>,
+    pub backend: String,
+}
+
+/// A byte count written as an integer or a string such as `"64MiB"` or `"1 GB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(Size(n)),
+            Raw::Text(text) => parse_size::parse_size(&text)
+                .map(Size)
+                .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a size ({e}); write e.g. \"64MiB\""))),
+        }
+    }
+}
+
+/// A configuration problem, pointing at the field to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), message: message.into() }
+}
+
+impl Config {
+    /// Parses TOML and validates it; a syntax error names its line and column.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let field = e.span().map_or_else(|| "config".to_string(), |span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!("line {line}")
+            });
+            problem(field, e.message().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn embedded_default() -> Self {
+        Self::from_toml(EMBEDDED_DEFAULT).expect("the embedded default config is valid")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.memcache.is_none() && self.listen.resp.is_none() {
+            return Err(problem("listen", "no listener configured; set listen.memcache and/or listen.resp"));
+        }
+        for (name, addr) in [("listen.memcache", &self.listen.memcache), ("listen.resp", &self.listen.resp)] {
+            if let Some(addr) = addr {
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| problem(name, format!("{addr:?} is not an address; write e.g. \"127.0.0.1:6379\"")))?;
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return Err(problem("limits.max_connections", "must be at least 1"));
+        }
+        if self.limits.item_size.0 < 1024 {
+            return Err(problem("limits.item_size", "must be at least 1KiB"));
+        }
+        for (name, backend) in &self.backends {
+            if !backend.url.starts_with("memory://") {
+                return Err(problem(
+                    format!("backends.{name}.url"),
+                    format!("{:?}: unsupported scheme; this build supports memory://", backend.url),
+                ));
+            }
+            if backend.capacity.0 < 1024 * 1024 {
+                return Err(problem(format!("backends.{name}.capacity"), "must be at least 1MiB"));
+            }
+        }
+        if self.routes.is_empty() {
+            return Err(problem("routes", "no routes; add at least one [[routes]] with glob = \"*\""));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            self.validate_route(i, route)?;
+        }
+        Ok(())
+    }
+
+    fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
+        let matchers = [&route.prefix, &route.glob, &route.regex].iter().filter(|m| m.is_some()).count();
+        if matchers != 1 {
+            return Err(problem(format!("routes[{i}]"), "needs exactly one of prefix, glob or regex"));
+        }
+        if let Some(regex) = &route.regex {
+            regex::bytes::Regex::new(regex).map_err(|e| problem(format!("routes[{i}].regex"), e.to_string()))?;
+        }
+        if !self.backends.contains_key(&route.backend) {
+            let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+            return Err(problem(
+                format!("routes[{i}].backend"),
+                format!("no backend named {:?} (defined: {})", route.backend, known.join(", ")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = Config::embedded_default();
+        assert_eq!(config.listen.memcache.as_deref(), Some("127.0.0.1:11211"));
+        assert_eq!(config.listen.resp.as_deref(), Some("127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let base = "[listen]\nresp = \"127.0.0.1:0\"\n[backends.hot]\nurl = \"memory://\"\ncapacity = \"64MiB\"\n";
+        let table = [
+            ("[[routes]]\nglob = \"*\"\nbackend = \"hot\"\n", None),
+            (
+                "[[routes]]\nglob = \"*\"\nbackend = \"hot\"\n[[routes]]\nprefix = \"a\"\nbackend = \"sesions\"\n",
+                Some("routes[1].backend: no backend named \"sesions\" (defined: hot)"),
+            ),
+            ("[[routes]]\nglob = \"*\"\nprefix = \"x\"\nbackend = \"hot\"\n", Some("routes[0]: needs exactly one of prefix, glob or regex")),
+            ("[[routes]]\nregex = \"(\"\nbackend = \"hot\"\n", Some("routes[0].regex")),
+            ("[[routes]]\nglob = \"*\"\nbackend = \"hot\"\nwhat = 1\n", Some("line 7: unknown field `what`")),
+        ];
+        for (routes, want) in table {
+            let result = Config::from_toml(&format!("{base}{routes}"));
+            match want {
+                None => assert!(result.is_ok(), "{result:?}"),
+                Some(want) => {
+                    let got = result.expect_err(routes).to_string();
+                    assert!(got.starts_with(want), "{got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_parse_in_both_forms() {
+        let text = "[listen]\nresp = \"127.0.0.1:0\"\n[limits]\nitem_size = 2048\nmax_bulk = \"1MiB\"\n\
+                    [backends.m]\nurl = \"memory://\"\ncapacity = \"1 GiB\"\n[[routes]]\nglob = \"*\"\nbackend = \"m\"\n";
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.limits.item_size, Size(2048));
+        assert_eq!(config.limits.max_bulk, Size(1 << 20));
+        assert_eq!(config.backends["m"].capacity, Size(1 << 30));
+    }
+}

@@ -1,0 +1,271 @@
+//! memcached text frontend: each decoded request becomes router operations,
+//! and each outcome the exact reply memcached 1.6 would send.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::memcache::{encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand};
+
+use crate::backend::BackendError;
+use crate::op::{now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus};
+use crate::router::RouteError;
+use crate::server::{Flow, Session, Shared, Stats};
+
+/// What `version` reports: memcached's version (clients parse it), then ours.
+pub const VERSION: &str = concat!("1.6.18-keyway-", env!("CARGO_PKG_VERSION"));
+
+/// memcached namespaces are db 0 of every backend.
+const DB: u8 = 0;
+
+/// memcached treats exptimes above 30 days as absolute unix times.
+const RELATIVE_EXPTIME_MAX: i32 = 60 * 60 * 24 * 30;
+
+pub struct MemcacheSession {
+    shared: Arc<Shared>,
+    decoder: Decoder,
+}
+
+impl MemcacheSession {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let limits = Limits {
+            max_item_size: shared.limits.item_size.as_usize(),
+            max_get_line: shared.limits.max_get_line.as_usize(),
+            ..Limits::default()
+        };
+        Self { shared, decoder: Decoder::new(limits) }
+    }
+}
+
+impl Session for MemcacheSession {
+    async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        loop {
+            match self.decoder.decode(input) {
+                Ok(None) => return Flow::Continue,
+                Ok(Some(request)) => {
+                    Stats::add(&self.shared.stats.commands, 1);
+                    if execute(&self.shared, request, output).await == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                Err(DecodeError::BadDataChunk { noreply: true }) => {}
+                Err(error) => {
+                    let fatal = error.is_fatal();
+                    output.extend_from_slice(error.to_string().as_bytes());
+                    output.extend_from_slice(b"\r\n");
+                    if fatal {
+                        return Flow::Close;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// memcached's exptime rules: 0 never, negative already expired, up to 30
+/// days relative, beyond that an absolute unix time.
+pub fn expiry_from_exptime(exptime: i32) -> Expiry {
+    match exptime {
+        0 => Expiry::Never,
+        e if e < 0 => Expiry::EXPIRED,
+        e if e > RELATIVE_EXPTIME_MAX => Expiry::At(e as u64 * 1000),
+        e => Expiry::after_ms(e as u64 * 1000),
+    }
+}
+
+fn error_reply(error: &RouteError) -> Reply {
+    match error {
+        RouteError::Backend(e) if e.is_client_error() => Reply::ClientError(e.to_string()),
+        RouteError::Backend(BackendError::OutOfMemory) => Reply::ServerError("out of memory storing object".into()),
+        other => Reply::ServerError(other.to_string()),
+    }
+}
+
+async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> Flow {
+    let (noreply, reply) = match request {
+        Request::Get { keys, with_cas } => {
+            let items = shared.router.get(DB, &keys).await;
+            return write_values(shared, keys, items, with_cas, out);
+        }
+        Request::GetAndTouch { exptime, keys, with_cas } => {
+            let items = shared.router.get_and_touch(DB, &keys, expiry_from_exptime(exptime)).await;
+            return write_values(shared, keys, items, with_cas, out);
+        }
+        Request::Store { command, key, flags, exptime, data, cas_unique, noreply } => {
+            Stats::add(&shared.stats.sets, 1);
+            (noreply, store(shared, command, key, flags, exptime, data, cas_unique).await)
+        }
+        Request::TooLarge { command, key, noreply } => {
+            // memcached drops the old value on a failed set so readers never
+            // see stale data (Django's test_memcached_deletes_key_on_failed_set).
+            if command == StoreCommand::Set {
+                let _ = shared.router.delete(DB, &[key]).await;
+            }
+            (noreply, Reply::ServerError("object too large for cache".into()))
+        }
+        Request::Delete { key, noreply } => {
+            let reply = match shared.router.delete(DB, &[key]).await {
+                Ok(deleted) if deleted[0] => Reply::Deleted,
+                Ok(_) => Reply::NotFound,
+                Err(e) => error_reply(&e),
+            };
+            (noreply, reply)
+        }
+        Request::Arith { key, delta, incr, noreply } => {
+            let reply = match shared.router.arith(DB, &key, Arith::Memcache { delta, incr }).await {
+                Ok(ArithOutcome::Unsigned(n)) => Reply::Number(n),
+                Ok(_) => Reply::NotFound,
+                Err(e) => error_reply(&e),
+            };
+            (noreply, reply)
+        }
+        Request::Touch { key, exptime, noreply } => {
+            let expiry = expiry_from_exptime(exptime);
+            let reply = match shared.router.expire(DB, &key, expiry, ExpireCondition::Always).await {
+                Ok(true) => Reply::Touched,
+                Ok(false) => Reply::NotFound,
+                Err(e) => error_reply(&e),
+            };
+            (noreply, reply)
+        }
+        Request::FlushAll { delay, noreply } => (noreply, flush_all(shared, delay).await),
+        Request::Version => (false, Reply::Version(VERSION.into())),
+        Request::Verbosity { noreply } => (noreply, Reply::Ok),
+        Request::Stats { args } => {
+            return write_stats(shared, &args, out).await;
+        }
+        Request::Quit => return Flow::Close,
+    };
+    if !noreply {
+        encode(&reply, out);
+    }
+    Flow::Continue
+}
+
+async fn store(
+    shared: &Shared,
+    command: StoreCommand,
+    key: Bytes,
+    flags: u32,
+    exptime: i32,
+    value: Bytes,
+    cas_unique: u64,
+) -> Reply {
+    let (mode, expiry) = match command {
+        StoreCommand::Set => (StoreMode::Set, None),
+        StoreCommand::Add => (StoreMode::Add, None),
+        StoreCommand::Replace => (StoreMode::Replace, None),
+        StoreCommand::Cas => (StoreMode::Cas(cas_unique), None),
+        // memcached ignores append/prepend's flags and exptime.
+        StoreCommand::Append => (StoreMode::Append, Some(ExpiryUpdate::Keep)),
+        StoreCommand::Prepend => (StoreMode::Prepend, Some(ExpiryUpdate::Keep)),
+    };
+    let expiry = expiry.unwrap_or(ExpiryUpdate::Set(expiry_from_exptime(exptime)));
+    let store = Store { key, value, flags, expiry, mode, return_old: false };
+    match shared.router.store(DB, store).await {
+        Ok(outcome) => match outcome.status {
+            StoreStatus::Stored => Reply::Stored,
+            StoreStatus::NotStored => Reply::NotStored,
+            StoreStatus::Exists => Reply::Exists,
+            StoreStatus::NotFound => Reply::NotFound,
+        },
+        Err(e) => error_reply(&e),
+    }
+}
+
+fn write_values(
+    shared: &Shared,
+    keys: Vec<Bytes>,
+    items: Result<Vec<Option<crate::op::Item>>, RouteError>,
+    with_cas: bool,
+    out: &mut BytesMut,
+) -> Flow {
+    match items {
+        Ok(items) => {
+            shared.stats.record_reads(&items);
+            for (key, item) in keys.into_iter().zip(items) {
+                if let Some(item) = item {
+                    let cas = with_cas.then_some(item.cas);
+                    encode(&Reply::Value { key, flags: item.flags, data: item.value, cas }, out);
+                }
+            }
+            encode(&Reply::End, out);
+        }
+        Err(e) => encode(&error_reply(&e), out),
+    }
+    Flow::Continue
+}
+
+async fn flush_all(shared: &Arc<Shared>, delay: i32) -> Reply {
+    let expiry = expiry_from_exptime(delay);
+    let wait_ms = match expiry {
+        Expiry::At(at) if delay > 0 => at.saturating_sub(now_ms()),
+        _ => 0,
+    };
+    if wait_ms == 0 {
+        return match shared.router.flush(Some(DB)).await {
+            Ok(()) => Reply::Ok,
+            Err(e) => error_reply(&e),
+        };
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        if let Err(error) = shared.router.flush(Some(DB)).await {
+            tracing::warn!(%error, "delayed flush_all failed");
+        }
+    });
+    Reply::Ok
+}
+
+async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flow {
+    let lines = match args.first().map(|a| &a[..]) {
+        None => general_stats(shared),
+        Some(b"settings") => settings_stats(shared),
+        Some(_) => {
+            encode(&Reply::Error, out);
+            return Flow::Continue;
+        }
+    };
+    for (name, value) in lines {
+        encode(&Reply::Stat(name.into(), value), out);
+    }
+    encode(&Reply::End, out);
+    Flow::Continue
+}
+
+fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
+    let stats = &shared.stats;
+    let usage = shared.memory_usage();
+    let get = |c| Stats::get(c).to_string();
+    vec![
+        ("pid", std::process::id().to_string()),
+        ("uptime", stats.uptime_seconds().to_string()),
+        ("time", (now_ms() / 1000).to_string()),
+        ("version", VERSION.to_string()),
+        ("curr_connections", get(&stats.current_connections)),
+        ("total_connections", get(&stats.total_connections)),
+        ("rejected_connections", get(&stats.rejected_connections)),
+        ("cmd_get", (Stats::get(&stats.get_hits) + Stats::get(&stats.get_misses)).to_string()),
+        ("cmd_set", get(&stats.sets)),
+        ("get_hits", get(&stats.get_hits)),
+        ("get_misses", get(&stats.get_misses)),
+        ("bytes_read", get(&stats.bytes_read)),
+        ("bytes_written", get(&stats.bytes_written)),
+        ("limit_maxbytes", usage.capacity.to_string()),
+        ("curr_items", usage.items.to_string()),
+        ("bytes", usage.bytes.to_string()),
+        ("evictions", usage.evictions.to_string()),
+    ]
+}
+
+fn settings_stats(shared: &Shared) -> Vec<(&'static str, String)> {
+    let usage = shared.memory_usage();
+    vec![
+        ("maxbytes", usage.capacity.to_string()),
+        ("maxconns", shared.limits.max_connections.to_string()),
+        ("item_size_max", shared.limits.item_size.as_u64().to_string()),
+        ("evictions", "on".into()),
+        ("cas_enabled", "yes".into()),
+    ]
+}

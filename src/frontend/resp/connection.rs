@@ -1,0 +1,286 @@
+//! Connection commands: HELLO/AUTH negotiation, PING/ECHO/SELECT/QUIT,
+//! CLIENT, COMMAND, INFO and TIME.
+
+use bytes::Bytes;
+use keyway_protocol::resp::{Reply, Version};
+
+use super::{parse_i64, wrong_arity, CmdResult, RespSession, COMMANDS};
+use crate::op::{now_ms, DATABASES};
+use crate::server::Stats;
+
+/// The redis version Keyway answers to: clients gate features on it, and
+/// Keyway implements the 7.0 behaviour of every command it accepts.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+impl RespSession {
+    pub(super) async fn connection_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+        match name {
+            "hello" => self.hello(args),
+            "auth" => auth(args),
+            "ping" => match args.len() {
+                1 => Ok(Reply::simple("PONG")),
+                2 => Ok(Reply::Bulk(args[1].clone())),
+                _ => Err(wrong_arity("ping")),
+            },
+            "echo" => Ok(Reply::Bulk(args[1].clone())),
+            "select" => {
+                let db = parse_i64(&args[1])?;
+                if !(0..i64::from(DATABASES)).contains(&db) {
+                    return Err(Reply::error("ERR DB index is out of range"));
+                }
+                self.db = db as u8;
+                Ok(Reply::ok())
+            }
+            "client" => self.client(args),
+            "command" => command(args),
+            "info" => Ok(Reply::Verbatim(self.info(args).await)),
+            "time" => {
+                let micros = now_ms() * 1000;
+                Ok(Reply::Array(vec![
+                    Reply::Bulk(Bytes::from((micros / 1_000_000).to_string())),
+                    Reply::Bulk(Bytes::from((micros % 1_000_000).to_string())),
+                ]))
+            }
+            _ => unreachable!("dispatched by name: {name}"),
+        }
+    }
+
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+    fn hello(&mut self, args: &[Bytes]) -> CmdResult {
+        let mut version = self.version;
+        if let Some(protover) = args.get(1) {
+            let protover = parse_i64(protover)
+                .map_err(|_| Reply::error("ERR Protocol version is not an integer or out of range"))?;
+            version = match protover {
+                2 => Version::Resp2,
+                3 => Version::Resp3,
+                _ => return Err(Reply::error("NOPROTO unsupported protocol version")),
+            };
+        }
+        let mut name = None;
+        let mut i = 2;
+        while i < args.len() {
+            let option = args[i].to_ascii_uppercase();
+            match option.as_slice() {
+                b"AUTH" if i + 2 < args.len() => {
+                    check_credentials(&args[i + 1], &args[i + 2])?;
+                    i += 3;
+                }
+                b"SETNAME" if i + 1 < args.len() => {
+                    name = Some(valid_client_name(&args[i + 1])?);
+                    i += 2;
+                }
+                _ => {
+                    return Err(Reply::error(format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    )))
+                }
+            }
+        }
+        self.version = version;
+        if name.is_some() {
+            self.name = name;
+        }
+        let proto = if version == Version::Resp3 { 3 } else { 2 };
+        Ok(Reply::Map(vec![
+            (bulk("server"), bulk("redis")),
+            (bulk("version"), bulk(REDIS_VERSION)),
+            (bulk("proto"), Reply::Integer(proto)),
+            (bulk("id"), Reply::Integer(self.id as i64)),
+            (bulk("mode"), bulk("standalone")),
+            (bulk("role"), bulk("master")),
+            (bulk("modules"), Reply::Array(Vec::new())),
+        ]))
+    }
+
+    fn client(&mut self, args: &[Bytes]) -> CmdResult {
+        let sub = args[1].to_ascii_uppercase();
+        let arity = |n: usize, name: &str| if args.len() == n { Ok(()) } else { Err(wrong_arity(name)) };
+        match sub.as_slice() {
+            b"SETINFO" => {
+                arity(4, "client|setinfo")?;
+                match args[2].to_ascii_uppercase().as_slice() {
+                    b"LIB-NAME" => self.lib_name = Some(valid_client_name(&args[3])?),
+                    b"LIB-VER" => self.lib_ver = Some(valid_client_name(&args[3])?),
+                    _ => {
+                        return Err(Reply::error(format!(
+                            "ERR Unrecognized option '{}'",
+                            String::from_utf8_lossy(&args[2])
+                        )))
+                    }
+                }
+                Ok(Reply::ok())
+            }
+            b"SETNAME" => {
+                arity(3, "client|setname")?;
+                let name = valid_client_name(&args[2])?;
+                self.name = (!name.is_empty()).then_some(name);
+                Ok(Reply::ok())
+            }
+            b"GETNAME" => {
+                arity(2, "client|getname")?;
+                Ok(Reply::bulk_or_null(self.name.clone()))
+            }
+            b"ID" => {
+                arity(2, "client|id")?;
+                Ok(Reply::Integer(self.id as i64))
+            }
+            b"INFO" => {
+                arity(2, "client|info")?;
+                Ok(Reply::Verbatim(self.client_info()))
+            }
+            _ => Err(Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))),
+        }
+    }
+
+    fn client_info(&self) -> String {
+        let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let laddr = self.shared.resp_addr.map(|a| a.to_string()).unwrap_or_default();
+        let multi = self.transaction.as_ref().map_or(-1, |t| t.queued.len() as i64);
+        let resp = if self.version == Version::Resp3 { 3 } else { 2 };
+        format!(
+            "id={} addr={} laddr={laddr} fd=-1 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 \
+             multi={multi} cmd=client|info user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
+            self.id,
+            self.peer,
+            text(&self.name),
+            self.connected.elapsed().as_secs(),
+            self.db,
+            text(&self.lib_name),
+            text(&self.lib_ver),
+        )
+    }
+
+    async fn info(&self, args: &[Bytes]) -> String {
+        let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+        let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+        let include = |section: &str| all || wanted.iter().any(|w| w == section);
+        let stats = &self.shared.stats;
+        let usage = self.shared.memory_usage();
+        let mut out = String::new();
+        let mut section = |title: &str, lines: Vec<(&str, String)>| {
+            if include(&title.to_lowercase()) {
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {title}\r\n"));
+                for (key, value) in lines {
+                    out.push_str(&format!("{key}:{value}\r\n"));
+                }
+            }
+        };
+        let port = self.shared.resp_addr.map_or(0, |a| a.port());
+        section("Server", vec![
+            ("redis_version", REDIS_VERSION.into()),
+            ("keyway_version", env!("CARGO_PKG_VERSION").into()),
+            ("redis_mode", "standalone".into()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", port.to_string()),
+            ("uptime_in_seconds", stats.uptime_seconds().to_string()),
+            ("uptime_in_days", (stats.uptime_seconds() / 86400).to_string()),
+        ]);
+        section("Clients", vec![
+            ("connected_clients", Stats::get(&stats.current_connections).to_string()),
+            ("maxclients", self.shared.limits.max_connections.to_string()),
+        ]);
+        section("Memory", vec![
+            ("used_memory", usage.bytes.to_string()),
+            ("maxmemory", usage.capacity.to_string()),
+            ("maxmemory_policy", "allkeys-lru".into()),
+        ]);
+        section("Stats", vec![
+            ("total_connections_received", Stats::get(&stats.total_connections).to_string()),
+            ("total_commands_processed", Stats::get(&stats.commands).to_string()),
+            ("total_net_input_bytes", Stats::get(&stats.bytes_read).to_string()),
+            ("total_net_output_bytes", Stats::get(&stats.bytes_written).to_string()),
+            ("rejected_connections", Stats::get(&stats.rejected_connections).to_string()),
+            ("evicted_keys", usage.evictions.to_string()),
+            ("keyspace_hits", Stats::get(&stats.get_hits).to_string()),
+            ("keyspace_misses", Stats::get(&stats.get_misses).to_string()),
+        ]);
+        if include("keyspace") {
+            let mut lines = Vec::new();
+            for db in 0..DATABASES {
+                if let Ok(keys) = self.shared.router.len(db).await {
+                    if keys > 0 {
+                        lines.push((format!("db{db}"), format!("keys={keys}")));
+                    }
+                }
+            }
+            let lines = lines.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            section("Keyspace", lines);
+        }
+        out
+    }
+}
+
+fn bulk(text: &'static str) -> Reply {
+    Reply::Bulk(Bytes::from_static(text.as_bytes()))
+}
+
+/// No users are configured yet, so the default user has no password, as on a
+/// fresh redis: `AUTH default <anything>` succeeds, a bare password is refused.
+fn check_credentials(user: &[u8], _password: &[u8]) -> Result<(), Reply> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
+    }
+}
+
+fn auth(args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        2 => Err(Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        )),
+        3 => check_credentials(&args[1], &args[2]).map(|()| Reply::ok()),
+        _ => Err(Reply::error("ERR syntax error")),
+    }
+}
+
+fn valid_client_name(name: &Bytes) -> Result<Bytes, Reply> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Reply::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(name.clone())
+}
+
+fn command_info(spec: &super::CommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from_static(spec.name.as_bytes())),
+        Reply::Integer(i64::from(spec.arity)),
+        Reply::Set(spec.flags.iter().map(|f| Reply::Simple(Bytes::from_static(f.as_bytes()))).collect()),
+        Reply::Integer(i64::from(spec.first_key)),
+        Reply::Integer(i64::from(spec.last_key)),
+        Reply::Integer(i64::from(spec.step)),
+    ])
+}
+
+fn command(args: &[Bytes]) -> CmdResult {
+    let Some(sub) = args.get(1) else {
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+    };
+    match sub.to_ascii_uppercase().as_slice() {
+        b"COUNT" => Ok(Reply::Integer(COMMANDS.len() as i64)),
+        b"LIST" => Ok(Reply::Array(COMMANDS.iter().map(|c| Reply::Bulk(Bytes::from_static(c.name.as_bytes()))).collect())),
+        b"INFO" => Ok(Reply::Array(
+            args[2..]
+                .iter()
+                .map(|name| super::commands::lookup(name).map_or(Reply::Null, command_info))
+                .collect(),
+        )),
+        // Documentation is optional for clients (redis-cli only uses it for hints).
+        b"DOCS" => Ok(Reply::Map(Vec::new())),
+        _ => Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        ))),
+    }
+}

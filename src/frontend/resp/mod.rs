@@ -1,0 +1,239 @@
+//! RESP frontend (RESP2 and RESP3): per-connection state (protocol version,
+//! selected db, client name, transaction), the command table, and dispatch to
+//! the command families in the sibling modules.
+
+mod commands;
+mod connection;
+mod keys;
+mod scripts;
+mod strings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, Decoder, Limits, Reply, Version};
+
+use crate::backend::BackendError;
+use crate::op::Db;
+use crate::router::RouteError;
+use crate::server::{Flow, Session, Shared, Stats};
+
+pub use commands::{CommandSpec, COMMANDS};
+
+/// A command's result; `Err` carries the error reply so handlers can use `?`.
+type CmdResult = Result<Reply, Reply>;
+
+pub struct RespSession {
+    shared: Arc<Shared>,
+    decoder: Decoder,
+    version: Version,
+    db: Db,
+    id: u64,
+    peer: SocketAddr,
+    connected: std::time::Instant,
+    name: Option<Bytes>,
+    lib_name: Option<Bytes>,
+    lib_ver: Option<Bytes>,
+    transaction: Option<Transaction>,
+}
+
+/// Commands queued between MULTI and EXEC.
+#[derive(Default)]
+struct Transaction {
+    queued: Vec<Vec<Bytes>>,
+    /// A queued command was refused; EXEC must abort.
+    aborted: bool,
+}
+
+impl RespSession {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+        let limits = Limits {
+            max_args: shared.limits.max_args,
+            max_bulk: shared.limits.max_bulk.as_usize(),
+            max_inline: shared.limits.max_inline.as_usize(),
+        };
+        let id = shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            shared,
+            decoder: Decoder::new(limits),
+            version: Version::Resp2,
+            db: 0,
+            id,
+            peer,
+            connected: std::time::Instant::now(),
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            transaction: None,
+        }
+    }
+
+    async fn handle(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
+        Stats::add(&self.shared.stats.commands, 1);
+        let spec = commands::lookup(&args[0]);
+        if let Some(transaction) = &mut self.transaction {
+            if !matches!(spec.map(|s| s.name), Some("exec" | "discard" | "multi" | "quit")) {
+                let reply = match check_arity(spec, &args) {
+                    Ok(()) => {
+                        transaction.queued.push(args);
+                        Reply::simple("QUEUED")
+                    }
+                    Err(error) => {
+                        transaction.aborted = true;
+                        error
+                    }
+                };
+                encode(&reply, self.version, out);
+                return Flow::Continue;
+            }
+        }
+        if spec.map(|s| s.name) == Some("quit") {
+            encode(&Reply::ok(), self.version, out);
+            return Flow::Close;
+        }
+        let reply = match check_arity(spec, &args) {
+            Ok(()) => self.execute(spec.expect("checked").name, &args).await,
+            Err(error) => error,
+        };
+        encode(&reply, self.version, out);
+        Flow::Continue
+    }
+
+    async fn execute(&mut self, name: &'static str, args: &[Bytes]) -> Reply {
+        let result = match name {
+            "multi" => self.multi(),
+            "exec" => return self.exec().await,
+            "discard" => self.discard(),
+            _ => self.run(name, args).await,
+        };
+        result.unwrap_or_else(|error| error)
+    }
+
+    /// Runs one (non-transaction-control) command.
+    async fn run(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+        match name {
+            "get" | "set" | "setnx" | "setex" | "psetex" | "getdel" | "getex" | "mget" | "mset" | "msetnx"
+            | "incr" | "decr" | "incrby" | "decrby" | "append" | "strlen" => self.string_command(name, args).await,
+            "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl" | "pttl"
+            | "persist" | "type" | "keys" | "scan" | "flushdb" | "flushall" | "dbsize" => {
+                self.key_command(name, args).await
+            }
+            "eval" | "evalsha" | "script" => self.script_command(name, args).await,
+            _ => self.connection_command(name, args).await,
+        }
+    }
+
+    fn multi(&mut self) -> CmdResult {
+        if self.transaction.is_some() {
+            return Err(Reply::error("ERR MULTI calls can not be nested"));
+        }
+        self.transaction = Some(Transaction::default());
+        Ok(Reply::ok())
+    }
+
+    fn discard(&mut self) -> CmdResult {
+        match self.transaction.take() {
+            Some(_) => Ok(Reply::ok()),
+            None => Err(Reply::error("ERR DISCARD without MULTI")),
+        }
+    }
+
+    /// Runs the queued commands in order. They are not isolated from other
+    /// clients' commands (documented): each is atomic on its own.
+    async fn exec(&mut self) -> Reply {
+        let Some(transaction) = self.transaction.take() else {
+            return Reply::error("ERR EXEC without MULTI");
+        };
+        if transaction.aborted {
+            return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        let mut replies = Vec::with_capacity(transaction.queued.len());
+        for args in transaction.queued {
+            let name = commands::lookup(&args[0]).expect("checked when queued").name;
+            replies.push(self.run(name, &args).await.unwrap_or_else(|error| error));
+        }
+        Reply::Array(replies)
+    }
+}
+
+impl Session for RespSession {
+    async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        loop {
+            match self.decoder.decode(input) {
+                Ok(None) => return Flow::Continue,
+                Ok(Some(command)) => {
+                    if self.handle(command.args, output).await == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                Err(error) => {
+                    // The stream can no longer be framed: reply, then close (as redis).
+                    encode(&Reply::error(format!("ERR {error}")), self.version, output);
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+}
+
+fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> {
+    let Some(spec) = spec else {
+        return Err(unknown_command(args));
+    };
+    let n = args.len() as i32;
+    let ok = if spec.arity >= 0 { n == spec.arity } else { n >= -spec.arity };
+    if ok {
+        Ok(())
+    } else {
+        Err(wrong_arity(spec.name))
+    }
+}
+
+fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+/// redis's exact wording, argument previews included.
+fn unknown_command(args: &[Bytes]) -> Reply {
+    let preview: String = args[1..]
+        .iter()
+        .take(20)
+        .map(|a| format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(128)])))
+        .collect();
+    Reply::error(format!(
+        "ERR unknown command '{}', with args beginning with: {preview}",
+        String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
+    ))
+}
+
+fn syntax_error() -> Reply {
+    Reply::error("ERR syntax error")
+}
+
+fn not_an_integer() -> Reply {
+    Reply::error("ERR value is not an integer or out of range")
+}
+
+/// redis's `string2ll` on an argument.
+fn parse_i64(arg: &[u8]) -> Result<i64, Reply> {
+    let text = std::str::from_utf8(arg).map_err(|_| not_an_integer())?;
+    let value: i64 = text.parse().map_err(|_| not_an_integer())?;
+    if value.to_string() != text {
+        return Err(not_an_integer());
+    }
+    Ok(value)
+}
+
+impl From<RouteError> for Reply {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::Backend(BackendError::NotAnInteger) => not_an_integer(),
+            RouteError::Backend(BackendError::Overflow) => Reply::error("ERR increment or decrement would overflow"),
+            RouteError::Backend(BackendError::OutOfMemory) => {
+                Reply::error("OOM value is larger than the memory backend accepts for one item")
+            }
+            other => Reply::error(format!("ERR {other}")),
+        }
+    }
+}

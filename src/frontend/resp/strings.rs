@@ -1,0 +1,172 @@
+//! String commands: GET/SET and their variants, multi-key MGET/MSET, counters.
+
+use bytes::Bytes;
+use keyway_protocol::resp::Reply;
+
+use super::{not_an_integer, parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
+use crate::op::{now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus};
+
+/// Parses an EX/PX/EXAT/PXAT amount into an absolute expiry; `command` names
+/// the command in redis's "invalid expire time" error.
+pub(super) fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<Expiry, Reply> {
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    let amount = parse_i64(amount)?;
+    if amount <= 0 {
+        return Err(invalid());
+    }
+    let amount = amount as u64;
+    let at = match unit.to_ascii_uppercase().as_slice() {
+        b"EX" => amount.checked_mul(1000).and_then(|ms| ms.checked_add(now_ms())),
+        b"PX" => amount.checked_add(now_ms()),
+        b"EXAT" => amount.checked_mul(1000),
+        b"PXAT" => Some(amount),
+        _ => return Err(syntax_error()),
+    };
+    // redis refuses expiries that overflow a signed 64-bit millisecond clock.
+    at.filter(|&at| at <= i64::MAX as u64).map(Expiry::At).ok_or_else(invalid)
+}
+
+impl RespSession {
+    pub(super) async fn string_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.router;
+        let db = self.db;
+        match name {
+            "get" => {
+                let items = router.get(db, &args[1..2]).await?;
+                self.shared.stats.record_reads(&items);
+                Ok(Reply::bulk_or_null(items.into_iter().next().flatten().map(|i| i.value)))
+            }
+            "mget" => {
+                let items = router.get(db, &args[1..]).await?;
+                self.shared.stats.record_reads(&items);
+                Ok(Reply::Array(items.into_iter().map(|i| Reply::bulk_or_null(i.map(|i| i.value))).collect()))
+            }
+            "set" => self.set(args).await,
+            "setnx" => {
+                let outcome = self.store(&args[1], &args[2], StoreMode::Add, Expiry::Never).await?;
+                Ok(Reply::Integer(i64::from(outcome == StoreStatus::Stored)))
+            }
+            "setex" | "psetex" => {
+                let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
+                let expiry = parse_expiry(unit, &args[2], name)?;
+                self.store(&args[1], &args[3], StoreMode::Set, expiry).await?;
+                Ok(Reply::ok())
+            }
+            "getdel" => Ok(Reply::bulk_or_null(router.get_and_delete(db, &args[1]).await?.map(|i| i.value))),
+            "getex" => self.getex(args).await,
+            "mset" | "msetnx" => {
+                if args.len() % 2 == 0 {
+                    return Err(wrong_arity(name));
+                }
+                let pairs: Vec<(Bytes, Bytes)> = args[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                if name == "mset" {
+                    router.store_many(db, pairs).await?;
+                    return Ok(Reply::ok());
+                }
+                match router.store_all_if_absent(db, pairs).await? {
+                    Some(stored) => Ok(Reply::Integer(i64::from(stored))),
+                    None => Err(Reply::error("ERR MSETNX keys must all route to the same backend")),
+                }
+            }
+            "incr" | "decr" | "incrby" | "decrby" => {
+                let delta = match name {
+                    "incr" => 1,
+                    "decr" => -1,
+                    "incrby" => parse_i64(&args[2])?,
+                    _ => parse_i64(&args[2])?
+                        .checked_neg()
+                        .ok_or_else(|| Reply::error("ERR decrement would overflow"))?,
+                };
+                match router.arith(db, &args[1], Arith::Redis(delta)).await? {
+                    ArithOutcome::Signed(n) => Ok(Reply::Integer(n)),
+                    _ => Err(not_an_integer()),
+                }
+            }
+            "append" => {
+                let store = Store {
+                    key: args[1].clone(),
+                    value: args[2].clone(),
+                    flags: 0,
+                    expiry: ExpiryUpdate::Keep,
+                    mode: StoreMode::AppendOrCreate,
+                    return_old: false,
+                };
+                Ok(Reply::Integer(router.store(db, store).await?.len as i64))
+            }
+            "strlen" => {
+                let items = router.get(db, &args[1..2]).await?;
+                Ok(Reply::Integer(items[0].as_ref().map_or(0, |i| i.value.len() as i64)))
+            }
+            _ => unreachable!("dispatched by name: {name}"),
+        }
+    }
+
+    async fn store(&self, key: &Bytes, value: &Bytes, mode: StoreMode, expiry: Expiry) -> Result<StoreStatus, Reply> {
+        let store = Store {
+            key: key.clone(),
+            value: value.clone(),
+            flags: 0,
+            expiry: ExpiryUpdate::Set(expiry),
+            mode,
+            return_old: false,
+        };
+        Stats::add(&self.shared.stats.sets, 1);
+        Ok(self.shared.router.store(self.db, store).await?.status)
+    }
+
+    /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`
+    async fn set(&self, args: &[Bytes]) -> CmdResult {
+        let mut mode = StoreMode::Set;
+        let mut expiry = None;
+        let mut get = false;
+        let mut i = 3;
+        while i < args.len() {
+            let option = args[i].to_ascii_uppercase();
+            match option.as_slice() {
+                b"NX" if mode != StoreMode::Replace => mode = StoreMode::Add,
+                b"XX" if mode != StoreMode::Add => mode = StoreMode::Replace,
+                b"GET" => get = true,
+                b"KEEPTTL" if expiry.is_none() => expiry = Some(ExpiryUpdate::Keep),
+                b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && i + 1 < args.len() => {
+                    expiry = Some(ExpiryUpdate::Set(parse_expiry(&option, &args[i + 1], "set")?));
+                    i += 1;
+                }
+                _ => return Err(syntax_error()),
+            }
+            i += 1;
+        }
+        let store = Store {
+            key: args[1].clone(),
+            value: args[2].clone(),
+            flags: 0,
+            expiry: expiry.unwrap_or(ExpiryUpdate::Set(Expiry::Never)),
+            mode,
+            return_old: get,
+        };
+        Stats::add(&self.shared.stats.sets, 1);
+        let outcome = self.shared.router.store(self.db, store).await?;
+        Ok(match (get, outcome.status) {
+            (true, _) => Reply::bulk_or_null(outcome.old.map(|i| i.value)),
+            (false, StoreStatus::Stored) => Reply::ok(),
+            (false, _) => Reply::Null,
+        })
+    }
+
+    /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`
+    async fn getex(&self, args: &[Bytes]) -> CmdResult {
+        let expiry = match &args[2..] {
+            [] => None,
+            [option] if option.eq_ignore_ascii_case(b"PERSIST") => Some(Expiry::Never),
+            [unit, amount] if !unit.eq_ignore_ascii_case(b"PERSIST") => Some(parse_expiry(unit, amount, "getex")?),
+            _ => return Err(syntax_error()),
+        };
+        let router = &self.shared.router;
+        let items = match expiry {
+            None => router.get(self.db, &args[1..2]).await?,
+            Some(expiry) => router.get_and_touch(self.db, &args[1..2], expiry).await?,
+        };
+        Ok(Reply::bulk_or_null(items.into_iter().next().flatten().map(|i| i.value)))
+    }
+}
+
+use crate::server::Stats;

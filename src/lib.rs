@@ -1,0 +1,14 @@
+//! Keyway: a cache and session proxy that speaks the memcached text protocol
+//! and RESP, and routes every key by rule to a backend.
+//!
+//! Flow: `server` (sockets) → `frontend` (wire ⇄ `op`) → `router` (key →
+//! backend) → `backend`. The wire codecs live in the `keyway-protocol` crate.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod config;
+pub mod frontend;
+pub mod op;
+pub mod pattern;
+pub mod router;
+pub mod server;

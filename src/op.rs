@@ -1,0 +1,177 @@
+//! The protocol-neutral operation model.
+//!
+//! Frontends translate wire commands into these types and results back into
+//! wire replies; routers, policies and backends only ever see these. memcached's
+//! flags word, CAS ids, absolute expiry times and redis's numbered databases are
+//! all part of the model, so any frontend works with any backend.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+/// A redis database number (SELECT); memcached clients always use 0.
+pub type Db = u8;
+
+/// Number of databases each listener exposes (redis's default).
+pub const DATABASES: Db = 16;
+
+/// Milliseconds since the unix epoch, the unit of every expiry in Keyway.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When an item stops being visible. Absolute, so that a durable backend can
+/// store it and a restart does not extend anyone's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    /// Unix time in milliseconds; at or before now means already expired.
+    At(u64),
+}
+
+impl Expiry {
+    /// An expiry that is already in the past (memcached's exptime < 0).
+    pub const EXPIRED: Expiry = Expiry::At(0);
+
+    pub fn after_ms(ms: u64) -> Self {
+        Expiry::At(now_ms().saturating_add(ms))
+    }
+
+    pub fn is_expired_at(self, now: u64) -> bool {
+        matches!(self, Expiry::At(at) if at <= now)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub value: Bytes,
+    /// memcached's opaque 32-bit client flags; 0 for values written over RESP.
+    pub flags: u32,
+    /// Changes on every modification; what `gets` reports and `cas` compares.
+    pub cas: u64,
+    pub expiry: Expiry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Unconditional (memcached `set`, redis `SET`).
+    Set,
+    /// Only if absent (memcached `add`, redis `NX`).
+    Add,
+    /// Only if present (memcached `replace`, redis `XX`).
+    Replace,
+    /// Only if the item's CAS id still matches.
+    Cas(u64),
+    /// memcached `append`/`prepend`: only if present; flags and expiry are kept.
+    Append,
+    Prepend,
+    /// redis `APPEND`: appends, creating the key when absent.
+    AppendOrCreate,
+}
+
+/// Whether a write replaces the item's expiry or keeps the current one
+/// (redis KEEPTTL; memcached append/prepend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryUpdate {
+    Set(Expiry),
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub flags: u32,
+    pub expiry: ExpiryUpdate,
+    pub mode: StoreMode,
+    /// Also return the item as it was before (redis `SET ... GET`).
+    pub return_old: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    Stored,
+    /// Add on a present key, replace/append on an absent one.
+    NotStored,
+    /// CAS mismatch.
+    Exists,
+    /// CAS on an absent key.
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOutcome {
+    pub status: StoreStatus,
+    pub old: Option<Item>,
+    /// Length of the value now stored (redis `APPEND`'s reply).
+    pub len: usize,
+}
+
+/// Arithmetic on a decimal value, in one of the two servers' semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    /// memcached: unsigned 64-bit, incr wraps, decr stops at 0, absent is NOT_FOUND.
+    Memcache { delta: u64, incr: bool },
+    /// redis INCRBY: signed 64-bit, overflow is an error, absent counts as 0.
+    Redis(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOutcome {
+    NotFound,
+    Unsigned(u64),
+    Signed(i64),
+}
+
+/// A condition on changing an expiry (redis EXPIRE's NX/XX/GT/LT, PERSIST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireCondition {
+    Always,
+    /// Only if the key has no expiry.
+    IfPersistent,
+    /// Only if the key has an expiry (XX, and PERSIST).
+    IfVolatile,
+    /// Only if the new expiry is later (no expiry counts as infinitely late).
+    IfLater,
+    /// Only if the new expiry is earlier.
+    IfEarlier,
+    /// XX and LT together.
+    IfVolatileAndEarlier,
+}
+
+impl ExpireCondition {
+    /// Whether an item expiring at `current` may be given `new`.
+    pub fn holds(self, current: Expiry, new: Expiry) -> bool {
+        // No expiry counts as infinitely far away, as in redis.
+        let rank = |e: Expiry| match e {
+            Expiry::Never => u64::MAX,
+            Expiry::At(at) => at,
+        };
+        match self {
+            ExpireCondition::Always => true,
+            ExpireCondition::IfPersistent => current == Expiry::Never,
+            ExpireCondition::IfVolatile => current != Expiry::Never,
+            ExpireCondition::IfLater => rank(new) > rank(current),
+            ExpireCondition::IfEarlier => rank(new) < rank(current),
+            ExpireCondition::IfVolatileAndEarlier => current != Expiry::Never && rank(new) < rank(current),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    Missing,
+    Persistent,
+    /// Remaining milliseconds.
+    Millis(u64),
+}
+
+/// One page of a key scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    /// 0 when the scan is complete.
+    pub cursor: u64,
+    pub keys: Vec<Bytes>,
+}

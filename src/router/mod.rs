@@ -1,0 +1,206 @@
+//! The router: sends each key of an operation to the backend its route names,
+//! splitting multi-key operations across backends and merging the answers
+//! back in request order. Frontends call this; it never sees wire formats.
+
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use table::RouteTable;
+
+use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
+use crate::config::Config;
+use crate::op::{Arith, ArithOutcome, Db, Expiry, ExpireCondition, Item, ScanPage, Store, StoreOutcome, Ttl};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no route matches key {0:?}; add a catch-all [[routes]] glob = \"*\"")]
+    NoRoute(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+pub type Result<T> = std::result::Result<T, RouteError>;
+
+pub struct Router {
+    table: RouteTable,
+    backends: Vec<Arc<AnyBackend>>,
+    names: Vec<String>,
+}
+
+impl Router {
+    pub fn build(config: &Config) -> std::result::Result<Self, BuildError> {
+        let mut backends = Vec::new();
+        let mut names = Vec::new();
+        for (name, backend) in &config.backends {
+            backends.push(Arc::new(AnyBackend::build(backend)?));
+            names.push(name.clone());
+        }
+        let table = RouteTable::compile(&config.routes, |name| {
+            names.iter().position(|n| n == name).expect("validated by Config::validate")
+        });
+        Ok(Self { table, backends, names })
+    }
+
+    /// Every backend with its configured name.
+    pub fn backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
+        self.names.iter().map(String::as_str).zip(self.backends.iter().map(|b| &**b))
+    }
+
+    fn backend_slot(&self, key: &[u8]) -> Result<&Arc<AnyBackend>> {
+        self.table
+            .route(key)
+            .map(|slot| &self.backends[slot])
+            .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
+    }
+
+    fn backend_for(&self, key: &[u8]) -> Result<&AnyBackend> {
+        self.backend_slot(key).map(|backend| &**backend)
+    }
+
+    /// Groups key positions by backend slot, preserving order within each group.
+    fn split(&self, keys: &[Bytes]) -> Result<BTreeMap<usize, Vec<usize>>> {
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (position, key) in keys.iter().enumerate() {
+            let slot = self
+                .table
+                .route(key)
+                .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))?;
+            groups.entry(slot).or_default().push(position);
+        }
+        Ok(groups)
+    }
+
+    /// Runs a per-key batch operation on each backend's share of `keys` and
+    /// puts the results back in request order.
+    async fn per_key<T: Default + Clone, F, Fut>(&self, keys: &[Bytes], run: F) -> Result<Vec<T>>
+    where
+        F: Fn(Arc<AnyBackend>, Vec<Bytes>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Vec<T>, BackendError>>,
+    {
+        if let Some(first) = keys.first() {
+            // The common case: one backend owns every key; no split, no merge.
+            if self.split_needed(keys) {
+                let mut out = vec![T::default(); keys.len()];
+                for (slot, positions) in self.split(keys)? {
+                    let group: Vec<Bytes> = positions.iter().map(|&p| keys[p].clone()).collect();
+                    let results = run(self.backends[slot].clone(), group).await?;
+                    for (position, result) in positions.into_iter().zip(results) {
+                        out[position] = result;
+                    }
+                }
+                return Ok(out);
+            }
+            return Ok(run(self.backend_slot(first)?.clone(), keys.to_vec()).await?);
+        }
+        Ok(Vec::new())
+    }
+
+    fn split_needed(&self, keys: &[Bytes]) -> bool {
+        let first = self.table.route(&keys[0]);
+        keys[1..].iter().any(|key| self.table.route(key) != first)
+    }
+
+    pub async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        self.per_key(keys, |backend, group| async move { backend.get(db, &group).await })
+            .await
+    }
+
+    pub async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
+        self.per_key(keys, |backend, group| async move { backend.get_and_touch(db, &group, expiry).await })
+            .await
+    }
+
+    pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        Ok(self.backend_for(key)?.get_and_delete(db, key).await?)
+    }
+
+    pub async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        Ok(self.backend_for(&store.key)?.store(db, store).await?)
+    }
+
+    /// Sets every pair (redis MSET), one batch per backend.
+    pub async fn store_many(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<()> {
+        for (key, value) in pairs {
+            let store = Store {
+                key,
+                value,
+                flags: 0,
+                expiry: crate::op::ExpiryUpdate::Set(Expiry::Never),
+                mode: crate::op::StoreMode::Set,
+                return_old: false,
+            };
+            self.store(db, store).await?;
+        }
+        Ok(())
+    }
+
+    /// MSETNX: atomic only when one backend owns every key, which is the
+    /// only case redis itself allows in a cluster; otherwise an error says so.
+    pub async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<Option<bool>> {
+        let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        if keys.is_empty() {
+            return Ok(Some(true));
+        }
+        if self.split_needed(&keys) {
+            return Ok(None);
+        }
+        Ok(Some(self.backend_for(&keys[0])?.store_all_if_absent(db, pairs).await?))
+    }
+
+    pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        self.per_key(keys, |backend, group| async move { backend.delete(db, &group).await })
+            .await
+    }
+
+    pub async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        Ok(self.backend_for(key)?.arith(db, key, arith).await?)
+    }
+
+    pub async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
+        Ok(self.backend_for(key)?.expire(db, key, expiry, condition).await?)
+    }
+
+    pub async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        Ok(self.backend_for(key)?.ttl(db, key).await?)
+    }
+
+    /// Scans backend after backend: the cursor's top byte is the backend slot.
+    pub async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+        let mut slot = (cursor >> 56) as usize;
+        let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
+        while let Some(backend) = self.backends.get(slot) {
+            let page = backend.scan(db, inner, pattern, count).await?;
+            let next = page.cursor;
+            if page.cursor != 0 {
+                return Ok(ScanPage { cursor: ((slot as u64) << 56) | next, keys: page.keys });
+            }
+            slot += 1;
+            inner = 0;
+            if !page.keys.is_empty() || slot >= self.backends.len() {
+                let cursor = if slot < self.backends.len() { (slot as u64) << 56 } else { 0 };
+                return Ok(ScanPage { cursor, keys: page.keys });
+            }
+        }
+        Ok(ScanPage { cursor: 0, keys: Vec::new() })
+    }
+
+    /// Live keys in `db` over every backend.
+    pub async fn len(&self, db: Db) -> Result<usize> {
+        let mut total = 0;
+        for backend in &self.backends {
+            total += backend.len(db).await?;
+        }
+        Ok(total)
+    }
+
+    pub async fn flush(&self, db: Option<Db>) -> Result<()> {
+        for backend in &self.backends {
+            backend.flush(db).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! One task per client connection: read what is available, let the frontend
+//! answer every complete request in it (pipelining), write all replies at once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, Stats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Close after writing what is buffered (quit, or an unframeable stream).
+    Close,
+}
+
+/// A protocol frontend's per-connection state.
+pub trait Session: Send {
+    /// Answers every complete request in `input`, consuming it and appending
+    /// replies to `output`, in order.
+    fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> impl Future<Output = Flow> + Send;
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub async fn serve<S: Session>(mut stream: TcpStream, mut session: S, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
+        // Only the wait for new bytes is cancelled on shutdown: requests
+        // already read are answered before the connection closes.
+        let read = tokio::select! {
+            read = stream.read_buf(&mut input) => read,
+            () = shutdown.cancelled() => break,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => Stats::add(&shared.stats.bytes_read, n as u64),
+        }
+        let flow = session.process(&mut input, &mut output).await;
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                break;
+            }
+            Stats::add(&shared.stats.bytes_written, output.len() as u64);
+            output.clear();
+        }
+        if flow == Flow::Close {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}

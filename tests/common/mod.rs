@@ -1,0 +1,105 @@
+//! Shared test helpers: Keyway in-process on port 0, real memcached and
+//! redis-server started on free loopback ports, and raw-socket exchanges.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keyway::config::Config;
+use keyway::server::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const ONE_MEMORY_ROUTE: &str = r#"
+[backends.memory]
+url = "memory://"
+capacity = "64MiB"
+
+[[routes]]
+glob = "*"
+backend = "memory"
+"#;
+
+/// Starts Keyway with both listeners on free loopback ports and the given
+/// backends/routes (TOML without a [listen] table).
+pub async fn start_keyway(body: &str) -> Server {
+    let text = format!("[listen]\nmemcache = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\n{body}");
+    let config = Config::from_toml(&text).expect("test config is valid");
+    Server::start(&config).await.expect("keyway starts")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A real server process, killed when dropped.
+pub struct External {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(binary: &str, args: &[String], port: u16, package: &str) -> External {
+    let child = Command::new(binary)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {binary} ({e}); install it with: apt-get install -y {package}"));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{binary} did not start listening on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    External { child, addr }
+}
+
+pub fn start_memcached() -> External {
+    let port = free_port();
+    let args = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "64", "-u", "nobody"]
+        .map(String::from);
+    spawn("memcached", &args, port, "memcached")
+}
+
+pub fn start_redis() -> External {
+    let port = free_port();
+    let args = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        .map(String::from);
+    spawn("redis-server", &args, port, "redis-server")
+}
+
+/// Sends `request` on a new connection and reads until the server closes it
+/// (the request should end with `quit`/`QUIT`).
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("server closed the connection in time")
+        .unwrap();
+    reply
+}
+
+/// Sends `request` and reads exactly `len` reply bytes (for connections that stay open).
+pub async fn send_and_read(stream: &mut TcpStream, request: &[u8], len: usize) -> Vec<u8> {
+    stream.write_all(request).await.unwrap();
+    let mut reply = vec![0; len];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut reply))
+        .await
+        .expect("reply in time")
+        .unwrap();
+    reply
+}
+
+pub fn show(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\r', "\\r").replace('\n', "\\n\n")
+}

@@ -1,0 +1,130 @@
+"""End-to-end harness: one Keyway process, started from the built binary on
+free loopback ports, and Django configured with one cache alias per client
+library pointing at it.
+
+The config routes Django session keys to their own memory store and the rest
+to another, so every test also crosses the router.
+"""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import django
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYWAY_BIN = Path(os.environ.get("KEYWAY_BIN", ROOT / "target" / "debug" / "keyway"))
+
+CONFIG = """
+[listen]
+memcache = "127.0.0.1:{memcache}"
+resp = "127.0.0.1:{resp}"
+
+[backends.sessions]
+url = "memory://"
+capacity = "32MiB"
+
+[backends.cache]
+url = "memory://"
+capacity = "64MiB"
+
+[[routes]]
+prefix = ":1:django.contrib.sessions."
+backend = "sessions"
+
+[[routes]]
+glob = "*"
+backend = "cache"
+"""
+
+_process = None
+_workdir = tempfile.TemporaryDirectory(prefix="keyway-e2e-")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"Keyway did not listen on port {port}; see {_workdir.name}/keyway.log")
+
+
+def start_keyway():
+    global _process
+    if not KEYWAY_BIN.exists():
+        raise RuntimeError(f"{KEYWAY_BIN} is missing: run `cargo build` first (or set KEYWAY_BIN)")
+    ports = {"memcache": free_port(), "resp": free_port()}
+    config = Path(_workdir.name) / "keyway.toml"
+    config.write_text(CONFIG.format(**ports))
+    log = open(Path(_workdir.name) / "keyway.log", "w")
+    _process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stderr=log, stdout=log)
+    wait_for(ports["memcache"])
+    wait_for(ports["resp"])
+    return ports
+
+
+def caches_for(ports):
+    memcache = f"127.0.0.1:{ports['memcache']}"
+    redis_url = f"redis://127.0.0.1:{ports['resp']}"
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "pymemcache": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": memcache},
+        "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": memcache},
+        # redis-py 8 negotiates RESP3 (HELLO 3) by default.
+        "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
+        "redis_resp2": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"protocol": 2},
+        },
+        # A db number in the URL makes redis-py send SELECT on connect.
+        "django_redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url + "/2",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+    }
+
+
+def pytest_configure(config):
+    ports = start_keyway()
+    config.keyway_ports = ports
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="keyway-e2e",
+        INSTALLED_APPS=["django.contrib.sessions"],
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(Path(_workdir.name) / "db.sqlite3")}
+        },
+        CACHES=caches_for(ports),
+        USE_TZ=True,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def pytest_unconfigure(config):
+    if _process is not None:
+        _process.terminate()
+        try:
+            code = _process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            _process.kill()
+            raise
+        # SIGTERM must drain and exit cleanly.
+        assert code == 0, f"keyway exited with {code} on SIGTERM"

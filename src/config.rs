@@ -112,9 +112,11 @@ impl<'de> Deserialize<'de> for Size {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Number(n) => Ok(Size(n)),
-            Raw::Text(text) => parse_size::parse_size(&text)
-                .map(Size)
-                .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a size ({e}); write e.g. \"64MiB\""))),
+            Raw::Text(text) => parse_size::parse_size(&text).map(Size).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a size ({e}); write e.g. \"64MiB\""
+                ))
+            }),
         }
     }
 }
@@ -135,17 +137,23 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn problem(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.into(), message: message.into() }
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 impl Config {
     /// Parses TOML and validates it; a syntax error names its line and column.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let field = e.span().map_or_else(|| "config".to_string(), |span| {
-                let line = text[..span.start].matches('\n').count() + 1;
-                format!("line {line}")
-            });
+            let field = e.span().map_or_else(
+                || "config".to_string(),
+                |span| {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    format!("line {line}")
+                },
+            );
             problem(field, e.message().to_string())
         })?;
         config.validate()?;
@@ -158,12 +166,22 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.memcache.is_none() && self.listen.resp.is_none() {
-            return Err(problem("listen", "no listener configured; set listen.memcache and/or listen.resp"));
+            return Err(problem(
+                "listen",
+                "no listener configured; set listen.memcache and/or listen.resp",
+            ));
         }
-        for (name, addr) in [("listen.memcache", &self.listen.memcache), ("listen.resp", &self.listen.resp)] {
+        for (name, addr) in [
+            ("listen.memcache", &self.listen.memcache),
+            ("listen.resp", &self.listen.resp),
+        ] {
             if let Some(addr) = addr {
-                addr.parse::<SocketAddr>()
-                    .map_err(|_| problem(name, format!("{addr:?} is not an address; write e.g. \"127.0.0.1:6379\"")))?;
+                addr.parse::<SocketAddr>().map_err(|_| {
+                    problem(
+                        name,
+                        format!("{addr:?} is not an address; write e.g. \"127.0.0.1:6379\""),
+                    )
+                })?;
             }
         }
         if self.limits.max_connections == 0 {
@@ -176,15 +194,24 @@ impl Config {
             if !backend.url.starts_with("memory://") {
                 return Err(problem(
                     format!("backends.{name}.url"),
-                    format!("{:?}: unsupported scheme; this build supports memory://", backend.url),
+                    format!(
+                        "{:?}: unsupported scheme; this build supports memory://",
+                        backend.url
+                    ),
                 ));
             }
             if backend.capacity.0 < 1024 * 1024 {
-                return Err(problem(format!("backends.{name}.capacity"), "must be at least 1MiB"));
+                return Err(problem(
+                    format!("backends.{name}.capacity"),
+                    "must be at least 1MiB",
+                ));
             }
         }
         if self.routes.is_empty() {
-            return Err(problem("routes", "no routes; add at least one [[routes]] with glob = \"*\""));
+            return Err(problem(
+                "routes",
+                "no routes; add at least one [[routes]] with glob = \"*\"",
+            ));
         }
         for (i, route) in self.routes.iter().enumerate() {
             self.validate_route(i, route)?;
@@ -193,18 +220,29 @@ impl Config {
     }
 
     fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
-        let matchers = [&route.prefix, &route.glob, &route.regex].iter().filter(|m| m.is_some()).count();
+        let matchers = [&route.prefix, &route.glob, &route.regex]
+            .iter()
+            .filter(|m| m.is_some())
+            .count();
         if matchers != 1 {
-            return Err(problem(format!("routes[{i}]"), "needs exactly one of prefix, glob or regex"));
+            return Err(problem(
+                format!("routes[{i}]"),
+                "needs exactly one of prefix, glob or regex",
+            ));
         }
         if let Some(regex) = &route.regex {
-            regex::bytes::Regex::new(regex).map_err(|e| problem(format!("routes[{i}].regex"), e.to_string()))?;
+            regex::bytes::Regex::new(regex)
+                .map_err(|e| problem(format!("routes[{i}].regex"), e.to_string()))?;
         }
         if !self.backends.contains_key(&route.backend) {
             let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
             return Err(problem(
                 format!("routes[{i}].backend"),
-                format!("no backend named {:?} (defined: {})", route.backend, known.join(", ")),
+                format!(
+                    "no backend named {:?} (defined: {})",
+                    route.backend,
+                    known.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -233,7 +271,7 @@ mod tests {
             ),
             ("[[routes]]\nglob = \"*\"\nprefix = \"x\"\nbackend = \"hot\"\n", Some("routes[0]: needs exactly one of prefix, glob or regex")),
             ("[[routes]]\nregex = \"(\"\nbackend = \"hot\"\n", Some("routes[0].regex")),
-            ("[[routes]]\nglob = \"*\"\nbackend = \"hot\"\nwhat = 1\n", Some("line 7: unknown field `what`")),
+            ("[[routes]]\nglob = \"*\"\nbackend = \"hot\"\nwhat = 1\n", Some("line 9: unknown field `what`")),
         ];
         for (routes, want) in table {
             let result = Config::from_toml(&format!("{base}{routes}"));

@@ -155,7 +155,9 @@ impl ExpireCondition {
             ExpireCondition::IfVolatile => current != Expiry::Never,
             ExpireCondition::IfLater => rank(new) > rank(current),
             ExpireCondition::IfEarlier => rank(new) < rank(current),
-            ExpireCondition::IfVolatileAndEarlier => current != Expiry::Never && rank(new) < rank(current),
+            ExpireCondition::IfVolatileAndEarlier => {
+                current != Expiry::Never && rank(new) < rank(current)
+            }
         }
     }
 }

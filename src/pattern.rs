@@ -5,6 +5,11 @@
 //! bytes, with no special meaning for `/`.
 
 pub fn glob_match(pattern: &[u8], string: &[u8]) -> bool {
+    // KEYS and SCAN short-circuit a lone '*' (so it matches even the empty
+    // key, which stringmatchlen itself would not).
+    if pattern == b"*" {
+        return true;
+    }
     let mut skip_longer = false;
     match_from(pattern, string, &mut skip_longer)
 }
@@ -87,7 +92,11 @@ fn match_class(mut p: &[u8], c: u8) -> (bool, &[u8]) {
         } else if p[0] == b']' {
             break;
         } else if p.len() >= 3 && p[1] == b'-' {
-            let (lo, hi) = if p[0] <= p[2] { (p[0], p[2]) } else { (p[2], p[0]) };
+            let (lo, hi) = if p[0] <= p[2] {
+                (p[0], p[2])
+            } else {
+                (p[2], p[0])
+            };
             if (lo..=hi).contains(&c) {
                 matched = true;
             }
@@ -112,6 +121,7 @@ mod tests {
         let table: &[(&str, &str, bool)] = &[
             ("*", "", true),
             ("*", "anything", true),
+            ("?*", "", false),
             (":1:*", ":1:django.contrib.sessions.cacheabc", true),
             (":1:*", ":2:x", false),
             ("h?llo", "hello", true),

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use keyway::backend::memory::MemoryBackend;
 use keyway::backend::{Backend, BackendError};
 use keyway::op::{
-    now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus, Ttl,
+    now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
+    StoreStatus, Ttl,
 };
 
 fn backends() -> Vec<(&'static str, MemoryBackend)> {
@@ -30,7 +31,12 @@ fn store(key: &str, value: &str, mode: StoreMode) -> Store {
 }
 
 async fn value<B: Backend>(backend: &B, db: u8, key: &str) -> Option<(String, u32)> {
-    backend.get(db, &[b(key)]).await.unwrap().remove(0).map(|i| (String::from_utf8(i.value.to_vec()).unwrap(), i.flags))
+    backend
+        .get(db, &[b(key)])
+        .await
+        .unwrap()
+        .remove(0)
+        .map(|i| (String::from_utf8(i.value.to_vec()).unwrap(), i.flags))
 }
 
 macro_rules! for_each_backend {
@@ -50,31 +56,106 @@ for_each_backend!(set_get_flags_and_binary_values, |backend| {
     let mut s = store("k", "", StoreMode::Set);
     s.value = Bytes::from_static(b"\r\nEND\r\n\0\xff");
     s.flags = u32::MAX;
-    assert_eq!(backend.store(0, s).await.unwrap().status, StoreStatus::Stored);
+    assert_eq!(
+        backend.store(0, s).await.unwrap().status,
+        StoreStatus::Stored
+    );
     let item = backend.get(0, &[b("k"), b("missing")]).await.unwrap();
-    assert_eq!(item[0].as_ref().unwrap().value, Bytes::from_static(b"\r\nEND\r\n\0\xff"));
+    assert_eq!(
+        item[0].as_ref().unwrap().value,
+        Bytes::from_static(b"\r\nEND\r\n\0\xff")
+    );
     assert_eq!(item[0].as_ref().unwrap().flags, u32::MAX);
     assert_eq!(item[1], None);
 });
 
 for_each_backend!(conditional_stores, |backend| {
-    assert_eq!(backend.store(0, store("k", "1", StoreMode::Replace)).await.unwrap().status, StoreStatus::NotStored);
-    assert_eq!(backend.store(0, store("k", "1", StoreMode::Add)).await.unwrap().status, StoreStatus::Stored);
-    assert_eq!(backend.store(0, store("k", "2", StoreMode::Add)).await.unwrap().status, StoreStatus::NotStored);
-    assert_eq!(backend.store(0, store("k", "3", StoreMode::Replace)).await.unwrap().status, StoreStatus::Stored);
+    assert_eq!(
+        backend
+            .store(0, store("k", "1", StoreMode::Replace))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::NotStored
+    );
+    assert_eq!(
+        backend
+            .store(0, store("k", "1", StoreMode::Add))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::Stored
+    );
+    assert_eq!(
+        backend
+            .store(0, store("k", "2", StoreMode::Add))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::NotStored
+    );
+    assert_eq!(
+        backend
+            .store(0, store("k", "3", StoreMode::Replace))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::Stored
+    );
     assert_eq!(value(&backend, 0, "k").await, Some(("3".into(), 0)));
-    let cas = backend.get(0, &[b("k")]).await.unwrap()[0].as_ref().unwrap().cas;
-    assert_eq!(backend.store(0, store("k", "4", StoreMode::Cas(cas + 1000))).await.unwrap().status, StoreStatus::Exists);
-    assert_eq!(backend.store(0, store("k", "4", StoreMode::Cas(cas))).await.unwrap().status, StoreStatus::Stored);
-    assert_eq!(backend.store(0, store("k", "5", StoreMode::Cas(cas))).await.unwrap().status, StoreStatus::Exists);
-    assert_eq!(backend.store(0, store("none", "5", StoreMode::Cas(cas))).await.unwrap().status, StoreStatus::NotFound);
+    let cas = backend.get(0, &[b("k")]).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .cas;
+    assert_eq!(
+        backend
+            .store(0, store("k", "4", StoreMode::Cas(cas + 1000)))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::Exists
+    );
+    assert_eq!(
+        backend
+            .store(0, store("k", "4", StoreMode::Cas(cas)))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::Stored
+    );
+    assert_eq!(
+        backend
+            .store(0, store("k", "5", StoreMode::Cas(cas)))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::Exists
+    );
+    assert_eq!(
+        backend
+            .store(0, store("none", "5", StoreMode::Cas(cas)))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::NotFound
+    );
     let mut with_old = store("k", "6", StoreMode::Set);
     with_old.return_old = true;
-    assert_eq!(backend.store(0, with_old).await.unwrap().old.unwrap().value, b("4"));
+    assert_eq!(
+        backend.store(0, with_old).await.unwrap().old.unwrap().value,
+        b("4")
+    );
 });
 
 for_each_backend!(append_prepend_keep_flags_and_expiry, |backend| {
-    assert_eq!(backend.store(0, store("k", "x", StoreMode::Append)).await.unwrap().status, StoreStatus::NotStored);
+    assert_eq!(
+        backend
+            .store(0, store("k", "x", StoreMode::Append))
+            .await
+            .unwrap()
+            .status,
+        StoreStatus::NotStored
+    );
     let mut s = store("k", "b", StoreMode::Set);
     s.flags = 16;
     s.expiry = ExpiryUpdate::Set(Expiry::after_ms(100_000));
@@ -87,22 +168,55 @@ for_each_backend!(append_prepend_keep_flags_and_expiry, |backend| {
     backend.store(0, prepend).await.unwrap();
     assert_eq!(value(&backend, 0, "k").await, Some(("abc".into(), 16)));
     assert!(matches!(backend.ttl(0, &b("k")).await.unwrap(), Ttl::Millis(ms) if ms > 90_000));
-    let created = backend.store(0, store("new", "xy", StoreMode::AppendOrCreate)).await.unwrap();
+    let created = backend
+        .store(0, store("new", "xy", StoreMode::AppendOrCreate))
+        .await
+        .unwrap();
     assert_eq!((created.status, created.len), (StoreStatus::Stored, 2));
 });
 
 for_each_backend!(arithmetic_in_both_dialects, |backend| {
     let mc = |delta, incr| Arith::Memcache { delta, incr };
-    assert_eq!(backend.arith(0, &b("n"), mc(1, true)).await.unwrap(), ArithOutcome::NotFound);
-    backend.store(0, store("n", "10", StoreMode::Set)).await.unwrap();
-    assert_eq!(backend.arith(0, &b("n"), mc(1, false)).await.unwrap(), ArithOutcome::Unsigned(9));
-    assert_eq!(backend.arith(0, &b("n"), mc(u64::MAX, true)).await.unwrap(), ArithOutcome::Unsigned(8));
-    assert_eq!(backend.arith(0, &b("n"), mc(100, false)).await.unwrap(), ArithOutcome::Unsigned(0));
-    assert_eq!(backend.arith(0, &b("r"), Arith::Redis(-5)).await.unwrap(), ArithOutcome::Signed(-5));
-    assert_eq!(backend.arith(0, &b("r"), Arith::Redis(i64::MIN)).await, Err(BackendError::Overflow));
-    backend.store(0, store("s", "abc", StoreMode::Set)).await.unwrap();
-    assert_eq!(backend.arith(0, &b("s"), mc(1, true)).await, Err(BackendError::NotANumber));
-    assert_eq!(backend.arith(0, &b("s"), Arith::Redis(1)).await, Err(BackendError::NotAnInteger));
+    assert_eq!(
+        backend.arith(0, &b("n"), mc(1, true)).await.unwrap(),
+        ArithOutcome::NotFound
+    );
+    backend
+        .store(0, store("n", "10", StoreMode::Set))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.arith(0, &b("n"), mc(1, false)).await.unwrap(),
+        ArithOutcome::Unsigned(9)
+    );
+    assert_eq!(
+        backend.arith(0, &b("n"), mc(u64::MAX, true)).await.unwrap(),
+        ArithOutcome::Unsigned(8)
+    );
+    assert_eq!(
+        backend.arith(0, &b("n"), mc(100, false)).await.unwrap(),
+        ArithOutcome::Unsigned(0)
+    );
+    assert_eq!(
+        backend.arith(0, &b("r"), Arith::Redis(-5)).await.unwrap(),
+        ArithOutcome::Signed(-5)
+    );
+    assert_eq!(
+        backend.arith(0, &b("r"), Arith::Redis(i64::MIN)).await,
+        Err(BackendError::Overflow)
+    );
+    backend
+        .store(0, store("s", "abc", StoreMode::Set))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.arith(0, &b("s"), mc(1, true)).await,
+        Err(BackendError::NotANumber)
+    );
+    assert_eq!(
+        backend.arith(0, &b("s"), Arith::Redis(1)).await,
+        Err(BackendError::NotAnInteger)
+    );
 });
 
 for_each_backend!(expiry_and_ttl, |backend| {
@@ -113,24 +227,55 @@ for_each_backend!(expiry_and_ttl, |backend| {
     let mut s = store("k", "v", StoreMode::Set);
     s.expiry = ExpiryUpdate::Set(Expiry::At(now_ms() + 1500));
     backend.store(0, s).await.unwrap();
-    assert!(matches!(backend.ttl(0, &b("k")).await.unwrap(), Ttl::Millis(ms) if ms > 1000 && ms <= 1500));
+    assert!(
+        matches!(backend.ttl(0, &b("k")).await.unwrap(), Ttl::Millis(ms) if ms > 1000 && ms <= 1500)
+    );
     assert_eq!(backend.ttl(0, &b("nope")).await.unwrap(), Ttl::Missing);
-    assert!(backend.expire(0, &b("k"), Expiry::Never, ExpireCondition::IfVolatile).await.unwrap());
+    assert!(backend
+        .expire(0, &b("k"), Expiry::Never, ExpireCondition::IfVolatile)
+        .await
+        .unwrap());
     assert_eq!(backend.ttl(0, &b("k")).await.unwrap(), Ttl::Persistent);
-    assert!(!backend.expire(0, &b("k"), Expiry::Never, ExpireCondition::IfVolatile).await.unwrap());
+    assert!(!backend
+        .expire(0, &b("k"), Expiry::Never, ExpireCondition::IfVolatile)
+        .await
+        .unwrap());
     let soon = Expiry::At(now_ms() + 200);
-    assert!(!backend.expire(0, &b("k"), soon, ExpireCondition::IfLater).await.unwrap());
-    assert!(backend.expire(0, &b("k"), soon, ExpireCondition::IfEarlier).await.unwrap());
-    let touched = backend.get_and_touch(0, &[b("k")], Expiry::Never).await.unwrap();
+    assert!(!backend
+        .expire(0, &b("k"), soon, ExpireCondition::IfLater)
+        .await
+        .unwrap());
+    assert!(backend
+        .expire(0, &b("k"), soon, ExpireCondition::IfEarlier)
+        .await
+        .unwrap());
+    let touched = backend
+        .get_and_touch(0, &[b("k")], Expiry::Never)
+        .await
+        .unwrap();
     assert_eq!(touched[0].as_ref().unwrap().expiry, Expiry::Never);
-    assert!(backend.expire(0, &b("k"), Expiry::At(now_ms() + 150), ExpireCondition::Always).await.unwrap());
+    assert!(backend
+        .expire(
+            0,
+            &b("k"),
+            Expiry::At(now_ms() + 150),
+            ExpireCondition::Always
+        )
+        .await
+        .unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(value(&backend, 0, "k").await, None);
 });
 
 for_each_backend!(databases_are_separate_namespaces, |backend| {
-    backend.store(0, store("k", "zero", StoreMode::Set)).await.unwrap();
-    backend.store(1, store("k", "one", StoreMode::Set)).await.unwrap();
+    backend
+        .store(0, store("k", "zero", StoreMode::Set))
+        .await
+        .unwrap();
+    backend
+        .store(1, store("k", "one", StoreMode::Set))
+        .await
+        .unwrap();
     assert_eq!(value(&backend, 1, "k").await, Some(("one".into(), 0)));
     assert_eq!(backend.len(0).await.unwrap(), 1);
     backend.flush(Some(1)).await.unwrap();
@@ -141,21 +286,50 @@ for_each_backend!(databases_are_separate_namespaces, |backend| {
 });
 
 for_each_backend!(delete_getdel_and_msetnx, |backend| {
-    backend.store(0, store("a", "1", StoreMode::Set)).await.unwrap();
-    assert_eq!(backend.delete(0, &[b("a"), b("b")]).await.unwrap(), vec![true, false]);
-    backend.store(0, store("a", "1", StoreMode::Set)).await.unwrap();
-    assert_eq!(backend.get_and_delete(0, &b("a")).await.unwrap().unwrap().value, b("1"));
+    backend
+        .store(0, store("a", "1", StoreMode::Set))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.delete(0, &[b("a"), b("b")]).await.unwrap(),
+        vec![true, false]
+    );
+    backend
+        .store(0, store("a", "1", StoreMode::Set))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .get_and_delete(0, &b("a"))
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b("1")
+    );
     assert_eq!(backend.get_and_delete(0, &b("a")).await.unwrap(), None);
-    assert!(backend.store_all_if_absent(0, vec![(b("x"), b("1")), (b("y"), b("2"))]).await.unwrap());
-    assert!(!backend.store_all_if_absent(0, vec![(b("z"), b("1")), (b("y"), b("2"))]).await.unwrap());
+    assert!(backend
+        .store_all_if_absent(0, vec![(b("x"), b("1")), (b("y"), b("2"))])
+        .await
+        .unwrap());
+    assert!(!backend
+        .store_all_if_absent(0, vec![(b("z"), b("1")), (b("y"), b("2"))])
+        .await
+        .unwrap());
     assert_eq!(value(&backend, 0, "z").await, None);
 });
 
 for_each_backend!(scan_returns_every_key_once, |backend| {
     for i in 0..500 {
-        backend.store(0, store(&format!("key:{i}"), "v", StoreMode::Set)).await.unwrap();
+        backend
+            .store(0, store(&format!("key:{i}"), "v", StoreMode::Set))
+            .await
+            .unwrap();
     }
-    backend.store(2, store("key:other-db", "v", StoreMode::Set)).await.unwrap();
+    backend
+        .store(2, store("key:other-db", "v", StoreMode::Set))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut cursor = 0;
     loop {

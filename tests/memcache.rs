@@ -62,7 +62,10 @@ async fn gets_and_cas_round_trip() {
     let keyway = start_keyway(ONE_MEMORY_ROUTE).await;
     let addr = keyway.memcache_addr.unwrap();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    assert_eq!(send_and_read(&mut stream, b"set k 7 0 1\r\na\r\n", 8).await, b"STORED\r\n");
+    assert_eq!(
+        send_and_read(&mut stream, b"set k 7 0 1\r\na\r\n", 8).await,
+        b"STORED\r\n"
+    );
     stream.writable().await.unwrap();
     let reply = exchange(addr, b"gets k\r\nquit\r\n").await;
     let text = String::from_utf8(reply).unwrap();
@@ -71,7 +74,10 @@ async fn gets_and_cas_round_trip() {
     let cas: u64 = header.rsplit(' ').next().unwrap().parse().unwrap();
     let swap = format!("cas k 3 0 1 {cas}\r\nb\r\ncas k 3 0 1 {cas}\r\nc\r\ngets k\r\nquit\r\n");
     let reply = String::from_utf8(exchange(addr, swap.as_bytes()).await).unwrap();
-    assert!(reply.starts_with("STORED\r\nEXISTS\r\nVALUE k 3 1 "), "{reply}");
+    assert!(
+        reply.starts_with("STORED\r\nEXISTS\r\nVALUE k 3 1 "),
+        "{reply}"
+    );
     assert!(reply.ends_with("\r\nb\r\nEND\r\n"), "{reply}");
 }
 
@@ -80,7 +86,8 @@ async fn pipelined_requests_split_at_every_byte_are_answered_in_order() {
     let keyway = start_keyway(ONE_MEMORY_ROUTE).await;
     let addr = keyway.memcache_addr.unwrap();
     let request: &[u8] = b"set a 0 0 5\r\nhe\r\nl\r\nget a b a\r\ndelete a\r\nget a\r\n";
-    let want: &[u8] = b"STORED\r\nVALUE a 0 5\r\nhe\r\nl\r\nVALUE a 0 5\r\nhe\r\nl\r\nEND\r\nDELETED\r\nEND\r\n";
+    let want: &[u8] =
+        b"STORED\r\nVALUE a 0 5\r\nhe\r\nl\r\nVALUE a 0 5\r\nhe\r\nl\r\nEND\r\nDELETED\r\nEND\r\n";
     for split in 1..request.len() {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         use tokio::io::AsyncWriteExt;

@@ -57,31 +57,60 @@ async fn replies_match_real_redis_byte_for_byte() {
 }
 
 fn after_hello(reply: &[u8]) -> &[u8] {
-    let start = reply.windows(8).position(|w| w == b"modules\r").expect("HELLO map");
+    let start = reply
+        .windows(8)
+        .position(|w| w == b"modules\r")
+        .expect("HELLO map");
     let rest = &reply[start..];
-    let end = rest.windows(4).position(|w| w == b"*0\r\n").expect("empty modules") + 4;
+    let end = rest
+        .windows(4)
+        .position(|w| w == b"*0\r\n")
+        .expect("empty modules")
+        + 4;
     &rest[end..]
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_3_answers_a_map_and_nulls_become_underscore() {
     let keyway = start_keyway(ONE_MEMORY_ROUTE).await;
-    let reply = exchange(keyway.resp_addr.unwrap(), b"HELLO 3\r\nGET nope\r\nQUIT\r\n").await;
+    let reply = exchange(
+        keyway.resp_addr.unwrap(),
+        b"HELLO 3\r\nGET nope\r\nQUIT\r\n",
+    )
+    .await;
     let text = String::from_utf8(reply).unwrap();
     assert!(text.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"), "{text}");
-    assert!(text.ends_with("$7\r\nmodules\r\n*0\r\n_\r\n+OK\r\n"), "{text}");
+    assert!(
+        text.ends_with("$7\r\nmodules\r\n*0\r\n_\r\n+OK\r\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn protocol_errors_reply_then_close_and_the_process_lives_on() {
     let keyway = start_keyway(ONE_MEMORY_ROUTE).await;
     let addr = keyway.resp_addr.unwrap();
-    assert_eq!(exchange(addr, b"*1\r\n+OK\r\n").await, b"-ERR Protocol error: expected '$', got '+'\r\n");
-    assert_eq!(exchange(addr, b"*x\r\n").await, b"-ERR Protocol error: invalid multibulk length\r\n");
-    assert_eq!(exchange(addr, b"SET \"a\r\n").await, b"-ERR Protocol error: unbalanced quotes in request\r\n");
+    assert_eq!(
+        exchange(addr, b"*1\r\n+OK\r\n").await,
+        b"-ERR Protocol error: expected '$', got '+'\r\n"
+    );
+    assert_eq!(
+        exchange(addr, b"*x\r\n").await,
+        b"-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    assert_eq!(
+        exchange(addr, b"SET \"a\r\n").await,
+        b"-ERR Protocol error: unbalanced quotes in request\r\n"
+    );
     let bomb = b"*1\r\n".repeat(10_000);
-    assert_eq!(exchange(addr, &bomb).await, b"-ERR Protocol error: expected '$', got '*'\r\n");
-    assert_eq!(exchange(addr, b"PING\r\nQUIT\r\n").await, b"+PONG\r\n+OK\r\n");
+    assert_eq!(
+        exchange(addr, &bomb).await,
+        b"-ERR Protocol error: expected '$', got '*'\r\n"
+    );
+    assert_eq!(
+        exchange(addr, b"PING\r\nQUIT\r\n").await,
+        b"+PONG\r\n+OK\r\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +168,12 @@ async fn redis_cli_works() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"SET typed yes\nGET typed\nDBSIZE\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"SET typed yes\nGET typed\nDBSIZE\n")
+            .unwrap();
         let output = child.wait_with_output().unwrap();
         assert_eq!(String::from_utf8(output.stdout).unwrap(), "OK\nyes\n3\n");
     })
@@ -196,5 +230,8 @@ async fn client_setinfo_and_info_report_what_the_client_said() {
     );
     assert!(reply.contains(" name=web1 "), "{reply}");
     assert!(reply.contains(" db=3 "), "{reply}");
-    assert!(reply.contains(" lib-name=redis-py lib-ver=8.1.0\n"), "{reply}");
+    assert!(
+        reply.contains(" lib-name=redis-py lib-ver=8.1.0\n"),
+        "{reply}"
+    );
 }

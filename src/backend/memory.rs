@@ -117,7 +117,9 @@ impl MemoryBackend {
     pub fn sweep_expired(&self) {
         let now = now_ms();
         for shard in &self.shards {
-            shard.lock().retain(|_, item| !item.expiry.is_expired_at(now));
+            shard
+                .lock()
+                .retain(|_, item| !item.expiry.is_expired_at(now));
         }
     }
 
@@ -152,14 +154,25 @@ impl MemoryBackend {
 
     fn store_locked(&self, shard: &mut Shard, key: Key, store: Store) -> Result<StoreOutcome> {
         let current = live(shard, &key);
-        let refuse = |status| Ok(StoreOutcome { status, old: None, len: 0 });
+        let refuse = |status| {
+            Ok(StoreOutcome {
+                status,
+                old: None,
+                len: 0,
+            })
+        };
         let (value, flags) = match (store.mode, &current) {
-            (StoreMode::Add, Some(_)) | (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+            (StoreMode::Add, Some(_))
+            | (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
                 return refuse(StoreStatus::NotStored)
             }
             (StoreMode::Cas(_), None) => return refuse(StoreStatus::NotFound),
-            (StoreMode::Cas(cas), Some(cur)) if cur.cas != cas => return refuse(StoreStatus::Exists),
-            (StoreMode::Append | StoreMode::AppendOrCreate, Some(cur)) => (concat(&cur.value, &store.value), cur.flags),
+            (StoreMode::Cas(cas), Some(cur)) if cur.cas != cas => {
+                return refuse(StoreStatus::Exists)
+            }
+            (StoreMode::Append | StoreMode::AppendOrCreate, Some(cur)) => {
+                (concat(&cur.value, &store.value), cur.flags)
+            }
             (StoreMode::Prepend, Some(cur)) => (concat(&store.value, &cur.value), cur.flags),
             _ => (store.value, store.flags),
         };
@@ -168,7 +181,12 @@ impl MemoryBackend {
             ExpiryUpdate::Keep => current.as_ref().map_or(Expiry::Never, |cur| cur.expiry),
         };
         let len = value.len();
-        let item = Item { value, flags, cas: self.new_cas(), expiry };
+        let item = Item {
+            value,
+            flags,
+            cas: self.new_cas(),
+            expiry,
+        };
         self.put(shard, key, item)?;
         Ok(StoreOutcome {
             status: StoreStatus::Stored,
@@ -204,7 +222,12 @@ impl Backend for MemoryBackend {
             .collect())
     }
 
-    async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let item = self.with_shard(key, |shard| -> Result<Option<Item>> {
@@ -232,7 +255,9 @@ impl Backend for MemoryBackend {
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
         let key = store.key.clone();
-        self.with_shard(&key, |shard| self.store_locked(shard, (db, key.clone()), store))
+        self.with_shard(&key, |shard| {
+            self.store_locked(shard, (db, key.clone()), store)
+        })
     }
 
     async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
@@ -241,10 +266,16 @@ impl Backend for MemoryBackend {
         let mut indexes: Vec<usize> = pairs.iter().map(|(k, _)| self.shard_index(k)).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        let mut guards: Vec<_> = indexes.iter().map(|&i| (i, self.shards[i].lock())).collect();
+        let mut guards: Vec<_> = indexes
+            .iter()
+            .map(|&i| (i, self.shards[i].lock()))
+            .collect();
         let shard_of = |key: &[u8]| {
             let index = self.shard_index(key);
-            let slot = guards.iter().position(|(i, _)| *i == index).expect("locked above");
+            let slot = guards
+                .iter()
+                .position(|(i, _)| *i == index)
+                .expect("locked above");
             slot
         };
         let slots: Vec<usize> = pairs.iter().map(|(k, _)| shard_of(k)).collect();
@@ -254,7 +285,12 @@ impl Backend for MemoryBackend {
             }
         }
         for ((key, value), slot) in pairs.into_iter().zip(slots) {
-            let item = Item { value, flags: 0, cas: self.new_cas(), expiry: Expiry::Never };
+            let item = Item {
+                value,
+                flags: 0,
+                cas: self.new_cas(),
+                expiry: Expiry::Never,
+            };
             self.put(&mut guards[slot].1, (db, key), item)?;
         }
         Ok(true)
@@ -278,17 +314,33 @@ impl Backend for MemoryBackend {
         self.with_shard(key, |shard| {
             let key = (db, key.clone());
             let current = live(shard, &key);
-            let Some((value, outcome)) = numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
+            let Some((value, outcome)) =
+                numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
             else {
                 return Ok(ArithOutcome::NotFound);
             };
             let (flags, expiry) = current.map_or((0, Expiry::Never), |c| (c.flags, c.expiry));
-            self.put(shard, key, Item { value, flags, cas: self.new_cas(), expiry })?;
+            self.put(
+                shard,
+                key,
+                Item {
+                    value,
+                    flags,
+                    cas: self.new_cas(),
+                    expiry,
+                },
+            )?;
             Ok(outcome)
         })
     }
 
-    async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
         self.with_shard(key, |shard| {
             let key = (db, key.clone());
             let Some(mut item) = live(shard, &key) else {
@@ -304,21 +356,38 @@ impl Backend for MemoryBackend {
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-        Ok(self.with_shard(key, |shard| match live(shard, &(db, key.clone())) {
-            None => Ttl::Missing,
-            Some(Item { expiry: Expiry::Never, .. }) => Ttl::Persistent,
-            Some(Item { expiry: Expiry::At(at), .. }) => Ttl::Millis(at.saturating_sub(now_ms())),
-        }))
+        Ok(
+            self.with_shard(key, |shard| match live(shard, &(db, key.clone())) {
+                None => Ttl::Missing,
+                Some(Item {
+                    expiry: Expiry::Never,
+                    ..
+                }) => Ttl::Persistent,
+                Some(Item {
+                    expiry: Expiry::At(at),
+                    ..
+                }) => Ttl::Millis(at.saturating_sub(now_ms())),
+            }),
+        )
     }
 
-    async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+    async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
         // Cursor: shard index in bits 52..56, then the next key-hash
         // position (52 bits) within that shard. Keys are visited in hash
         // order, so a key present for the whole scan is returned exactly once.
         let shard_index = (cursor >> POSITION_BITS) as usize;
         let from = cursor & POSITION_MASK;
         let Some(shard) = self.shards.get(shard_index) else {
-            return Ok(ScanPage { cursor: 0, keys: Vec::new() });
+            return Ok(ScanPage {
+                cursor: 0,
+                keys: Vec::new(),
+            });
         };
         let now = now_ms();
         let mut candidates: Vec<(u64, Bytes)> = shard

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::config::BackendConfig;
 use crate::op::{
-    Arith, ArithOutcome, Db, Expiry, ExpireCondition, Item, ScanPage, Store, StoreOutcome, Ttl,
+    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
 };
 
 /// Why a backend could not do what was asked. Client-caused errors carry the
@@ -54,7 +54,8 @@ pub type Result<T> = std::result::Result<T, BackendError>;
 /// namespace (redis SELECT) the key lives in.
 pub trait Backend: Send + Sync {
     /// Items for `keys`, in order; `None` for misses and expired items.
-    fn get(&self, db: Db, keys: &[Bytes]) -> impl Future<Output = Result<Vec<Option<Item>>>> + Send;
+    fn get(&self, db: Db, keys: &[Bytes])
+        -> impl Future<Output = Result<Vec<Option<Item>>>> + Send;
     /// Like `get`, and sets each hit's expiry (memcached gat, redis GETEX).
     fn get_and_touch(
         &self,
@@ -63,7 +64,11 @@ pub trait Backend: Send + Sync {
         expiry: Expiry,
     ) -> impl Future<Output = Result<Vec<Option<Item>>>> + Send;
     /// Removes and returns the item (redis GETDEL).
-    fn get_and_delete(&self, db: Db, key: &Bytes) -> impl Future<Output = Result<Option<Item>>> + Send;
+    fn get_and_delete(
+        &self,
+        db: Db,
+        key: &Bytes,
+    ) -> impl Future<Output = Result<Option<Item>>> + Send;
     fn store(&self, db: Db, store: Store) -> impl Future<Output = Result<StoreOutcome>> + Send;
     /// Stores every pair only if none of the keys exists (redis MSETNX); true if stored.
     fn store_all_if_absent(
@@ -73,7 +78,12 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Deletes each key; true for each one that existed.
     fn delete(&self, db: Db, keys: &[Bytes]) -> impl Future<Output = Result<Vec<bool>>> + Send;
-    fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> impl Future<Output = Result<ArithOutcome>> + Send;
+    fn arith(
+        &self,
+        db: Db,
+        key: &Bytes,
+        arith: Arith,
+    ) -> impl Future<Output = Result<ArithOutcome>> + Send;
     /// Changes a key's expiry if `condition` holds; true if changed.
     fn expire(
         &self,
@@ -139,7 +149,12 @@ impl Backend for AnyBackend {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         dispatch!(self, get(db, keys))
     }
-    async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
         dispatch!(self, get_and_touch(db, keys, expiry))
     }
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
@@ -157,13 +172,25 @@ impl Backend for AnyBackend {
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         dispatch!(self, arith(db, key, arith))
     }
-    async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
         dispatch!(self, expire(db, key, expiry, condition))
     }
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
         dispatch!(self, ttl(db, key))
     }
-    async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+    async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
         dispatch!(self, scan(db, cursor, pattern, count))
     }
     async fn len(&self, db: Db) -> Result<usize> {

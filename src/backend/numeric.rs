@@ -34,7 +34,10 @@ pub fn apply(arith: Arith, current: Option<&[u8]>) -> Result<Option<(Bytes, Arit
                 Some(current) => parse_redis(current).ok_or(BackendError::NotAnInteger)?,
             };
             let next = value.checked_add(delta).ok_or(BackendError::Overflow)?;
-            Ok(Some((Bytes::from(next.to_string()), ArithOutcome::Signed(next))))
+            Ok(Some((
+                Bytes::from(next.to_string()),
+                ArithOutcome::Signed(next),
+            )))
         }
     }
 }
@@ -53,7 +56,10 @@ fn parse_memcache(data: &[u8]) -> Option<u64> {
     if digits_end < data.len() && !data[digits_end].is_ascii_whitespace() {
         return None;
     }
-    std::str::from_utf8(&data[start..digits_end]).ok()?.parse().ok()
+    std::str::from_utf8(&data[start..digits_end])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// redis's `string2ll`: the whole value is a canonical signed 64-bit integer.
@@ -77,23 +83,48 @@ mod tests {
 
     #[test]
     fn memcache_rules() {
-        assert_eq!(mc(1, false, "10"), Ok(Some((Bytes::from("9 "), ArithOutcome::Unsigned(9)))));
+        assert_eq!(
+            mc(1, false, "10"),
+            Ok(Some((Bytes::from("9 "), ArithOutcome::Unsigned(9))))
+        );
         assert_eq!(
             mc(u64::MAX, true, "9 "),
             Ok(Some((Bytes::from("8 "), ArithOutcome::Unsigned(8))))
         );
-        assert_eq!(mc(100, false, "8"), Ok(Some((Bytes::from("0"), ArithOutcome::Unsigned(0)))));
+        assert_eq!(
+            mc(100, false, "8"),
+            Ok(Some((Bytes::from("0"), ArithOutcome::Unsigned(0))))
+        );
         assert_eq!(mc(1, true, "abc"), Err(BackendError::NotANumber));
         assert_eq!(mc(1, true, ""), Err(BackendError::NotANumber));
-        assert_eq!(apply(Arith::Memcache { delta: 1, incr: true }, None), Ok(None));
+        assert_eq!(
+            apply(
+                Arith::Memcache {
+                    delta: 1,
+                    incr: true
+                },
+                None
+            ),
+            Ok(None)
+        );
     }
 
     #[test]
     fn redis_rules() {
-        let r = |delta, current: Option<&str>| apply(Arith::Redis(delta), current.map(str::as_bytes));
-        assert_eq!(r(5, None), Ok(Some((Bytes::from("5"), ArithOutcome::Signed(5)))));
-        assert_eq!(r(-7, Some("2")), Ok(Some((Bytes::from("-5"), ArithOutcome::Signed(-5)))));
-        assert_eq!(r(1, Some(&i64::MAX.to_string())), Err(BackendError::Overflow));
+        let r =
+            |delta, current: Option<&str>| apply(Arith::Redis(delta), current.map(str::as_bytes));
+        assert_eq!(
+            r(5, None),
+            Ok(Some((Bytes::from("5"), ArithOutcome::Signed(5))))
+        );
+        assert_eq!(
+            r(-7, Some("2")),
+            Ok(Some((Bytes::from("-5"), ArithOutcome::Signed(-5))))
+        );
+        assert_eq!(
+            r(1, Some(&i64::MAX.to_string())),
+            Err(BackendError::Overflow)
+        );
         assert_eq!(r(1, Some("01")), Err(BackendError::NotAnInteger));
         assert_eq!(r(1, Some("1.5")), Err(BackendError::NotAnInteger));
         assert_eq!(r(1, Some(" 1")), Err(BackendError::NotAnInteger));

@@ -13,7 +13,9 @@ pub use table::RouteTable;
 
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
 use crate::config::Config;
-use crate::op::{Arith, ArithOutcome, Db, Expiry, ExpireCondition, Item, ScanPage, Store, StoreOutcome, Ttl};
+use crate::op::{
+    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -40,14 +42,24 @@ impl Router {
             names.push(name.clone());
         }
         let table = RouteTable::compile(&config.routes, |name| {
-            names.iter().position(|n| n == name).expect("validated by Config::validate")
+            names
+                .iter()
+                .position(|n| n == name)
+                .expect("validated by Config::validate")
         });
-        Ok(Self { table, backends, names })
+        Ok(Self {
+            table,
+            backends,
+            names,
+        })
     }
 
     /// Every backend with its configured name.
     pub fn backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
-        self.names.iter().map(String::as_str).zip(self.backends.iter().map(|b| &**b))
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.backends.iter().map(|b| &**b))
     }
 
     fn backend_slot(&self, key: &[u8]) -> Result<&Arc<AnyBackend>> {
@@ -105,13 +117,22 @@ impl Router {
     }
 
     pub async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
-        self.per_key(keys, |backend, group| async move { backend.get(db, &group).await })
-            .await
+        self.per_key(keys, |backend, group| async move {
+            backend.get(db, &group).await
+        })
+        .await
     }
 
-    pub async fn get_and_touch(&self, db: Db, keys: &[Bytes], expiry: Expiry) -> Result<Vec<Option<Item>>> {
-        self.per_key(keys, |backend, group| async move { backend.get_and_touch(db, &group, expiry).await })
-            .await
+    pub async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
+        self.per_key(keys, |backend, group| async move {
+            backend.get_and_touch(db, &group, expiry).await
+        })
+        .await
     }
 
     pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
@@ -140,7 +161,11 @@ impl Router {
 
     /// MSETNX: atomic only when one backend owns every key, which is the
     /// only case redis itself allows in a cluster; otherwise an error says so.
-    pub async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<Option<bool>> {
+    pub async fn store_all_if_absent(
+        &self,
+        db: Db,
+        pairs: Vec<(Bytes, Bytes)>,
+    ) -> Result<Option<bool>> {
         let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
         if keys.is_empty() {
             return Ok(Some(true));
@@ -148,20 +173,35 @@ impl Router {
         if self.split_needed(&keys) {
             return Ok(None);
         }
-        Ok(Some(self.backend_for(&keys[0])?.store_all_if_absent(db, pairs).await?))
+        Ok(Some(
+            self.backend_for(&keys[0])?
+                .store_all_if_absent(db, pairs)
+                .await?,
+        ))
     }
 
     pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        self.per_key(keys, |backend, group| async move { backend.delete(db, &group).await })
-            .await
+        self.per_key(keys, |backend, group| async move {
+            backend.delete(db, &group).await
+        })
+        .await
     }
 
     pub async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         Ok(self.backend_for(key)?.arith(db, key, arith).await?)
     }
 
-    pub async fn expire(&self, db: Db, key: &Bytes, expiry: Expiry, condition: ExpireCondition) -> Result<bool> {
-        Ok(self.backend_for(key)?.expire(db, key, expiry, condition).await?)
+    pub async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
+        Ok(self
+            .backend_for(key)?
+            .expire(db, key, expiry, condition)
+            .await?)
     }
 
     pub async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
@@ -169,23 +209,42 @@ impl Router {
     }
 
     /// Scans backend after backend: the cursor's top byte is the backend slot.
-    pub async fn scan(&self, db: Db, cursor: u64, pattern: Option<&[u8]>, count: usize) -> Result<ScanPage> {
+    pub async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
         let mut slot = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
         while let Some(backend) = self.backends.get(slot) {
             let page = backend.scan(db, inner, pattern, count).await?;
             let next = page.cursor;
             if page.cursor != 0 {
-                return Ok(ScanPage { cursor: ((slot as u64) << 56) | next, keys: page.keys });
+                return Ok(ScanPage {
+                    cursor: ((slot as u64) << 56) | next,
+                    keys: page.keys,
+                });
             }
             slot += 1;
             inner = 0;
             if !page.keys.is_empty() || slot >= self.backends.len() {
-                let cursor = if slot < self.backends.len() { (slot as u64) << 56 } else { 0 };
-                return Ok(ScanPage { cursor, keys: page.keys });
+                let cursor = if slot < self.backends.len() {
+                    (slot as u64) << 56
+                } else {
+                    0
+                };
+                return Ok(ScanPage {
+                    cursor,
+                    keys: page.keys,
+                });
             }
         }
-        Ok(ScanPage { cursor: 0, keys: Vec::new() })
+        Ok(ScanPage {
+            cursor: 0,
+            keys: Vec::new(),
+        })
     }
 
     /// Live keys in `db` over every backend.

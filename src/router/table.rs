@@ -39,9 +39,9 @@ impl RouteTable {
                     (Some(prefix), _, _) => Matcher::Prefix(prefix.as_bytes().to_vec()),
                     (_, Some(glob), _) if glob == "*" => Matcher::Any,
                     (_, Some(glob), _) => Matcher::Glob(glob.as_bytes().to_vec()),
-                    (_, _, Some(regex)) => {
-                        Matcher::Regex(regex::bytes::Regex::new(regex).expect("validated by Config::validate"))
-                    }
+                    (_, _, Some(regex)) => Matcher::Regex(
+                        regex::bytes::Regex::new(regex).expect("validated by Config::validate"),
+                    ),
                     _ => unreachable!("validated by Config::validate"),
                 };
                 (matcher, backend_index(&route.backend))
@@ -52,7 +52,10 @@ impl RouteTable {
 
     /// The backend slot for `key`, or None if no rule matches.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
-        self.rules.iter().find(|(matcher, _)| matcher.matches(key)).map(|(_, slot)| *slot)
+        self.rules
+            .iter()
+            .find(|(matcher, _)| matcher.matches(key))
+            .map(|(_, slot)| *slot)
     }
 }
 
@@ -60,7 +63,12 @@ impl RouteTable {
 mod tests {
     use super::*;
 
-    fn route(prefix: Option<&str>, glob: Option<&str>, regex: Option<&str>, backend: &str) -> RouteConfig {
+    fn route(
+        prefix: Option<&str>,
+        glob: Option<&str>,
+        regex: Option<&str>,
+        backend: &str,
+    ) -> RouteConfig {
         RouteConfig {
             prefix: prefix.map(Into::into),
             glob: glob.map(Into::into),
@@ -78,7 +86,9 @@ mod tests {
             route(None, Some("*"), None, "rest"),
         ];
         let names = ["sessions", "users", "views", "rest"];
-        let table = RouteTable::compile(&routes, |name| names.iter().position(|n| *n == name).unwrap());
+        let table = RouteTable::compile(&routes, |name| {
+            names.iter().position(|n| *n == name).unwrap()
+        });
         let cases: &[(&[u8], Option<usize>)] = &[
             (b":1:django.contrib.sessions.cacheabc", Some(0)),
             (b":1:django.contrib.sessions.cached_dbxyz", Some(0)),

@@ -22,12 +22,21 @@ pub enum Flow {
 pub trait Session: Send {
     /// Answers every complete request in `input`, consuming it and appending
     /// replies to `output`, in order.
-    fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> impl Future<Output = Flow> + Send;
+    fn process(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+    ) -> impl Future<Output = Flow> + Send;
 }
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub async fn serve<S: Session>(mut stream: TcpStream, mut session: S, shared: Arc<Shared>, shutdown: CancellationToken) {
+pub async fn serve<S: Session>(
+    mut stream: TcpStream,
+    mut session: S,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);

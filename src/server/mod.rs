@@ -52,7 +52,11 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {field} = {addr}: {source}")]
-    Bind { field: &'static str, addr: String, source: std::io::Error },
+    Bind {
+        field: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Backend(#[from] crate::backend::BuildError),
 }
@@ -84,11 +88,21 @@ impl Server {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(config.limits.max_connections));
         if let Some(listener) = memcache {
-            let ctx = (shared.clone(), permits.clone(), shutdown.clone(), tracker.clone());
+            let ctx = (
+                shared.clone(),
+                permits.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            );
             tracker.spawn(accept_loop(listener, ctx, Protocol::Memcache));
         }
         if let Some(listener) = resp {
-            let ctx = (shared.clone(), permits.clone(), shutdown.clone(), tracker.clone());
+            let ctx = (
+                shared.clone(),
+                permits.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            );
             tracker.spawn(accept_loop(listener, ctx, Protocol::Resp));
         }
         tracker.spawn(sweep_expired(shared.clone(), shutdown.clone()));
@@ -106,17 +120,27 @@ impl Server {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(self.grace, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?self.grace, "connections still open after the grace period; exiting anyway");
         }
     }
 }
 
-async fn bind(field: &'static str, addr: &Option<String>) -> Result<Option<TcpListener>, StartError> {
+async fn bind(
+    field: &'static str,
+    addr: &Option<String>,
+) -> Result<Option<TcpListener>, StartError> {
     let Some(addr) = addr else { return Ok(None) };
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { field, addr: addr.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            field,
+            addr: addr.clone(),
+            source,
+        })?;
     tracing::info!(listener = field, addr = %listener.local_addr().map_or(addr.clone(), |a| a.to_string()), "listening");
     Ok(Some(listener))
 }
@@ -129,7 +153,11 @@ enum Protocol {
 
 type AcceptContext = (Arc<Shared>, Arc<Semaphore>, CancellationToken, TaskTracker);
 
-async fn accept_loop(listener: TcpListener, (shared, permits, shutdown, tracker): AcceptContext, protocol: Protocol) {
+async fn accept_loop(
+    listener: TcpListener,
+    (shared, permits, shutdown, tracker): AcceptContext,
+    protocol: Protocol,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -168,7 +196,10 @@ async fn accept_loop(listener: TcpListener, (shared, permits, shutdown, tracker)
                     connection::serve(stream, session, shared.clone(), shutdown).await;
                 }
             }
-            shared.stats.current_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .stats
+                .current_connections
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
     }

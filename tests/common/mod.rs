@@ -30,7 +30,11 @@ pub async fn start_keyway(body: &str) -> Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real server process, killed when dropped.
@@ -52,11 +56,16 @@ fn spawn(binary: &str, args: &[String], port: u16, package: &str) -> External {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {binary} ({e}); install it with: apt-get install -y {package}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {binary} ({e}); install it with: apt-get install -y {package}")
+        });
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{binary} did not start listening on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "{binary} did not start listening on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     External { child, addr }
@@ -64,15 +73,35 @@ fn spawn(binary: &str, args: &[String], port: u16, package: &str) -> External {
 
 pub fn start_memcached() -> External {
     let port = free_port();
-    let args = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "64", "-u", "nobody"]
-        .map(String::from);
+    let args = [
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "64",
+        "-u",
+        "nobody",
+    ]
+    .map(String::from);
     spawn("memcached", &args, port, "memcached")
 }
 
 pub fn start_redis() -> External {
     let port = free_port();
-    let args = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        .map(String::from);
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .map(String::from);
     spawn("redis-server", &args, port, "redis-server")
 }
 
@@ -101,5 +130,7 @@ pub async fn send_and_read(stream: &mut TcpStream, request: &[u8], len: usize) -
 }
 
 pub fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\r', "\\r").replace('\n', "\\n\n")
+    String::from_utf8_lossy(bytes)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n\n")
 }

@@ -74,7 +74,12 @@ mod tests {
             (b"-", None),
         ];
         for (input, want) in table {
-            assert_eq!(strtol_i32(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                strtol_i32(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

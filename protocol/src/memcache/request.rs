@@ -52,7 +52,10 @@ pub enum StoreCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `get`/`gets`: hits only, in request order, then `END`.
-    Get { keys: Vec<Bytes>, with_cas: bool },
+    Get {
+        keys: Vec<Bytes>,
+        with_cas: bool,
+    },
     /// `gat`/`gats`: get and touch.
     GetAndTouch {
         exptime: i32,
@@ -77,7 +80,10 @@ pub enum Request {
         key: Bytes,
         noreply: bool,
     },
-    Delete { key: Bytes, noreply: bool },
+    Delete {
+        key: Bytes,
+        noreply: bool,
+    },
     /// `incr`/`decr`.
     Arith {
         key: Bytes,
@@ -85,11 +91,22 @@ pub enum Request {
         incr: bool,
         noreply: bool,
     },
-    Touch { key: Bytes, exptime: i32, noreply: bool },
-    FlushAll { delay: i32, noreply: bool },
+    Touch {
+        key: Bytes,
+        exptime: i32,
+        noreply: bool,
+    },
+    FlushAll {
+        delay: i32,
+        noreply: bool,
+    },
     Version,
-    Verbosity { noreply: bool },
-    Stats { args: Vec<Bytes> },
+    Verbosity {
+        noreply: bool,
+    },
+    Stats {
+        args: Vec<Bytes>,
+    },
     Quit,
 }
 
@@ -312,20 +329,23 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
             with_cas: spans[0].1 - spans[0].0 == 4,
         }),
         b"gat" | b"gats" if args >= 2 => Ok(Request::GetAndTouch {
-            exptime: strtol_i32(&token(1)).ok_or(DecodeError::Client("invalid exptime argument"))?,
+            exptime: strtol_i32(&token(1))
+                .ok_or(DecodeError::Client("invalid exptime argument"))?,
             keys: keys(2)?,
             with_cas: spans[0].1 - spans[0].0 == 4,
         }),
         b"delete" if (1..=3).contains(&args) => parse_delete(key(1)?, &line[..], spans, noreply),
         cmd @ (b"incr" | b"decr") if args == 2 || args == 3 => Ok(Request::Arith {
             key: key(1)?,
-            delta: strtoull(&token(2)).ok_or(DecodeError::Client("invalid numeric delta argument"))?,
+            delta: strtoull(&token(2))
+                .ok_or(DecodeError::Client("invalid numeric delta argument"))?,
             incr: cmd == b"incr",
             noreply,
         }),
         b"touch" if args == 2 || args == 3 => Ok(Request::Touch {
             key: key(1)?,
-            exptime: strtol_i32(&token(2)).ok_or(DecodeError::Client("invalid exptime argument"))?,
+            exptime: strtol_i32(&token(2))
+                .ok_or(DecodeError::Client("invalid exptime argument"))?,
             noreply,
         }),
         b"flush_all" if args <= 2 => {
@@ -346,7 +366,12 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
     }
 }
 
-fn parse_delete(key: Bytes, line: &[u8], spans: &[Span], noreply: bool) -> Result<Request, DecodeError> {
+fn parse_delete(
+    key: Bytes,
+    line: &[u8],
+    spans: &[Span],
+    noreply: bool,
+) -> Result<Request, DecodeError> {
     // memcached accepts a legacy hold time only if it is 0: `delete k [0] [noreply]`.
     let hold_is_zero = spans.len() > 2 && &line[spans[2].0..spans[2].1] == b"0";
     let valid = match spans.len() {

@@ -35,20 +35,36 @@ fn one(input: &str) -> Result<Request, DecodeError> {
 fn retrieval_commands() {
     assert_eq!(
         one("get a bb\r\n"),
-        Ok(Request::Get { keys: vec![b("a"), b("bb")], with_cas: false })
+        Ok(Request::Get {
+            keys: vec![b("a"), b("bb")],
+            with_cas: false
+        })
     );
     assert_eq!(
         one("gets  a \n"),
-        Ok(Request::Get { keys: vec![b("a")], with_cas: true })
+        Ok(Request::Get {
+            keys: vec![b("a")],
+            with_cas: true
+        })
     );
     assert_eq!(
         one("gat 4294967295 k\r\n"),
-        Ok(Request::GetAndTouch { exptime: -1, keys: vec![b("k")], with_cas: false })
+        Ok(Request::GetAndTouch {
+            exptime: -1,
+            keys: vec![b("k")],
+            with_cas: false
+        })
     );
     assert_eq!(one("get\r\n"), Err(DecodeError::UnknownCommand));
-    assert_eq!(one("gat x k\r\n"), Err(DecodeError::Client("invalid exptime argument")));
+    assert_eq!(
+        one("gat x k\r\n"),
+        Err(DecodeError::Client("invalid exptime argument"))
+    );
     let long_key = format!("get {}\r\n", "k".repeat(251));
-    assert_eq!(one(&long_key), Err(DecodeError::Client("bad command line format")));
+    assert_eq!(
+        one(&long_key),
+        Err(DecodeError::Client("bad command line format"))
+    );
 }
 
 #[test]
@@ -84,25 +100,44 @@ fn storage_errors_match_memcached() {
     // The block is exactly 1 + 2 bytes ("ab\r"); the leftover "\n" is an empty line.
     assert_eq!(
         decode_all(b"set k 0 0 1\r\nab\r\n"),
-        vec![Err(DecodeError::BadDataChunk { noreply: false }), Err(DecodeError::UnknownCommand)]
+        vec![
+            Err(DecodeError::BadDataChunk { noreply: false }),
+            Err(DecodeError::UnknownCommand)
+        ]
     );
     assert_eq!(one("set k\r\n"), Err(DecodeError::UnknownCommand));
-    assert_eq!(one("set k -1 0 1\r\n"), Err(DecodeError::Client("bad command line format")));
-    assert_eq!(one("set k 0 0 -1\r\n"), Err(DecodeError::Client("bad command line format")));
+    assert_eq!(
+        one("set k -1 0 1\r\n"),
+        Err(DecodeError::Client("bad command line format"))
+    );
+    assert_eq!(
+        one("set k 0 0 -1\r\n"),
+        Err(DecodeError::Client("bad command line format"))
+    );
     // Not swallowed: like memcached, the data line is then read as a command.
     assert_eq!(
         decode_all(b"set k 0 0 -1\r\nx\r\n"),
-        vec![Err(DecodeError::Client("bad command line format")), Err(DecodeError::UnknownCommand)]
+        vec![
+            Err(DecodeError::Client("bad command line format")),
+            Err(DecodeError::UnknownCommand)
+        ]
     );
 }
 
 #[test]
 fn too_large_values_are_swallowed_then_decoding_continues() {
-    let mut decoder = Decoder::new(Limits { max_item_size: 100, ..Limits::default() });
+    let mut decoder = Decoder::new(Limits {
+        max_item_size: 100,
+        ..Limits::default()
+    });
     let mut buf = BytesMut::from(&b"set k 0 0 60\r\n"[..]);
     assert_eq!(
         decoder.decode(&mut buf),
-        Ok(Some(Request::TooLarge { command: StoreCommand::Set, key: b("k"), noreply: false }))
+        Ok(Some(Request::TooLarge {
+            command: StoreCommand::Set,
+            key: b("k"),
+            noreply: false
+        }))
     );
     buf.extend_from_slice(&[b'x'; 30]);
     assert_eq!(decoder.decode(&mut buf), Ok(None));
@@ -115,26 +150,87 @@ fn too_large_values_are_swallowed_then_decoding_continues() {
 fn other_commands() {
     let k = b("k");
     let table: Vec<(&str, Result<Request, DecodeError>)> = vec![
-        ("delete k\r\n", Ok(Request::Delete { key: k.clone(), noreply: false })),
-        ("delete k 0 noreply\r\n", Ok(Request::Delete { key: k.clone(), noreply: true })),
+        (
+            "delete k\r\n",
+            Ok(Request::Delete {
+                key: k.clone(),
+                noreply: false,
+            }),
+        ),
+        (
+            "delete k 0 noreply\r\n",
+            Ok(Request::Delete {
+                key: k.clone(),
+                noreply: true,
+            }),
+        ),
         (
             "delete k 5\r\n",
-            Err(DecodeError::Client("bad command line format.  Usage: delete <key> [noreply]")),
+            Err(DecodeError::Client(
+                "bad command line format.  Usage: delete <key> [noreply]",
+            )),
         ),
         (
             "incr k 18446744073709551615\r\n",
-            Ok(Request::Arith { key: k.clone(), delta: u64::MAX, incr: true, noreply: false }),
+            Ok(Request::Arith {
+                key: k.clone(),
+                delta: u64::MAX,
+                incr: true,
+                noreply: false,
+            }),
         ),
-        ("decr k -1\r\n", Err(DecodeError::Client("invalid numeric delta argument"))),
-        ("touch k 10 noreply\r\n", Ok(Request::Touch { key: k.clone(), exptime: 10, noreply: true })),
-        ("flush_all\r\n", Ok(Request::FlushAll { delay: 0, noreply: false })),
-        ("flush_all \r\n", Ok(Request::FlushAll { delay: 0, noreply: false })),
-        ("flush_all 0\r\n", Ok(Request::FlushAll { delay: 0, noreply: false })),
-        ("flush_all noreply\r\n", Ok(Request::FlushAll { delay: 0, noreply: true })),
-        ("flush_all x\r\n", Err(DecodeError::Client("invalid exptime argument"))),
+        (
+            "decr k -1\r\n",
+            Err(DecodeError::Client("invalid numeric delta argument")),
+        ),
+        (
+            "touch k 10 noreply\r\n",
+            Ok(Request::Touch {
+                key: k.clone(),
+                exptime: 10,
+                noreply: true,
+            }),
+        ),
+        (
+            "flush_all\r\n",
+            Ok(Request::FlushAll {
+                delay: 0,
+                noreply: false,
+            }),
+        ),
+        (
+            "flush_all \r\n",
+            Ok(Request::FlushAll {
+                delay: 0,
+                noreply: false,
+            }),
+        ),
+        (
+            "flush_all 0\r\n",
+            Ok(Request::FlushAll {
+                delay: 0,
+                noreply: false,
+            }),
+        ),
+        (
+            "flush_all noreply\r\n",
+            Ok(Request::FlushAll {
+                delay: 0,
+                noreply: true,
+            }),
+        ),
+        (
+            "flush_all x\r\n",
+            Err(DecodeError::Client("invalid exptime argument")),
+        ),
         ("version\r\n", Ok(Request::Version)),
         ("verbosity 1\r\n", Ok(Request::Verbosity { noreply: false })),
-        ("stats items\r\n", Ok(Request::Stats { args: vec![b("items")] })),
+        (
+            "stats items\r\n",
+            Ok(Request::Stats {
+                args: vec![b("items")],
+            }),
+        ),
         ("quit\r\n", Ok(Request::Quit)),
         ("\r\n", Err(DecodeError::UnknownCommand)),
         ("bogus\r\n", Err(DecodeError::UnknownCommand)),

@@ -60,7 +60,8 @@ pub fn encode(reply: &Reply, version: Version, buf: &mut BytesMut) {
         }
         Version::Resp3 => {
             let frame = to_resp3(reply);
-            resp3::encode::complete::extend_encode(buf, &frame, false).expect("RESP3 frame encodes");
+            resp3::encode::complete::extend_encode(buf, &frame, false)
+                .expect("RESP3 frame encodes");
         }
     }
 }
@@ -89,19 +90,46 @@ fn to_resp2(reply: &Reply) -> resp2::types::BytesFrame {
 fn to_resp3(reply: &Reply) -> resp3::types::BytesFrame {
     use resp3::types::BytesFrame as F;
     match reply {
-        Reply::Simple(s) => F::SimpleString { data: s.clone(), attributes: None },
-        Reply::Error(e) => F::SimpleError { data: Str::from(e.as_str()), attributes: None },
-        Reply::Integer(n) => F::Number { data: *n, attributes: None },
-        Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
-        Reply::Null => F::Null,
-        Reply::Array(items) => F::Array { data: items.iter().map(to_resp3).collect(), attributes: None },
-        Reply::Set(items) => F::Set { data: items.iter().map(to_resp3).collect(), attributes: None },
-        Reply::Map(pairs) => F::Map {
-            data: pairs.iter().map(|(k, v)| (to_resp3(k), to_resp3(v))).collect(),
+        Reply::Simple(s) => F::SimpleString {
+            data: s.clone(),
             attributes: None,
         },
-        Reply::Double(d) => F::Double { data: *d, attributes: None },
-        Reply::Boolean(b) => F::Boolean { data: *b, attributes: None },
+        Reply::Error(e) => F::SimpleError {
+            data: Str::from(e.as_str()),
+            attributes: None,
+        },
+        Reply::Integer(n) => F::Number {
+            data: *n,
+            attributes: None,
+        },
+        Reply::Bulk(b) => F::BlobString {
+            data: b.clone(),
+            attributes: None,
+        },
+        Reply::Null => F::Null,
+        Reply::Array(items) => F::Array {
+            data: items.iter().map(to_resp3).collect(),
+            attributes: None,
+        },
+        Reply::Set(items) => F::Set {
+            data: items.iter().map(to_resp3).collect(),
+            attributes: None,
+        },
+        Reply::Map(pairs) => F::Map {
+            data: pairs
+                .iter()
+                .map(|(k, v)| (to_resp3(k), to_resp3(v)))
+                .collect(),
+            attributes: None,
+        },
+        Reply::Double(d) => F::Double {
+            data: *d,
+            attributes: None,
+        },
+        Reply::Boolean(b) => F::Boolean {
+            data: *b,
+            attributes: None,
+        },
         Reply::Verbatim(text) => F::VerbatimString {
             data: Bytes::from(text.clone()),
             format: resp3::types::VerbatimStringFormat::Text,
@@ -137,7 +165,11 @@ mod tests {
             (Reply::ok(), b"+OK\r\n", b"+OK\r\n"),
             (Reply::error("ERR x"), b"-ERR x\r\n", b"-ERR x\r\n"),
             (Reply::Integer(-3), b":-3\r\n", b":-3\r\n"),
-            (Reply::Bulk(Bytes::from_static(b"a\r\nb")), b"$4\r\na\r\nb\r\n", b"$4\r\na\r\nb\r\n"),
+            (
+                Reply::Bulk(Bytes::from_static(b"a\r\nb")),
+                b"$4\r\na\r\nb\r\n",
+                b"$4\r\na\r\nb\r\n",
+            ),
             (Reply::Null, b"$-1\r\n", b"_\r\n"),
             (
                 Reply::Array(vec![Reply::Null, Reply::Integer(1)]),
@@ -150,7 +182,11 @@ mod tests {
                 b"%1\r\n+proto\r\n:3\r\n",
             ),
             (Reply::Boolean(true), b":1\r\n", b"#t\r\n"),
-            (Reply::Verbatim("a".into()), b"$1\r\na\r\n", b"=5\r\ntxt:a\r\n"),
+            (
+                Reply::Verbatim("a".into()),
+                b"$1\r\na\r\n",
+                b"=5\r\ntxt:a\r\n",
+            ),
         ];
         for (reply, resp2, resp3) in table {
             let (two, three) = both(reply.clone());

@@ -40,7 +40,10 @@ pub struct Command {
 impl Command {
     /// The command name, upper-cased for matching.
     pub fn name(&self) -> Vec<u8> {
-        self.args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default()
+        self.args
+            .first()
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_default()
     }
 }
 
@@ -91,7 +94,10 @@ impl Decoder {
             if spans.is_empty() {
                 continue;
             }
-            let args = spans.into_iter().map(|span| materialize(&raw, span)).collect();
+            let args = spans
+                .into_iter()
+                .map(|span| materialize(&raw, span))
+                .collect();
             return Ok(Some(Command { args, raw }));
         }
     }

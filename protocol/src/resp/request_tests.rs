@@ -21,12 +21,18 @@ fn multibulk_and_inline() {
         args(b"*2\r\n$3\r\nGET\r\n$5\r\na\r\nb\r\r\n"),
         Ok(vec![words(&["GET", "a\r\nb\r"])])
     );
-    assert_eq!(args(b"PING\r\nSET a 1\n"), Ok(vec![words(&["PING"]), words(&["SET", "a", "1"])]));
+    assert_eq!(
+        args(b"PING\r\nSET a 1\n"),
+        Ok(vec![words(&["PING"]), words(&["SET", "a", "1"])])
+    );
     assert_eq!(
         args(b"SET \"a b\\x41\\n\" 'it\\'s'\r\n"),
         Ok(vec![words(&["SET", "a bA\n", "it's"])])
     );
-    assert_eq!(args(b"*0\r\n*-1\r\n\r\n   \r\nPING\r\n"), Ok(vec![words(&["PING"])]));
+    assert_eq!(
+        args(b"*0\r\n*-1\r\n\r\n   \r\nPING\r\n"),
+        Ok(vec![words(&["PING"])])
+    );
     assert_eq!(args(b"*1\r\n$0\r\n\r\n"), Ok(vec![words(&[""])]));
 }
 
@@ -34,8 +40,14 @@ fn multibulk_and_inline() {
 fn raw_is_the_exact_request() {
     let mut decoder = Decoder::default();
     let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\nECHO x\r\n"[..]);
-    assert_eq!(&decoder.decode(&mut buf).unwrap().unwrap().raw[..], b"*1\r\n$4\r\nPING\r\n");
-    assert_eq!(&decoder.decode(&mut buf).unwrap().unwrap().raw[..], b"ECHO x\r\n");
+    assert_eq!(
+        &decoder.decode(&mut buf).unwrap().unwrap().raw[..],
+        b"*1\r\n$4\r\nPING\r\n"
+    );
+    assert_eq!(
+        &decoder.decode(&mut buf).unwrap().unwrap().raw[..],
+        b"ECHO x\r\n"
+    );
 }
 
 #[test]
@@ -51,7 +63,12 @@ fn protocol_errors_match_redis() {
         (b"SET \"a\"b\r\n", DecodeError::UnbalancedQuotes),
     ];
     for (input, want) in table {
-        assert_eq!(args(input), Err(want), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            args(input),
+            Err(want),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     assert_eq!(
         DecodeError::ExpectedBulk(b'+').to_string(),
@@ -61,16 +78,29 @@ fn protocol_errors_match_redis() {
 
 #[test]
 fn limits_refuse_before_allocating() {
-    let mut decoder = Decoder::new(Limits { max_args: 4, max_bulk: 10, max_inline: 100 });
+    let mut decoder = Decoder::new(Limits {
+        max_args: 4,
+        max_bulk: 10,
+        max_inline: 100,
+    });
     let mut buf = BytesMut::from(&b"*5\r\n"[..]);
-    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::InvalidMultibulkLength));
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::InvalidMultibulkLength)
+    );
     let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
-    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::InvalidBulkLength));
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::InvalidBulkLength)
+    );
     let mut buf = BytesMut::from(&[b'a'; 101][..]);
     assert_eq!(decoder.decode(&mut buf), Err(DecodeError::TooBigInline));
     // A nesting bomb is just a bad header to a flat parser.
     let mut buf = BytesMut::from(&b"*1\r\n".repeat(10_000)[..]);
-    assert_eq!(decoder.decode(&mut buf), Err(DecodeError::ExpectedBulk(b'*')));
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::ExpectedBulk(b'*'))
+    );
 }
 
 const STREAM: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$7\r\na\r\n*1\r\nb\r\nPING\r\n\

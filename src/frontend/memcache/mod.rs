@@ -5,10 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use keyway_protocol::memcache::{encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand};
+use keyway_protocol::memcache::{
+    encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
+};
 
 use crate::backend::BackendError;
-use crate::op::{now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus};
+use crate::op::{
+    now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
+    StoreStatus,
+};
 use crate::router::RouteError;
 use crate::server::{Flow, Session, Shared, Stats};
 
@@ -33,7 +38,10 @@ impl MemcacheSession {
             max_get_line: shared.limits.max_get_line.as_usize(),
             ..Limits::default()
         };
-        Self { shared, decoder: Decoder::new(limits) }
+        Self {
+            shared,
+            decoder: Decoder::new(limits),
+        }
     }
 }
 
@@ -76,7 +84,9 @@ pub fn expiry_from_exptime(exptime: i32) -> Expiry {
 fn error_reply(error: &RouteError) -> Reply {
     match error {
         RouteError::Backend(e) if e.is_client_error() => Reply::ClientError(e.to_string()),
-        RouteError::Backend(BackendError::OutOfMemory) => Reply::ServerError("out of memory storing object".into()),
+        RouteError::Backend(BackendError::OutOfMemory) => {
+            Reply::ServerError("out of memory storing object".into())
+        }
         other => Reply::ServerError(other.to_string()),
     }
 }
@@ -87,21 +97,46 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             let items = shared.router.get(DB, &keys).await;
             return write_values(shared, keys, items, with_cas, out);
         }
-        Request::GetAndTouch { exptime, keys, with_cas } => {
-            let items = shared.router.get_and_touch(DB, &keys, expiry_from_exptime(exptime)).await;
+        Request::GetAndTouch {
+            exptime,
+            keys,
+            with_cas,
+        } => {
+            let items = shared
+                .router
+                .get_and_touch(DB, &keys, expiry_from_exptime(exptime))
+                .await;
             return write_values(shared, keys, items, with_cas, out);
         }
-        Request::Store { command, key, flags, exptime, data, cas_unique, noreply } => {
+        Request::Store {
+            command,
+            key,
+            flags,
+            exptime,
+            data,
+            cas_unique,
+            noreply,
+        } => {
             Stats::add(&shared.stats.sets, 1);
-            (noreply, store(shared, command, key, flags, exptime, data, cas_unique).await)
+            (
+                noreply,
+                store(shared, command, key, flags, exptime, data, cas_unique).await,
+            )
         }
-        Request::TooLarge { command, key, noreply } => {
+        Request::TooLarge {
+            command,
+            key,
+            noreply,
+        } => {
             // memcached drops the old value on a failed set so readers never
             // see stale data (Django's test_memcached_deletes_key_on_failed_set).
             if command == StoreCommand::Set {
                 let _ = shared.router.delete(DB, &[key]).await;
             }
-            (noreply, Reply::ServerError("object too large for cache".into()))
+            (
+                noreply,
+                Reply::ServerError("object too large for cache".into()),
+            )
         }
         Request::Delete { key, noreply } => {
             let reply = match shared.router.delete(DB, &[key]).await {
@@ -111,17 +146,34 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             };
             (noreply, reply)
         }
-        Request::Arith { key, delta, incr, noreply } => {
-            let reply = match shared.router.arith(DB, &key, Arith::Memcache { delta, incr }).await {
+        Request::Arith {
+            key,
+            delta,
+            incr,
+            noreply,
+        } => {
+            let reply = match shared
+                .router
+                .arith(DB, &key, Arith::Memcache { delta, incr })
+                .await
+            {
                 Ok(ArithOutcome::Unsigned(n)) => Reply::Number(n),
                 Ok(_) => Reply::NotFound,
                 Err(e) => error_reply(&e),
             };
             (noreply, reply)
         }
-        Request::Touch { key, exptime, noreply } => {
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
             let expiry = expiry_from_exptime(exptime);
-            let reply = match shared.router.expire(DB, &key, expiry, ExpireCondition::Always).await {
+            let reply = match shared
+                .router
+                .expire(DB, &key, expiry, ExpireCondition::Always)
+                .await
+            {
                 Ok(true) => Reply::Touched,
                 Ok(false) => Reply::NotFound,
                 Err(e) => error_reply(&e),
@@ -161,7 +213,14 @@ async fn store(
         StoreCommand::Prepend => (StoreMode::Prepend, Some(ExpiryUpdate::Keep)),
     };
     let expiry = expiry.unwrap_or(ExpiryUpdate::Set(expiry_from_exptime(exptime)));
-    let store = Store { key, value, flags, expiry, mode, return_old: false };
+    let store = Store {
+        key,
+        value,
+        flags,
+        expiry,
+        mode,
+        return_old: false,
+    };
     match shared.router.store(DB, store).await {
         Ok(outcome) => match outcome.status {
             StoreStatus::Stored => Reply::Stored,
@@ -186,7 +245,15 @@ fn write_values(
             for (key, item) in keys.into_iter().zip(items) {
                 if let Some(item) = item {
                     let cas = with_cas.then_some(item.cas);
-                    encode(&Reply::Value { key, flags: item.flags, data: item.value, cas }, out);
+                    encode(
+                        &Reply::Value {
+                            key,
+                            flags: item.flags,
+                            data: item.value,
+                            cas,
+                        },
+                        out,
+                    );
                 }
             }
             encode(&Reply::End, out);
@@ -246,7 +313,10 @@ fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
         ("curr_connections", get(&stats.current_connections)),
         ("total_connections", get(&stats.total_connections)),
         ("rejected_connections", get(&stats.rejected_connections)),
-        ("cmd_get", (Stats::get(&stats.get_hits) + Stats::get(&stats.get_misses)).to_string()),
+        (
+            "cmd_get",
+            (Stats::get(&stats.get_hits) + Stats::get(&stats.get_misses)).to_string(),
+        ),
         ("cmd_set", get(&stats.sets)),
         ("get_hits", get(&stats.get_hits)),
         ("get_misses", get(&stats.get_misses)),
@@ -264,7 +334,10 @@ fn settings_stats(shared: &Shared) -> Vec<(&'static str, String)> {
     vec![
         ("maxbytes", usage.capacity.to_string()),
         ("maxconns", shared.limits.max_connections.to_string()),
-        ("item_size_max", shared.limits.item_size.as_u64().to_string()),
+        (
+            "item_size_max",
+            shared.limits.item_size.as_u64().to_string(),
+        ),
         ("evictions", "on".into()),
         ("cas_enabled", "yes".into()),
     ]

@@ -20,7 +20,14 @@ const fn spec(
     flags: &'static [&'static str],
     keys: (i32, i32, i32),
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2 }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+    }
 }
 
 const W: &[&str] = &["write"];

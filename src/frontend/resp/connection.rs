@@ -13,7 +13,11 @@ use crate::server::Stats;
 pub const REDIS_VERSION: &str = "7.0.15";
 
 impl RespSession {
-    pub(super) async fn connection_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+    pub(super) async fn connection_command(
+        &mut self,
+        name: &'static str,
+        args: &[Bytes],
+    ) -> CmdResult {
         match name {
             "hello" => self.hello(args),
             "auth" => auth(args),
@@ -49,8 +53,9 @@ impl RespSession {
     fn hello(&mut self, args: &[Bytes]) -> CmdResult {
         let mut version = self.version;
         if let Some(protover) = args.get(1) {
-            let protover = parse_i64(protover)
-                .map_err(|_| Reply::error("ERR Protocol version is not an integer or out of range"))?;
+            let protover = parse_i64(protover).map_err(|_| {
+                Reply::error("ERR Protocol version is not an integer or out of range")
+            })?;
             version = match protover {
                 2 => Version::Resp2,
                 3 => Version::Resp3,
@@ -96,7 +101,13 @@ impl RespSession {
 
     fn client(&mut self, args: &[Bytes]) -> CmdResult {
         let sub = args[1].to_ascii_uppercase();
-        let arity = |n: usize, name: &str| if args.len() == n { Ok(()) } else { Err(wrong_arity(name)) };
+        let arity = |n: usize, name: &str| {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(wrong_arity(name))
+            }
+        };
         match sub.as_slice() {
             b"SETINFO" => {
                 arity(4, "client|setinfo")?;
@@ -138,9 +149,20 @@ impl RespSession {
     }
 
     fn client_info(&self) -> String {
-        let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-        let laddr = self.shared.resp_addr.map(|a| a.to_string()).unwrap_or_default();
-        let multi = self.transaction.as_ref().map_or(-1, |t| t.queued.len() as i64);
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let laddr = self
+            .shared
+            .resp_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let multi = self
+            .transaction
+            .as_ref()
+            .map_or(-1, |t| t.queued.len() as i64);
         let resp = if self.version == Version::Resp3 { 3 } else { 2 };
         format!(
             "id={} addr={} laddr={laddr} fd=-1 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 \
@@ -156,8 +178,14 @@ impl RespSession {
     }
 
     async fn info(&self, args: &[Bytes]) -> String {
-        let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-        let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+        let wanted: Vec<String> = args[1..]
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).to_lowercase())
+            .collect();
+        let all = wanted.is_empty()
+            || wanted
+                .iter()
+                .any(|w| w == "all" || w == "everything" || w == "default");
         let include = |section: &str| all || wanted.iter().any(|w| w == section);
         let stats = &self.shared.stats;
         let usage = self.shared.memory_usage();
@@ -174,34 +202,67 @@ impl RespSession {
             }
         };
         let port = self.shared.resp_addr.map_or(0, |a| a.port());
-        section("Server", vec![
-            ("redis_version", REDIS_VERSION.into()),
-            ("keyway_version", env!("CARGO_PKG_VERSION").into()),
-            ("redis_mode", "standalone".into()),
-            ("process_id", std::process::id().to_string()),
-            ("tcp_port", port.to_string()),
-            ("uptime_in_seconds", stats.uptime_seconds().to_string()),
-            ("uptime_in_days", (stats.uptime_seconds() / 86400).to_string()),
-        ]);
-        section("Clients", vec![
-            ("connected_clients", Stats::get(&stats.current_connections).to_string()),
-            ("maxclients", self.shared.limits.max_connections.to_string()),
-        ]);
-        section("Memory", vec![
-            ("used_memory", usage.bytes.to_string()),
-            ("maxmemory", usage.capacity.to_string()),
-            ("maxmemory_policy", "allkeys-lru".into()),
-        ]);
-        section("Stats", vec![
-            ("total_connections_received", Stats::get(&stats.total_connections).to_string()),
-            ("total_commands_processed", Stats::get(&stats.commands).to_string()),
-            ("total_net_input_bytes", Stats::get(&stats.bytes_read).to_string()),
-            ("total_net_output_bytes", Stats::get(&stats.bytes_written).to_string()),
-            ("rejected_connections", Stats::get(&stats.rejected_connections).to_string()),
-            ("evicted_keys", usage.evictions.to_string()),
-            ("keyspace_hits", Stats::get(&stats.get_hits).to_string()),
-            ("keyspace_misses", Stats::get(&stats.get_misses).to_string()),
-        ]);
+        section(
+            "Server",
+            vec![
+                ("redis_version", REDIS_VERSION.into()),
+                ("keyway_version", env!("CARGO_PKG_VERSION").into()),
+                ("redis_mode", "standalone".into()),
+                ("process_id", std::process::id().to_string()),
+                ("tcp_port", port.to_string()),
+                ("uptime_in_seconds", stats.uptime_seconds().to_string()),
+                (
+                    "uptime_in_days",
+                    (stats.uptime_seconds() / 86400).to_string(),
+                ),
+            ],
+        );
+        section(
+            "Clients",
+            vec![
+                (
+                    "connected_clients",
+                    Stats::get(&stats.current_connections).to_string(),
+                ),
+                ("maxclients", self.shared.limits.max_connections.to_string()),
+            ],
+        );
+        section(
+            "Memory",
+            vec![
+                ("used_memory", usage.bytes.to_string()),
+                ("maxmemory", usage.capacity.to_string()),
+                ("maxmemory_policy", "allkeys-lru".into()),
+            ],
+        );
+        section(
+            "Stats",
+            vec![
+                (
+                    "total_connections_received",
+                    Stats::get(&stats.total_connections).to_string(),
+                ),
+                (
+                    "total_commands_processed",
+                    Stats::get(&stats.commands).to_string(),
+                ),
+                (
+                    "total_net_input_bytes",
+                    Stats::get(&stats.bytes_read).to_string(),
+                ),
+                (
+                    "total_net_output_bytes",
+                    Stats::get(&stats.bytes_written).to_string(),
+                ),
+                (
+                    "rejected_connections",
+                    Stats::get(&stats.rejected_connections).to_string(),
+                ),
+                ("evicted_keys", usage.evictions.to_string()),
+                ("keyspace_hits", Stats::get(&stats.get_hits).to_string()),
+                ("keyspace_misses", Stats::get(&stats.get_misses).to_string()),
+            ],
+        );
         if include("keyspace") {
             let mut lines = Vec::new();
             for db in 0..DATABASES {
@@ -228,7 +289,9 @@ fn check_credentials(user: &[u8], _password: &[u8]) -> Result<(), Reply> {
     if user == b"default" {
         Ok(())
     } else {
-        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(Reply::error(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
     }
 }
 
@@ -256,7 +319,12 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::Bulk(Bytes::from_static(spec.name.as_bytes())),
         Reply::Integer(i64::from(spec.arity)),
-        Reply::Set(spec.flags.iter().map(|f| Reply::Simple(Bytes::from_static(f.as_bytes()))).collect()),
+        Reply::Set(
+            spec.flags
+                .iter()
+                .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
+                .collect(),
+        ),
         Reply::Integer(i64::from(spec.first_key)),
         Reply::Integer(i64::from(spec.last_key)),
         Reply::Integer(i64::from(spec.step)),
@@ -269,7 +337,12 @@ fn command(args: &[Bytes]) -> CmdResult {
     };
     match sub.to_ascii_uppercase().as_slice() {
         b"COUNT" => Ok(Reply::Integer(COMMANDS.len() as i64)),
-        b"LIST" => Ok(Reply::Array(COMMANDS.iter().map(|c| Reply::Bulk(Bytes::from_static(c.name.as_bytes()))).collect())),
+        b"LIST" => Ok(Reply::Array(
+            COMMANDS
+                .iter()
+                .map(|c| Reply::Bulk(Bytes::from_static(c.name.as_bytes())))
+                .collect(),
+        )),
         b"INFO" => Ok(Reply::Array(
             args[2..]
                 .iter()

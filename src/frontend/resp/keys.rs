@@ -20,7 +20,9 @@ impl RespSession {
             }
             "exists" => {
                 let items = router.get(db, &args[1..]).await?;
-                Ok(Reply::Integer(items.iter().filter(|i| i.is_some()).count() as i64))
+                Ok(Reply::Integer(
+                    items.iter().filter(|i| i.is_some()).count() as i64
+                ))
             }
             "expire" | "pexpire" | "expireat" | "pexpireat" => self.expire(name, args).await,
             "ttl" | "pttl" => Ok(Reply::Integer(match router.ttl(db, &args[1]).await? {
@@ -30,12 +32,18 @@ impl RespSession {
                 Ttl::Millis(ms) => ms as i64,
             })),
             "persist" => {
-                let changed = router.expire(db, &args[1], Expiry::Never, ExpireCondition::IfVolatile).await?;
+                let changed = router
+                    .expire(db, &args[1], Expiry::Never, ExpireCondition::IfVolatile)
+                    .await?;
                 Ok(Reply::Integer(i64::from(changed)))
             }
             "type" => {
                 let items = router.get(db, &args[1..2]).await?;
-                Ok(Reply::simple(if items[0].is_some() { "string" } else { "none" }))
+                Ok(Reply::simple(if items[0].is_some() {
+                    "string"
+                } else {
+                    "none"
+                }))
             }
             "keys" => {
                 let mut keys = Vec::new();
@@ -54,10 +62,14 @@ impl RespSession {
             "flushdb" | "flushall" => {
                 match &args[1..] {
                     [] => {}
-                    [mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {}
+                    [mode]
+                        if mode.eq_ignore_ascii_case(b"ASYNC")
+                            || mode.eq_ignore_ascii_case(b"SYNC") => {}
                     _ => return Err(syntax_error()),
                 }
-                router.flush(if name == "flushdb" { Some(db) } else { None }).await?;
+                router
+                    .flush(if name == "flushdb" { Some(db) } else { None })
+                    .await?;
                 Ok(Reply::ok())
             }
             _ => unreachable!("dispatched by name: {name}"),
@@ -94,7 +106,11 @@ impl RespSession {
         };
         // A time in the past deletes the key (it expires at once).
         let expiry = Expiry::At(at.max(0) as u64);
-        let changed = self.shared.router.expire(self.db, &args[1], expiry, condition).await?;
+        let changed = self
+            .shared
+            .router
+            .expire(self.db, &args[1], expiry, condition)
+            .await?;
         Ok(Reply::Integer(i64::from(changed)))
     }
 
@@ -125,23 +141,37 @@ impl RespSession {
                 _ => return Err(syntax_error()),
             }
         }
-        let page = self.shared.router.scan(self.db, cursor, pattern.as_deref(), count as usize).await?;
-        let keys = if only_strings { page.keys.into_iter().map(Reply::Bulk).collect() } else { Vec::new() };
-        Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(page.cursor.to_string())), Reply::Array(keys)]))
+        let page = self
+            .shared
+            .router
+            .scan(self.db, cursor, pattern.as_deref(), count as usize)
+            .await?;
+        let keys = if only_strings {
+            page.keys.into_iter().map(Reply::Bulk).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(page.cursor.to_string())),
+            Reply::Array(keys),
+        ]))
     }
 }
 
-fn combine_conditions(current: ExpireCondition, next: ExpireCondition) -> Result<ExpireCondition, Reply> {
+fn combine_conditions(
+    current: ExpireCondition,
+    next: ExpireCondition,
+) -> Result<ExpireCondition, Reply> {
     use ExpireCondition::*;
     match (current, next) {
         (Always, next) => Ok(next),
         (a, b) if a == b => Ok(a),
-        (IfPersistent, _) | (_, IfPersistent) => {
-            Err(Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible"))
-        }
-        (IfLater, IfEarlier) | (IfEarlier, IfLater) => {
-            Err(Reply::error("ERR GT and LT options at the same time are not compatible"))
-        }
+        (IfPersistent, _) | (_, IfPersistent) => Err(Reply::error(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        )),
+        (IfLater, IfEarlier) | (IfEarlier, IfLater) => Err(Reply::error(
+            "ERR GT and LT options at the same time are not compatible",
+        )),
         // GT already refuses a key without expiry (it counts as infinitely
         // late), so XX adds nothing to it; LT does not, so XX+LT is its own case.
         (IfVolatile, IfLater) | (IfLater, IfVolatile) => Ok(IfLater),

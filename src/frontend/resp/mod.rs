@@ -53,7 +53,9 @@ impl RespSession {
             max_bulk: shared.limits.max_bulk.as_usize(),
             max_inline: shared.limits.max_inline.as_usize(),
         };
-        let id = shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = shared
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             shared,
             decoder: Decoder::new(limits),
@@ -73,7 +75,10 @@ impl RespSession {
         Stats::add(&self.shared.stats.commands, 1);
         let spec = commands::lookup(&args[0]);
         if let Some(transaction) = &mut self.transaction {
-            if !matches!(spec.map(|s| s.name), Some("exec" | "discard" | "multi" | "quit")) {
+            if !matches!(
+                spec.map(|s| s.name),
+                Some("exec" | "discard" | "multi" | "quit")
+            ) {
                 let reply = match check_arity(spec, &args) {
                     Ok(()) => {
                         transaction.queued.push(args);
@@ -113,12 +118,13 @@ impl RespSession {
     /// Runs one (non-transaction-control) command.
     async fn run(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
         match name {
-            "get" | "set" | "setnx" | "setex" | "psetex" | "getdel" | "getex" | "mget" | "mset" | "msetnx"
-            | "incr" | "decr" | "incrby" | "decrby" | "append" | "strlen" => self.string_command(name, args).await,
-            "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl" | "pttl"
-            | "persist" | "type" | "keys" | "scan" | "flushdb" | "flushall" | "dbsize" => {
-                self.key_command(name, args).await
+            "get" | "set" | "setnx" | "setex" | "psetex" | "getdel" | "getex" | "mget" | "mset"
+            | "msetnx" | "incr" | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
+                self.string_command(name, args).await
             }
+            "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat"
+            | "ttl" | "pttl" | "persist" | "type" | "keys" | "scan" | "flushdb" | "flushall"
+            | "dbsize" => self.key_command(name, args).await,
             "eval" | "evalsha" | "script" => self.script_command(name, args).await,
             _ => self.connection_command(name, args).await,
         }
@@ -150,7 +156,9 @@ impl RespSession {
         }
         let mut replies = Vec::with_capacity(transaction.queued.len());
         for args in transaction.queued {
-            let name = commands::lookup(&args[0]).expect("checked when queued").name;
+            let name = commands::lookup(&args[0])
+                .expect("checked when queued")
+                .name;
             replies.push(self.run(name, &args).await.unwrap_or_else(|error| error));
         }
         Reply::Array(replies)
@@ -182,7 +190,11 @@ fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> 
         return Err(unknown_command(args));
     };
     let n = args.len() as i32;
-    let ok = if spec.arity >= 0 { n == spec.arity } else { n >= -spec.arity };
+    let ok = if spec.arity >= 0 {
+        n == spec.arity
+    } else {
+        n >= -spec.arity
+    };
     if ok {
         Ok(())
     } else {
@@ -191,7 +203,9 @@ fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> 
 }
 
 fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 /// redis's exact wording, argument previews included.
@@ -229,7 +243,9 @@ impl From<RouteError> for Reply {
     fn from(error: RouteError) -> Self {
         match error {
             RouteError::Backend(BackendError::NotAnInteger) => not_an_integer(),
-            RouteError::Backend(BackendError::Overflow) => Reply::error("ERR increment or decrement would overflow"),
+            RouteError::Backend(BackendError::Overflow) => {
+                Reply::error("ERR increment or decrement would overflow")
+            }
             RouteError::Backend(BackendError::OutOfMemory) => {
                 Reply::error("OOM value is larger than the memory backend accepts for one item")
             }

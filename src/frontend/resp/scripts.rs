@@ -50,8 +50,12 @@ const KNOWN: &[(Script, &str)] = &[
     ),
 ];
 
-static BY_SHA: LazyLock<Vec<(String, Script)>> =
-    LazyLock::new(|| KNOWN.iter().map(|(script, text)| (sha1_hex(text.as_bytes()), *script)).collect());
+static BY_SHA: LazyLock<Vec<(String, Script)>> = LazyLock::new(|| {
+    KNOWN
+        .iter()
+        .map(|(script, text)| (sha1_hex(text.as_bytes()), *script))
+        .collect()
+});
 
 fn sha1_hex(text: &[u8]) -> String {
     hex::encode(Sha1::digest(text))
@@ -59,7 +63,10 @@ fn sha1_hex(text: &[u8]) -> String {
 
 fn find(sha: &[u8]) -> Option<Script> {
     let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-    BY_SHA.iter().find(|(known, _)| *known == sha).map(|(_, script)| *script)
+    BY_SHA
+        .iter()
+        .find(|(known, _)| *known == sha)
+        .map(|(_, script)| *script)
 }
 
 fn unsupported(sha: &str) -> Reply {
@@ -93,20 +100,30 @@ impl RespSession {
             return Err(Reply::error("ERR Number of keys can't be negative"));
         }
         if numkeys as usize > args.len() - 1 {
-            return Err(Reply::error("ERR Number of keys can't be greater than number of args"));
+            return Err(Reply::error(
+                "ERR Number of keys can't be greater than number of args",
+            ));
         }
         let (keys, argv) = args[1..].split_at(numkeys as usize);
         let (Some(key), Some(arg1)) = (keys.first(), argv.first()) else {
-            return Err(Reply::error("ERR Error running script: missing KEYS[1] or ARGV[1]"));
+            return Err(Reply::error(
+                "ERR Error running script: missing KEYS[1] or ARGV[1]",
+            ));
         };
         let router = &self.shared.router;
         let db = self.db;
         match script {
             Script::IncrByIfExists | Script::IncrBy => {
                 let delta = parse_i64(arg1)?;
-                if script == Script::IncrByIfExists && router.get(db, std::slice::from_ref(key)).await?[0].is_none() {
+                if script == Script::IncrByIfExists
+                    && router.get(db, std::slice::from_ref(key)).await?[0].is_none()
+                {
                     // Lua false becomes a RESP3 false, or a RESP2 nil.
-                    return Ok(if self.version == Version::Resp3 { Reply::Boolean(false) } else { Reply::Null });
+                    return Ok(if self.version == Version::Resp3 {
+                        Reply::Boolean(false)
+                    } else {
+                        Reply::Null
+                    });
                 }
                 match router.arith(db, key, Arith::Redis(delta)).await? {
                     ArithOutcome::Signed(n) => Ok(Reply::Integer(n)),
@@ -122,7 +139,14 @@ impl RespSession {
                     Script::LockRelease => router.delete(db, std::slice::from_ref(key)).await?[0],
                     Script::LockReacquire => {
                         let ms = parse_i64(argv.get(1).unwrap_or(&Bytes::new()))?;
-                        router.expire(db, key, Expiry::after_ms(ms.max(0) as u64), ExpireCondition::Always).await?
+                        router
+                            .expire(
+                                db,
+                                key,
+                                Expiry::after_ms(ms.max(0) as u64),
+                                ExpireCondition::Always,
+                            )
+                            .await?
                     }
                     _ => self.extend_lock(key, argv).await?,
                 };
@@ -138,8 +162,14 @@ impl RespSession {
         };
         let additional = parse_i64(argv.get(1).unwrap_or(&Bytes::new()))?.max(0) as u64;
         let replace = argv.get(2).is_some_and(|a| &a[..] != b"0");
-        let ttl = if replace { additional } else { additional + remaining };
-        Ok(router.expire(self.db, key, Expiry::after_ms(ttl), ExpireCondition::Always).await?)
+        let ttl = if replace {
+            additional
+        } else {
+            additional + remaining
+        };
+        Ok(router
+            .expire(self.db, key, Expiry::after_ms(ttl), ExpireCondition::Always)
+            .await?)
     }
 }
 
@@ -151,7 +181,10 @@ fn script_subcommand(args: &[Bytes]) -> CmdResult {
             Ok(Reply::Bulk(Bytes::from(sha)))
         }
         b"EXISTS" if args.len() >= 3 => Ok(Reply::Array(
-            args[2..].iter().map(|sha| Reply::Integer(i64::from(find(sha).is_some()))).collect(),
+            args[2..]
+                .iter()
+                .map(|sha| Reply::Integer(i64::from(find(sha).is_some())))
+                .collect(),
         )),
         // The known scripts are built in, so there is nothing to flush.
         b"FLUSH" => Ok(Reply::ok()),
@@ -169,10 +202,25 @@ mod tests {
     #[test]
     fn shas_match_what_clients_compute() {
         // Computed by Python's hashlib on the scripts shipped in django-redis 7.0.0 and redis-py 8.1.0.
-        assert_eq!(find(b"f4a7da3e5d8ea3b46642af08427151cae0190400"), Some(Script::IncrByIfExists));
-        assert_eq!(find(b"4d15273b16b10c15e1d9202cbe93c959ab7d250b"), Some(Script::IncrBy));
-        assert_eq!(find(b"c3f8721cbb97f72bc19e972846bd7aaf91901658"), Some(Script::LockRelease));
-        assert_eq!(find(b"a4e8783852e6b949f9ef3a97212805108459a890"), Some(Script::LockExtend));
-        assert_eq!(find(b"1cac51482acf5858da00f6d685d68f886cd6b6b2"), Some(Script::LockReacquire));
+        assert_eq!(
+            find(b"f4a7da3e5d8ea3b46642af08427151cae0190400"),
+            Some(Script::IncrByIfExists)
+        );
+        assert_eq!(
+            find(b"4d15273b16b10c15e1d9202cbe93c959ab7d250b"),
+            Some(Script::IncrBy)
+        );
+        assert_eq!(
+            find(b"c3f8721cbb97f72bc19e972846bd7aaf91901658"),
+            Some(Script::LockRelease)
+        );
+        assert_eq!(
+            find(b"a4e8783852e6b949f9ef3a97212805108459a890"),
+            Some(Script::LockExtend)
+        );
+        assert_eq!(
+            find(b"1cac51482acf5858da00f6d685d68f886cd6b6b2"),
+            Some(Script::LockReacquire)
+        );
     }
 }

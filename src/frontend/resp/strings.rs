@@ -16,14 +16,18 @@ pub(super) fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<
     }
     let amount = amount as u64;
     let at = match unit.to_ascii_uppercase().as_slice() {
-        b"EX" => amount.checked_mul(1000).and_then(|ms| ms.checked_add(now_ms())),
+        b"EX" => amount
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(now_ms())),
         b"PX" => amount.checked_add(now_ms()),
         b"EXAT" => amount.checked_mul(1000),
         b"PXAT" => Some(amount),
         _ => return Err(syntax_error()),
     };
     // redis refuses expiries that overflow a signed 64-bit millisecond clock.
-    at.filter(|&at| at <= i64::MAX as u64).map(Expiry::At).ok_or_else(invalid)
+    at.filter(|&at| at <= i64::MAX as u64)
+        .map(Expiry::At)
+        .ok_or_else(invalid)
 }
 
 impl RespSession {
@@ -34,38 +38,55 @@ impl RespSession {
             "get" => {
                 let items = router.get(db, &args[1..2]).await?;
                 self.shared.stats.record_reads(&items);
-                Ok(Reply::bulk_or_null(items.into_iter().next().flatten().map(|i| i.value)))
+                Ok(Reply::bulk_or_null(
+                    items.into_iter().next().flatten().map(|i| i.value),
+                ))
             }
             "mget" => {
                 let items = router.get(db, &args[1..]).await?;
                 self.shared.stats.record_reads(&items);
-                Ok(Reply::Array(items.into_iter().map(|i| Reply::bulk_or_null(i.map(|i| i.value))).collect()))
+                Ok(Reply::Array(
+                    items
+                        .into_iter()
+                        .map(|i| Reply::bulk_or_null(i.map(|i| i.value)))
+                        .collect(),
+                ))
             }
             "set" => self.set(args).await,
             "setnx" => {
-                let outcome = self.store(&args[1], &args[2], StoreMode::Add, Expiry::Never).await?;
+                let outcome = self
+                    .store(&args[1], &args[2], StoreMode::Add, Expiry::Never)
+                    .await?;
                 Ok(Reply::Integer(i64::from(outcome == StoreStatus::Stored)))
             }
             "setex" | "psetex" => {
                 let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
                 let expiry = parse_expiry(unit, &args[2], name)?;
-                self.store(&args[1], &args[3], StoreMode::Set, expiry).await?;
+                self.store(&args[1], &args[3], StoreMode::Set, expiry)
+                    .await?;
                 Ok(Reply::ok())
             }
-            "getdel" => Ok(Reply::bulk_or_null(router.get_and_delete(db, &args[1]).await?.map(|i| i.value))),
+            "getdel" => Ok(Reply::bulk_or_null(
+                router.get_and_delete(db, &args[1]).await?.map(|i| i.value),
+            )),
             "getex" => self.getex(args).await,
             "mset" | "msetnx" => {
                 if args.len() % 2 == 0 {
                     return Err(wrong_arity(name));
                 }
-                let pairs: Vec<(Bytes, Bytes)> = args[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                let pairs: Vec<(Bytes, Bytes)> = args[1..]
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect();
                 if name == "mset" {
                     router.store_many(db, pairs).await?;
                     return Ok(Reply::ok());
                 }
                 match router.store_all_if_absent(db, pairs).await? {
                     Some(stored) => Ok(Reply::Integer(i64::from(stored))),
-                    None => Err(Reply::error("ERR MSETNX keys must all route to the same backend")),
+                    None => Err(Reply::error(
+                        "ERR MSETNX keys must all route to the same backend",
+                    )),
                 }
             }
             "incr" | "decr" | "incrby" | "decrby" => {
@@ -95,13 +116,21 @@ impl RespSession {
             }
             "strlen" => {
                 let items = router.get(db, &args[1..2]).await?;
-                Ok(Reply::Integer(items[0].as_ref().map_or(0, |i| i.value.len() as i64)))
+                Ok(Reply::Integer(
+                    items[0].as_ref().map_or(0, |i| i.value.len() as i64),
+                ))
             }
             _ => unreachable!("dispatched by name: {name}"),
         }
     }
 
-    async fn store(&self, key: &Bytes, value: &Bytes, mode: StoreMode, expiry: Expiry) -> Result<StoreStatus, Reply> {
+    async fn store(
+        &self,
+        key: &Bytes,
+        value: &Bytes,
+        mode: StoreMode,
+        expiry: Expiry,
+    ) -> Result<StoreStatus, Reply> {
         let store = Store {
             key: key.clone(),
             value: value.clone(),
@@ -128,7 +157,11 @@ impl RespSession {
                 b"GET" => get = true,
                 b"KEEPTTL" if expiry.is_none() => expiry = Some(ExpiryUpdate::Keep),
                 b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && i + 1 < args.len() => {
-                    expiry = Some(ExpiryUpdate::Set(parse_expiry(&option, &args[i + 1], "set")?));
+                    expiry = Some(ExpiryUpdate::Set(parse_expiry(
+                        &option,
+                        &args[i + 1],
+                        "set",
+                    )?));
                     i += 1;
                 }
                 _ => return Err(syntax_error()),
@@ -157,7 +190,9 @@ impl RespSession {
         let expiry = match &args[2..] {
             [] => None,
             [option] if option.eq_ignore_ascii_case(b"PERSIST") => Some(Expiry::Never),
-            [unit, amount] if !unit.eq_ignore_ascii_case(b"PERSIST") => Some(parse_expiry(unit, amount, "getex")?),
+            [unit, amount] if !unit.eq_ignore_ascii_case(b"PERSIST") => {
+                Some(parse_expiry(unit, amount, "getex")?)
+            }
             _ => return Err(syntax_error()),
         };
         let router = &self.shared.router;
@@ -165,7 +200,9 @@ impl RespSession {
             None => router.get(self.db, &args[1..2]).await?,
             Some(expiry) => router.get_and_touch(self.db, &args[1..2], expiry).await?,
         };
-        Ok(Reply::bulk_or_null(items.into_iter().next().flatten().map(|i| i.value)))
+        Ok(Reply::bulk_or_null(
+            items.into_iter().next().flatten().map(|i| i.value),
+        ))
     }
 }
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every Keyway test: protocol unit and property tests, integration tests
+# against real memcached and redis-server (and redis-cli), the backend
+# conformance suite, then the end-to-end suite with real Django clients.
+#
+# On a fresh Debian machine it installs what it needs (as root: apt-get; a
+# Python 3.12+ venv under target/e2e-venv). Tests start their own servers on
+# free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v memcached >/dev/null || need+=(memcached)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+# pylibmc has wheels only for CPython 3.11; on 3.12+ it builds against these.
+dpkg -s libmemcached-dev zlib1g-dev >/dev/null 2>&1 || need+=(libmemcached-dev zlib1g-dev)
+if ((${#need[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "missing: ${need[*]}; install with: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+# Django 6 needs Python 3.12 or newer.
+find_python() {
+    for candidate in "${KEYWAY_PYTHON:-}" python3.12 python3.13 \
+        "$HOME"/.pyenv/versions/3.12*/bin/python "$HOME"/.pyenv/versions/3.13*/bin/python; do
+        if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            command -v "$candidate"
+            return
+        fi
+    done
+    echo "no Python 3.12+ found; set KEYWAY_PYTHON to one" >&2
+    exit 1
+}
+
+venv=target/e2e-venv
+if ! cmp -s tests/e2e/requirements.txt "$venv/requirements.txt" 2>/dev/null; then
+    rm -rf "$venv"
+    "$(find_python)" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+    cp tests/e2e/requirements.txt "$venv/requirements.txt"
+fi
+
+cargo build --locked
+cargo test --workspace --locked
+KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e

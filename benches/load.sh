@@ -6,12 +6,14 @@
 #   memaslap -c 50 -T 2 -X 256                       (Keyway memcached vs memcached)
 #
 # Usage: benches/load.sh [seconds-per-memaslap-run]   (default 20)
+#   ROUNDS=3 (targets alternate within each round, so drift hits both alike)
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
 requests=${REQUESTS:-2000000}
+rounds=${ROUNDS:-3}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
@@ -41,15 +43,16 @@ for port in "$redis_port" "$memcached_port" "$kw_mc" "$kw_resp"; do wait_port "$
 
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(memcached -V)"
 echo
-echo "## redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests"
+for round in $(seq "$rounds"); do
+echo "## round $round: redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests -r 100000"
 for target in "redis-server:$redis_port" "keyway:$kw_resp"; do
     name=${target%%:*}; port=${target##*:}
-    redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P 16 -d 256 -n "$requests" -r 100000 -q |
-        tr '\r' '\n' | grep -E '^(SET|GET):' | sed "s/^/$name /"
+    redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P 16 -d 256 -n "$requests" -r 100000 -q 2>/dev/null |
+        tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name /"
 done
-echo
-echo "## memaslap -c 50 -T 2 -X 256 -t ${seconds}s (default 9:1 get:set mix)"
+echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s (default 9:1 get:set mix)"
 for target in "memcached:$memcached_port" "keyway:$kw_mc"; do
     name=${target%%:*}; port=${target##*:}
     memcaslap -s "127.0.0.1:$port" -c 50 -T 2 -X 256 -t "${seconds}s" | grep -E '^Run time' | sed "s/^/$name /"
+done
 done

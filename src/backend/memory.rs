@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use quick_cache::unsync::Cache;
-use quick_cache::{Lifecycle, Weighter};
+use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use super::{numeric, Backend, BackendError, Result};
 use crate::op::{
@@ -20,7 +20,52 @@ use crate::op::{
 };
 use crate::pattern::glob_match;
 
-type Key = (Db, Bytes);
+/// A stored key. Keys and values are copied into allocations of their own on
+/// store: slices of a connection's read buffer would pin the whole buffer.
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    db: Db,
+    key: Bytes,
+}
+
+/// A key to look up, borrowed from the request; hashes exactly like [`Key`].
+#[derive(Clone, Copy)]
+struct KeyRef<'a> {
+    db: Db,
+    key: &'a [u8],
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        KeyRef {
+            db: self.db,
+            key: &self.key,
+        }
+        .hash(state);
+    }
+}
+
+impl std::hash::Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u8(self.db);
+        state.write(self.key);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, stored: &Key) -> bool {
+        self.db == stored.db && self.key == &stored.key[..]
+    }
+}
+
+impl KeyRef<'_> {
+    fn to_owned(self) -> Key {
+        Key {
+            db: self.db,
+            key: Bytes::copy_from_slice(self.key),
+        }
+    }
+}
 
 /// Bytes charged per item beyond key and value: the entry, its index slot and
 /// the cache's own bookkeeping, so that capacity tracks real memory use.
@@ -34,7 +79,7 @@ struct ItemWeight;
 
 impl Weighter<Key, Item> for ItemWeight {
     fn weight(&self, key: &Key, item: &Item) -> u64 {
-        (key.1.len() + item.value.len()) as u64 + ITEM_OVERHEAD
+        (key.key.len() + item.value.len()) as u64 + ITEM_OVERHEAD
     }
 }
 
@@ -139,12 +184,15 @@ impl MemoryBackend {
         self.next_cas.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Inserts `item`, or removes the key when the item is already expired.
-    fn put(&self, shard: &mut Shard, key: Key, item: Item) -> Result<()> {
+    /// Inserts `item` (copying the key into its own allocation), or removes
+    /// the key when the item is already expired. Values that come from a
+    /// request must be copied by the caller (see [`owned`]).
+    fn put(&self, shard: &mut Shard, key: KeyRef<'_>, item: Item) -> Result<()> {
         if item.expiry.is_expired_at(now_ms()) {
             shard.remove(&key);
             return Ok(());
         }
+        let key = key.to_owned();
         if ItemWeight.weight(&key, &item) > self.max_item_weight {
             return Err(BackendError::OutOfMemory);
         }
@@ -152,7 +200,12 @@ impl MemoryBackend {
         Ok(())
     }
 
-    fn store_locked(&self, shard: &mut Shard, key: Key, store: Store) -> Result<StoreOutcome> {
+    fn store_locked(
+        &self,
+        shard: &mut Shard,
+        key: KeyRef<'_>,
+        store: Store,
+    ) -> Result<StoreOutcome> {
         let current = live(shard, &key);
         let refuse = |status| {
             Ok(StoreOutcome {
@@ -174,7 +227,7 @@ impl MemoryBackend {
                 (concat(&cur.value, &store.value), cur.flags)
             }
             (StoreMode::Prepend, Some(cur)) => (concat(&store.value, &cur.value), cur.flags),
-            _ => (store.value, store.flags),
+            _ => (owned(&store.value), store.flags),
         };
         let expiry = match store.expiry {
             ExpiryUpdate::Set(expiry) => expiry,
@@ -197,7 +250,7 @@ impl MemoryBackend {
 }
 
 /// The live item under `key`, removing it if it has expired.
-fn live(shard: &mut Shard, key: &Key) -> Option<Item> {
+fn live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
     match shard.get(key) {
         None => return None,
         Some(item) if !item.expiry.is_expired_at(now_ms()) => return Some(item.clone()),
@@ -205,6 +258,12 @@ fn live(shard: &mut Shard, key: &Key) -> Option<Item> {
     }
     shard.remove(key);
     None
+}
+
+/// A copy of a request's value in an allocation of its own, so the stored
+/// item does not pin the connection's read buffer.
+fn owned(value: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(value)
 }
 
 fn concat(a: &[u8], b: &[u8]) -> Bytes {
@@ -218,7 +277,7 @@ impl Backend for MemoryBackend {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         Ok(keys
             .iter()
-            .map(|key| self.with_shard(key, |shard| live(shard, &(db, key.clone()))))
+            .map(|key| self.with_shard(key, |shard| live(shard, &KeyRef { db, key })))
             .collect())
     }
 
@@ -231,7 +290,7 @@ impl Backend for MemoryBackend {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let item = self.with_shard(key, |shard| -> Result<Option<Item>> {
-                let key = (db, key.clone());
+                let key = KeyRef { db, key };
                 let Some(mut item) = live(shard, &key) else {
                     return Ok(None);
                 };
@@ -246,7 +305,7 @@ impl Backend for MemoryBackend {
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
         Ok(self.with_shard(key, |shard| {
-            let key = (db, key.clone());
+            let key = KeyRef { db, key };
             let item = live(shard, &key);
             shard.remove(&key);
             item
@@ -256,7 +315,7 @@ impl Backend for MemoryBackend {
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
         let key = store.key.clone();
         self.with_shard(&key, |shard| {
-            self.store_locked(shard, (db, key.clone()), store)
+            self.store_locked(shard, KeyRef { db, key: &key }, store)
         })
     }
 
@@ -280,7 +339,7 @@ impl Backend for MemoryBackend {
         };
         let slots: Vec<usize> = pairs.iter().map(|(k, _)| shard_of(k)).collect();
         for ((key, _), &slot) in pairs.iter().zip(&slots) {
-            if live(&mut guards[slot].1, &(db, key.clone())).is_some() {
+            if live(&mut guards[slot].1, &KeyRef { db, key }).is_some() {
                 return Ok(false);
             }
         }
@@ -291,7 +350,7 @@ impl Backend for MemoryBackend {
                 cas: self.new_cas(),
                 expiry: Expiry::Never,
             };
-            self.put(&mut guards[slot].1, (db, key), item)?;
+            self.put(&mut guards[slot].1, KeyRef { db, key: &key }, item)?;
         }
         Ok(true)
     }
@@ -301,7 +360,7 @@ impl Backend for MemoryBackend {
             .iter()
             .map(|key| {
                 self.with_shard(key, |shard| {
-                    let key = (db, key.clone());
+                    let key = KeyRef { db, key };
                     let existed = live(shard, &key).is_some();
                     shard.remove(&key);
                     existed
@@ -312,7 +371,7 @@ impl Backend for MemoryBackend {
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         self.with_shard(key, |shard| {
-            let key = (db, key.clone());
+            let key = KeyRef { db, key };
             let current = live(shard, &key);
             let Some((value, outcome)) =
                 numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
@@ -342,7 +401,7 @@ impl Backend for MemoryBackend {
         condition: ExpireCondition,
     ) -> Result<bool> {
         self.with_shard(key, |shard| {
-            let key = (db, key.clone());
+            let key = KeyRef { db, key };
             let Some(mut item) = live(shard, &key) else {
                 return Ok(false);
             };
@@ -357,7 +416,7 @@ impl Backend for MemoryBackend {
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
         Ok(
-            self.with_shard(key, |shard| match live(shard, &(db, key.clone())) {
+            self.with_shard(key, |shard| match live(shard, &KeyRef { db, key }) {
                 None => Ttl::Missing,
                 Some(Item {
                     expiry: Expiry::Never,
@@ -393,8 +452,13 @@ impl Backend for MemoryBackend {
         let mut candidates: Vec<(u64, Bytes)> = shard
             .lock()
             .iter()
-            .filter(|((key_db, _), item)| *key_db == db && !item.expiry.is_expired_at(now))
-            .map(|((_, key), _)| (self.key_hash(key) >> (64 - POSITION_BITS), key.clone()))
+            .filter(|(stored, item)| stored.db == db && !item.expiry.is_expired_at(now))
+            .map(|(stored, _)| {
+                (
+                    self.key_hash(&stored.key) >> (64 - POSITION_BITS),
+                    stored.key.clone(),
+                )
+            })
             .filter(|(position, _)| *position >= from)
             .collect();
         candidates.sort_unstable_by_key(|(position, _)| *position);
@@ -427,7 +491,7 @@ impl Backend for MemoryBackend {
                 shard
                     .lock()
                     .iter()
-                    .filter(|((key_db, _), item)| *key_db == db && !item.expiry.is_expired_at(now))
+                    .filter(|(stored, item)| stored.db == db && !item.expiry.is_expired_at(now))
                     .count()
             })
             .sum())
@@ -438,7 +502,7 @@ impl Backend for MemoryBackend {
             let mut shard = shard.lock();
             match db {
                 None => shard.clear(),
-                Some(db) => shard.retain(|(key_db, _), _| *key_db != db),
+                Some(db) => shard.retain(|stored, _| stored.db != db),
             }
         }
         Ok(())

@@ -62,15 +62,11 @@ impl Router {
             .zip(self.backends.iter().map(|b| &**b))
     }
 
-    fn backend_slot(&self, key: &[u8]) -> Result<&Arc<AnyBackend>> {
+    fn backend_for(&self, key: &[u8]) -> Result<&AnyBackend> {
         self.table
             .route(key)
-            .map(|slot| &self.backends[slot])
+            .map(|slot| &*self.backends[slot])
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
-    }
-
-    fn backend_for(&self, key: &[u8]) -> Result<&AnyBackend> {
-        self.backend_slot(key).map(|backend| &**backend)
     }
 
     /// Groups key positions by backend slot, preserving order within each group.
@@ -86,6 +82,19 @@ impl Router {
         Ok(groups)
     }
 
+    /// The one backend that owns every key, if there is one: the common case,
+    /// served without splitting, copying keys or merging.
+    fn single_backend(&self, keys: &[Bytes]) -> Result<Option<&AnyBackend>> {
+        let Some(first) = keys.first() else {
+            return Ok(None);
+        };
+        let slot = self.table.route(first);
+        if keys[1..].iter().any(|key| self.table.route(key) != slot) {
+            return Ok(None);
+        }
+        self.backend_for(first).map(Some)
+    }
+
     /// Runs a per-key batch operation on each backend's share of `keys` and
     /// puts the results back in request order.
     async fn per_key<T: Default + Clone, F, Fut>(&self, keys: &[Bytes], run: F) -> Result<Vec<T>>
@@ -93,22 +102,15 @@ impl Router {
         F: Fn(Arc<AnyBackend>, Vec<Bytes>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<Vec<T>, BackendError>>,
     {
-        if let Some(first) = keys.first() {
-            // The common case: one backend owns every key; no split, no merge.
-            if self.split_needed(keys) {
-                let mut out = vec![T::default(); keys.len()];
-                for (slot, positions) in self.split(keys)? {
-                    let group: Vec<Bytes> = positions.iter().map(|&p| keys[p].clone()).collect();
-                    let results = run(self.backends[slot].clone(), group).await?;
-                    for (position, result) in positions.into_iter().zip(results) {
-                        out[position] = result;
-                    }
-                }
-                return Ok(out);
+        let mut out = vec![T::default(); keys.len()];
+        for (slot, positions) in self.split(keys)? {
+            let group: Vec<Bytes> = positions.iter().map(|&p| keys[p].clone()).collect();
+            let results = run(self.backends[slot].clone(), group).await?;
+            for (position, result) in positions.into_iter().zip(results) {
+                out[position] = result;
             }
-            return Ok(run(self.backend_slot(first)?.clone(), keys.to_vec()).await?);
         }
-        Ok(Vec::new())
+        Ok(out)
     }
 
     fn split_needed(&self, keys: &[Bytes]) -> bool {
@@ -117,6 +119,9 @@ impl Router {
     }
 
     pub async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        if let Some(backend) = self.single_backend(keys)? {
+            return Ok(backend.get(db, keys).await?);
+        }
         self.per_key(keys, |backend, group| async move {
             backend.get(db, &group).await
         })
@@ -181,6 +186,9 @@ impl Router {
     }
 
     pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        if let Some(backend) = self.single_backend(keys)? {
+            return Ok(backend.delete(db, keys).await?);
+        }
         self.per_key(keys, |backend, group| async move {
             backend.delete(db, &group).await
         })

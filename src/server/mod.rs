@@ -196,10 +196,7 @@ async fn accept_loop(
                     connection::serve(stream, session, shared.clone(), shutdown).await;
                 }
             }
-            shared
-                .stats
-                .current_connections
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared.stats.current_connections.sub(1);
             drop(permit);
         });
     }

@@ -1,21 +1,67 @@
 //! Process-wide counters behind memcached `stats` and redis `INFO`.
+//!
+//! Hot counters are sharded per worker thread (each on its own cache line) so
+//! that counting a request never bounces a cache line between cores; reading
+//! sums the shards.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
+
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot(AtomicU64);
+
+/// A counter that many threads add to and few read.
+#[derive(Default)]
+pub struct Counter {
+    slots: [Slot; SHARDS],
+}
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SLOT.with(|slot| *slot)
+}
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.slots[thread_slot()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, n: u64) {
+        self.slots[thread_slot()].0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.slots.iter().fold(0u64, |sum, slot| {
+            sum.wrapping_add(slot.0.load(Ordering::Relaxed))
+        })
+    }
+}
 
 #[derive(Debug)]
 pub struct Stats {
     pub started: Instant,
     pub started_unix: u64,
-    pub current_connections: AtomicU64,
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands: AtomicU64,
-    pub get_hits: AtomicU64,
-    pub get_misses: AtomicU64,
-    pub sets: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub bytes_written: AtomicU64,
+    pub current_connections: Counter,
+    pub total_connections: Counter,
+    pub rejected_connections: Counter,
+    pub commands: Counter,
+    pub get_hits: Counter,
+    pub get_misses: Counter,
+    pub sets: Counter,
+    pub bytes_read: Counter,
+    pub bytes_written: Counter,
 }
 
 impl Default for Stats {
@@ -23,33 +69,37 @@ impl Default for Stats {
         Self {
             started: Instant::now(),
             started_unix: crate::op::now_ms() / 1000,
-            current_connections: AtomicU64::new(0),
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            commands: AtomicU64::new(0),
-            get_hits: AtomicU64::new(0),
-            get_misses: AtomicU64::new(0),
-            sets: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-            bytes_written: AtomicU64::new(0),
+            current_connections: Counter::default(),
+            total_connections: Counter::default(),
+            rejected_connections: Counter::default(),
+            commands: Counter::default(),
+            get_hits: Counter::default(),
+            get_misses: Counter::default(),
+            sets: Counter::default(),
+            bytes_read: Counter::default(),
+            bytes_written: Counter::default(),
         }
     }
 }
 
 impl Stats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    pub fn add(counter: &Counter, n: u64) {
+        counter.add(n);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn get(counter: &Counter) -> u64 {
+        counter.get()
     }
 
     /// Counts hits and misses of a multi-key read.
     pub fn record_reads<T>(&self, results: &[Option<T>]) {
         let hits = results.iter().filter(|r| r.is_some()).count() as u64;
-        Self::add(&self.get_hits, hits);
-        Self::add(&self.get_misses, results.len() as u64 - hits);
+        if hits > 0 {
+            self.get_hits.add(hits);
+        }
+        if hits < results.len() as u64 {
+            self.get_misses.add(results.len() as u64 - hits);
+        }
     }
 
     pub fn uptime_seconds(&self) -> u64 {

@@ -19,6 +19,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub runtime: Runtime,
+    #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -63,6 +65,13 @@ impl Default for Limits {
             shutdown_grace_seconds: 10,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Connection worker threads; 0 means one per CPU core.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use keyway::config::Config;
-use keyway::server::Server;
+use keyway::server::{Server, Workers};
 
 /// Keyway: a cache and session proxy for memcached and redis clients.
 ///
@@ -105,7 +105,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let server = match Server::start(&config).await {
+    let count = match config.runtime.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let workers = match Workers::spawn(count) {
+        Ok(workers) => workers,
+        Err(error) => {
+            tracing::error!(%error, "cannot start worker threads");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start_on(&config, workers).await {
         Ok(server) => server,
         Err(error) => {
             tracing::error!(%error, "cannot start");

@@ -3,6 +3,7 @@
 
 mod connection;
 mod stats;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -17,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 pub use connection::{Flow, Session};
 pub use stats::Stats;
+pub use workers::Workers;
 
 use crate::backend::AnyBackend;
 use crate::config::{Config, Limits};
@@ -71,8 +73,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the configured listeners and starts serving in the background.
+    /// Binds the configured listeners and serves connections on the caller's runtime.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
+        Self::start_on(config, Workers::current()).await
+    }
+
+    /// Binds the configured listeners and serves connections on `workers`.
+    pub async fn start_on(config: &Config, workers: Workers) -> Result<Self, StartError> {
+        let workers = Arc::new(workers);
         let router = Router::build(config)?;
         let memcache = bind("listen.memcache", &config.listen.memcache).await?;
         let resp = bind("listen.resp", &config.listen.resp).await?;
@@ -88,21 +96,23 @@ impl Server {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(config.limits.max_connections));
         if let Some(listener) = memcache {
-            let ctx = (
-                shared.clone(),
-                permits.clone(),
-                shutdown.clone(),
-                tracker.clone(),
-            );
+            let ctx = AcceptContext {
+                shared: shared.clone(),
+                permits: permits.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+                workers: workers.clone(),
+            };
             tracker.spawn(accept_loop(listener, ctx, Protocol::Memcache));
         }
         if let Some(listener) = resp {
-            let ctx = (
-                shared.clone(),
-                permits.clone(),
-                shutdown.clone(),
-                tracker.clone(),
-            );
+            let ctx = AcceptContext {
+                shared: shared.clone(),
+                permits: permits.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+                workers: workers.clone(),
+            };
             tracker.spawn(accept_loop(listener, ctx, Protocol::Resp));
         }
         tracker.spawn(sweep_expired(shared.clone(), shutdown.clone()));
@@ -151,13 +161,22 @@ enum Protocol {
     Resp,
 }
 
-type AcceptContext = (Arc<Shared>, Arc<Semaphore>, CancellationToken, TaskTracker);
+struct AcceptContext {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    workers: Arc<Workers>,
+}
 
-async fn accept_loop(
-    listener: TcpListener,
-    (shared, permits, shutdown, tracker): AcceptContext,
-    protocol: Protocol,
-) {
+async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protocol) {
+    let AcceptContext {
+        shared,
+        permits,
+        shutdown,
+        tracker,
+        workers,
+    } = ctx;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -183,22 +202,34 @@ async fn accept_loop(
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            Stats::add(&shared.stats.current_connections, 1);
-            Stats::add(&shared.stats.total_connections, 1);
-            match protocol {
-                Protocol::Memcache => {
-                    let session = MemcacheSession::new(shared.clone());
-                    connection::serve(stream, session, shared.clone(), shutdown).await;
+        // Hand the socket to a worker: it must be re-registered with that
+        // worker's reactor, so it crosses over as a std socket.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        Stats::add(&shared.stats.current_connections, 1);
+        Stats::add(&shared.stats.total_connections, 1);
+        tracker.spawn_on(
+            async move {
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    shared.stats.current_connections.sub(1);
+                    return;
+                };
+                match protocol {
+                    Protocol::Memcache => {
+                        let session = MemcacheSession::new(shared.clone());
+                        connection::serve(stream, session, shared.clone(), shutdown).await;
+                    }
+                    Protocol::Resp => {
+                        let session = RespSession::new(shared.clone(), peer);
+                        connection::serve(stream, session, shared.clone(), shutdown).await;
+                    }
                 }
-                Protocol::Resp => {
-                    let session = RespSession::new(shared.clone(), peer);
-                    connection::serve(stream, session, shared.clone(), shutdown).await;
-                }
-            }
-            shared.stats.current_connections.sub(1);
-            drop(permit);
-        });
+                shared.stats.current_connections.sub(1);
+                drop(permit);
+            },
+            workers.next(),
+        );
     }
 }
 

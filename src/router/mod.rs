@@ -148,7 +148,7 @@ impl Router {
         Ok(self.backend_for(&store.key)?.store(db, store).await?)
     }
 
-    /// Sets every pair (redis MSET), one batch per backend.
+    /// Sets every pair (redis MSET). Each set is atomic; the group is not.
     pub async fn store_many(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<()> {
         for (key, value) in pairs {
             let store = Store {

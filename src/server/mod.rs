@@ -95,7 +95,9 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-        if let Some(listener) = memcache {
+        let listeners = [(memcache, Protocol::Memcache), (resp, Protocol::Resp)];
+        for (listener, protocol) in listeners {
+            let Some(listener) = listener else { continue };
             let ctx = AcceptContext {
                 shared: shared.clone(),
                 permits: permits.clone(),
@@ -103,17 +105,7 @@ impl Server {
                 tracker: tracker.clone(),
                 workers: workers.clone(),
             };
-            tracker.spawn(accept_loop(listener, ctx, Protocol::Memcache));
-        }
-        if let Some(listener) = resp {
-            let ctx = AcceptContext {
-                shared: shared.clone(),
-                permits: permits.clone(),
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-                workers: workers.clone(),
-            };
-            tracker.spawn(accept_loop(listener, ctx, Protocol::Resp));
+            tracker.spawn(accept_loop(listener, ctx, protocol));
         }
         tracker.spawn(sweep_expired(shared.clone(), shutdown.clone()));
         Ok(Self {

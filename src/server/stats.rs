@@ -52,7 +52,6 @@ impl Counter {
 #[derive(Debug)]
 pub struct Stats {
     pub started: Instant,
-    pub started_unix: u64,
     pub current_connections: Counter,
     pub total_connections: Counter,
     pub rejected_connections: Counter,
@@ -68,7 +67,6 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             started: Instant::now(),
-            started_unix: crate::op::now_ms() / 1000,
             current_connections: Counter::default(),
             total_connections: Counter::default(),
             rejected_connections: Counter::default(),

@@ -5,6 +5,7 @@ use keyway_protocol::resp::Reply;
 
 use super::{not_an_integer, parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
 use crate::op::{now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus};
+use crate::server::Stats;
 
 /// Parses an EX/PX/EXAT/PXAT amount into an absolute expiry; `command` names
 /// the command in redis's "invalid expire time" error.
@@ -205,5 +206,3 @@ impl RespSession {
         ))
     }
 }
-
-use crate::server::Stats;

@@ -1,0 +1,129 @@
+//! The `keyway` binary as an operator uses it: --help, check-config on every
+//! shipped example and on a broken file, and a run stopped by SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEYWAY: &str = env!("CARGO_BIN_EXE_keyway");
+
+#[test]
+fn help_explains_the_commands() {
+    let output = Command::new(KEYWAY).arg("--help").output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    for needle in [
+        "--config",
+        "--memcache-listen",
+        "--resp-listen",
+        "check-config",
+        "embedded default",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn every_shipped_config_checks_out() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let output = Command::new(KEYWAY)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn check_config_names_the_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[listen]\nresp = \"127.0.0.1:6379\"\n[backends.sessions]\nurl = \"memory://\"\n\
+         [[routes]]\nprefix = \":1:django.contrib.sessions.\"\nbackend = \"sesions\"\n",
+    )
+    .unwrap();
+    let output = Command::new(KEYWAY)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("routes[0].backend: no backend named \"sesions\""),
+        "{stderr}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
+    let (mc, resp) = (free_port(), free_port());
+    let mut child = Command::new(KEYWAY)
+        .args([
+            "--memcache-listen",
+            &format!("127.0.0.1:{mc}"),
+            "--resp-listen",
+            &format!("127.0.0.1:{resp}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", resp)) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("keyway never listened: {e}"),
+        }
+    };
+    stream.write_all(b"SET k v\r\nGET k\r\n").unwrap();
+    let mut reply = [0u8; 12];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n$1\r\nv\r\n");
+    let mut memcache = TcpStream::connect(("127.0.0.1", mc)).unwrap();
+    memcache.write_all(b"get k\r\n").unwrap();
+    let mut reply = [0u8; 21];
+    memcache.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    drop((stream, memcache));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keyway did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,83 @@
+"""Django's own test suites, run against Keyway: the cache tests for every
+memcached and redis backend class, and the session tests with the default
+cache going through Keyway over each protocol.
+
+Django ships its tests in the sdist; it is downloaded from PyPI once, matching
+the installed Django version, and kept under target/.
+"""
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import django
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def django_tests():
+    version = django.get_version()
+    source = ROOT / "target" / f"django-{version}"
+    if not (source / "tests" / "runtests.py").exists():
+        download = ROOT / "target" / "django-sdist"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             f"django=={version}", "-d", str(download)],
+            check=True,
+        )
+        with tarfile.open(download / f"django-{version}.tar.gz") as archive:
+            archive.extractall(ROOT / "target", filter="data")
+    return source / "tests"
+
+
+def run_django_tests(tests_dir, tmp_path, label, caches, extra_args=()):
+    settings = tmp_path / "keyway_django_settings.py"
+    settings.write_text(
+        "SECRET_KEY = 'keyway'\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3'},"
+        " 'other': {'ENGINE': 'django.db.backends.sqlite3'}}\n"
+        f"CACHES = {caches!r}\n"
+        "USE_TZ = False\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "runtests.py", label, "--settings=keyway_django_settings", "--parallel", "1", *extra_args],
+        cwd=tests_dir, env=env, capture_output=True, text=True, timeout=900,
+    )
+    summary = result.stderr.strip().splitlines()[-3:]
+    assert result.returncode == 0, result.stderr[-5000:]
+    return summary
+
+
+def test_django_cache_suite(django_tests, tmp_path, request):
+    ports = request.config.keyway_ports
+    memcache = f"127.0.0.1:{ports['memcache']}"
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "pymemcache": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": memcache},
+        "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": memcache},
+        "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                  "LOCATION": f"redis://127.0.0.1:{ports['resp']}"},  # its pool test sets db itself
+    }
+    summary = run_django_tests(
+        django_tests, tmp_path, "cache", caches,
+        ["-k", "PyMemcacheCacheTests", "-k", "PyLibMCCacheTests", "-k", "RedisCacheTests"],
+    )
+    print("\n".join(summary))
+
+
+@pytest.mark.parametrize("protocol", ["memcache", "resp"])
+def test_django_session_suite(django_tests, tmp_path, request, protocol):
+    ports = request.config.keyway_ports
+    if protocol == "memcache":
+        default = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                   "LOCATION": f"127.0.0.1:{ports['memcache']}"}
+    else:
+        default = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                   "LOCATION": f"redis://127.0.0.1:{ports['resp']}/4"}
+    summary = run_django_tests(django_tests, tmp_path, "sessions_tests", {"default": default})
+    print("\n".join(summary))

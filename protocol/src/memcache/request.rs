@@ -174,13 +174,10 @@ impl Decoder {
             newline
         };
         let spans = tokenize(&buf[..line_end]);
-        if spans.is_empty() {
-            // memcached answers an empty line with ERROR.
-            buf.advance(newline + 1);
-            return Err(DecodeError::UnknownCommand);
-        }
-        let command = &buf[spans[0].0..spans[0].1];
-        let cap = if is_get_family(command) {
+        // Length first, for every line (blank ones too), so that the verdict
+        // matches the one check_partial_line gives before the newline arrives.
+        let command = spans.first().map(|&(start, end)| &buf[start..end]);
+        let cap = if command.is_some_and(is_get_family) {
             self.limits.max_get_line
         } else {
             self.limits.max_line
@@ -188,6 +185,11 @@ impl Decoder {
         if line_end > cap {
             return Err(DecodeError::LineTooLong);
         }
+        let Some(command) = command else {
+            // memcached answers an empty line with ERROR.
+            buf.advance(newline + 1);
+            return Err(DecodeError::UnknownCommand);
+        };
         if let Some(store) = store_command(command) {
             match self.decode_store(buf, store, &spans, newline)? {
                 StoreOutcome::Incomplete => return Ok(None),
@@ -198,16 +200,30 @@ impl Decoder {
         parse_simple(&line, &spans, &self.limits).map(Some)
     }
 
+    /// A line without its newline yet is too long only once its content must
+    /// exceed its cap whatever comes next, so that the verdict never depends on
+    /// how the bytes were split: one buffered byte may still be the `\r` of the
+    /// terminator, and the cap (get-family or not) is only known once the
+    /// command word is complete or can no longer become a get-family word.
     fn check_partial_line(&self, buf: &BytesMut) -> Result<(), DecodeError> {
-        if buf.len() <= self.limits.max_line {
+        let len = buf.len();
+        if len <= self.limits.max_line + 1 {
             return Ok(());
         }
-        let trimmed = buf.iter().position(|&b| b != b' ').unwrap_or(buf.len());
-        let is_get = buf[trimmed..].starts_with(b"get ")
-            || buf[trimmed..].starts_with(b"gets ")
-            || buf[trimmed..].starts_with(b"gat ")
-            || buf[trimmed..].starts_with(b"gats ");
-        if is_get && buf.len() <= self.limits.max_get_line {
+        if len > self.limits.max_get_line.max(self.limits.max_line) + 1 {
+            return Err(DecodeError::LineTooLong);
+        }
+        let Some(start) = buf.iter().position(|&b| b != b' ') else {
+            return Ok(()); // only spaces so far: the command word is still to come
+        };
+        let word = &buf[start..];
+        let could_be_get = match word.iter().position(|&b| b == b' ') {
+            Some(end) => is_get_family(&word[..end]),
+            None => [&b"gets"[..], b"gats"]
+                .iter()
+                .any(|get| get.starts_with(word)),
+        };
+        if could_be_get {
             Ok(())
         } else {
             Err(DecodeError::LineTooLong)

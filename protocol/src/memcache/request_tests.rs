@@ -299,3 +299,66 @@ fn byte_at_a_time_decodes_the_same() {
     assert_eq!(got, whole);
     assert_eq!(whole.len(), 13);
 }
+
+#[test]
+fn line_length_verdict_does_not_depend_on_how_bytes_arrive() {
+    // Found by the memcache_request fuzz target: 64 bytes of line and "\r\n",
+    // with the cap at 64, split after the 65th byte.
+    let limits = Limits {
+        max_line: 64,
+        ..Limits::default()
+    };
+    let input = [vec![b'A'; 64], b"\r\n".to_vec()].concat();
+    let mut whole = Decoder::new(limits.clone());
+    let mut buf = BytesMut::from(&input[..]);
+    assert_eq!(whole.decode(&mut buf), Err(DecodeError::UnknownCommand));
+    let mut split = Decoder::new(limits);
+    let mut buf = BytesMut::from(&input[..65]);
+    assert_eq!(split.decode(&mut buf), Ok(None));
+    buf.extend_from_slice(&input[65..]);
+    assert_eq!(split.decode(&mut buf), Err(DecodeError::UnknownCommand));
+    let mut buf = BytesMut::from(&[b'A'; 66][..]);
+    assert_eq!(
+        Decoder::new(Limits {
+            max_line: 64,
+            ..Limits::default()
+        })
+        .decode(&mut buf),
+        Err(DecodeError::LineTooLong)
+    );
+}
+
+#[test]
+fn blank_and_leading_space_lines_get_the_same_verdict_whole_or_split() {
+    // Found by the memcache_request fuzz target: spaces, then (maybe) a get.
+    let limits = Limits {
+        max_line: 64,
+        max_get_line: 512,
+        ..Limits::default()
+    };
+    for input in [
+        [vec![b' '; 80], b"\r\n".to_vec()].concat(),
+        [vec![b' '; 80], b"gets a b\r\n".to_vec()].concat(),
+        [vec![b' '; 80], b"set\r\n".to_vec()].concat(),
+    ] {
+        let mut whole = Decoder::new(limits.clone());
+        let want = whole.decode(&mut BytesMut::from(&input[..]));
+        for split in 1..input.len() {
+            let mut decoder = Decoder::new(limits.clone());
+            let mut buf = BytesMut::from(&input[..split]);
+            let got = match decoder.decode(&mut buf) {
+                Ok(None) => {
+                    buf.extend_from_slice(&input[split..]);
+                    decoder.decode(&mut buf)
+                }
+                verdict => verdict,
+            };
+            assert_eq!(
+                got,
+                want,
+                "split at {split} of {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! operation, and one conformance suite (`tests/conformance.rs`) that every
 //! implementation must pass. A backend is chosen by the scheme of its URL.
 
+pub mod memcached;
 pub mod memory;
 pub mod numeric;
 

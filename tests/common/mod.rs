@@ -134,3 +134,25 @@ pub fn show(bytes: &[u8]) -> String {
         .replace('\r', "\\r")
         .replace('\n', "\\n\n")
 }
+
+/// twemproxy (Debian `nutcracker`) in front of `servers` ("host:port:weight"),
+/// with md5 ketama distribution.
+pub fn start_nutcracker(servers: &[String]) -> (External, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let list: String = servers.iter().map(|s| format!("   - {s}\n")).collect();
+    let config = format!(
+        "pool:\n  listen: 127.0.0.1:{port}\n  hash: md5\n  distribution: ketama\n  auto_eject_hosts: false\n  servers:\n{list}"
+    );
+    let path = dir.path().join("nutcracker.yml");
+    std::fs::write(&path, config).unwrap();
+    let args = [
+        "-c".to_string(),
+        path.display().to_string(),
+        "-s".to_string(),
+        free_port().to_string(),
+        "-a".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    (spawn("nutcracker", &args, port, "nutcracker"), dir)
+}

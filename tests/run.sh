@@ -13,7 +13,7 @@ need=()
 command -v memcached >/dev/null || need+=(memcached)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v nutcracker >/dev/null || need+=(nutcracker)   # twemproxy: the ketama reference
+{ [ -x /usr/sbin/nutcracker ] || command -v nutcracker >/dev/null; } || need+=(nutcracker)   # twemproxy: the ketama reference
 # pylibmc has wheels only for CPython 3.11; on 3.12+ it builds against these.
 dpkg -s libmemcached-dev zlib1g-dev >/dev/null 2>&1 || need+=(libmemcached-dev zlib1g-dev)
 if ((${#need[@]})); then

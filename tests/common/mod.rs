@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -154,5 +155,11 @@ pub fn start_nutcracker(servers: &[String]) -> (External, tempfile::TempDir) {
         "-a".to_string(),
         "127.0.0.1".to_string(),
     ];
-    (spawn("nutcracker", &args, port, "nutcracker"), dir)
+    // Debian installs it in /usr/sbin, which is not always on PATH.
+    let binary = if Path::new("/usr/sbin/nutcracker").exists() {
+        "/usr/sbin/nutcracker"
+    } else {
+        "nutcracker"
+    };
+    (spawn(binary, &args, port, "nutcracker"), dir)
 }

@@ -122,3 +122,68 @@ async fn multiget_over_two_kilobytes_works() {
     assert_eq!(reply.matches("VALUE ").count(), 400);
     assert!(reply.ends_with("END\r\n"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_reply_framer_reads_real_memcached_output() {
+    use bytes::BytesMut;
+    use keyway_protocol::memcache::{decode_response, Response};
+    let memcached = start_memcached();
+    let request = b"set k 16 0 8\r\na\r\nEND\r\n\r\nset n 0 0 1\r\n5\r\nget k nope n\r\ngets k\r\nincr n 2\r\n\
+                    touch k 100\r\nmg k t f v\r\nmg nope v\r\nms m 2 T0\r\nhi\r\ndelete nope\r\nbogus\r\nversion\r\nquit\r\n";
+    let reply = exchange(memcached.addr, request).await;
+    let mut buf = BytesMut::from(&reply[..]);
+    let mut got = Vec::new();
+    while let Some(response) = decode_response(&mut buf, 1 << 20).unwrap() {
+        got.push(response);
+    }
+    assert!(buf.is_empty(), "undecoded: {}", show(&buf));
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| match r {
+            Response::Value {
+                key,
+                flags,
+                data,
+                cas,
+            } => {
+                format!(
+                    "VALUE {} {flags} {} {}",
+                    String::from_utf8_lossy(key),
+                    data.len(),
+                    cas.is_some()
+                )
+            }
+            Response::Meta { code, flags, data } => format!(
+                "{} {:?} {:?}",
+                String::from_utf8_lossy(code),
+                flags
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect::<Vec<_>>(),
+                data.as_ref().map(|d| d.len())
+            ),
+            Response::Version(_) => "VERSION".into(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Stored",
+            "Stored",
+            "VALUE k 16 8 false",
+            "VALUE n 0 1 false",
+            "End",
+            "VALUE k 16 8 true",
+            "End",
+            "Number(7)",
+            "Touched",
+            "VA [\"t100\", \"f16\"] Some(8)",
+            "EN [] None",
+            "HD [] None",
+            "NotFound",
+            "Error",
+            "VERSION",
+        ]
+    );
+}

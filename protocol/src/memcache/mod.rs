@@ -8,6 +8,8 @@
 mod number;
 mod reply;
 mod request;
+mod response;
 
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};
+pub use response::{decode_response, Response, ResponseError};

@@ -1,7 +1,9 @@
 //! The memcached pool backend (`memcached://host:port[,host:port...]`).
 //!
-//! Work in progress (issue 3): so far only key distribution exists
-//! ([`ketama`]); connections and the `Backend` implementation come next, and
-//! the URL scheme is refused by config validation until they do.
+//! Work in progress (issue 3): key distribution ([`ketama`]) and pipelined
+//! connections ([`connection`]) exist and are tested against real servers;
+//! the `Backend` implementation comes next, and config validation refuses
+//! the URL scheme until it does.
 
+pub mod connection;
 pub mod ketama;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// How a request's reply ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Connection {
     addr: SocketAddr,
     queue: mpsc::Sender<Pending>,
     timeout: Duration,
+    /// Cancelled by whichever task first sees the stream break.
+    broken: CancellationToken,
 }
 
 impl Connection {
@@ -72,12 +75,14 @@ impl Connection {
         let (read, write) = stream.into_split();
         let (queue, requests) = mpsc::channel(QUEUE);
         let (in_flight, awaiting) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(addr, write, requests, in_flight));
-        tokio::spawn(read_loop(addr, read, awaiting, max_value));
+        let broken = CancellationToken::new();
+        tokio::spawn(write_loop(addr, write, requests, in_flight, broken.clone()));
+        tokio::spawn(read_loop(addr, read, awaiting, max_value, broken.clone()));
         Ok(Self {
             addr,
             queue,
             timeout,
+            broken,
         })
     }
 
@@ -87,7 +92,7 @@ impl Connection {
 
     /// False once the server closed or broke the stream; make a new one.
     pub fn is_open(&self) -> bool {
-        !self.queue.is_closed()
+        !self.broken.is_cancelled()
     }
 
     /// Sends one already-encoded request and waits for its whole reply.
@@ -114,9 +119,15 @@ async fn write_loop(
     mut write: OwnedWriteHalf,
     mut requests: mpsc::Receiver<Pending>,
     in_flight: mpsc::UnboundedSender<(Expect, oneshot::Sender<Reply>)>,
+    broken: CancellationToken,
 ) {
     let mut batch = BytesMut::with_capacity(16 * 1024);
-    while let Some(first) = requests.recv().await {
+    loop {
+        let first = tokio::select! {
+            first = requests.recv() => first,
+            () = broken.cancelled() => None,
+        };
+        let Some(first) = first else { break };
         let mut next = Some(first);
         while let Some(pending) = next.take() {
             batch.extend_from_slice(&pending.request);
@@ -130,12 +141,14 @@ async fn write_loop(
         }
         if let Err(error) = write.write_all(&batch).await {
             tracing::warn!(%addr, %error, "memcached write failed");
-            // The reader sees the broken stream too and fails every waiter.
-            requests.close();
-            return;
+            broken.cancel();
+            break;
         }
         batch.clear();
     }
+    // Callers still queued learn at once (their reply channel drops), and new
+    // ones are refused; the reader fails those already in flight.
+    requests.close();
 }
 
 async fn read_loop(
@@ -143,6 +156,7 @@ async fn read_loop(
     mut read: OwnedReadHalf,
     mut awaiting: mpsc::UnboundedReceiver<(Expect, oneshot::Sender<Reply>)>,
     max_value: usize,
+    broken: CancellationToken,
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut current: Option<(Expect, oneshot::Sender<Reply>, Vec<Response>)> = None;
@@ -170,12 +184,17 @@ async fn read_loop(
                 Err(error) => break 'read ConnectionError::Protocol(addr, error),
             }
         }
-        match read.read_buf(&mut buf).await {
+        let read = tokio::select! {
+            read = read.read_buf(&mut buf) => read,
+            () = broken.cancelled() => break ConnectionError::Closed(addr),
+        };
+        match read {
             Ok(0) => break ConnectionError::Closed(addr),
             Ok(_) => {}
             Err(error) => break ConnectionError::Io(addr, error.to_string()),
         }
     };
+    broken.cancel();
     tracing::warn!(%addr, error = %failure, "memcached connection lost");
     if let Some((_, reply, _)) = current.take() {
         let _ = reply.send(Err(failure.clone()));

@@ -77,7 +77,7 @@ pub struct Runtime {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `memory://` (more schemes come with real backends).
+    /// `memory://` or `memcached://host:port[:weight],...`.
     pub url: String,
     /// Memory backends: the most bytes items may take before eviction.
     #[serde(default = "default_capacity")]
@@ -200,11 +200,14 @@ impl Config {
             return Err(problem("limits.item_size", "must be at least 1KiB"));
         }
         for (name, backend) in &self.backends {
-            if !backend.url.starts_with("memory://") {
+            if let Some(servers) = backend.url.strip_prefix("memcached://") {
+                crate::backend::memcached::parse_servers(servers)
+                    .map_err(|why| problem(format!("backends.{name}.url"), why))?;
+            } else if !backend.url.starts_with("memory://") {
                 return Err(problem(
                     format!("backends.{name}.url"),
                     format!(
-                        "{:?}: unsupported scheme; this build supports memory://",
+                        "{:?}: unsupported scheme; this build supports memory:// and memcached://",
                         backend.url
                     ),
                 ));

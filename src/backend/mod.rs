@@ -30,6 +30,9 @@ pub enum BackendError {
     /// The item can never fit (larger than the backend's capacity allows).
     #[error("out of memory storing object")]
     OutOfMemory,
+    /// The backend cannot do this at all (memcached cannot list keys, say).
+    #[error("{0}")]
+    Unsupported(String),
     /// The backend failed or is unreachable.
     #[error("backend {backend}: {message}")]
     Unavailable { backend: String, message: String },
@@ -112,20 +115,30 @@ pub trait Backend: Send + Sync {
 /// the per-request path free of boxed futures.
 pub enum AnyBackend {
     Memory(memory::MemoryBackend),
+    Memcached(memcached::MemcachedBackend),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("url \"{0}\": unsupported scheme; supported: memory://")]
+    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://")]
     UnsupportedScheme(String),
+    #[error("url \"{0}\": {1}")]
+    BadUrl(String, String),
 }
 
 impl AnyBackend {
     pub fn build(config: &BackendConfig) -> std::result::Result<Self, BuildError> {
-        match config.url.split_once("://").map(|(scheme, _)| scheme) {
-            Some("memory") => Ok(AnyBackend::Memory(memory::MemoryBackend::new(
+        let bad = |why: String| BuildError::BadUrl(config.url.clone(), why);
+        match config.url.split_once("://") {
+            Some(("memory", _)) => Ok(AnyBackend::Memory(memory::MemoryBackend::new(
                 config.capacity.as_u64(),
             ))),
+            Some(("memcached", servers)) => {
+                let servers = memcached::parse_servers(servers).map_err(bad)?;
+                Ok(AnyBackend::Memcached(
+                    memcached::MemcachedBackend::new(&servers).map_err(bad)?,
+                ))
+            }
             _ => Err(BuildError::UnsupportedScheme(config.url.clone())),
         }
     }
@@ -134,6 +147,8 @@ impl AnyBackend {
     pub fn usage(&self) -> memory::Usage {
         match self {
             AnyBackend::Memory(m) => m.usage(),
+            // memcached reports its own figures (its `stats`).
+            AnyBackend::Memcached(_) => memory::Usage::default(),
         }
     }
 }
@@ -142,6 +157,7 @@ macro_rules! dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {
         match $self {
             AnyBackend::Memory(backend) => backend.$method($($arg),*).await,
+            AnyBackend::Memcached(backend) => backend.$method($($arg),*).await,
         }
     };
 }

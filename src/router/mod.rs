@@ -216,7 +216,8 @@ impl Router {
         Ok(self.backend_for(key)?.ttl(db, key).await?)
     }
 
-    /// Scans backend after backend: the cursor's top byte is the backend slot.
+    /// Scans backend after backend (those that can list keys): the cursor's
+    /// top byte is the backend slot.
     pub async fn scan(
         &self,
         db: Db,
@@ -227,7 +228,14 @@ impl Router {
         let mut slot = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
         while let Some(backend) = self.backends.get(slot) {
-            let page = backend.scan(db, inner, pattern, count).await?;
+            // Backends that cannot list keys (memcached) are passed over, as documented.
+            let page = match backend.scan(db, inner, pattern, count).await {
+                Err(BackendError::Unsupported(_)) => ScanPage {
+                    cursor: 0,
+                    keys: Vec::new(),
+                },
+                page => page?,
+            };
             let next = page.cursor;
             if page.cursor != 0 {
                 return Ok(ScanPage {
@@ -255,11 +263,14 @@ impl Router {
         })
     }
 
-    /// Live keys in `db` over every backend.
+    /// Live keys in `db` over every backend that can count them.
     pub async fn len(&self, db: Db) -> Result<usize> {
         let mut total = 0;
         for backend in &self.backends {
-            total += backend.len(db).await?;
+            total += match backend.len(db).await {
+                Err(BackendError::Unsupported(_)) => 0, // cannot count: passed over, as for SCAN
+                len => len?,
+            };
         }
         Ok(total)
     }

@@ -235,8 +235,8 @@ async fn sweep_expired(shared: Arc<Shared>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         for (_, backend) in shared.router.backends() {
-            match backend {
-                AnyBackend::Memory(memory) => memory.sweep_expired(),
+            if let AnyBackend::Memory(memory) = backend {
+                memory.sweep_expired();
             }
         }
     }

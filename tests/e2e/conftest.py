@@ -3,7 +3,9 @@ free loopback ports, and Django configured with one cache alias per client
 library pointing at it.
 
 The config routes Django session keys to their own memory store and the rest
-to another, so every test also crosses the router.
+to another, so every test also crosses the router; aliases whose KEY_PREFIX is
+"pool" go to a pool of two real memcached servers behind Keyway, over both
+protocols.
 """
 
 import os
@@ -32,6 +34,13 @@ capacity = "32MiB"
 url = "memory://"
 capacity = "64MiB"
 
+[backends.pool]
+url = "memcached://127.0.0.1:{pool_a},127.0.0.1:{pool_b}"
+
+[[routes]]
+prefix = "pool:"
+backend = "pool"
+
 [[routes]]
 prefix = ":1:django.contrib.sessions."
 backend = "sessions"
@@ -42,6 +51,7 @@ backend = "cache"
 """
 
 _process = None
+_pool = []
 _workdir = tempfile.TemporaryDirectory(prefix="keyway-e2e-")
 
 
@@ -66,7 +76,12 @@ def start_keyway():
     global _process
     if not KEYWAY_BIN.exists():
         raise RuntimeError(f"{KEYWAY_BIN} is missing: run `cargo build` first (or set KEYWAY_BIN)")
-    ports = {"memcache": free_port(), "resp": free_port()}
+    ports = {"memcache": free_port(), "resp": free_port(), "pool_a": free_port(), "pool_b": free_port()}
+    for name in ("pool_a", "pool_b"):
+        _pool.append(
+            subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(ports[name]), "-U", "0", "-u", "nobody"])
+        )
+        wait_for(ports[name])
     config = Path(_workdir.name) / "keyway.toml"
     config.write_text(CONFIG.format(**ports))
     log = open(Path(_workdir.name) / "keyway.log", "w")
@@ -85,15 +100,27 @@ def caches_for(ports):
         "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": memcache},
         # redis-py 8 negotiates RESP3 (HELLO 3) by default.
         "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
+        # The same clients, routed through Keyway to a real memcached pool.
+        "pool_pymemcache": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": memcache,
+            "KEY_PREFIX": "pool",
+        },
+        "pool_redis": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "pool",
+        },
         "redis_resp2": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
             "OPTIONS": {"protocol": 2},
         },
-        # A db number in the URL makes redis-py send SELECT on connect.
+        # db 0: FLUSHDB (clear) on db 1..15 is refused while a memcached pool
+        # is routed on this listener (memcached has no databases).
         "django_redis": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_url + "/2",
+            "LOCATION": redis_url + "/0",
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         },
     }
@@ -119,6 +146,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    for server in _pool:
+        server.terminate()
     if _process is not None:
         _process.terminate()
         try:

@@ -5,8 +5,8 @@ import time
 import pytest
 from django.core.cache import caches
 
-ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"]
-MEMCACHED = {"pymemcache", "pylibmc"}
+ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis", "pool_pymemcache", "pool_redis"]
+MEMCACHED = {"pymemcache", "pylibmc", "pool_pymemcache"}
 
 
 @pytest.fixture(params=ALIASES)

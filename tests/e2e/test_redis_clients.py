@@ -74,8 +74,9 @@ def test_django_redis_lock(dr):
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_raw_redis_py(request, protocol):
     port = request.config.keyway_ports["resp"]
+    # db 5: redis-py sends SELECT 5 on connect.
     r = redis.Redis(port=port, protocol=protocol, db=5)
-    r.flushdb()
+    r.delete("a", "c", "p")
     assert r.ping()
     assert r.set("a", "1", ex=10) is True
     assert r.get("a") == b"1"
@@ -85,7 +86,8 @@ def test_raw_redis_py(request, protocol):
     pipe = r.pipeline(transaction=True)
     pipe.set("p", "x").incr("c").get("p")
     assert pipe.execute() == [True, 6, b"x"]
-    assert r.dbsize() == 3
+    assert sorted(r.keys("*")) == [b"a", b"c", b"p"]
+    assert redis.Redis(port=port, protocol=protocol, db=0).get("p") is None
     assert r.client_info()["db"] == 5
     assert r.getex("a", persist=True) == b"1"
     assert r.ttl("a") == -1

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Expect {
     /// One reply line (storage, delete, incr, touch, meta commands...).
     One,
+    /// This many replies: a batch of pipelined meta commands sent as one request.
+    Count(usize),
     /// `VALUE`s then `END` (get, gets, gat, gats), or `STAT`s then `END`.
     UntilEnd,
 }
@@ -171,9 +173,14 @@ async fn read_loop(
                         current = Some((expect, reply, Vec::new()));
                     }
                     let (expect, _, replies) = current.as_mut().expect("set above");
-                    let done = *expect == Expect::One
-                        || !matches!(response, Response::Value { .. } | Response::Stat(..));
+                    let ends_list =
+                        !matches!(response, Response::Value { .. } | Response::Stat(..));
                     replies.push(response);
+                    let done = match *expect {
+                        Expect::One => true,
+                        Expect::Count(n) => replies.len() >= n,
+                        Expect::UntilEnd => ends_list,
+                    };
                     if done {
                         let (_, reply, replies) = current.take().expect("set above");
                         // The caller may have timed out; its reply is dropped.

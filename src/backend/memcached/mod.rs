@@ -1,9 +1,431 @@
-//! The memcached pool backend (`memcached://host:port[,host:port...]`).
+//! `memcached://host:port[:weight][,host:port[:weight]...]`: a pool of real
+//! memcached servers.
 //!
-//! Work in progress (issue 3): key distribution ([`ketama`]) and pipelined
-//! connections ([`connection`]) exist and are tested against real servers;
-//! the `Backend` implementation comes next, and config validation refuses
-//! the URL scheme until it does.
+//! Keys are spread with ketama ([`ketama`], the same placement as twemproxy
+//! and libmemcached); each server gets a few long-lived pipelined connections
+//! ([`connection`]), re-opened when they break; operations become memcached
+//! meta commands ([`wire`]) so that flags, CAS ids and TTLs round-trip.
+//!
+//! What memcached cannot do is refused with an error that says so: listing
+//! keys (KEYS, SCAN, DBSIZE), flushing one redis database other than 0, and
+//! MSETNX. Compound operations (GETDEL, SET ... GET, KEEPTTL, EXPIRE with a
+//! condition) are two pipelined commands on one connection, not atomic
+//! against other clients of the pool.
 
 pub mod connection;
 pub mod ketama;
+mod wire;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use keyway_protocol::memcache::Response;
+use tokio::sync::Mutex;
+
+use self::connection::{Connection, Expect};
+use self::ketama::{Continuum, Server};
+use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
+use super::{Backend, BackendError, Result};
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    StoreMode, StoreOutcome, StoreStatus, Ttl,
+};
+
+const CONNECTIONS_PER_SERVER: usize = 2;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_VALUE: usize = 64 * 1024 * 1024;
+
+struct ServerPool {
+    addr: SocketAddr,
+    slots: Vec<Mutex<Option<Arc<Connection>>>>,
+    next: AtomicUsize,
+}
+
+impl ServerPool {
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| c.is_open()) {
+            return Ok(connection.clone());
+        }
+        let connection = Arc::new(
+            Connection::connect(self.addr, CONNECT_TIMEOUT, REQUEST_TIMEOUT, MAX_VALUE)
+                .await
+                .map_err(|e| unavailable(&e.to_string()))?,
+        );
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn call(&self, request: BytesMut, expect: Expect) -> Result<Vec<Response>> {
+        let connection = self.connection().await?;
+        connection
+            .call(request.freeze(), expect)
+            .await
+            .map_err(|e| unavailable(&e.to_string()))
+    }
+}
+
+fn unavailable(message: &str) -> BackendError {
+    BackendError::Unavailable {
+        backend: "memcached".into(),
+        message: message.into(),
+    }
+}
+
+fn unsupported(what: &str) -> BackendError {
+    BackendError::Unsupported(format!("{what} is not possible on a memcached backend"))
+}
+
+pub struct MemcachedBackend {
+    pools: Vec<ServerPool>,
+    continuum: Continuum,
+}
+
+/// Parses `host:port[:weight],...` (the part after `memcached://`).
+pub fn parse_servers(list: &str) -> std::result::Result<Vec<Server>, String> {
+    list.split(',')
+        .map(|spec| {
+            let mut parts = spec.trim().rsplitn(3, ':').collect::<Vec<_>>();
+            parts.reverse();
+            let (host, port, weight) = match parts.as_slice() {
+                [host, port] => (*host, *port, "1"),
+                [host, port, weight] => (*host, *port, *weight),
+                _ => return Err(format!("{spec:?} is not host:port[:weight]")),
+            };
+            Ok(Server {
+                host: host.to_string(),
+                port: port.parse().map_err(|_| format!("{spec:?}: bad port"))?,
+                weight: weight
+                    .parse()
+                    .ok()
+                    .filter(|w| *w > 0)
+                    .ok_or_else(|| format!("{spec:?}: bad weight"))?,
+            })
+        })
+        .collect()
+}
+
+impl MemcachedBackend {
+    pub fn new(servers: &[Server]) -> std::result::Result<Self, String> {
+        let pools = servers
+            .iter()
+            .map(|server| {
+                let addr = (server.host.as_str(), server.port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("{}:{}: {e}", server.host, server.port))?
+                    .next()
+                    .ok_or_else(|| format!("{}:{}: no address", server.host, server.port))?;
+                Ok(ServerPool {
+                    addr,
+                    slots: (0..CONNECTIONS_PER_SERVER)
+                        .map(|_| Mutex::new(None))
+                        .collect(),
+                    next: AtomicUsize::new(0),
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        Ok(Self {
+            pools,
+            continuum: Continuum::new(servers),
+        })
+    }
+
+    fn pool(&self, key: &WireKey) -> &ServerPool {
+        &self.pools[self.continuum.server_for(&key.hashed)]
+    }
+
+    /// One request to the server owning `key`, expecting `count` replies.
+    async fn call_one(
+        &self,
+        key: &WireKey,
+        request: BytesMut,
+        count: usize,
+    ) -> Result<Vec<Response>> {
+        self.pool(key).call(request, Expect::Count(count)).await
+    }
+
+    async fn get_items(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        touch: Option<Expiry>,
+    ) -> Result<Vec<Option<Item>>> {
+        let touch = touch.map(|e| format!("T{}", exptime(e)));
+        let mut flags = vec!["v", "f", "c", "t"];
+        if let Some(touch) = &touch {
+            flags.push(touch);
+        }
+        // One pipelined batch of mg per server, answered in order.
+        let mut batches: Vec<(BytesMut, Vec<usize>)> = (0..self.pools.len())
+            .map(|_| (BytesMut::new(), Vec::new()))
+            .collect();
+        for (position, key) in keys.iter().enumerate() {
+            let key = wire_key(db, key)?;
+            let server = self.continuum.server_for(&key.hashed);
+            meta(&mut batches[server].0, "mg", &key, &flags);
+            batches[server].1.push(position);
+        }
+        let mut out = vec![None; keys.len()];
+        for (server, (request, positions)) in batches.into_iter().enumerate() {
+            if positions.is_empty() {
+                continue;
+            }
+            let replies = self.pools[server]
+                .call(request, Expect::Count(positions.len()))
+                .await?;
+            for (position, reply) in positions.into_iter().zip(replies) {
+                out[position] = item(reply)?;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ttl_of(&self, key: &WireKey) -> Result<Ttl> {
+        let mut request = BytesMut::new();
+        meta(&mut request, "mg", key, &["t"]);
+        match self.call_one(key, request, 1).await?.remove(0) {
+            Response::Meta { code, flags, .. } if &code == b"HD" => {
+                match number::<i64>(flag(&flags, b't')) {
+                    Some(seconds) if seconds >= 0 => Ok(Ttl::Millis(seconds as u64 * 1000)),
+                    _ => Ok(Ttl::Persistent),
+                }
+            }
+            Response::Meta { code, .. } if &code == b"EN" => Ok(Ttl::Missing),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn store_status(response: Response) -> Result<StoreStatus> {
+    match response {
+        Response::Meta { code, .. } => match &code {
+            b"HD" => Ok(StoreStatus::Stored),
+            b"NS" => Ok(StoreStatus::NotStored),
+            b"EX" => Ok(StoreStatus::Exists),
+            b"NF" => Ok(StoreStatus::NotFound),
+            _ => Err(unexpected(Response::Meta {
+                code,
+                flags: Vec::new(),
+                data: None,
+            })),
+        },
+        other => Err(unexpected(other)),
+    }
+}
+
+impl Backend for MemcachedBackend {
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        self.get_items(db, keys, None).await
+    }
+
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
+        let mut items = self.get_items(db, keys, Some(expiry)).await?;
+        for item in items.iter_mut().flatten() {
+            item.expiry = expiry;
+        }
+        Ok(items)
+    }
+
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        let wire = wire_key(db, key)?;
+        let mut request = BytesMut::new();
+        meta(&mut request, "mg", &wire, &["v", "f", "c", "t"]);
+        meta(&mut request, "md", &wire, &[]);
+        let mut replies = self.call_one(&wire, request, 2).await?;
+        item(replies.remove(0))
+    }
+
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        let wire = wire_key(db, &store.key)?;
+        let before = if store.return_old || store.expiry == ExpiryUpdate::Keep {
+            self.get_items(db, std::slice::from_ref(&store.key), None)
+                .await?
+                .remove(0)
+        } else {
+            None
+        };
+        let (mode, keeps_expiry) = match store.mode {
+            StoreMode::Set | StoreMode::Cas(_) => ("MS", false),
+            StoreMode::Add => ("ME", false),
+            StoreMode::Replace => ("MR", false),
+            StoreMode::Append | StoreMode::AppendOrCreate => ("MA", true),
+            StoreMode::Prepend => ("MP", true),
+        };
+        let mut flags = vec![mode.to_string(), format!("F{}", store.flags)];
+        if !keeps_expiry {
+            let expiry = match store.expiry {
+                ExpiryUpdate::Set(expiry) => expiry,
+                ExpiryUpdate::Keep => before.as_ref().map_or(Expiry::Never, |item| item.expiry),
+            };
+            flags.push(format!("T{}", exptime(expiry)));
+        }
+        if let StoreMode::Cas(cas) = store.mode {
+            flags.push(format!("C{cas}"));
+        }
+        let mut request = BytesMut::new();
+        let len = store.value.len().to_string();
+        let mut all: Vec<&str> = vec![&len];
+        all.extend(flags.iter().map(String::as_str));
+        meta(&mut request, "ms", &wire, &all);
+        request.put_slice(&store.value);
+        request.put_slice(b"\r\n");
+        let mut count = 1;
+        if store.mode == StoreMode::AppendOrCreate {
+            // redis APPEND creates a missing key: append, else add, then read
+            // the resulting size (memcached 1.6.18 does not autovivify appends).
+            meta(&mut request, "ms", &wire, &[&len, "ME", "T0"]);
+            request.put_slice(&store.value);
+            request.put_slice(b"\r\n");
+            meta(&mut request, "mg", &wire, &["s"]);
+            count = 3;
+        }
+        let mut replies = self.call_one(&wire, request, count).await?;
+        let mut status = store_status(replies.remove(0))?;
+        if count == 3 && status == StoreStatus::NotStored {
+            status = store_status(replies.remove(0))?;
+        }
+        let len = match replies.pop() {
+            Some(Response::Meta { flags, .. }) => number(flag(&flags, b's')).unwrap_or(0),
+            _ => store.value.len(),
+        };
+        Ok(StoreOutcome {
+            status,
+            old: before.filter(|_| store.return_old),
+            len,
+        })
+    }
+
+    async fn store_all_if_absent(&self, _db: Db, _pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        Err(unsupported("an atomic MSETNX"))
+    }
+
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let wire = wire_key(db, key)?;
+            let mut request = BytesMut::new();
+            meta(&mut request, "md", &wire, &[]);
+            out.push(match self.call_one(&wire, request, 1).await?.remove(0) {
+                Response::Meta { code, .. } => &code == b"HD",
+                other => return Err(unexpected(other)),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        let wire = wire_key(db, key)?;
+        let (mode, delta, create) = match arith {
+            Arith::Memcache { delta, incr } => (if incr { "MI" } else { "MD" }, delta, None),
+            // redis counts an absent key as 0; memcached creates it with J.
+            Arith::Redis(delta) if delta >= 0 => ("MI", delta as u64, Some(delta as u64)),
+            Arith::Redis(delta) => ("MD", delta.unsigned_abs(), None),
+        };
+        let delta = format!("D{delta}");
+        let mut flags = vec![mode, &delta, "v"];
+        let initial;
+        if let Some(value) = create {
+            initial = format!("J{value}");
+            flags.extend(["N0", &initial]);
+        }
+        let mut request = BytesMut::new();
+        meta(&mut request, "ma", &wire, &flags);
+        match self.call_one(&wire, request, 1).await?.remove(0) {
+            Response::Meta { code, data, .. } if &code == b"VA" => {
+                let value: u64 =
+                    number(data.as_deref()).ok_or_else(|| unavailable("ma returned no number"))?;
+                match arith {
+                    Arith::Memcache { .. } => Ok(ArithOutcome::Unsigned(value)),
+                    Arith::Redis(_) => i64::try_from(value)
+                        .map(ArithOutcome::Signed)
+                        .map_err(|_| BackendError::Overflow),
+                }
+            }
+            Response::Meta { code, .. } if &code == b"NF" => match arith {
+                Arith::Memcache { .. } => Ok(ArithOutcome::NotFound),
+                Arith::Redis(_) => Err(BackendError::Unsupported(
+                    "a negative counter is not possible on a memcached backend".into(),
+                )),
+            },
+            Response::ClientError(why) if why.starts_with(b"cannot increment") => match arith {
+                Arith::Memcache { .. } => Err(BackendError::NotANumber),
+                Arith::Redis(_) => Err(BackendError::NotAnInteger),
+            },
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
+        let wire = wire_key(db, key)?;
+        if condition != ExpireCondition::Always {
+            let current = match self.ttl_of(&wire).await? {
+                Ttl::Missing => return Ok(false),
+                Ttl::Persistent => Expiry::Never,
+                Ttl::Millis(ms) => Expiry::At(now_ms() + ms),
+            };
+            if !condition.holds(current, expiry) {
+                return Ok(false);
+            }
+        }
+        let mut request = BytesMut::new();
+        meta(
+            &mut request,
+            "mg",
+            &wire,
+            &[&format!("T{}", exptime(expiry))],
+        );
+        match self.call_one(&wire, request, 1).await?.remove(0) {
+            Response::Meta { code, .. } => Ok(&code == b"HD"),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        self.ttl_of(&wire_key(db, key)?).await
+    }
+
+    async fn scan(
+        &self,
+        _db: Db,
+        _cursor: u64,
+        _pattern: Option<&[u8]>,
+        _count: usize,
+    ) -> Result<ScanPage> {
+        Err(unsupported("listing keys (KEYS, SCAN)"))
+    }
+
+    async fn len(&self, _db: Db) -> Result<usize> {
+        Err(unsupported("counting keys (DBSIZE)"))
+    }
+
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        if db.is_some_and(|db| db != 0) {
+            return Err(unsupported("flushing one redis database other than 0"));
+        }
+        for pool in &self.pools {
+            let mut request = BytesMut::new();
+            request.put_slice(b"flush_all\r\n");
+            match pool.call(request, Expect::One).await?.remove(0) {
+                Response::Ok => {}
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Translating operations into memcached meta commands and back.
+//!
+//! Keys memcached can hold as text (db 0, 1..=250 bytes, no spaces or control
+//! bytes) are sent as they are, so Keyway shares a pool's items with the
+//! other memcached clients of that pool. Any other key (a RESP key with a
+//! space, binary bytes, or a key in redis db 1..15, which gets a prefix no
+//! text client can type) is sent base64-encoded with the meta `b` flag.
+
+use base64::Engine;
+use bytes::{BufMut, Bytes, BytesMut};
+use keyway_protocol::memcache::Response;
+
+use crate::backend::{BackendError, Result};
+use crate::op::{now_ms, Db, Expiry, Item};
+
+const MAX_KEY: usize = 250;
+/// Prefix of keys in redis databases 1..15: bytes no text client can send.
+const DB_PREFIX: &[u8] = b"\xffkw";
+const RELATIVE_MAX_SECONDS: u64 = 60 * 60 * 24 * 30;
+
+/// A key as memcached sees it, and the bytes hashed to pick its server.
+pub struct WireKey {
+    pub token: Bytes,
+    pub base64: bool,
+    pub hashed: Bytes,
+}
+
+pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
+    let text_safe =
+        !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| b > b' ' && b != 0x7f);
+    if db == 0 && text_safe {
+        return Ok(WireKey {
+            token: key.clone(),
+            base64: false,
+            hashed: key.clone(),
+        });
+    }
+    let mut raw = Vec::with_capacity(key.len() + 4);
+    if db != 0 {
+        raw.extend_from_slice(DB_PREFIX);
+        raw.push(db);
+    }
+    raw.extend_from_slice(key);
+    if raw.is_empty() || raw.len() > MAX_KEY {
+        return Err(BackendError::Unsupported(format!(
+            "memcached keys are 1 to {MAX_KEY} bytes; this key is {} bytes",
+            raw.len()
+        )));
+    }
+    let token = base64::engine::general_purpose::STANDARD.encode(&raw);
+    Ok(WireKey {
+        token: Bytes::from(token),
+        base64: true,
+        hashed: Bytes::from(raw),
+    })
+}
+
+/// memcached's exptime for an expiry: 0 never, -1 already expired, relative
+/// seconds up to 30 days, absolute unix seconds beyond. Rounded up, so an
+/// item never expires before it was asked to.
+pub fn exptime(expiry: Expiry) -> i64 {
+    let Expiry::At(at) = expiry else { return 0 };
+    let now = now_ms();
+    if at <= now {
+        return -1;
+    }
+    let seconds = (at - now).div_ceil(1000);
+    if seconds > RELATIVE_MAX_SECONDS {
+        at.div_ceil(1000) as i64
+    } else {
+        seconds as i64
+    }
+}
+
+/// Appends one meta command: `<cmd> <key> [b] <flags...>`.
+pub fn meta(buf: &mut BytesMut, cmd: &str, key: &WireKey, flags: &[&str]) {
+    buf.put_slice(cmd.as_bytes());
+    buf.put_u8(b' ');
+    buf.put_slice(&key.token);
+    // After the flags: `ms` wants its data length right after the key.
+    for flag in flags {
+        buf.put_u8(b' ');
+        buf.put_slice(flag.as_bytes());
+    }
+    if key.base64 {
+        buf.put_slice(b" b");
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// The value of a meta flag token such as `t120` or `f16` in a reply.
+pub fn flag(flags: &[Bytes], name: u8) -> Option<&[u8]> {
+    flags
+        .iter()
+        .find(|f| f.first() == Some(&name))
+        .map(|f| &f[1..])
+}
+
+pub fn number<T: std::str::FromStr>(text: Option<&[u8]>) -> Option<T> {
+    std::str::from_utf8(text?).ok()?.parse().ok()
+}
+
+/// The expiry a `t` flag reports: -1 never, else seconds from now.
+pub fn expiry_from_ttl(ttl: Option<i64>) -> Expiry {
+    match ttl {
+        Some(seconds) if seconds >= 0 => Expiry::At(now_ms() + seconds as u64 * 1000),
+        _ => Expiry::Never,
+    }
+}
+
+/// An `mg ... v f c t` reply as an item.
+pub fn item(response: Response) -> Result<Option<Item>> {
+    match response {
+        Response::Meta { code, flags, data } if &code == b"VA" => Ok(Some(Item {
+            value: data.unwrap_or_default(),
+            flags: number(flag(&flags, b'f')).unwrap_or(0),
+            cas: number(flag(&flags, b'c')).unwrap_or(0),
+            expiry: expiry_from_ttl(number(flag(&flags, b't'))),
+        })),
+        Response::Meta { code, .. } if &code == b"EN" => Ok(None),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub fn unexpected(response: Response) -> BackendError {
+    match response {
+        Response::ClientError(why) if why.starts_with(b"cannot increment") => {
+            BackendError::NotANumber
+        }
+        Response::ServerError(why) if why.starts_with(b"out of memory") => {
+            BackendError::OutOfMemory
+        }
+        other => BackendError::Unavailable {
+            backend: "memcached".into(),
+            message: format!("unexpected reply {other:?}"),
+        },
+    }
+}

@@ -130,6 +130,10 @@ pub fn unexpected(response: Response) -> BackendError {
         Response::ServerError(why) if why.starts_with(b"out of memory") => {
             BackendError::OutOfMemory
         }
+        Response::ServerError(why) | Response::ClientError(why) => BackendError::Unavailable {
+            backend: "memcached".into(),
+            message: String::from_utf8_lossy(&why).into_owned(),
+        },
         other => BackendError::Unavailable {
             backend: "memcached".into(),
             message: format!("unexpected reply {other:?}"),

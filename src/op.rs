@@ -90,6 +90,21 @@ pub struct Store {
     pub return_old: bool,
 }
 
+impl Store {
+    /// A write of `value` under `key` with flags 0 that does not return the
+    /// old item; set `flags` or `return_old` afterwards where needed.
+    pub fn new(key: Bytes, value: Bytes, mode: StoreMode, expiry: ExpiryUpdate) -> Self {
+        Self {
+            key,
+            value,
+            flags: 0,
+            expiry,
+            mode,
+            return_old: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreStatus {
     Stored,

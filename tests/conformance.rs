@@ -40,14 +40,7 @@ fn b(s: &str) -> Bytes {
 }
 
 fn store(key: &str, value: &str, mode: StoreMode) -> Store {
-    Store {
-        key: b(key),
-        value: b(value),
-        flags: 0,
-        expiry: ExpiryUpdate::Set(Expiry::Never),
-        mode,
-        return_old: false,
-    }
+    Store::new(b(key), b(value), mode, ExpiryUpdate::Set(Expiry::Never))
 }
 
 async fn value<B: Backend>(backend: &B, db: u8, key: &str) -> Option<(String, u32)> {

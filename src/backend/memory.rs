@@ -206,7 +206,11 @@ impl MemoryBackend {
         key: KeyRef<'_>,
         store: Store,
     ) -> Result<StoreOutcome> {
-        let current = live(shard, &key);
+        // A plain SET neither looks at nor returns the current item: skip the
+        // lookup and the clone on the hottest write path.
+        let plain_set =
+            store.mode == StoreMode::Set && !store.return_old && store.expiry != ExpiryUpdate::Keep;
+        let current = if plain_set { None } else { live(shard, &key) };
         let refuse = |status| {
             Ok(StoreOutcome {
                 status,
@@ -260,6 +264,12 @@ fn live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
     None
 }
 
+/// Removes `key`, returning its item if it was still live (one lookup, no clone).
+fn removed_live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
+    let (_, item) = shard.remove(key)?;
+    (!item.expiry.is_expired_at(now_ms())).then_some(item)
+}
+
 /// A copy of a request's value in an allocation of its own, so the stored
 /// item does not pin the connection's read buffer.
 fn owned(value: &Bytes) -> Bytes {
@@ -304,12 +314,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        Ok(self.with_shard(key, |shard| {
-            let key = KeyRef { db, key };
-            let item = live(shard, &key);
-            shard.remove(&key);
-            item
-        }))
+        Ok(self.with_shard(key, |shard| removed_live(shard, &KeyRef { db, key })))
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
@@ -360,10 +365,7 @@ impl Backend for MemoryBackend {
             .iter()
             .map(|key| {
                 self.with_shard(key, |shard| {
-                    let key = KeyRef { db, key };
-                    let existed = live(shard, &key).is_some();
-                    shard.remove(&key);
-                    existed
+                    removed_live(shard, &KeyRef { db, key }).is_some()
                 })
             })
             .collect())

@@ -5,7 +5,6 @@
 mod table;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -14,7 +13,8 @@ pub use table::RouteTable;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
 use crate::config::Config;
 use crate::op::{
-    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
+    Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    StoreMode, StoreOutcome, Ttl,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,9 +27,40 @@ pub enum RouteError {
 
 pub type Result<T> = std::result::Result<T, RouteError>;
 
+/// Runs a per-key batch call (`$call`, using `$backend: &AnyBackend` and
+/// `$keys: &[Bytes]`): straight through when one backend owns every key (the
+/// common case: no split, no copies, no merge), otherwise on each backend's
+/// share, with the results put back in request order. A macro rather than a
+/// closure-taking method because the call's future borrows both arguments.
+macro_rules! per_key {
+    ($router:expr, $all:expr, |$backend:ident, $keys:ident| $call:expr) => {{
+        let router: &Router = $router;
+        let all: &[Bytes] = $all;
+        match router.single_backend(all)? {
+            Some($backend) => {
+                let $keys = all;
+                Ok($call.await?)
+            }
+            None => {
+                let mut out = vec![Default::default(); all.len()];
+                for (slot, positions) in router.split(all)? {
+                    let group: Vec<Bytes> = positions.iter().map(|&p| all[p].clone()).collect();
+                    let $backend: &AnyBackend = &router.backends[slot];
+                    let $keys: &[Bytes] = &group;
+                    let results = $call.await?;
+                    for (position, result) in positions.into_iter().zip(results) {
+                        out[position] = result;
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }};
+}
+
 pub struct Router {
     table: RouteTable,
-    backends: Vec<Arc<AnyBackend>>,
+    backends: Vec<AnyBackend>,
     names: Vec<String>,
 }
 
@@ -38,7 +69,7 @@ impl Router {
         let mut backends = Vec::new();
         let mut names = Vec::new();
         for (name, backend) in &config.backends {
-            backends.push(Arc::new(AnyBackend::build(backend)?));
+            backends.push(AnyBackend::build(backend)?);
             names.push(name.clone());
         }
         let table = RouteTable::compile(&config.routes, |name| {
@@ -59,13 +90,13 @@ impl Router {
         self.names
             .iter()
             .map(String::as_str)
-            .zip(self.backends.iter().map(|b| &**b))
+            .zip(self.backends.iter())
     }
 
     fn backend_for(&self, key: &[u8]) -> Result<&AnyBackend> {
         self.table
             .route(key)
-            .map(|slot| &*self.backends[slot])
+            .map(|slot| &self.backends[slot])
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
@@ -82,8 +113,8 @@ impl Router {
         Ok(groups)
     }
 
-    /// The one backend that owns every key, if there is one: the common case,
-    /// served without splitting, copying keys or merging.
+    /// The one backend that owns every key, if there is one (`None` for no
+    /// keys, or keys spread over several backends).
     fn single_backend(&self, keys: &[Bytes]) -> Result<Option<&AnyBackend>> {
         let Some(first) = keys.first() else {
             return Ok(None);
@@ -95,37 +126,8 @@ impl Router {
         self.backend_for(first).map(Some)
     }
 
-    /// Runs a per-key batch operation on each backend's share of `keys` and
-    /// puts the results back in request order.
-    async fn per_key<T: Default + Clone, F, Fut>(&self, keys: &[Bytes], run: F) -> Result<Vec<T>>
-    where
-        F: Fn(Arc<AnyBackend>, Vec<Bytes>) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<Vec<T>, BackendError>>,
-    {
-        let mut out = vec![T::default(); keys.len()];
-        for (slot, positions) in self.split(keys)? {
-            let group: Vec<Bytes> = positions.iter().map(|&p| keys[p].clone()).collect();
-            let results = run(self.backends[slot].clone(), group).await?;
-            for (position, result) in positions.into_iter().zip(results) {
-                out[position] = result;
-            }
-        }
-        Ok(out)
-    }
-
-    fn split_needed(&self, keys: &[Bytes]) -> bool {
-        let first = self.table.route(&keys[0]);
-        keys[1..].iter().any(|key| self.table.route(key) != first)
-    }
-
     pub async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
-        if let Some(backend) = self.single_backend(keys)? {
-            return Ok(backend.get(db, keys).await?);
-        }
-        self.per_key(keys, |backend, group| async move {
-            backend.get(db, &group).await
-        })
-        .await
+        per_key!(self, keys, |backend, keys| backend.get(db, keys))
     }
 
     pub async fn get_and_touch(
@@ -134,10 +136,8 @@ impl Router {
         keys: &[Bytes],
         expiry: Expiry,
     ) -> Result<Vec<Option<Item>>> {
-        self.per_key(keys, |backend, group| async move {
-            backend.get_and_touch(db, &group, expiry).await
-        })
-        .await
+        per_key!(self, keys, |backend, keys| backend
+            .get_and_touch(db, keys, expiry))
     }
 
     pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
@@ -151,14 +151,7 @@ impl Router {
     /// Sets every pair (redis MSET). Each set is atomic; the group is not.
     pub async fn store_many(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<()> {
         for (key, value) in pairs {
-            let store = Store {
-                key,
-                value,
-                flags: 0,
-                expiry: crate::op::ExpiryUpdate::Set(Expiry::Never),
-                mode: crate::op::StoreMode::Set,
-                return_old: false,
-            };
+            let store = Store::new(key, value, StoreMode::Set, ExpiryUpdate::Set(Expiry::Never));
             self.store(db, store).await?;
         }
         Ok(())
@@ -175,24 +168,14 @@ impl Router {
         if keys.is_empty() {
             return Ok(Some(true));
         }
-        if self.split_needed(&keys) {
-            return Ok(None);
+        match self.single_backend(&keys)? {
+            Some(backend) => Ok(Some(backend.store_all_if_absent(db, pairs).await?)),
+            None => Ok(None),
         }
-        Ok(Some(
-            self.backend_for(&keys[0])?
-                .store_all_if_absent(db, pairs)
-                .await?,
-        ))
     }
 
     pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        if let Some(backend) = self.single_backend(keys)? {
-            return Ok(backend.delete(db, keys).await?);
-        }
-        self.per_key(keys, |backend, group| async move {
-            backend.delete(db, &group).await
-        })
-        .await
+        per_key!(self, keys, |backend, keys| backend.delete(db, keys))
     }
 
     pub async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, Stats};
+use super::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -52,14 +52,14 @@ pub async fn serve<S: Session>(
         };
         match read {
             Ok(0) | Err(_) => break,
-            Ok(n) => Stats::add(&shared.stats.bytes_read, n as u64),
+            Ok(n) => shared.stats.bytes_read.add(n as u64),
         }
         let flow = session.process(&mut input, &mut output).await;
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 break;
             }
-            Stats::add(&shared.stats.bytes_written, output.len() as u64);
+            shared.stats.bytes_written.add(output.len() as u64);
             output.clear();
         }
         if flow == Flow::Close {

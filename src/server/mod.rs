@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connection::{Flow, Session};
-pub use stats::Stats;
+pub use stats::{Counter, Stats};
 pub use workers::Workers;
 
 use crate::backend::AnyBackend;
@@ -184,7 +184,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            Stats::add(&shared.stats.rejected_connections, 1);
+            shared.stats.rejected_connections.add(1);
             let refusal: &[u8] = match protocol {
                 Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
                 Protocol::Resp => b"-ERR max number of clients reached\r\n",
@@ -199,8 +199,8 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        Stats::add(&shared.stats.current_connections, 1);
-        Stats::add(&shared.stats.total_connections, 1);
+        shared.stats.current_connections.add(1);
+        shared.stats.total_connections.add(1);
         tracker.spawn_on(
             async move {
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {

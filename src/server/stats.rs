@@ -81,14 +81,6 @@ impl Default for Stats {
 }
 
 impl Stats {
-    pub fn add(counter: &Counter, n: u64) {
-        counter.add(n);
-    }
-
-    pub fn get(counter: &Counter) -> u64 {
-        counter.get()
-    }
-
     /// Counts hits and misses of a multi-key read.
     pub fn record_reads<T>(&self, results: &[Option<T>]) {
         let hits = results.iter().filter(|r| r.is_some()).count() as u64;

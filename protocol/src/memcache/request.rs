@@ -152,10 +152,6 @@ impl Decoder {
         Self { limits, swallow: 0 }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
         if self.swallow > 0 {
             let n = self.swallow.min(buf.len());

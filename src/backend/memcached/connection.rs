@@ -88,10 +88,6 @@ impl Connection {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// False once the server closed or broke the stream; make a new one.
     pub fn is_open(&self) -> bool {
         !self.broken.is_cancelled()

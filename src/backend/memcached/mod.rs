@@ -160,17 +160,30 @@ impl MemcachedBackend {
         if let Some(touch) = &touch {
             flags.push(touch);
         }
-        // One pipelined batch of mg per server, answered in order.
+        self.per_key(db, keys, "mg", &flags, item).await
+    }
+
+    /// Sends one meta command per key, batched per server (one pipelined
+    /// request each, answered in order), and decodes each reply with `decode`,
+    /// in request order.
+    async fn per_key<T: Clone + Default>(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        command: &str,
+        flags: &[&str],
+        decode: impl Fn(Response) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let mut batches: Vec<(BytesMut, Vec<usize>)> = (0..self.pools.len())
             .map(|_| (BytesMut::new(), Vec::new()))
             .collect();
         for (position, key) in keys.iter().enumerate() {
             let key = wire_key(db, key)?;
             let server = self.continuum.server_for(&key.hashed);
-            meta(&mut batches[server].0, "mg", &key, &flags);
+            meta(&mut batches[server].0, command, &key, flags);
             batches[server].1.push(position);
         }
-        let mut out = vec![None; keys.len()];
+        let mut out = vec![T::default(); keys.len()];
         for (server, (request, positions)) in batches.into_iter().enumerate() {
             if positions.is_empty() {
                 continue;
@@ -179,7 +192,7 @@ impl MemcachedBackend {
                 .call(request, Expect::Count(positions.len()))
                 .await?;
             for (position, reply) in positions.into_iter().zip(replies) {
-                out[position] = item(reply)?;
+                out[position] = decode(reply)?;
             }
         }
         Ok(out)
@@ -310,17 +323,11 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let wire = wire_key(db, key)?;
-            let mut request = BytesMut::new();
-            meta(&mut request, "md", &wire, &[]);
-            out.push(match self.call_one(&wire, request, 1).await?.remove(0) {
-                Response::Meta { code, .. } => &code == b"HD",
-                other => return Err(unexpected(other)),
-            });
-        }
-        Ok(out)
+        self.per_key(db, keys, "md", &[], |reply| match reply {
+            Response::Meta { code, .. } => Ok(&code == b"HD"),
+            other => Err(unexpected(other)),
+        })
+        .await
     }
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {

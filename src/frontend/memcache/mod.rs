@@ -9,13 +9,12 @@ use keyway_protocol::memcache::{
     encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
 };
 
-use crate::backend::BackendError;
 use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus,
 };
 use crate::router::RouteError;
-use crate::server::{Flow, Session, Shared, Stats};
+use crate::server::{Counter, Flow, Session, Shared};
 
 /// What `version` reports: memcached's version (clients parse it), then ours.
 pub const VERSION: &str = concat!("1.6.18-keyway-", env!("CARGO_PKG_VERSION"));
@@ -51,7 +50,7 @@ impl Session for MemcacheSession {
             match self.decoder.decode(input) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(request)) => {
-                    Stats::add(&self.shared.stats.commands, 1);
+                    self.shared.stats.commands.add(1);
                     if execute(&self.shared, request, output).await == Flow::Close {
                         return Flow::Close;
                     }
@@ -84,9 +83,7 @@ pub fn expiry_from_exptime(exptime: i32) -> Expiry {
 fn error_reply(error: &RouteError) -> Reply {
     match error {
         RouteError::Backend(e) if e.is_client_error() => Reply::ClientError(e.to_string()),
-        RouteError::Backend(BackendError::OutOfMemory) => {
-            Reply::ServerError("out of memory storing object".into())
-        }
+        // Backend errors display as memcached words them ("out of memory storing object").
         other => Reply::ServerError(other.to_string()),
     }
 }
@@ -117,7 +114,7 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             cas_unique,
             noreply,
         } => {
-            Stats::add(&shared.stats.sets, 1);
+            shared.stats.sets.add(1);
             (
                 noreply,
                 store(shared, command, key, flags, exptime, data, cas_unique).await,
@@ -213,14 +210,8 @@ async fn store(
         StoreCommand::Prepend => (StoreMode::Prepend, Some(ExpiryUpdate::Keep)),
     };
     let expiry = expiry.unwrap_or(ExpiryUpdate::Set(expiry_from_exptime(exptime)));
-    let store = Store {
-        key,
-        value,
-        flags,
-        expiry,
-        mode,
-        return_old: false,
-    };
+    let mut store = Store::new(key, value, mode, expiry);
+    store.flags = flags;
     match shared.router.store(DB, store).await {
         Ok(outcome) => match outcome.status {
             StoreStatus::Stored => Reply::Stored,
@@ -304,7 +295,7 @@ async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flo
 fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
     let stats = &shared.stats;
     let usage = shared.memory_usage();
-    let get = |c| Stats::get(c).to_string();
+    let get = |c: &Counter| c.get().to_string();
     vec![
         ("pid", std::process::id().to_string()),
         ("uptime", stats.uptime_seconds().to_string()),
@@ -315,7 +306,7 @@ fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
         ("rejected_connections", get(&stats.rejected_connections)),
         (
             "cmd_get",
-            (Stats::get(&stats.get_hits) + Stats::get(&stats.get_misses)).to_string(),
+            (stats.get_hits.get() + stats.get_misses.get()).to_string(),
         ),
         ("cmd_set", get(&stats.sets)),
         ("get_hits", get(&stats.get_hits)),

@@ -6,7 +6,6 @@ use keyway_protocol::resp::{Reply, Version};
 
 use super::{parse_i64, wrong_arity, CmdResult, RespSession, COMMANDS};
 use crate::op::{now_ms, DATABASES};
-use crate::server::Stats;
 
 /// The redis version Keyway answers to: clients gate features on it, and
 /// Keyway implements the 7.0 behaviour of every command it accepts.
@@ -222,7 +221,7 @@ impl RespSession {
             vec![
                 (
                     "connected_clients",
-                    Stats::get(&stats.current_connections).to_string(),
+                    stats.current_connections.get().to_string(),
                 ),
                 ("maxclients", self.shared.limits.max_connections.to_string()),
             ],
@@ -240,27 +239,21 @@ impl RespSession {
             vec![
                 (
                     "total_connections_received",
-                    Stats::get(&stats.total_connections).to_string(),
+                    stats.total_connections.get().to_string(),
                 ),
-                (
-                    "total_commands_processed",
-                    Stats::get(&stats.commands).to_string(),
-                ),
-                (
-                    "total_net_input_bytes",
-                    Stats::get(&stats.bytes_read).to_string(),
-                ),
+                ("total_commands_processed", stats.commands.get().to_string()),
+                ("total_net_input_bytes", stats.bytes_read.get().to_string()),
                 (
                     "total_net_output_bytes",
-                    Stats::get(&stats.bytes_written).to_string(),
+                    stats.bytes_written.get().to_string(),
                 ),
                 (
                     "rejected_connections",
-                    Stats::get(&stats.rejected_connections).to_string(),
+                    stats.rejected_connections.get().to_string(),
                 ),
                 ("evicted_keys", usage.evictions.to_string()),
-                ("keyspace_hits", Stats::get(&stats.get_hits).to_string()),
-                ("keyspace_misses", Stats::get(&stats.get_misses).to_string()),
+                ("keyspace_hits", stats.get_hits.get().to_string()),
+                ("keyspace_misses", stats.get_misses.get().to_string()),
             ],
         );
         if include("keyspace") {

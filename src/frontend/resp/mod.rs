@@ -17,7 +17,7 @@ use keyway_protocol::resp::{encode, Decoder, Limits, Reply, Version};
 use crate::backend::BackendError;
 use crate::op::Db;
 use crate::router::RouteError;
-use crate::server::{Flow, Session, Shared, Stats};
+use crate::server::{Flow, Session, Shared};
 
 pub use commands::{CommandSpec, COMMANDS};
 
@@ -72,7 +72,7 @@ impl RespSession {
     }
 
     async fn handle(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
-        Stats::add(&self.shared.stats.commands, 1);
+        self.shared.stats.commands.add(1);
         let spec = commands::lookup(&args[0]);
         if let Some(transaction) = &mut self.transaction {
             if !matches!(

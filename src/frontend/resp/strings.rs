@@ -4,8 +4,9 @@ use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
 use super::{not_an_integer, parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
-use crate::op::{now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreStatus};
-use crate::server::Stats;
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus,
+};
 
 /// Parses an EX/PX/EXAT/PXAT amount into an absolute expiry; `command` names
 /// the command in redis's "invalid expire time" error.
@@ -55,16 +56,24 @@ impl RespSession {
             }
             "set" => self.set(args).await,
             "setnx" => {
-                let outcome = self
-                    .store(&args[1], &args[2], StoreMode::Add, Expiry::Never)
-                    .await?;
-                Ok(Reply::Integer(i64::from(outcome == StoreStatus::Stored)))
+                let never = ExpiryUpdate::Set(Expiry::Never);
+                let store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Add, never);
+                let outcome = self.store(store).await?;
+                Ok(Reply::Integer(i64::from(
+                    outcome.status == StoreStatus::Stored,
+                )))
             }
             "setex" | "psetex" => {
                 let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
                 let expiry = parse_expiry(unit, &args[2], name)?;
-                self.store(&args[1], &args[3], StoreMode::Set, expiry)
-                    .await?;
+                let expiry = ExpiryUpdate::Set(expiry);
+                self.store(Store::new(
+                    args[1].clone(),
+                    args[3].clone(),
+                    StoreMode::Set,
+                    expiry,
+                ))
+                .await?;
                 Ok(Reply::ok())
             }
             "getdel" => Ok(Reply::bulk_or_null(
@@ -105,14 +114,12 @@ impl RespSession {
                 }
             }
             "append" => {
-                let store = Store {
-                    key: args[1].clone(),
-                    value: args[2].clone(),
-                    flags: 0,
-                    expiry: ExpiryUpdate::Keep,
-                    mode: StoreMode::AppendOrCreate,
-                    return_old: false,
-                };
+                let store = Store::new(
+                    args[1].clone(),
+                    args[2].clone(),
+                    StoreMode::AppendOrCreate,
+                    ExpiryUpdate::Keep,
+                );
                 Ok(Reply::Integer(router.store(db, store).await?.len as i64))
             }
             "strlen" => {
@@ -125,23 +132,10 @@ impl RespSession {
         }
     }
 
-    async fn store(
-        &self,
-        key: &Bytes,
-        value: &Bytes,
-        mode: StoreMode,
-        expiry: Expiry,
-    ) -> Result<StoreStatus, Reply> {
-        let store = Store {
-            key: key.clone(),
-            value: value.clone(),
-            flags: 0,
-            expiry: ExpiryUpdate::Set(expiry),
-            mode,
-            return_old: false,
-        };
-        Stats::add(&self.shared.stats.sets, 1);
-        Ok(self.shared.router.store(self.db, store).await?.status)
+    /// Stores through the router, counting the write.
+    async fn store(&self, store: Store) -> Result<StoreOutcome, Reply> {
+        self.shared.stats.sets.add(1);
+        Ok(self.shared.router.store(self.db, store).await?)
     }
 
     /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`
@@ -169,16 +163,10 @@ impl RespSession {
             }
             i += 1;
         }
-        let store = Store {
-            key: args[1].clone(),
-            value: args[2].clone(),
-            flags: 0,
-            expiry: expiry.unwrap_or(ExpiryUpdate::Set(Expiry::Never)),
-            mode,
-            return_old: get,
-        };
-        Stats::add(&self.shared.stats.sets, 1);
-        let outcome = self.shared.router.store(self.db, store).await?;
+        let expiry = expiry.unwrap_or(ExpiryUpdate::Set(Expiry::Never));
+        let mut store = Store::new(args[1].clone(), args[2].clone(), mode, expiry);
+        store.return_old = get;
+        let outcome = self.store(store).await?;
         Ok(match (get, outcome.status) {
             (true, _) => Reply::bulk_or_null(outcome.old.map(|i| i.value)),
             (false, StoreStatus::Stored) => Reply::ok(),

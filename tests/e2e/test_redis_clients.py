@@ -100,7 +100,7 @@ def test_values_cross_protocols(request):
     r = redis.Redis(port=ports["resp"])
     r.set("from-resp", b"\x00binary\r\n")
     assert mc.get("from-resp") == b"\x00binary\r\n"  # flags 0: raw bytes
-    mc.set("from-memcache", b"value", expire=100)
+    mc.set("from-memcache", b"value", expire=100, noreply=False)  # wait: the read is on another connection
     assert r.get("from-memcache") == b"value"
     assert 98 <= r.ttl("from-memcache") <= 100
     mc.close()

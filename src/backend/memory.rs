@@ -118,7 +118,9 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     pub fn new(capacity: u64) -> Self {
         let shard_count = (capacity / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS as u64) as usize;
-        let shard_count = shard_count.next_power_of_two().min(MAX_SHARDS);
+        // Round down to a power of two (shard selection masks the hash), so
+        // that no shard falls below MIN_SHARD_BYTES.
+        let shard_count = 1 << shard_count.ilog2();
         let per_shard = (capacity / shard_count as u64).max(1);
         let evictions = Arc::new(AtomicU64::new(0));
         let shards = (0..shard_count)
@@ -350,7 +352,7 @@ impl Backend for MemoryBackend {
         }
         for ((key, value), slot) in pairs.into_iter().zip(slots) {
             let item = Item {
-                value,
+                value: owned(&value),
                 flags: 0,
                 cas: self.new_cas(),
                 expiry: Expiry::Never,
@@ -513,3 +515,52 @@ impl Backend for MemoryBackend {
 
 const POSITION_BITS: u32 = 52;
 const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored value must not be a slice of the buffer the request arrived
+    /// in: it would keep that whole buffer alive, uncounted by `capacity`.
+    #[tokio::test]
+    async fn stored_values_do_not_pin_the_request_buffer() {
+        let request = Bytes::from(vec![b'x'; 64 * 1024]);
+        let within = |value: &Bytes| {
+            let range = request.as_ptr_range();
+            range.contains(&value.as_ptr())
+        };
+        let backend = MemoryBackend::new(16 * 1024 * 1024);
+        let set = Store::new(
+            Bytes::from_static(b"a"),
+            request.slice(10..20),
+            StoreMode::Set,
+            ExpiryUpdate::Set(Expiry::Never),
+        );
+        backend.store(0, set).await.unwrap();
+        let pairs = vec![(Bytes::from_static(b"b"), request.slice(30..40))];
+        assert!(backend.store_all_if_absent(0, pairs).await.unwrap());
+        let keys = [Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        for item in backend.get(0, &keys).await.unwrap() {
+            let value = item.expect("stored").value;
+            assert_eq!(value.len(), 10);
+            assert!(
+                !within(&value),
+                "a stored value still points into the request buffer"
+            );
+        }
+    }
+
+    #[test]
+    fn every_shard_holds_at_least_the_minimum() {
+        for mib in [1, 8, 16, 24, 40, 100, 256, 1024] {
+            let backend = MemoryBackend::new(mib * 1024 * 1024);
+            let per_shard = backend.capacity / backend.shards.len() as u64;
+            assert!(backend.shards.len().is_power_of_two());
+            assert!(
+                per_shard >= MIN_SHARD_BYTES || backend.shards.len() == 1,
+                "{mib} MiB: {} shards of {per_shard} bytes",
+                backend.shards.len()
+            );
+        }
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every Keyway test: protocol unit and property tests, integration tests
-# against real memcached and redis-server (and redis-cli), the backend
-# conformance suite, then the end-to-end suite with real Django clients.
+# Runs every Keyway check: style gates (rustfmt, clippy), protocol unit and
+# property tests, integration tests against real memcached, redis-server,
+# twemproxy and redis-cli, the backend conformance suite, then the end-to-end
+# suite with real Django clients.
 #
 # On a fresh Debian machine it installs what it needs (as root: apt-get; a
 # Python 3.12+ venv under target/e2e-venv). Tests start their own servers on
@@ -48,6 +49,8 @@ if ! cmp -s tests/e2e/requirements.txt "$venv/requirements.txt" 2>/dev/null; the
     cp tests/e2e/requirements.txt "$venv/requirements.txt"
 fi
 
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked
 cargo test --workspace --locked
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
@@ -67,25 +69,90 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Runtime {
     /// Connection worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Where relative `sqlite://` paths live (created when missing); the
+    /// `--data-dir` flag overrides it.
+    pub data_dir: PathBuf,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            data_dir: PathBuf::from("keyway-data"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `memory://` or `memcached://host:port[:weight],...`.
+    /// `memory://`, `memcached://host:port[:weight],...`, `sqlite://path`,
+    /// `postgres://...` or `mysql://...`.
     pub url: String,
     /// Memory backends: the most bytes items may take before eviction.
     #[serde(default = "default_capacity")]
     pub capacity: Size,
+    /// Connections per server (memcached) or in the pool (SQL); the
+    /// backend's own default when omitted.
+    pub connections: Option<usize>,
+    /// Milliseconds to wait for a connection to a server before failing the request.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Milliseconds a request may take before the client gets an error.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// SQL backends: the table items live in (created when missing).
+    #[serde(default = "default_table")]
+    pub table: String,
+}
+
+impl BackendConfig {
+    /// A backend at `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            capacity: default_capacity(),
+            connections: None,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            table: default_table(),
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// SQL backends are durable: their routes are protected from flushes
+    /// unless a route says otherwise.
+    pub fn is_durable(&self) -> bool {
+        crate::backend::sql::Dialect::of_url(&self.url).is_some()
+    }
 }
 
 fn default_capacity() -> Size {
     Size(256 * 1024 * 1024)
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_table() -> String {
+    "keyway_items".to_string()
 }
 
 /// One routing rule: exactly one matcher, and the backend its keys go to.
@@ -96,6 +163,10 @@ pub struct RouteConfig {
     pub glob: Option<String>,
     pub regex: Option<String>,
     pub backend: String,
+    /// Whether FLUSHDB/FLUSHALL/flush_all skip this route's backend. Defaults
+    /// to true for SQL backends (a durable session table must not vanish
+    /// because Django's cache.clear() ran) and false for the others.
+    pub protected: Option<bool>,
 }
 
 /// A byte count written as an integer or a string such as `"64MiB"` or `"1 GB"`.
@@ -203,13 +274,29 @@ impl Config {
             if let Some(servers) = backend.url.strip_prefix("memcached://") {
                 crate::backend::memcached::parse_servers(servers)
                     .map_err(|why| problem(format!("backends.{name}.url"), why))?;
+            } else if backend.is_durable() {
+                crate::backend::sql::validate_table_name(&backend.table)
+                    .map_err(|why| problem(format!("backends.{name}.table"), why))?;
             } else if !backend.url.starts_with("memory://") {
                 return Err(problem(
                     format!("backends.{name}.url"),
                     format!(
-                        "{:?}: unsupported scheme; this build supports memory:// and memcached://",
+                        "{:?}: unsupported scheme; this build supports memory://, memcached://, \
+                         sqlite://, postgres:// and mysql://",
                         backend.url
                     ),
+                ));
+            }
+            if backend.connections == Some(0) {
+                return Err(problem(
+                    format!("backends.{name}.connections"),
+                    "must be at least 1",
+                ));
+            }
+            if backend.connect_timeout_ms == 0 || backend.request_timeout_ms == 0 {
+                return Err(problem(
+                    format!("backends.{name}"),
+                    "connect_timeout_ms and request_timeout_ms must be at least 1",
                 ));
             }
             if backend.capacity.0 < 1024 * 1024 {

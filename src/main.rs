@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use keyway::backend::AnyBackend;
 use keyway::config::Config;
 use keyway::server::{Server, Workers};
 
@@ -25,6 +26,10 @@ struct Cli {
     /// Listen for RESP clients here (overrides listen.resp).
     #[arg(long, value_name = "ADDR")]
     resp_listen: Option<String>,
+    /// Directory for relative sqlite:// paths, such as the default session
+    /// store (overrides runtime.data_dir; default ./keyway-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -41,6 +46,9 @@ enum Command {
     },
     /// Print the embedded default configuration.
     PrintDefaultConfig,
+    /// Create the table of every SQL backend in the configuration (the
+    /// embedded default without --config) where missing, then exit.
+    MigrateSchema,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,7 +82,7 @@ fn main() -> ExitCode {
             print!("{}", keyway::config::EMBEDDED_DEFAULT);
             return ExitCode::SUCCESS;
         }
-        None => {}
+        Some(Command::MigrateSchema) | None => {}
     }
     init_logging(cli.log_format);
     let mut config = match &cli.config {
@@ -93,6 +101,9 @@ fn main() -> ExitCode {
     if let Some(addr) = cli.resp_listen {
         config.listen.resp = Some(addr);
     }
+    if let Some(dir) = cli.data_dir {
+        config.runtime.data_dir = dir;
+    }
     if let Err(error) = config.validate() {
         eprintln!("{error}");
         return ExitCode::FAILURE;
@@ -101,7 +112,40 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(run(config))
+    match cli.command {
+        Some(Command::MigrateSchema) => runtime.block_on(migrate_schema(config)),
+        _ => runtime.block_on(run(config)),
+    }
+}
+
+async fn migrate_schema(config: Config) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for (name, backend) in &config.backends {
+        if !backend.is_durable() {
+            continue;
+        }
+        let built = match AnyBackend::build(backend, &config.runtime.data_dir) {
+            Ok(AnyBackend::Sql(sql)) => sql,
+            Ok(_) => unreachable!("durable backends are SQL"),
+            Err(error) => {
+                eprintln!("backends.{name}: {error}");
+                status = ExitCode::FAILURE;
+                continue;
+            }
+        };
+        match built.create_schema().await {
+            Ok(()) => println!(
+                "backends.{name}: table {} ready ({})",
+                backend.table,
+                built.dialect().name()
+            ),
+            Err(error) => {
+                eprintln!("backends.{name}: {error}");
+                status = ExitCode::FAILURE;
+            }
+        }
+    }
+    status
 }
 
 async fn run(config: Config) -> ExitCode {

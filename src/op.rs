@@ -192,3 +192,59 @@ pub struct ScanPage {
     pub cursor: u64,
     pub keys: Vec<Bytes>,
 }
+
+/// What a write does to the current item, decided the same way by every
+/// backend that reads, decides and writes (memory, SQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePlan {
+    /// Write this value, flags and expiry.
+    Write {
+        value: Bytes,
+        flags: u32,
+        expiry: Expiry,
+    },
+    /// Leave the item alone and answer with this status.
+    Refuse(StoreStatus),
+}
+
+/// Decides `store` against the live item `current` (memcached's and redis's
+/// rules for add/replace/cas/append/prepend and KEEPTTL). `request_value`
+/// turns the request's value into the stored one: a backend that keeps items
+/// in memory copies it out of the read buffer, one that sends it on does not.
+pub fn plan_store(
+    store: &Store,
+    current: Option<&Item>,
+    request_value: impl FnOnce(&Bytes) -> Bytes,
+) -> StorePlan {
+    let (value, flags) = match (store.mode, current) {
+        (StoreMode::Add, Some(_))
+        | (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+            return StorePlan::Refuse(StoreStatus::NotStored)
+        }
+        (StoreMode::Cas(_), None) => return StorePlan::Refuse(StoreStatus::NotFound),
+        (StoreMode::Cas(cas), Some(cur)) if cur.cas != cas => {
+            return StorePlan::Refuse(StoreStatus::Exists)
+        }
+        (StoreMode::Append | StoreMode::AppendOrCreate, Some(cur)) => {
+            (concat(&cur.value, &store.value), cur.flags)
+        }
+        (StoreMode::Prepend, Some(cur)) => (concat(&store.value, &cur.value), cur.flags),
+        _ => (request_value(&store.value), store.flags),
+    };
+    let expiry = match store.expiry {
+        ExpiryUpdate::Set(expiry) => expiry,
+        ExpiryUpdate::Keep => current.map_or(Expiry::Never, |cur| cur.expiry),
+    };
+    StorePlan::Write {
+        value,
+        flags,
+        expiry,
+    }
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut out = bytes::BytesMut::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.freeze()
+}

@@ -1,33 +1,53 @@
 //! One conformance suite for every backend: the same cases through the
-//! `Backend` trait, against memory and a real two-server memcached pool.
-//! Where memcached cannot do something (list keys, per-db flush, MSETNX,
-//! negative counters) the case asserts the explicit error instead. redis and
-//! SQL backends join by adding a constructor to `backends()`.
+//! `Backend` trait, against memory, a real two-server memcached pool, SQLite,
+//! PostgreSQL and MariaDB (started by the tests, or named by
+//! KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL; each case gets its own
+//! table). Where memcached cannot do something (list keys, per-db flush,
+//! MSETNX, negative counters) the case asserts the explicit error instead.
 
 mod common;
 
 use bytes::Bytes;
-use common::{start_memcached, External};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{mariadb_url, postgres_url, start_memcached};
 use keyway::backend::memory::MemoryBackend;
 use keyway::backend::{AnyBackend, Backend, BackendError};
-use keyway::config::{BackendConfig, Size};
+use keyway::config::BackendConfig;
 use keyway::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus, Ttl,
 };
 
-fn backends() -> Vec<(&'static str, AnyBackend, Vec<External>)> {
+/// What a backend needs kept alive while a case runs (servers, temp dirs).
+type Guard = Box<dyn std::any::Any + Send>;
+
+fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
+    static TABLES: AtomicUsize = AtomicUsize::new(0);
+    let sql = |url: String| {
+        let mut config = BackendConfig::new(url);
+        config.table = format!(
+            "conformance_{}_{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        (AnyBackend::build(&config, dir.path()).unwrap(), dir)
+    };
     let memory = AnyBackend::Memory(MemoryBackend::new(64 * 1024 * 1024));
     let servers = vec![start_memcached(), start_memcached()];
     let url = format!("memcached://{},{}:2", servers[0].addr, servers[1].addr);
-    let memcached = AnyBackend::build(&BackendConfig {
-        url,
-        capacity: Size(0),
-    })
-    .unwrap();
+    let memcached = AnyBackend::build(&BackendConfig::new(url), Path::new(".")).unwrap();
+    let (sqlite, sqlite_dir) = sql("sqlite://items.sqlite3".into());
+    let (postgres, _) = sql(postgres_url());
+    let (mariadb, _) = sql(mariadb_url());
     vec![
-        ("memory", memory, Vec::new()),
-        ("memcached", memcached, servers),
+        ("memory", memory, Box::new(())),
+        ("memcached", memcached, Box::new(servers)),
+        ("sqlite", sqlite, Box::new(sqlite_dir)),
+        ("postgres", postgres, Box::new(())),
+        ("mariadb", mariadb, Box::new(())),
     ]
 }
 
@@ -56,7 +76,7 @@ macro_rules! for_each_backend {
     ($name:ident, |$kind:ident, $backend:ident| $body:block) => {
         #[tokio::test(flavor = "multi_thread")]
         async fn $name() {
-            for ($kind, $backend, _servers) in backends() {
+            for ($kind, $backend, _guard) in backends() {
                 let run = async { $body };
                 run.await;
             }

@@ -8,15 +8,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use quick_cache::unsync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use super::{numeric, Backend, BackendError, Result};
 use crate::op::{
-    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
-    StoreMode, StoreOutcome, StoreStatus, Ttl,
+    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
+    ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
 };
 use crate::pattern::glob_match;
 
@@ -213,31 +213,19 @@ impl MemoryBackend {
         let plain_set =
             store.mode == StoreMode::Set && !store.return_old && store.expiry != ExpiryUpdate::Keep;
         let current = if plain_set { None } else { live(shard, &key) };
-        let refuse = |status| {
-            Ok(StoreOutcome {
-                status,
-                old: None,
-                len: 0,
-            })
-        };
-        let (value, flags) = match (store.mode, &current) {
-            (StoreMode::Add, Some(_))
-            | (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
-                return refuse(StoreStatus::NotStored)
+        let (value, flags, expiry) = match plan_store(&store, current.as_ref(), owned) {
+            StorePlan::Write {
+                value,
+                flags,
+                expiry,
+            } => (value, flags, expiry),
+            StorePlan::Refuse(status) => {
+                return Ok(StoreOutcome {
+                    status,
+                    old: None,
+                    len: 0,
+                })
             }
-            (StoreMode::Cas(_), None) => return refuse(StoreStatus::NotFound),
-            (StoreMode::Cas(cas), Some(cur)) if cur.cas != cas => {
-                return refuse(StoreStatus::Exists)
-            }
-            (StoreMode::Append | StoreMode::AppendOrCreate, Some(cur)) => {
-                (concat(&cur.value, &store.value), cur.flags)
-            }
-            (StoreMode::Prepend, Some(cur)) => (concat(&store.value, &cur.value), cur.flags),
-            _ => (owned(&store.value), store.flags),
-        };
-        let expiry = match store.expiry {
-            ExpiryUpdate::Set(expiry) => expiry,
-            ExpiryUpdate::Keep => current.as_ref().map_or(Expiry::Never, |cur| cur.expiry),
         };
         let len = value.len();
         let item = Item {
@@ -276,13 +264,6 @@ fn removed_live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
 /// item does not pin the connection's read buffer.
 fn owned(value: &Bytes) -> Bytes {
     Bytes::copy_from_slice(value)
-}
-
-fn concat(a: &[u8], b: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(a.len() + b.len());
-    out.extend_from_slice(a);
-    out.extend_from_slice(b);
-    out.freeze()
 }
 
 impl Backend for MemoryBackend {

@@ -5,8 +5,10 @@
 pub mod memcached;
 pub mod memory;
 pub mod numeric;
+pub mod sql;
 
 use std::future::Future;
+use std::path::Path;
 
 use bytes::Bytes;
 
@@ -116,19 +118,28 @@ pub trait Backend: Send + Sync {
 pub enum AnyBackend {
     Memory(memory::MemoryBackend),
     Memcached(memcached::MemcachedBackend),
+    Sql(sql::SqlBackend),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://")]
+    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, sqlite://, postgres://, mysql://")]
     UnsupportedScheme(String),
     #[error("url \"{0}\": {1}")]
     BadUrl(String, String),
 }
 
 impl AnyBackend {
-    pub fn build(config: &BackendConfig) -> std::result::Result<Self, BuildError> {
+    /// Builds the backend `config` describes; relative `sqlite://` paths are
+    /// taken under `data_dir`. Needs a tokio runtime (SQL backends start
+    /// their writer); nothing connects until the first request.
+    pub fn build(config: &BackendConfig, data_dir: &Path) -> std::result::Result<Self, BuildError> {
         let bad = |why: String| BuildError::BadUrl(config.url.clone(), why);
+        if sql::Dialect::of_url(&config.url).is_some() {
+            return Ok(AnyBackend::Sql(
+                sql::SqlBackend::new(config, data_dir).map_err(bad)?,
+            ));
+        }
         match config.url.split_once("://") {
             Some(("memory", _)) => Ok(AnyBackend::Memory(memory::MemoryBackend::new(
                 config.capacity.as_u64(),
@@ -136,10 +147,19 @@ impl AnyBackend {
             Some(("memcached", servers)) => {
                 let servers = memcached::parse_servers(servers).map_err(bad)?;
                 Ok(AnyBackend::Memcached(
-                    memcached::MemcachedBackend::new(&servers).map_err(bad)?,
+                    memcached::MemcachedBackend::new(&servers, config).map_err(bad)?,
                 ))
             }
             _ => Err(BuildError::UnsupportedScheme(config.url.clone())),
+        }
+    }
+
+    /// Removes expired items where the backend does not do it itself.
+    pub async fn sweep_expired(&self) {
+        match self {
+            AnyBackend::Memory(memory) => memory.sweep_expired(),
+            AnyBackend::Sql(sql) => sql.sweep_expired().await,
+            AnyBackend::Memcached(_) => {}
         }
     }
 
@@ -147,8 +167,8 @@ impl AnyBackend {
     pub fn usage(&self) -> memory::Usage {
         match self {
             AnyBackend::Memory(m) => m.usage(),
-            // memcached reports its own figures (its `stats`).
-            AnyBackend::Memcached(_) => memory::Usage::default(),
+            // memcached reports its own figures (its `stats`); SQL's are rows.
+            AnyBackend::Memcached(_) | AnyBackend::Sql(_) => memory::Usage::default(),
         }
     }
 }
@@ -158,6 +178,7 @@ macro_rules! dispatch {
         match $self {
             AnyBackend::Memory(backend) => backend.$method($($arg),*).await,
             AnyBackend::Memcached(backend) => backend.$method($($arg),*).await,
+            AnyBackend::Sql(backend) => backend.$method($($arg),*).await,
         }
     };
 }

@@ -62,6 +62,8 @@ pub struct Router {
     table: RouteTable,
     backends: Vec<AnyBackend>,
     names: Vec<String>,
+    /// Per backend: a route marks it protected, so flushes pass it over.
+    protected: Vec<bool>,
 }
 
 impl Router {
@@ -69,19 +71,28 @@ impl Router {
         let mut backends = Vec::new();
         let mut names = Vec::new();
         for (name, backend) in &config.backends {
-            backends.push(AnyBackend::build(backend)?);
+            backends.push(AnyBackend::build(backend, &config.runtime.data_dir)?);
             names.push(name.clone());
         }
-        let table = RouteTable::compile(&config.routes, |name| {
+        let slot_of = |name: &str| {
             names
                 .iter()
                 .position(|n| n == name)
                 .expect("validated by Config::validate")
-        });
+        };
+        let table = RouteTable::compile(&config.routes, slot_of);
+        let mut protected = vec![false; backends.len()];
+        for route in &config.routes {
+            let durable = config.backends[&route.backend].is_durable();
+            if route.protected.unwrap_or(durable) {
+                protected[slot_of(&route.backend)] = true;
+            }
+        }
         Ok(Self {
             table,
             backends,
             names,
+            protected,
         })
     }
 
@@ -258,9 +269,12 @@ impl Router {
         Ok(total)
     }
 
+    /// Flushes every backend but the protected ones (see `RouteConfig::protected`).
     pub async fn flush(&self, db: Option<Db>) -> Result<()> {
-        for backend in &self.backends {
-            backend.flush(db).await?;
+        for (backend, protected) in self.backends.iter().zip(&self.protected) {
+            if !protected {
+                backend.flush(db).await?;
+            }
         }
         Ok(())
     }

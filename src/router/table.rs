@@ -74,6 +74,7 @@ mod tests {
             glob: glob.map(Into::into),
             regex: regex.map(Into::into),
             backend: backend.into(),
+            protected: None,
         }
     }
 

@@ -20,7 +20,6 @@ pub use connection::{Flow, Session};
 pub use stats::{Counter, Stats};
 pub use workers::Workers;
 
-use crate::backend::AnyBackend;
 use crate::config::{Config, Limits};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::router::Router;
@@ -235,9 +234,7 @@ async fn sweep_expired(shared: Arc<Shared>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         for (_, backend) in shared.router.backends() {
-            if let AnyBackend::Memory(memory) = backend {
-                memory.sweep_expired();
-            }
+            backend.sweep_expired().await;
         }
     }
 }

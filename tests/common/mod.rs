@@ -163,3 +163,72 @@ pub fn start_nutcracker(servers: &[String]) -> (External, tempfile::TempDir) {
     };
     (spawn(binary, &args, port, "nutcracker"), dir)
 }
+
+/// A PostgreSQL URL for tests: `KEYWAY_TEST_POSTGRES_URL`, or a server this
+/// test process starts once (tests/servers/postgres.sh; it stops when the
+/// process exits). Each test uses its own table.
+pub fn postgres_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("KEYWAY_TEST_POSTGRES_URL") {
+            return url;
+        }
+        let port = free_port();
+        start_script("postgres.sh", port);
+        wait_until(&format!("PostgreSQL on {port}"), || {
+            Command::new("pg_isready")
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    })
+    .clone()
+}
+
+/// A MariaDB/MySQL URL for tests: `KEYWAY_TEST_MYSQL_URL`, or a server this
+/// test process starts once (tests/servers/mariadb.sh).
+pub fn mariadb_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("KEYWAY_TEST_MYSQL_URL") {
+            return url;
+        }
+        let port = free_port();
+        start_script("mariadb.sh", port);
+        wait_until(&format!("MariaDB on {port}"), || {
+            Command::new("mariadb")
+                .args(["-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
+                .args(["-e", "USE keyway"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        format!("mysql://root@127.0.0.1:{port}/keyway")
+    })
+    .clone()
+}
+
+fn start_script(script: &str, port: u16) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/servers")
+        .join(script);
+    let output = Command::new(&path)
+        .args([port.to_string(), std::process::id().to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    assert!(
+        output.status.success(),
+        "{script} failed; its logs are in the /tmp/keyway-test-* directory it printed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -29,20 +29,22 @@ use self::connection::{Connection, Expect};
 use self::ketama::{Continuum, Server};
 use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
 use super::{Backend, BackendError, Result};
+use crate::config::BackendConfig;
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, StoreStatus, Ttl,
 };
 
-const CONNECTIONS_PER_SERVER: usize = 2;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections per server when the config does not set `connections`.
+const DEFAULT_CONNECTIONS: usize = 2;
 const MAX_VALUE: usize = 64 * 1024 * 1024;
 
 struct ServerPool {
     addr: SocketAddr,
     slots: Vec<Mutex<Option<Arc<Connection>>>>,
     next: AtomicUsize,
+    connect_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl ServerPool {
@@ -53,9 +55,14 @@ impl ServerPool {
             return Ok(connection.clone());
         }
         let connection = Arc::new(
-            Connection::connect(self.addr, CONNECT_TIMEOUT, REQUEST_TIMEOUT, MAX_VALUE)
-                .await
-                .map_err(|e| unavailable(&e.to_string()))?,
+            Connection::connect(
+                self.addr,
+                self.connect_timeout,
+                self.request_timeout,
+                MAX_VALUE,
+            )
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?,
         );
         *slot = Some(connection.clone());
         Ok(connection)
@@ -111,7 +118,8 @@ pub fn parse_servers(list: &str) -> std::result::Result<Vec<Server>, String> {
 }
 
 impl MemcachedBackend {
-    pub fn new(servers: &[Server]) -> std::result::Result<Self, String> {
+    pub fn new(servers: &[Server], config: &BackendConfig) -> std::result::Result<Self, String> {
+        let connections = config.connections.unwrap_or(DEFAULT_CONNECTIONS);
         let pools = servers
             .iter()
             .map(|server| {
@@ -122,10 +130,10 @@ impl MemcachedBackend {
                     .ok_or_else(|| format!("{}:{}: no address", server.host, server.port))?;
                 Ok(ServerPool {
                     addr,
-                    slots: (0..CONNECTIONS_PER_SERVER)
-                        .map(|_| Mutex::new(None))
-                        .collect(),
+                    slots: (0..connections).map(|_| Mutex::new(None)).collect(),
                     next: AtomicUsize::new(0),
+                    connect_timeout: config.connect_timeout(),
+                    request_timeout: config.request_timeout(),
                 })
             })
             .collect::<std::result::Result<Vec<_>, String>>()?;

@@ -1,0 +1,271 @@
+//! The SQL each database needs. Everything else in the SQL backend is shared:
+//! the three dialects differ only in column types, placeholders, upsert
+//! syntax, row locking and how a bounded delete is written.
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme)?;
+        match scheme {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::MySql),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+        }
+    }
+
+    /// Longest key the table accepts: MySQL indexes at most 3072 bytes, so
+    /// its key column is a VARBINARY(1024); the others take any length.
+    pub fn max_key(self) -> usize {
+        match self {
+            Dialect::MySql => 1024,
+            Dialect::Sqlite | Dialect::Postgres => usize::MAX,
+        }
+    }
+}
+
+/// `table` must be a plain identifier: it is spliced into SQL text.
+pub fn validate_table_name(table: &str) -> Result<(), String> {
+    let mut chars = table.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && table.len() <= 48;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{table:?} is not a table name; use letters, digits and _ (at most 48), not starting with a digit"
+        ))
+    }
+}
+
+/// Every statement the backend runs, built once. Parameters are listed in
+/// order beside each one. Expiry is unix milliseconds, 0 meaning never.
+pub struct Statements {
+    dialect: Dialect,
+    table: String,
+    pub create: Vec<String>,
+    /// db, key, now → value, flags, expires_ms, cas (live items only).
+    pub get: String,
+    /// db, key → value, flags, expires_ms, cas, expired or not, locking the row.
+    pub lock: String,
+    /// db, key.
+    pub delete: String,
+    /// expires_ms, db, key.
+    pub set_expiry: String,
+    /// db, now → count of live items.
+    pub count: String,
+    /// db, now, after_id, limit → id, key (hex-encoded on MySQL), in id order.
+    pub scan: String,
+    /// now, limit: deletes up to `limit` expired rows.
+    pub sweep: String,
+    /// db.
+    pub flush_db: String,
+    pub flush_all: String,
+}
+
+const COLUMNS: &str = "cache_value, flags, expires_ms, cas";
+const LIVE: &str = "(expires_ms = 0 OR expires_ms > ?)";
+
+impl Statements {
+    pub fn new(dialect: Dialect, table: &str) -> Self {
+        let t = table;
+        let create = match dialect {
+            Dialect::Sqlite => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (\
+                     id INTEGER PRIMARY KEY, \
+                     db INTEGER NOT NULL, \
+                     cache_key BLOB NOT NULL, \
+                     cache_value BLOB NOT NULL, \
+                     flags INTEGER NOT NULL, \
+                     expires_ms INTEGER NOT NULL, \
+                     cas INTEGER NOT NULL, \
+                     UNIQUE (db, cache_key))"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_expires ON {t} (expires_ms)"),
+            ],
+            Dialect::Postgres => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (\
+                     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                     db SMALLINT NOT NULL, \
+                     cache_key BYTEA NOT NULL, \
+                     cache_value BYTEA NOT NULL, \
+                     flags BIGINT NOT NULL, \
+                     expires_ms BIGINT NOT NULL, \
+                     cas BIGINT NOT NULL, \
+                     UNIQUE (db, cache_key))"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_expires ON {t} (expires_ms)"),
+            ],
+            Dialect::MySql => vec![format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+                 db SMALLINT NOT NULL, \
+                 cache_key VARBINARY(1024) NOT NULL, \
+                 cache_value LONGBLOB NOT NULL, \
+                 flags BIGINT NOT NULL, \
+                 expires_ms BIGINT NOT NULL, \
+                 cas BIGINT NOT NULL, \
+                 UNIQUE KEY {t}_key (db, cache_key), \
+                 KEY {t}_expires (expires_ms)) ENGINE=InnoDB"
+            )],
+        };
+        let lock_suffix = match dialect {
+            // SQLite locks the whole database: the writer's BEGIN IMMEDIATE.
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        };
+        let scan_key = match dialect {
+            // MySQL reports VARBINARY as text, which sqlx's Any driver
+            // decodes as UTF-8; hex keeps binary keys intact.
+            Dialect::MySql => "HEX(cache_key)",
+            Dialect::Sqlite | Dialect::Postgres => "cache_key",
+        };
+        let sweep = match dialect {
+            Dialect::Sqlite => format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} \
+                 WHERE expires_ms <> 0 AND expires_ms <= ? LIMIT ?)"
+            ),
+            Dialect::Postgres => format!(
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} \
+                 WHERE expires_ms <> 0 AND expires_ms <= ? LIMIT ? FOR UPDATE SKIP LOCKED)"
+            ),
+            Dialect::MySql => {
+                format!("DELETE FROM {t} WHERE expires_ms <> 0 AND expires_ms <= ? LIMIT ?")
+            }
+        };
+        let statements = Self {
+            dialect,
+            table: t.to_string(),
+            create,
+            get: format!("SELECT {COLUMNS} FROM {t} WHERE db = ? AND cache_key = ? AND {LIVE}"),
+            lock: format!("SELECT {COLUMNS} FROM {t} WHERE db = ? AND cache_key = ?{lock_suffix}"),
+            delete: format!("DELETE FROM {t} WHERE db = ? AND cache_key = ?"),
+            set_expiry: format!("UPDATE {t} SET expires_ms = ? WHERE db = ? AND cache_key = ?"),
+            count: format!("SELECT COUNT(*) FROM {t} WHERE db = ? AND {LIVE}"),
+            scan: format!(
+                "SELECT id, {scan_key} FROM {t} WHERE db = ? AND {LIVE} AND id > ? ORDER BY id LIMIT ?"
+            ),
+            sweep,
+            flush_db: format!("DELETE FROM {t} WHERE db = ?"),
+            flush_all: format!("DELETE FROM {t}"),
+        };
+        statements.numbered()
+    }
+
+    /// An upsert of `rows` rows of (db, key, value, flags, expires_ms, cas).
+    pub fn upsert(&self, rows: usize) -> String {
+        let t = &self.table;
+        let row = "(?, ?, ?, ?, ?, ?)";
+        let values = vec![row; rows].join(", ");
+        let sql = match self.dialect {
+            Dialect::Sqlite | Dialect::Postgres => format!(
+                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas) VALUES {values} \
+                 ON CONFLICT (db, cache_key) DO UPDATE SET cache_value = excluded.cache_value, \
+                 flags = excluded.flags, expires_ms = excluded.expires_ms, cas = excluded.cas"
+            ),
+            Dialect::MySql => format!(
+                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas) VALUES {values} \
+                 ON DUPLICATE KEY UPDATE cache_value = VALUES(cache_value), \
+                 flags = VALUES(flags), expires_ms = VALUES(expires_ms), cas = VALUES(cas)"
+            ),
+        };
+        number_placeholders(self.dialect, &sql)
+    }
+
+    /// PostgreSQL wants `$1, $2, ...` where the others take `?`.
+    fn numbered(mut self) -> Self {
+        let d = self.dialect;
+        for sql in [
+            &mut self.get,
+            &mut self.lock,
+            &mut self.delete,
+            &mut self.set_expiry,
+            &mut self.count,
+            &mut self.scan,
+            &mut self.sweep,
+            &mut self.flush_db,
+        ] {
+            *sql = number_placeholders(d, sql);
+        }
+        self
+    }
+}
+
+fn number_placeholders(dialect: Dialect, sql: &str) -> String {
+    if dialect != Dialect::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let st = Statements::new(Dialect::Postgres, "t");
+        assert_eq!(
+            st.get,
+            "SELECT cache_value, flags, expires_ms, cas FROM t WHERE db = $1 AND cache_key = $2 \
+             AND (expires_ms = 0 OR expires_ms > $3)"
+        );
+        assert!(st
+            .upsert(2)
+            .contains("($7, $8, $9, $10, $11, $12) ON CONFLICT"));
+        assert!(Statements::new(Dialect::MySql, "t")
+            .upsert(1)
+            .contains("VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY"));
+    }
+
+    #[test]
+    fn table_names_are_identifiers() {
+        assert!(validate_table_name("keyway_items").is_ok());
+        assert!(validate_table_name("_t2").is_ok());
+        for bad in ["", "2t", "t; DROP TABLE x", "a-b", "\"t\""] {
+            assert!(validate_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_name_their_dialect() {
+        assert_eq!(Dialect::of_url("sqlite://x.db"), Some(Dialect::Sqlite));
+        assert_eq!(
+            Dialect::of_url("postgresql://u@h/d"),
+            Some(Dialect::Postgres)
+        );
+        assert_eq!(Dialect::of_url("mariadb://u@h/d"), Some(Dialect::MySql));
+        assert_eq!(Dialect::of_url("memory://"), None);
+    }
+}

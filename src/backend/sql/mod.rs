@@ -1,0 +1,398 @@
+//! `sqlite://path`, `postgres://...`, `mysql://...` (MariaDB included): items
+//! in one SQL table, durable once acknowledged.
+//!
+//! The table holds (db, key, value, flags, expiry, CAS id) with an id column
+//! that SCAN cursors walk; [`dialect`] has the SQL for each database. Reads go
+//! straight to a connection pool; writes go through one batching writer
+//! ([`writer`]) and are answered only after their transaction commits.
+//! Expired rows are invisible to reads at once and deleted in the background,
+//! in bounded batches, by [`SqlBackend::sweep_expired`].
+
+mod dialect;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Executor, Row};
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+use self::dialect::Statements;
+pub use self::dialect::{validate_table_name, Dialect};
+use self::writer::{live_item, Done, Job, Write};
+use super::{Backend, BackendError, Result, SCAN_CURSOR_MASK};
+use crate::config::BackendConfig;
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome,
+    Ttl,
+};
+use crate::pattern::glob_match;
+
+/// Pool size when the config does not set `connections`.
+const DEFAULT_CONNECTIONS: usize = 8;
+/// Writes waiting for the writer before senders wait too (backpressure).
+const QUEUE: usize = 4 * writer::MAX_BATCH;
+/// Expired rows deleted per sweep statement, and statements per sweep.
+const SWEEP_ROWS: i64 = 1000;
+const SWEEP_STATEMENTS: usize = 10;
+
+pub struct SqlBackend {
+    shared: Arc<writer::Shared>,
+    queue: mpsc::Sender<Job>,
+    schema: OnceCell<()>,
+    request_timeout: Duration,
+}
+
+/// The URL sqlx connects to: `mariadb://` is spelled `mysql://`, and a
+/// relative SQLite path lives in the data directory (created if missing),
+/// in a file created if missing.
+fn connect_url(
+    dialect: Dialect,
+    url: &str,
+    data_dir: &Path,
+) -> std::result::Result<String, String> {
+    let (_, rest) = url
+        .split_once("://")
+        .expect("dialect comes from the scheme");
+    match dialect {
+        Dialect::MySql => Ok(format!("mysql://{rest}")),
+        Dialect::Postgres => Ok(url.to_string()),
+        Dialect::Sqlite => {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if path.is_empty() {
+                return Err("needs a file path, e.g. sqlite://sessions.sqlite3".into());
+            }
+            let path = Path::new(path);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                data_dir.join(path)
+            };
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+            }
+            let mut query = query.to_string();
+            if !query.split('&').any(|p| p.starts_with("mode=")) {
+                query = if query.is_empty() {
+                    "mode=rwc".into()
+                } else {
+                    format!("{query}&mode=rwc")
+                };
+            }
+            Ok(format!("sqlite://{}?{query}", path.display()))
+        }
+    }
+}
+
+impl SqlBackend {
+    /// Builds the pool (connecting lazily, so Keyway starts while the
+    /// database is down) and starts the writer. Needs a tokio runtime.
+    pub fn new(config: &BackendConfig, data_dir: &Path) -> std::result::Result<Self, String> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let dialect = Dialect::of_url(&config.url).ok_or("not a SQL url")?;
+        validate_table_name(&config.table)?;
+        let url = connect_url(dialect, &config.url, data_dir)?;
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(config.connections.unwrap_or(DEFAULT_CONNECTIONS) as u32)
+            .min_connections(0)
+            .acquire_timeout(config.connect_timeout());
+        if dialect == Dialect::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets reads run beside the writer; FULL makes every
+                    // acknowledged commit survive a power cut, not only a crash.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let shared = Arc::new(writer::Shared {
+            pool: pool.connect_lazy_with(options),
+            dialect,
+            statements: Statements::new(dialect, &config.table),
+            // Unique per write in this process and, starting from the clock,
+            // unlikely to repeat one another process or an earlier run used.
+            next_cas: AtomicU64::new(now_ms() << 12),
+        });
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(writer::run(shared.clone(), receiver));
+        Ok(Self {
+            shared,
+            queue,
+            schema: OnceCell::new(),
+            request_timeout: config.request_timeout(),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.shared.dialect
+    }
+
+    /// Creates the table and its indexes when missing (`keyway migrate-schema`,
+    /// and before the first request).
+    pub async fn create_schema(&self) -> Result<()> {
+        for sql in &self.shared.statements.create {
+            self.shared
+                .pool
+                .execute(sql.as_str())
+                .await
+                .map_err(|e| self.shared.unavailable(format!("creating the table: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.schema
+            .get_or_try_init(|| self.create_schema())
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs `work` after the schema exists, failing after the request timeout.
+    async fn timed<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let work = async {
+            self.ready().await?;
+            work.await
+        };
+        tokio::time::timeout(self.request_timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(self.shared.unavailable(format!(
+                    "no answer within {} ms (request_timeout_ms)",
+                    self.request_timeout.as_millis()
+                )))
+            })
+    }
+
+    /// Queues `write` for the writer and waits for its commit.
+    async fn write(&self, write: Write) -> Result<Done> {
+        self.timed(async {
+            let (reply, answer) = oneshot::channel();
+            self.queue
+                .send(Job { write, reply })
+                .await
+                .map_err(|_| self.shared.unavailable("the writer has stopped"))?;
+            answer
+                .await
+                .map_err(|_| self.shared.unavailable("the writer has stopped"))?
+        })
+        .await
+    }
+
+    /// Deletes expired rows, a bounded number per call.
+    pub async fn sweep_expired(&self) {
+        if self.schema.get().is_none() {
+            return;
+        }
+        let st = &self.shared.statements;
+        for _ in 0..SWEEP_STATEMENTS {
+            let result = sqlx::query(&st.sweep)
+                .bind(now_ms() as i64)
+                .bind(SWEEP_ROWS)
+                .execute(&self.shared.pool)
+                .await;
+            match result {
+                Ok(done) if done.rows_affected() < SWEEP_ROWS as u64 => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(backend = self.shared.dialect.name(), %error, "sweeping expired rows failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn fetch_live(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        let shared = &self.shared;
+        let mut conn = shared
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| shared.unavailable(e))?;
+        let now = now_ms();
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = sqlx::query(&shared.statements.get)
+                .bind(db as i64)
+                .bind(&key[..])
+                .bind(now as i64)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| shared.unavailable(e))?;
+            items.push(live_item(row, now).map_err(|e| shared.unavailable(e))?);
+        }
+        Ok(items)
+    }
+}
+
+fn unexpected(what: &str) -> BackendError {
+    BackendError::Unavailable {
+        backend: "sql".into(),
+        message: format!("internal: writer answered {what} with the wrong shape"),
+    }
+}
+
+impl Backend for SqlBackend {
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        self.timed(self.fetch_live(db, keys)).await
+    }
+
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
+        match self.write(Write::Touch(db, keys.to_vec(), expiry)).await? {
+            Done::Items(items) => Ok(items),
+            _ => Err(unexpected("touch")),
+        }
+    }
+
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        match self.write(Write::GetAndDelete(db, key.clone())).await? {
+            Done::Item(item) => Ok(item),
+            _ => Err(unexpected("getdel")),
+        }
+    }
+
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        match self.write(Write::Store(db, store)).await? {
+            Done::Store(outcome) => Ok(outcome),
+            _ => Err(unexpected("store")),
+        }
+    }
+
+    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        match self.write(Write::StoreAllIfAbsent(db, pairs)).await? {
+            Done::Bool(stored) => Ok(stored),
+            _ => Err(unexpected("msetnx")),
+        }
+    }
+
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        match self.write(Write::Delete(db, keys.to_vec())).await? {
+            Done::Bools(existed) => Ok(existed),
+            _ => Err(unexpected("delete")),
+        }
+    }
+
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        match self.write(Write::Arith(db, key.clone(), arith)).await? {
+            Done::Arith(outcome) => Ok(outcome),
+            _ => Err(unexpected("arith")),
+        }
+    }
+
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
+        match self
+            .write(Write::Expire(db, key.clone(), expiry, condition))
+            .await?
+        {
+            Done::Bool(changed) => Ok(changed),
+            _ => Err(unexpected("expire")),
+        }
+    }
+
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        let item = self
+            .timed(self.fetch_live(db, std::slice::from_ref(key)))
+            .await?
+            .remove(0);
+        Ok(match item {
+            None => Ttl::Missing,
+            Some(Item {
+                expiry: Expiry::Never,
+                ..
+            }) => Ttl::Persistent,
+            Some(Item {
+                expiry: Expiry::At(at),
+                ..
+            }) => Ttl::Millis(at.saturating_sub(now_ms())),
+        })
+    }
+
+    /// Walks rows in id order: the cursor is the last id returned, so a key
+    /// present for the whole scan is returned exactly once.
+    async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
+        let shared = &self.shared;
+        let limit = count.clamp(1, 10_000) as i64;
+        let rows = self
+            .timed(async {
+                sqlx::query(&shared.statements.scan)
+                    .bind(db as i64)
+                    .bind(now_ms() as i64)
+                    .bind((cursor & SCAN_CURSOR_MASK) as i64)
+                    .bind(limit)
+                    .fetch_all(&shared.pool)
+                    .await
+                    .map_err(|e| shared.unavailable(e))
+            })
+            .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut last = 0i64;
+        for row in &rows {
+            last = row.try_get(0).map_err(|e| shared.unavailable(e))?;
+            let key = if shared.dialect == Dialect::MySql {
+                let text: String = row.try_get(1).map_err(|e| shared.unavailable(e))?;
+                hex::decode(text).map_err(|e| shared.unavailable(e))?
+            } else {
+                row.try_get::<Vec<u8>, _>(1)
+                    .map_err(|e| shared.unavailable(e))?
+            };
+            if pattern.is_none_or(|p| glob_match(p, &key)) {
+                keys.push(Bytes::from(key));
+            }
+        }
+        let cursor = if rows.len() as i64 == limit {
+            last as u64 & SCAN_CURSOR_MASK
+        } else {
+            0
+        };
+        Ok(ScanPage { cursor, keys })
+    }
+
+    async fn len(&self, db: Db) -> Result<usize> {
+        let shared = &self.shared;
+        self.timed(async {
+            let row = sqlx::query(&shared.statements.count)
+                .bind(db as i64)
+                .bind(now_ms() as i64)
+                .fetch_one(&shared.pool)
+                .await
+                .map_err(|e| shared.unavailable(e))?;
+            let count: i64 = row.try_get(0).map_err(|e| shared.unavailable(e))?;
+            Ok(count as usize)
+        })
+        .await
+    }
+
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        match self.write(Write::Flush(db)).await? {
+            Done::Unit => Ok(()),
+            _ => Err(unexpected("flush")),
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The write path: one task per SQL backend takes every queued write, runs as
+//! many as are waiting in one transaction, commits, and only then answers
+//! them. Fifty clients setting keys cost one commit (and, for plain sets, one
+//! multi-row upsert) per batch instead of fifty.
+//!
+//! One writer also makes Keyway's own read-modify-write operations (add, cas,
+//! incr, append...) atomic with respect to each other; row locks (`FOR
+//! UPDATE`, SQLite's `BEGIN IMMEDIATE`) make them atomic against other
+//! processes sharing the table.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::dialect::{Dialect, Statements};
+use crate::backend::{numeric, BackendError};
+use crate::op::{
+    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
+    Store, StoreMode, StoreOutcome, StorePlan, StoreStatus,
+};
+
+/// Most writes one transaction takes; more wait for the next one.
+pub const MAX_BATCH: usize = 256;
+/// Rows per multi-row upsert statement (6 parameters each).
+const UPSERT_ROWS: usize = 64;
+
+pub enum Write {
+    Store(Db, Store),
+    StoreAllIfAbsent(Db, Vec<(Bytes, Bytes)>),
+    Delete(Db, Vec<Bytes>),
+    GetAndDelete(Db, Bytes),
+    Touch(Db, Vec<Bytes>, Expiry),
+    Arith(Db, Bytes, Arith),
+    Expire(Db, Bytes, Expiry, ExpireCondition),
+    Flush(Option<Db>),
+}
+
+/// A write's answer, one variant per `Write` shape.
+pub enum Done {
+    Store(StoreOutcome),
+    Bool(bool),
+    Bools(Vec<bool>),
+    Item(Option<Item>),
+    Items(Vec<Option<Item>>),
+    Arith(ArithOutcome),
+    Unit,
+}
+
+pub struct Job {
+    pub write: Write,
+    pub reply: oneshot::Sender<Result<Done, BackendError>>,
+}
+
+pub struct Shared {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+    pub statements: Statements,
+    pub next_cas: AtomicU64,
+}
+
+impl Shared {
+    pub fn unavailable(&self, error: impl std::fmt::Display) -> BackendError {
+        BackendError::Unavailable {
+            backend: self.dialect.name().to_string(),
+            message: error.to_string(),
+        }
+    }
+
+    fn new_cas(&self) -> i64 {
+        self.next_cas.fetch_add(1, Ordering::Relaxed) as i64
+    }
+}
+
+/// Runs until every sender is dropped.
+pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let writes: Vec<&Write> = jobs.iter().map(|job| &job.write).collect();
+        match run_batch(&shared, &writes).await {
+            Ok(results) => {
+                for (job, result) in jobs.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            // Nothing was committed. One bad write (a MySQL key too long,
+            // say) must not fail its neighbours: retry each on its own.
+            Err(_) if jobs.len() > 1 => {
+                for job in jobs.drain(..) {
+                    let result = match run_batch(&shared, &[&job.write]).await {
+                        Ok(mut results) => results.remove(0),
+                        Err(error) => Err(shared.unavailable(error)),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(error) => {
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(shared.unavailable(&error)));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for `writes`; the outer error aborts it (nothing
+/// committed), the inner ones are per-write answers (NOT_STORED is not an
+/// error, a non-numeric incr is).
+async fn run_batch(
+    shared: &Shared,
+    writes: &[&Write],
+) -> Result<Vec<Result<Done, BackendError>>, sqlx::Error> {
+    let begin = match shared.dialect {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres | Dialect::MySql => "BEGIN",
+    };
+    let mut tx = shared.pool.begin_with(begin).await?;
+    let mut batch = Batch {
+        shared,
+        conn: &mut tx,
+        pending: Vec::new(),
+    };
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        results.push(batch.apply(write).await?);
+    }
+    batch.flush_pending().await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// A row to upsert: (db, key, value, flags, expires_ms, cas).
+type Row6 = (i64, Bytes, Bytes, i64, i64, i64);
+
+struct Batch<'a> {
+    shared: &'a Shared,
+    conn: &'a mut AnyConnection,
+    /// Plain sets not yet sent, coalesced into multi-row upserts.
+    pending: Vec<Row6>,
+}
+
+type Applied = Result<Result<Done, BackendError>, sqlx::Error>;
+
+fn expires_ms(expiry: Expiry) -> i64 {
+    match expiry {
+        Expiry::Never => 0,
+        Expiry::At(at) => at.max(1) as i64,
+    }
+}
+
+fn item_of(row: &AnyRow) -> Result<Item, sqlx::Error> {
+    let value: Vec<u8> = row.try_get(0)?;
+    let flags: i64 = row.try_get(1)?;
+    let expires: i64 = row.try_get(2)?;
+    let cas: i64 = row.try_get(3)?;
+    Ok(Item {
+        value: Bytes::from(value),
+        flags: flags as u32,
+        cas: cas as u64,
+        expiry: match expires {
+            0 => Expiry::Never,
+            at => Expiry::At(at as u64),
+        },
+    })
+}
+
+/// The live item in a row from `get` or `lock`.
+pub fn live_item(row: Option<AnyRow>, now: u64) -> Result<Option<Item>, sqlx::Error> {
+    let Some(row) = row else { return Ok(None) };
+    let item = item_of(&row)?;
+    Ok((!item.expiry.is_expired_at(now)).then_some(item))
+}
+
+impl Batch<'_> {
+    async fn apply(&mut self, write: &Write) -> Applied {
+        if let Some(key) = self.too_long_key(write) {
+            return Ok(Err(BackendError::Unsupported(format!(
+                "a key of {} bytes is too long for a {} backend (at most {})",
+                key.len(),
+                self.shared.dialect.name(),
+                self.shared.dialect.max_key()
+            ))));
+        }
+        if let Write::Store(db, store) = write {
+            if is_plain_set(store) {
+                return Ok(Ok(self.plain_set(*db, store)));
+            }
+        }
+        // Anything else reads what earlier writes of this batch wrote.
+        self.flush_pending().await?;
+        match write {
+            Write::Store(db, store) => self.store(*db, store).await,
+            Write::StoreAllIfAbsent(db, pairs) => self.store_all_if_absent(*db, pairs).await,
+            Write::Delete(db, keys) => {
+                let mut existed = Vec::with_capacity(keys.len());
+                for key in keys {
+                    existed.push(self.take(*db, key).await?.is_some());
+                }
+                Ok(Ok(Done::Bools(existed)))
+            }
+            Write::GetAndDelete(db, key) => Ok(Ok(Done::Item(self.take(*db, key).await?))),
+            Write::Touch(db, keys, expiry) => {
+                let mut items = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let item = self.lock(*db, key).await?.map(|mut item| {
+                        item.expiry = *expiry;
+                        item
+                    });
+                    if item.is_some() {
+                        self.set_expiry(*db, key, *expiry).await?;
+                    }
+                    items.push(item);
+                }
+                Ok(Ok(Done::Items(items)))
+            }
+            Write::Arith(db, key, arith) => self.arith(*db, key, *arith).await,
+            Write::Expire(db, key, expiry, condition) => {
+                let changed = match self.lock(*db, key).await? {
+                    Some(item) if condition.holds(item.expiry, *expiry) => {
+                        self.set_expiry(*db, key, *expiry).await?;
+                        true
+                    }
+                    _ => false,
+                };
+                Ok(Ok(Done::Bool(changed)))
+            }
+            Write::Flush(db) => {
+                let st = &self.shared.statements;
+                match db {
+                    Some(db) => {
+                        sqlx::query(&st.flush_db)
+                            .bind(*db as i64)
+                            .execute(&mut *self.conn)
+                            .await?;
+                    }
+                    None => {
+                        sqlx::query(&st.flush_all).execute(&mut *self.conn).await?;
+                    }
+                }
+                Ok(Ok(Done::Unit))
+            }
+        }
+    }
+
+    fn too_long_key<'w>(&self, write: &'w Write) -> Option<&'w Bytes> {
+        let max = self.shared.dialect.max_key();
+        let mut keys: Box<dyn Iterator<Item = &Bytes>> = match write {
+            Write::Store(_, store) => Box::new(std::iter::once(&store.key)),
+            Write::StoreAllIfAbsent(_, pairs) => Box::new(pairs.iter().map(|(k, _)| k)),
+            Write::Delete(_, keys) | Write::Touch(_, keys, _) => Box::new(keys.iter()),
+            Write::GetAndDelete(_, key) | Write::Arith(_, key, _) | Write::Expire(_, key, ..) => {
+                Box::new(std::iter::once(key))
+            }
+            Write::Flush(_) => return None,
+        };
+        keys.find(|key| key.len() > max)
+    }
+
+    fn plain_set(&mut self, db: Db, store: &Store) -> Done {
+        let ExpiryUpdate::Set(expiry) = store.expiry else {
+            unreachable!("plain sets set their expiry")
+        };
+        let row = (
+            db as i64,
+            store.key.clone(),
+            store.value.clone(),
+            store.flags as i64,
+            expires_ms(expiry),
+            self.shared.new_cas(),
+        );
+        // An already-expired expiry (memcached's negative exptime) stores a
+        // row no read can see, which the sweeper removes: the same as a delete.
+        self.pending.push(row);
+        Done::Store(StoreOutcome {
+            status: StoreStatus::Stored,
+            old: None,
+            len: store.value.len(),
+        })
+    }
+
+    /// Sends the coalesced plain sets. A key set twice in one batch keeps
+    /// its last value (PostgreSQL refuses to upsert one row twice in a statement).
+    async fn flush_pending(&mut self) -> Result<(), sqlx::Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.pending);
+        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        rows.reverse();
+        rows.retain(|row| seen.insert((row.0, row.1.clone())));
+        rows.reverse();
+        for chunk in rows.chunks(UPSERT_ROWS) {
+            self.upsert(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&mut self, rows: &[Row6]) -> Result<(), sqlx::Error> {
+        let sql = self.shared.statements.upsert(rows.len());
+        let mut query = sqlx::query(&sql);
+        for (db, key, value, flags, expires, cas) in rows {
+            query = query
+                .bind(*db)
+                .bind(&key[..])
+                .bind(&value[..])
+                .bind(*flags)
+                .bind(*expires)
+                .bind(*cas);
+        }
+        query.execute(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    /// The live item under `key`, its row locked until commit.
+    async fn lock(&mut self, db: Db, key: &Bytes) -> Result<Option<Item>, sqlx::Error> {
+        let row = sqlx::query(&self.shared.statements.lock)
+            .bind(db as i64)
+            .bind(&key[..])
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        live_item(row, now_ms())
+    }
+
+    async fn put(&mut self, db: Db, key: &Bytes, item: &Item) -> Result<(), sqlx::Error> {
+        if item.expiry.is_expired_at(now_ms()) {
+            return self.delete(db, key).await;
+        }
+        let row = (
+            db as i64,
+            key.clone(),
+            item.value.clone(),
+            item.flags as i64,
+            expires_ms(item.expiry),
+            item.cas as i64,
+        );
+        self.upsert(&[row]).await
+    }
+
+    async fn delete(&mut self, db: Db, key: &Bytes) -> Result<(), sqlx::Error> {
+        sqlx::query(&self.shared.statements.delete)
+            .bind(db as i64)
+            .bind(&key[..])
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes `key`, returning its item if it was live.
+    async fn take(&mut self, db: Db, key: &Bytes) -> Result<Option<Item>, sqlx::Error> {
+        let item = self.lock(db, key).await?;
+        self.delete(db, key).await?;
+        Ok(item)
+    }
+
+    async fn set_expiry(&mut self, db: Db, key: &Bytes, expiry: Expiry) -> Result<(), sqlx::Error> {
+        if expiry.is_expired_at(now_ms()) {
+            return self.delete(db, key).await;
+        }
+        sqlx::query(&self.shared.statements.set_expiry)
+            .bind(expires_ms(expiry))
+            .bind(db as i64)
+            .bind(&key[..])
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn store(&mut self, db: Db, store: &Store) -> Applied {
+        let current = self.lock(db, &store.key).await?;
+        let (value, flags, expiry) = match plan_store(store, current.as_ref(), Bytes::clone) {
+            StorePlan::Write {
+                value,
+                flags,
+                expiry,
+            } => (value, flags, expiry),
+            StorePlan::Refuse(status) => {
+                return Ok(Ok(Done::Store(StoreOutcome {
+                    status,
+                    old: None,
+                    len: 0,
+                })))
+            }
+        };
+        let len = value.len();
+        let item = Item {
+            value,
+            flags,
+            cas: self.shared.new_cas() as u64,
+            expiry,
+        };
+        self.put(db, &store.key, &item).await?;
+        Ok(Ok(Done::Store(StoreOutcome {
+            status: StoreStatus::Stored,
+            old: if store.return_old { current } else { None },
+            len,
+        })))
+    }
+
+    async fn store_all_if_absent(&mut self, db: Db, pairs: &[(Bytes, Bytes)]) -> Applied {
+        for (key, _) in pairs {
+            if self.lock(db, key).await?.is_some() {
+                return Ok(Ok(Done::Bool(false)));
+            }
+        }
+        for (key, value) in pairs {
+            let item = Item {
+                value: value.clone(),
+                flags: 0,
+                cas: self.shared.new_cas() as u64,
+                expiry: Expiry::Never,
+            };
+            self.put(db, key, &item).await?;
+        }
+        Ok(Ok(Done::Bool(true)))
+    }
+
+    async fn arith(&mut self, db: Db, key: &Bytes, arith: Arith) -> Applied {
+        let current = self.lock(db, key).await?;
+        let (value, outcome) = match numeric::apply(arith, current.as_ref().map(|c| &c.value[..])) {
+            Ok(Some(result)) => result,
+            Ok(None) => return Ok(Ok(Done::Arith(ArithOutcome::NotFound))),
+            Err(error) => return Ok(Err(error)),
+        };
+        let (flags, expiry) = current.map_or((0, Expiry::Never), |c| (c.flags, c.expiry));
+        let item = Item {
+            value,
+            flags,
+            cas: self.shared.new_cas() as u64,
+            expiry,
+        };
+        self.put(db, key, &item).await?;
+        Ok(Ok(Done::Arith(outcome)))
+    }
+}
+
+/// A SET that neither reads nor returns the current item: it can join a
+/// multi-row upsert.
+fn is_plain_set(store: &Store) -> bool {
+    store.mode == StoreMode::Set
+        && !store.return_old
+        && matches!(store.expiry, ExpiryUpdate::Set(_))
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Starts a throwaway MariaDB for tests: mariadb-install-db into a new directory, listen on
+# 127.0.0.1:PORT (no passwords: --skip-grant-tables, database "keyway"), and
+# stop it and remove the directory once process OWNER_PID has exited. Readiness is
+# for the caller to poll (the client can `USE keyway`).
+#   usage: mariadb.sh PORT OWNER_PID   (prints the directory it made)
+set -euo pipefail
+port=$1 owner=$2
+dir=$(mktemp -d /tmp/keyway-test-XXXXXX)
+command -v mariadbd >/dev/null || { echo "MariaDB is missing: apt-get install -y mariadb-server" >&2; exit 1; }
+mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+    --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
+echo "CREATE DATABASE IF NOT EXISTS keyway;" >"$dir/init.sql"
+mariadbd --no-defaults --datadir="$dir/data" --port="$port" --bind-address=127.0.0.1 \
+    --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" --user="$(id -un)" \
+    --skip-grant-tables --init-file="$dir/init.sql" --innodb-buffer-pool-size=64M \
+    --max-connections=200 --skip-log-bin >"$dir/mariadb.log" 2>&1 &
+server=$!
+(
+    while kill -0 "$owner" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 1; done
+    kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null
+    rm -rf "$dir"
+) >/dev/null 2>&1 &
+disown -a
+echo "$dir"

@@ -3,9 +3,12 @@ free loopback ports, and Django configured with one cache alias per client
 library pointing at it.
 
 The config routes Django session keys to their own memory store and the rest
-to another, so every test also crosses the router; aliases whose KEY_PREFIX is
-"pool" go to a pool of two real memcached servers behind Keyway, over both
-protocols.
+to another, so every test also crosses the router. Aliases with a KEY_PREFIX
+go to real backends behind Keyway, over both protocols: "pool" to two
+memcached servers, "sqlite" to a SQLite file, "pg" to PostgreSQL and "maria"
+to MariaDB (those two started here by tests/servers/*.sh unless
+KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL name running ones). Their
+routes are unprotected so that cache.clear() empties them between tests.
 """
 
 import os
@@ -37,9 +40,35 @@ capacity = "64MiB"
 [backends.pool]
 url = "memcached://127.0.0.1:{pool_a},127.0.0.1:{pool_b}"
 
+[backends.sqlite]
+url = "sqlite://{workdir}/items.sqlite3"
+
+[backends.postgres]
+url = "{postgres}"
+table = "keyway_e2e"
+
+[backends.mariadb]
+url = "{mariadb}"
+table = "keyway_e2e"
+
 [[routes]]
 prefix = "pool:"
 backend = "pool"
+
+[[routes]]
+prefix = "sqlite:"
+backend = "sqlite"
+protected = false
+
+[[routes]]
+prefix = "pg:"
+backend = "postgres"
+protected = false
+
+[[routes]]
+prefix = "maria:"
+backend = "mariadb"
+protected = false
 
 [[routes]]
 prefix = ":1:django.contrib.sessions."
@@ -72,6 +101,35 @@ def wait_for(port, timeout=10.0):
     raise RuntimeError(f"Keyway did not listen on port {port}; see {_workdir.name}/keyway.log")
 
 
+def wait_until(what, ready, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready")
+        time.sleep(0.1)
+
+
+def start_sql_server(script, ready_command, url):
+    """Runs tests/servers/<script> on a free port; it stops the server when
+    this process exits."""
+    port = free_port()
+    subprocess.run([str(ROOT / "tests" / "servers" / script), str(port), str(os.getpid())], check=True,
+                   stdout=subprocess.DEVNULL)
+    command = [part.format(port=port) for part in ready_command]
+    wait_until(script, lambda: subprocess.run(command, capture_output=True).returncode == 0)
+    return url.format(port=port)
+
+
+def sql_urls():
+    postgres = os.environ.get("KEYWAY_TEST_POSTGRES_URL") or start_sql_server(
+        "postgres.sh", ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "{port}"],
+        "postgres://postgres@127.0.0.1:{port}/postgres")
+    mariadb = os.environ.get("KEYWAY_TEST_MYSQL_URL") or start_sql_server(
+        "mariadb.sh", ["mariadb", "-h", "127.0.0.1", "-P", "{port}", "-u", "root", "-e", "USE keyway"],
+        "mysql://root@127.0.0.1:{port}/keyway")
+    return {"postgres": postgres, "mariadb": mariadb}
+
+
 def start_keyway():
     global _process
     if not KEYWAY_BIN.exists():
@@ -83,7 +141,7 @@ def start_keyway():
         )
         wait_for(ports[name])
     config = Path(_workdir.name) / "keyway.toml"
-    config.write_text(CONFIG.format(**ports))
+    config.write_text(CONFIG.format(workdir=_workdir.name, **ports, **sql_urls()))
     log = open(Path(_workdir.name) / "keyway.log", "w")
     _process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stderr=log, stdout=log)
     wait_for(ports["memcache"])
@@ -110,6 +168,19 @@ def caches_for(ports):
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": "pool",
+        },
+        # ... and to each SQL backend.
+        **{
+            f"{prefix}_{client}": {
+                "BACKEND": backend,
+                "LOCATION": location,
+                "KEY_PREFIX": prefix,
+            }
+            for prefix in ("sqlite", "pg", "maria")
+            for client, backend, location in (
+                ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache", memcache),
+                ("redis", "django.core.cache.backends.redis.RedisCache", redis_url),
+            )
         },
         "redis_resp2": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

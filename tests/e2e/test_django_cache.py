@@ -5,8 +5,13 @@ import time
 import pytest
 from django.core.cache import caches
 
-ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis", "pool_pymemcache", "pool_redis"]
-MEMCACHED = {"pymemcache", "pylibmc", "pool_pymemcache"}
+# One alias per client library on the memory store, then pymemcache (memcached
+# protocol) and RedisCache (RESP) through each real backend (see conftest).
+BACKEND_PREFIXES = ["pool", "sqlite", "pg", "maria"]
+ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"] + [
+    f"{prefix}_{client}" for prefix in BACKEND_PREFIXES for client in ("pymemcache", "redis")
+]
+MEMCACHED = {"pymemcache", "pylibmc"} | {f"{prefix}_pymemcache" for prefix in BACKEND_PREFIXES}
 
 
 @pytest.fixture(params=ALIASES)

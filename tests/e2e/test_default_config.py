@@ -1,0 +1,75 @@
+"""The embedded default, as a user runs it: `keyway --data-dir DIR` with no
+config. Django sessions (cache engine) go to SQLite and survive a restart of
+Keyway and a cache.clear(); other keys live in memory and do not."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from conftest import KEYWAY_BIN, free_port, wait_for
+
+
+def start(data_dir, memcache, resp):
+    log = open(Path(data_dir).parent / "keyway-default.log", "a")
+    process = subprocess.Popen(
+        [str(KEYWAY_BIN), "--data-dir", str(data_dir),
+         "--memcache-listen", f"127.0.0.1:{memcache}", "--resp-listen", f"127.0.0.1:{resp}"],
+        stdout=log, stderr=log,
+    )
+    wait_for(memcache)
+    wait_for(resp)
+    return process
+
+
+def stop(process):
+    process.terminate()
+    assert process.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("client", ["pymemcache", "redis"])
+def test_sessions_survive_a_restart_with_the_default_config(tmp_path, client):
+    memcache, resp = free_port(), free_port()
+    data_dir = tmp_path / "keyway-data"
+    location = {
+        "pymemcache": ("django.core.cache.backends.memcached.PyMemcacheCache", f"127.0.0.1:{memcache}"),
+        "redis": ("django.core.cache.backends.redis.RedisCache", f"redis://127.0.0.1:{resp}"),
+    }[client]
+    settings = dict(
+        CACHES={"default": {"BACKEND": location[0], "LOCATION": location[1]}},
+        SESSION_ENGINE="django.contrib.sessions.backends.cache",
+        SESSION_CACHE_ALIAS="default",
+    )
+    process = start(data_dir, memcache, resp)
+    try:
+        with override_settings(**settings):
+            from django.contrib.sessions.backends.cache import SessionStore
+
+            session = SessionStore()
+            session["user"] = "alice"
+            session.set_expiry(3600)
+            session.save()
+            key = session.session_key
+            caches["default"].set("page", "rendered")
+            caches["default"].clear()  # Django's clear(): the session route is protected
+            assert SessionStore(session_key=key).load() == {"user": "alice", "_session_expiry": 3600}
+            caches["default"].set("page", "rendered")
+            caches["default"].close()
+    finally:
+        stop(process)
+    assert (data_dir / "sessions.sqlite3").exists()
+
+    process = start(data_dir, memcache, resp)
+    try:
+        with override_settings(**settings):
+            from django.contrib.sessions.backends.cache import SessionStore
+
+            restored = SessionStore(session_key=key)
+            assert restored.load() == {"user": "alice", "_session_expiry": 3600}
+            assert 3500 < restored.get_expiry_age() <= 3600
+            assert caches["default"].get("page") is None  # memory: gone with the restart
+            caches["default"].close()
+    finally:
+        stop(process)

@@ -91,7 +91,7 @@ impl Default for Runtime {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `memory://`, `memcached://host:port[:weight],...`, `sqlite://path`,
+    /// `memory://`, `memcached://host:port[:weight],...`, `redis://...`, `sqlite://path`,
     /// `postgres://...` or `mysql://...`.
     pub url: String,
     /// Memory backends: the most bytes items may take before eviction.
@@ -274,6 +274,9 @@ impl Config {
             if let Some(servers) = backend.url.strip_prefix("memcached://") {
                 crate::backend::memcached::parse_servers(servers)
                     .map_err(|why| problem(format!("backends.{name}.url"), why))?;
+            } else if let Some(rest) = backend.url.strip_prefix("redis://") {
+                crate::backend::redis::parse_url(rest)
+                    .map_err(|why| problem(format!("backends.{name}.url"), why))?;
             } else if backend.is_durable() {
                 crate::backend::sql::validate_table_name(&backend.table)
                     .map_err(|why| problem(format!("backends.{name}.table"), why))?;
@@ -282,7 +285,7 @@ impl Config {
                     format!("backends.{name}.url"),
                     format!(
                         "{:?}: unsupported scheme; this build supports memory://, memcached://, \
-                         sqlite://, postgres:// and mysql://",
+                         redis://, sqlite://, postgres:// and mysql://",
                         backend.url
                     ),
                 ));

@@ -4,10 +4,12 @@
 
 mod common;
 
-use common::{exchange, mariadb_url, postgres_url, show, start_keyway, start_memcached};
+use common::{
+    exchange, mariadb_url, postgres_url, show, start_keyway, start_memcached, start_redis,
+};
 
 /// One route per backend kind, by key prefix, with SQL routes unprotected.
-fn every_backend(dir: &std::path::Path, memcached: &str, table: &str) -> String {
+fn every_backend(dir: &std::path::Path, memcached: &str, redis: &str, table: &str) -> String {
     format!(
         r#"
 [backends.memory]
@@ -16,6 +18,9 @@ capacity = "8MiB"
 
 [backends.memcached]
 url = "memcached://{memcached}"
+
+[backends.redis]
+url = "redis://{redis}"
 
 [backends.sqlite]
 url = "sqlite://{dir}/items.sqlite3"
@@ -35,6 +40,10 @@ backend = "memory"
 [[routes]]
 prefix = "mc:"
 backend = "memcached"
+
+[[routes]]
+prefix = "rds:"
+backend = "redis"
 
 [[routes]]
 prefix = "lite:"
@@ -57,19 +66,21 @@ protected = false
     )
 }
 
-const PREFIXES: [&str; 5] = ["mem:", "mc:", "lite:", "pg:", "my:"];
+const PREFIXES: [&str; 6] = ["mem:", "mc:", "rds:", "lite:", "pg:", "my:"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flags_and_values_cross_protocols_through_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     let memcached = start_memcached();
+    let redis = start_redis();
     let table = format!("crossing_{}", std::process::id());
-    let keyway = start_keyway(&every_backend(
+    let config = every_backend(
         dir.path(),
         &memcached.addr.to_string(),
+        &redis.addr.to_string(),
         &table,
-    ))
-    .await;
+    );
+    let keyway = start_keyway(&config).await;
     for prefix in PREFIXES {
         // memcached in, memcached out: flags kept.
         let request = format!(

@@ -1,5 +1,5 @@
 //! One conformance suite for every backend: the same cases through the
-//! `Backend` trait, against memory, a real two-server memcached pool, SQLite,
+//! `Backend` trait, against memory, a real two-server memcached pool, redis, SQLite,
 //! PostgreSQL and MariaDB (started by the tests, or named by
 //! KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL; each case gets its own
 //! table). Where memcached cannot do something (list keys, per-db flush,
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{mariadb_url, postgres_url, start_memcached};
+use common::{mariadb_url, postgres_url, start_memcached, start_redis};
 use keyway::backend::memory::MemoryBackend;
 use keyway::backend::{AnyBackend, Backend, BackendError};
 use keyway::config::BackendConfig;
@@ -39,12 +39,19 @@ fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
     let servers = vec![start_memcached(), start_memcached()];
     let url = format!("memcached://{},{}:2", servers[0].addr, servers[1].addr);
     let memcached = AnyBackend::build(&BackendConfig::new(url), Path::new(".")).unwrap();
+    let redis_server = start_redis();
+    let redis = AnyBackend::build(
+        &BackendConfig::new(format!("redis://{}", redis_server.addr)),
+        Path::new("."),
+    )
+    .unwrap();
     let (sqlite, sqlite_dir) = sql("sqlite://items.sqlite3".into());
     let (postgres, _) = sql(postgres_url());
     let (mariadb, _) = sql(mariadb_url());
     vec![
         ("memory", memory, Box::new(())),
         ("memcached", memcached, Box::new(servers)),
+        ("redis", redis, Box::new(redis_server)),
         ("sqlite", sqlite, Box::new(sqlite_dir)),
         ("postgres", postgres, Box::new(())),
         ("mariadb", mariadb, Box::new(())),
@@ -417,6 +424,37 @@ for_each_backend!(scan_returns_every_key_once, |kind, backend| {
     seen.dedup();
     assert_eq!(seen.len(), 500);
 });
+
+for_each_backend!(
+    concurrent_read_modify_writes_are_atomic,
+    |_kind, backend| {
+        backend
+            .store(0, store("counter", "0", StoreMode::Set))
+            .await
+            .unwrap();
+        backend
+            .store(0, store("log", "", StoreMode::Set))
+            .await
+            .unwrap();
+        let worker = || async {
+            for _ in 0..25 {
+                let incr = Arith::Memcache {
+                    delta: 1,
+                    incr: true,
+                };
+                backend.arith(0, &b("counter"), incr).await.unwrap();
+                let outcome = backend
+                    .store(0, store("log", "x", StoreMode::Append))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome.status, StoreStatus::Stored);
+            }
+        };
+        tokio::join!(worker(), worker(), worker(), worker());
+        assert_eq!(value(&backend, 0, "counter").await.unwrap().0, "100");
+        assert_eq!(value(&backend, 0, "log").await.unwrap().0.len(), 100);
+    }
+);
 
 #[tokio::test]
 async fn memory_is_bounded_and_evicts() {

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::start_memcached;
-use keyway::backend::memcached::connection::{Connection, ConnectionError, Expect};
+use keyway::backend::pipeline::{ConnectionError, Expect, Memcache};
 use keyway_protocol::memcache::Response;
+
+type Connection = keyway::backend::pipeline::Connection<Memcache>;
 
 const SECOND: Duration = Duration::from_secs(1);
 

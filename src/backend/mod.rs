@@ -5,6 +5,8 @@
 pub mod memcached;
 pub mod memory;
 pub mod numeric;
+pub mod pipeline;
+pub mod redis;
 pub mod sql;
 
 use std::future::Future;
@@ -119,11 +121,12 @@ pub enum AnyBackend {
     Memory(memory::MemoryBackend),
     Memcached(memcached::MemcachedBackend),
     Sql(sql::SqlBackend),
+    Redis(redis::RedisBackend),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, sqlite://, postgres://, mysql://")]
+    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, redis://, sqlite://, postgres://, mysql://")]
     UnsupportedScheme(String),
     #[error("url \"{0}\": {1}")]
     BadUrl(String, String),
@@ -150,6 +153,9 @@ impl AnyBackend {
                     memcached::MemcachedBackend::new(&servers, config).map_err(bad)?,
                 ))
             }
+            Some(("redis", rest)) => Ok(AnyBackend::Redis(
+                redis::RedisBackend::new(rest, config).map_err(bad)?,
+            )),
             _ => Err(BuildError::UnsupportedScheme(config.url.clone())),
         }
     }
@@ -159,7 +165,7 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(memory) => memory.sweep_expired(),
             AnyBackend::Sql(sql) => sql.sweep_expired().await,
-            AnyBackend::Memcached(_) => {}
+            AnyBackend::Memcached(_) | AnyBackend::Redis(_) => {}
         }
     }
 
@@ -167,8 +173,10 @@ impl AnyBackend {
     pub fn usage(&self) -> memory::Usage {
         match self {
             AnyBackend::Memory(m) => m.usage(),
-            // memcached reports its own figures (its `stats`); SQL's are rows.
-            AnyBackend::Memcached(_) | AnyBackend::Sql(_) => memory::Usage::default(),
+            // memcached and redis report their own figures; SQL's are rows.
+            AnyBackend::Memcached(_) | AnyBackend::Redis(_) | AnyBackend::Sql(_) => {
+                memory::Usage::default()
+            }
         }
     }
 }
@@ -179,6 +187,7 @@ macro_rules! dispatch {
             AnyBackend::Memory(backend) => backend.$method($($arg),*).await,
             AnyBackend::Memcached(backend) => backend.$method($($arg),*).await,
             AnyBackend::Sql(backend) => backend.$method($($arg),*).await,
+            AnyBackend::Redis(backend) => backend.$method($($arg),*).await,
         }
     };
 }

@@ -5,7 +5,7 @@ library pointing at it.
 The config routes Django session keys to their own memory store and the rest
 to another, so every test also crosses the router. Aliases with a KEY_PREFIX
 go to real backends behind Keyway, over both protocols: "pool" to two
-memcached servers, "sqlite" to a SQLite file, "pg" to PostgreSQL and "maria"
+memcached servers, "rds" to a redis-server, "sqlite" to a SQLite file, "pg" to PostgreSQL and "maria"
 to MariaDB (those two started here by tests/servers/*.sh unless
 KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL name running ones). Their
 routes are unprotected so that cache.clear() empties them between tests.
@@ -40,6 +40,9 @@ capacity = "64MiB"
 [backends.pool]
 url = "memcached://127.0.0.1:{pool_a},127.0.0.1:{pool_b}"
 
+[backends.redis]
+url = "redis://127.0.0.1:{redis}"
+
 [backends.sqlite]
 url = "sqlite://{workdir}/items.sqlite3"
 
@@ -54,6 +57,10 @@ table = "keyway_e2e"
 [[routes]]
 prefix = "pool:"
 backend = "pool"
+
+[[routes]]
+prefix = "rds:"
+backend = "redis"
 
 [[routes]]
 prefix = "sqlite:"
@@ -134,12 +141,18 @@ def start_keyway():
     global _process
     if not KEYWAY_BIN.exists():
         raise RuntimeError(f"{KEYWAY_BIN} is missing: run `cargo build` first (or set KEYWAY_BIN)")
-    ports = {"memcache": free_port(), "resp": free_port(), "pool_a": free_port(), "pool_b": free_port()}
+    ports = {"memcache": free_port(), "resp": free_port(), "pool_a": free_port(), "pool_b": free_port(),
+             "redis": free_port()}
     for name in ("pool_a", "pool_b"):
         _pool.append(
             subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(ports[name]), "-U", "0", "-u", "nobody"])
         )
         wait_for(ports[name])
+    _pool.append(
+        subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    )
+    wait_for(ports["redis"])
     config = Path(_workdir.name) / "keyway.toml"
     config.write_text(CONFIG.format(workdir=_workdir.name, **ports, **sql_urls()))
     log = open(Path(_workdir.name) / "keyway.log", "w")
@@ -176,7 +189,7 @@ def caches_for(ports):
                 "LOCATION": location,
                 "KEY_PREFIX": prefix,
             }
-            for prefix in ("sqlite", "pg", "maria")
+            for prefix in ("rds", "sqlite", "pg", "maria")
             for client, backend, location in (
                 ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache", memcache),
                 ("redis", "django.core.cache.backends.redis.RedisCache", redis_url),

@@ -7,7 +7,7 @@ from django.core.cache import caches
 
 # One alias per client library on the memory store, then pymemcache (memcached
 # protocol) and RedisCache (RESP) through each real backend (see conftest).
-BACKEND_PREFIXES = ["pool", "sqlite", "pg", "maria"]
+BACKEND_PREFIXES = ["pool", "rds", "sqlite", "pg", "maria"]
 ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"] + [
     f"{prefix}_{client}" for prefix in BACKEND_PREFIXES for client in ("pymemcache", "redis")
 ]

@@ -3,6 +3,8 @@
 
 mod reply;
 mod request;
+mod response;
 
 pub use reply::{encode, Reply, Version};
 pub use request::{Command, DecodeError, Decoder, Limits};
+pub use response::{decode_backend_reply, BackendReply, BackendReplyError};

@@ -12,22 +12,17 @@
 //! condition) are two pipelined commands on one connection, not atomic
 //! against other clients of the pool.
 
-pub mod connection;
 pub mod ketama;
 mod wire;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::ToSocketAddrs;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::memcache::Response;
-use tokio::sync::Mutex;
 
-use self::connection::{Connection, Expect};
 use self::ketama::{Continuum, Server};
 use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
+use super::pipeline::{Expect, Memcache, Pool, PoolOptions};
 use super::{Backend, BackendError, Result};
 use crate::config::BackendConfig;
 use crate::op::{
@@ -39,42 +34,12 @@ use crate::op::{
 const DEFAULT_CONNECTIONS: usize = 2;
 const MAX_VALUE: usize = 64 * 1024 * 1024;
 
-struct ServerPool {
-    addr: SocketAddr,
-    slots: Vec<Mutex<Option<Arc<Connection>>>>,
-    next: AtomicUsize,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-}
+type ServerPool = Pool<Memcache>;
 
-impl ServerPool {
-    async fn connection(&self) -> Result<Arc<Connection>> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let mut slot = slot.lock().await;
-        if let Some(connection) = slot.as_ref().filter(|c| c.is_open()) {
-            return Ok(connection.clone());
-        }
-        let connection = Arc::new(
-            Connection::connect(
-                self.addr,
-                self.connect_timeout,
-                self.request_timeout,
-                MAX_VALUE,
-            )
-            .await
-            .map_err(|e| unavailable(&e.to_string()))?,
-        );
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
-    async fn call(&self, request: BytesMut, expect: Expect) -> Result<Vec<Response>> {
-        let connection = self.connection().await?;
-        connection
-            .call(request.freeze(), expect)
-            .await
-            .map_err(|e| unavailable(&e.to_string()))
-    }
+async fn call(pool: &ServerPool, request: BytesMut, expect: Expect) -> Result<Vec<Response>> {
+    pool.call(request.freeze(), expect)
+        .await
+        .map_err(|e| unavailable(&e.to_string()))
 }
 
 fn unavailable(message: &str) -> BackendError {
@@ -128,13 +93,16 @@ impl MemcachedBackend {
                     .map_err(|e| format!("{}:{}: {e}", server.host, server.port))?
                     .next()
                     .ok_or_else(|| format!("{}:{}: no address", server.host, server.port))?;
-                Ok(ServerPool {
+                Ok(ServerPool::new(
                     addr,
-                    slots: (0..connections).map(|_| Mutex::new(None)).collect(),
-                    next: AtomicUsize::new(0),
-                    connect_timeout: config.connect_timeout(),
-                    request_timeout: config.request_timeout(),
-                })
+                    PoolOptions {
+                        connections,
+                        connect_timeout: config.connect_timeout(),
+                        request_timeout: config.request_timeout(),
+                        max_value: MAX_VALUE,
+                        handshake: None,
+                    },
+                ))
             })
             .collect::<std::result::Result<Vec<_>, String>>()?;
         Ok(Self {
@@ -154,7 +122,7 @@ impl MemcachedBackend {
         request: BytesMut,
         count: usize,
     ) -> Result<Vec<Response>> {
-        self.pool(key).call(request, Expect::Count(count)).await
+        call(self.pool(key), request, Expect::Count(count)).await
     }
 
     async fn get_items(
@@ -196,9 +164,8 @@ impl MemcachedBackend {
             if positions.is_empty() {
                 continue;
             }
-            let replies = self.pools[server]
-                .call(request, Expect::Count(positions.len()))
-                .await?;
+            let replies =
+                call(&self.pools[server], request, Expect::Count(positions.len())).await?;
             for (position, reply) in positions.into_iter().zip(replies) {
                 out[position] = decode(reply)?;
             }
@@ -436,7 +403,7 @@ impl Backend for MemcachedBackend {
         for pool in &self.pools {
             let mut request = BytesMut::new();
             request.put_slice(b"flush_all\r\n");
-            match pool.call(request, Expect::One).await?.remove(0) {
+            match call(pool, request, Expect::One).await?.remove(0) {
                 Response::Ok => {}
                 other => return Err(unexpected(other)),
             }

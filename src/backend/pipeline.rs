@@ -1,0 +1,376 @@
+//! One pipelined connection to a server that answers in request order
+//! (memcached, redis), generic over how its replies are framed.
+//!
+//! Callers queue requests; a writer task coalesces everything queued into one
+//! write, and a reader task frames replies and hands each to its caller in
+//! FIFO order. A caller that times out
+//! just stops waiting: its reply is still read and dropped, so the order of
+//! the others is kept. When the server breaks the stream, every waiting
+//! caller gets an error at once and the connection reports itself closed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::memcache::{decode_response, Response};
+use keyway_protocol::resp::{decode_backend_reply, BackendReply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How a request's reply ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// One reply (one line, one RESP frame).
+    One,
+    /// This many replies: a batch of pipelined commands sent as one request.
+    Count(usize),
+    /// memcached: `VALUE`s then `END` (get, gets, gat, gats), or `STAT`s then `END`.
+    UntilEnd,
+}
+
+/// Frames one server's replies.
+pub trait Framer: Send + 'static {
+    type Frame: Send + 'static;
+    /// Takes one whole reply off the front of `buf`, if there is one.
+    fn decode(buf: &mut BytesMut, max_value: usize) -> Result<Option<Self::Frame>, String>;
+    /// Whether `frame` is an element of a list that `Expect::UntilEnd` waits out.
+    fn continues_list(frame: &Self::Frame) -> bool;
+    /// For log lines: which kind of server this is.
+    const SERVER: &'static str;
+    /// The server's objection, if `frame` is an error reply.
+    fn failure(frame: &Self::Frame) -> Option<String>;
+}
+
+/// memcached text replies.
+pub struct Memcache;
+
+impl Framer for Memcache {
+    type Frame = Response;
+    const SERVER: &'static str = "memcached";
+    fn decode(buf: &mut BytesMut, max_value: usize) -> Result<Option<Response>, String> {
+        decode_response(buf, max_value).map_err(|e| e.to_string())
+    }
+    fn continues_list(frame: &Response) -> bool {
+        matches!(frame, Response::Value { .. } | Response::Stat(..))
+    }
+    fn failure(frame: &Response) -> Option<String> {
+        match frame {
+            Response::Error => Some("ERROR".into()),
+            Response::ClientError(why) | Response::ServerError(why) => {
+                Some(String::from_utf8_lossy(why).into_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// RESP2 replies (what a redis server sends before HELLO 3).
+pub struct Resp;
+
+impl Framer for Resp {
+    type Frame = BackendReply;
+    const SERVER: &'static str = "redis";
+    fn decode(buf: &mut BytesMut, max_value: usize) -> Result<Option<BackendReply>, String> {
+        decode_backend_reply(buf, max_value).map_err(|e| e.to_string())
+    }
+    fn continues_list(_: &BackendReply) -> bool {
+        false
+    }
+    fn failure(frame: &BackendReply) -> Option<String> {
+        match frame {
+            BackendReply::Error(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("connection to {0} closed")]
+    Closed(SocketAddr),
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(SocketAddr, Duration),
+    #[error("{0}: {1}")]
+    Protocol(SocketAddr, String),
+    #[error("{0}: {1}")]
+    Io(SocketAddr, String),
+    #[error("{0} refused the connection's setup: {1}")]
+    Handshake(SocketAddr, String),
+}
+
+type Reply<F> = Result<Vec<<F as Framer>::Frame>, ConnectionError>;
+
+struct Pending<F: Framer> {
+    request: Bytes,
+    expect: Expect,
+    reply: oneshot::Sender<Reply<F>>,
+}
+
+/// Most bytes the writer coalesces into one write.
+const MAX_BATCH: usize = 256 * 1024;
+/// Requests that may wait for the writer before callers are slowed down.
+const QUEUE: usize = 4096;
+
+pub struct Connection<F: Framer> {
+    addr: SocketAddr,
+    queue: mpsc::Sender<Pending<F>>,
+    timeout: Duration,
+    /// Cancelled by whichever task first sees the stream break.
+    broken: CancellationToken,
+}
+
+impl<F: Framer> Connection<F> {
+    pub async fn connect(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        timeout: Duration,
+        max_value: usize,
+    ) -> Result<Self, ConnectionError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectionError::Timeout(addr, connect_timeout))?
+            .map_err(|e| ConnectionError::Io(addr, e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (queue, requests) = mpsc::channel(QUEUE);
+        let (in_flight, awaiting) = mpsc::unbounded_channel();
+        let broken = CancellationToken::new();
+        tokio::spawn(write_loop::<F>(
+            addr,
+            write,
+            requests,
+            in_flight,
+            broken.clone(),
+        ));
+        tokio::spawn(read_loop::<F>(
+            addr,
+            read,
+            awaiting,
+            max_value,
+            broken.clone(),
+        ));
+        Ok(Self {
+            addr,
+            queue,
+            timeout,
+            broken,
+        })
+    }
+
+    /// False once the server closed or broke the stream; make a new one.
+    pub fn is_open(&self) -> bool {
+        !self.broken.is_cancelled()
+    }
+
+    /// Sends one already-encoded request and waits for its whole reply.
+    pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending {
+                request,
+                expect,
+                reply,
+            })
+            .await
+            .map_err(|_| ConnectionError::Closed(self.addr))?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(ConnectionError::Closed(self.addr)),
+            Err(_) => Err(ConnectionError::Timeout(self.addr, self.timeout)),
+        }
+    }
+}
+
+type Awaiting<F> = (Expect, oneshot::Sender<Reply<F>>);
+type InProgress<F> = (Expect, oneshot::Sender<Reply<F>>, Vec<<F as Framer>::Frame>);
+
+async fn write_loop<F: Framer>(
+    addr: SocketAddr,
+    mut write: OwnedWriteHalf,
+    mut requests: mpsc::Receiver<Pending<F>>,
+    in_flight: mpsc::UnboundedSender<Awaiting<F>>,
+    broken: CancellationToken,
+) {
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let first = tokio::select! {
+            first = requests.recv() => first,
+            () = broken.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut next = Some(first);
+        while let Some(pending) = next.take() {
+            batch.extend_from_slice(&pending.request);
+            // Registered before the bytes go out, so the reader always finds it.
+            if in_flight.send((pending.expect, pending.reply)).is_err() {
+                return;
+            }
+            if batch.len() < MAX_BATCH {
+                next = requests.try_recv().ok();
+            }
+        }
+        if let Err(error) = write.write_all(&batch).await {
+            tracing::warn!(server = F::SERVER, %addr, %error, "write failed");
+            broken.cancel();
+            break;
+        }
+        batch.clear();
+    }
+    // Callers still queued learn at once (their reply channel drops), and new
+    // ones are refused; the reader fails those already in flight.
+    requests.close();
+}
+
+async fn read_loop<F: Framer>(
+    addr: SocketAddr,
+    mut read: OwnedReadHalf,
+    mut awaiting: mpsc::UnboundedReceiver<Awaiting<F>>,
+    max_value: usize,
+    broken: CancellationToken,
+) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    // The request being answered: how its reply ends, its caller, and the
+    // replies so far.
+    let mut current: Option<InProgress<F>> = None;
+    let failure = 'read: loop {
+        loop {
+            match F::decode(&mut buf, max_value) {
+                Ok(Some(response)) => {
+                    if current.is_none() {
+                        let Some((expect, reply)) = awaiting.recv().await else {
+                            break 'read ConnectionError::Closed(addr);
+                        };
+                        current = Some((expect, reply, Vec::new()));
+                    }
+                    let (expect, _, replies) = current.as_mut().expect("set above");
+                    let ends_list = !F::continues_list(&response);
+                    replies.push(response);
+                    let done = match *expect {
+                        Expect::One => true,
+                        Expect::Count(n) => replies.len() >= n,
+                        Expect::UntilEnd => ends_list,
+                    };
+                    if done {
+                        let (_, reply, replies) = current.take().expect("set above");
+                        // The caller may have timed out; its reply is dropped.
+                        let _ = reply.send(Ok(replies));
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => break 'read ConnectionError::Protocol(addr, error),
+            }
+        }
+        let read = tokio::select! {
+            read = read.read_buf(&mut buf) => read,
+            () = broken.cancelled() => break ConnectionError::Closed(addr),
+        };
+        match read {
+            Ok(0) => break ConnectionError::Closed(addr),
+            Ok(_) => {}
+            Err(error) => break ConnectionError::Io(addr, error.to_string()),
+        }
+    };
+    broken.cancel();
+    tracing::warn!(server = F::SERVER, %addr, error = %failure, "connection lost");
+    if let Some((_, reply, _)) = current.take() {
+        let _ = reply.send(Err(failure.clone()));
+    }
+    awaiting.close();
+    while let Some((_, reply)) = awaiting.recv().await {
+        let _ = reply.send(Err(failure.clone()));
+    }
+}
+
+/// A few long-lived pipelined connections to one server, used round-robin
+/// and re-opened (with the handshake) when they break. Picking a live
+/// connection takes no lock; only reconnecting does.
+pub struct Pool<F: Framer> {
+    addr: SocketAddr,
+    slots: Vec<Slot<F>>,
+    next: AtomicUsize,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_value: usize,
+    /// Sent first on every new connection (redis AUTH/SELECT), with the
+    /// number of replies it gets; a reply `F::failure` objects to fails the connection.
+    handshake: Option<(Bytes, usize)>,
+}
+
+struct Slot<F: Framer> {
+    current: ArcSwapOption<Connection<F>>,
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+/// Settings for a [`Pool`].
+pub struct PoolOptions {
+    pub connections: usize,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_value: usize,
+    pub handshake: Option<(Bytes, usize)>,
+}
+
+impl<F: Framer> Pool<F> {
+    pub fn new(addr: SocketAddr, options: PoolOptions) -> Self {
+        Self {
+            addr,
+            slots: (0..options.connections.max(1))
+                .map(|_| Slot {
+                    current: ArcSwapOption::empty(),
+                    reconnecting: tokio::sync::Mutex::new(()),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            connect_timeout: options.connect_timeout,
+            request_timeout: options.request_timeout,
+            max_value: options.max_value,
+            handshake: options.handshake,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection<F>>, ConnectionError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
+            return Ok(connection);
+        }
+        let _reconnecting = slot.reconnecting.lock().await;
+        // Someone else may have reconnected while we waited.
+        if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
+            return Ok(connection);
+        }
+        let connection = Connection::connect(
+            self.addr,
+            self.connect_timeout,
+            self.request_timeout,
+            self.max_value,
+        )
+        .await?;
+        if let Some((request, count)) = &self.handshake {
+            let replies = connection
+                .call(request.clone(), Expect::Count(*count))
+                .await?;
+            if let Some(why) = replies.iter().find_map(F::failure) {
+                return Err(ConnectionError::Handshake(self.addr, why));
+            }
+        }
+        let connection = Arc::new(connection);
+        slot.current.store(Some(connection.clone()));
+        Ok(connection)
+    }
+
+    /// Sends one encoded request on a pooled connection and waits for its replies.
+    pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
+        self.connection().await?.call(request, expect).await
+    }
+}

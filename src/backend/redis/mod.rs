@@ -1,0 +1,680 @@
+//! `redis://[user:password@]host:port[/db]`: a real redis server.
+//!
+//! Pooled pipelined connections ([`Pool`]), each set up with AUTH and SELECT
+//! when it opens. Keyway's database n is the server's database `db + n`.
+//!
+//! Values written with memcached flags 0 are stored as they are, so redis's
+//! own clients and commands see plain strings. Non-zero flags (and a value
+//! that happens to start with the marker) are stored as
+//! `"\0kwf" + flags (4 bytes, big-endian) + value` ([`encode_value`]).
+//!
+//! Plain GET/SET/DEL/TTL/EXPIRE map to one redis command each. The other
+//! writes (add, replace, cas, append, incr in memcached's or redis's rules,
+//! KEEPTTL) read the item, decide exactly as the memory and SQL backends do
+//! ([`plan_store`], [`numeric::apply`]), and write with a Lua script that
+//! applies the change only if the item is still what was read, retrying
+//! otherwise: atomic against every other client of the server. CAS ids are a
+//! hash of the stored bytes: storing the same bytes again keeps the id.
+
+use std::net::ToSocketAddrs;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use keyway_protocol::resp::BackendReply as Reply;
+use sha1::{Digest, Sha1};
+
+use super::pipeline::{Expect, Pool, PoolOptions, Resp};
+use super::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
+use crate::config::BackendConfig;
+use crate::op::{
+    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
+    ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
+};
+
+const DEFAULT_CONNECTIONS: usize = 4;
+const MAX_REPLY: usize = 512 * 1024 * 1024 + 1024;
+/// Read-decide-write attempts before giving up on a key others keep changing.
+const ATTEMPTS: usize = 64;
+/// Marks a stored value that carries memcached flags.
+const MARKER: &[u8] = b"\0kwf";
+
+/// Applies a decided change only if the key still holds what was read.
+/// KEYS[1]; ARGV: expect ("1" present / "0" absent), old value, old
+/// PEXPIRETIME, action ("set" / "del"), new value, new PXAT ("0": none).
+const WRITE_IF_UNCHANGED: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] or redis.call('PEXPIRETIME', KEYS[1]) ~= tonumber(ARGV[3]) then return 0 end
+elseif cur then
+  return 0
+end
+if ARGV[4] == 'del' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[6] == '0' then
+  redis.call('SET', KEYS[1], ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[5], 'PXAT', ARGV[6])
+end
+return 1
+"#;
+
+pub struct RedisBackend {
+    pool: Pool<Resp>,
+    base_db: u8,
+    script_sha: String,
+}
+
+/// The parts of a redis URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub db: u8,
+}
+
+/// Parses what follows `redis://`: `[[user]:password@]host[:port][/db]`.
+pub fn parse_url(rest: &str) -> std::result::Result<RedisUrl, String> {
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, rest),
+    };
+    let (address, db) = match address.split_once('/') {
+        Some((address, "")) => (address, 0),
+        Some((address, db)) => (
+            address,
+            db.parse()
+                .ok()
+                .filter(|db| *db < 16)
+                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
+        ),
+        None => (address, 0),
+    };
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse()
+                .map_err(|_| format!("{port:?} is not a port"))?,
+        ),
+        None => (address, 6379),
+    };
+    if host.is_empty() {
+        return Err("needs a host, e.g. redis://127.0.0.1:6379".into());
+    }
+    let (user, password) = match credentials {
+        None => (None, None),
+        Some(credentials) => match credentials.split_once(':') {
+            Some(("", password)) => (None, Some(password.to_string())),
+            Some((user, password)) => (Some(user.to_string()), Some(password.to_string())),
+            None => (None, Some(credentials.to_string())),
+        },
+    };
+    Ok(RedisUrl {
+        host: host.to_string(),
+        port,
+        user,
+        password,
+        db,
+    })
+}
+
+/// Appends one command as a RESP array of bulk strings.
+fn command(out: &mut BytesMut, args: &[&[u8]]) {
+    out.put_u8(b'*');
+    out.put_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    for arg in args {
+        out.put_u8(b'$');
+        out.put_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(arg);
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// The stored form of a value with memcached `flags`.
+pub fn encode_value(value: &[u8], flags: u32) -> Bytes {
+    if flags == 0 && !value.starts_with(MARKER) {
+        return Bytes::copy_from_slice(value);
+    }
+    let mut out = BytesMut::with_capacity(MARKER.len() + 4 + value.len());
+    out.put_slice(MARKER);
+    out.put_u32(flags);
+    out.put_slice(value);
+    out.freeze()
+}
+
+/// The value and flags a stored form holds.
+pub fn decode_value(stored: &Bytes) -> (Bytes, u32) {
+    if stored.len() >= MARKER.len() + 4 && stored.starts_with(MARKER) {
+        let flags = u32::from_be_bytes(stored[4..8].try_into().expect("4 bytes"));
+        (stored.slice(8..), flags)
+    } else {
+        (stored.clone(), 0)
+    }
+}
+
+/// A CAS id for stored bytes: FNV-1a, stable across processes and restarts.
+fn cas_of(stored: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in stored {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash & (u64::MAX >> 1)
+}
+
+fn item_of(stored: &Bytes, expiry: Expiry) -> Item {
+    let (value, flags) = decode_value(stored);
+    Item {
+        value,
+        flags,
+        cas: cas_of(stored),
+        expiry,
+    }
+}
+
+fn unexpected(reply: &Reply) -> BackendError {
+    match reply {
+        Reply::Error(why) => unavailable(why),
+        other => unavailable(&format!("unexpected reply {other:?}")),
+    }
+}
+
+fn unavailable(message: &str) -> BackendError {
+    BackendError::Unavailable {
+        backend: "redis".into(),
+        message: message.into(),
+    }
+}
+
+fn integer(reply: &Reply) -> Result<i64> {
+    match reply {
+        Reply::Integer(n) => Ok(*n),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn bulk(reply: Reply) -> Result<Option<Bytes>> {
+    match reply {
+        Reply::Bulk(bytes) => Ok(Some(bytes)),
+        Reply::Null => Ok(None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// PEXPIRETIME's answer as an expiry (-1: none).
+fn expiry_of(pexpiretime: i64) -> Expiry {
+    if pexpiretime < 0 {
+        Expiry::Never
+    } else {
+        Expiry::At(pexpiretime as u64)
+    }
+}
+
+/// The decimal text of `n`.
+fn text(n: impl itoa::Integer) -> Vec<u8> {
+    itoa::Buffer::new().format(n).as_bytes().to_vec()
+}
+
+/// What a read-decide-write does to the key.
+enum Change {
+    Keep,
+    /// Store these bytes (a delete when the expiry is past).
+    Set(Bytes, Expiry),
+}
+
+impl RedisBackend {
+    pub fn new(rest: &str, config: &BackendConfig) -> std::result::Result<Self, String> {
+        let url = parse_url(rest)?;
+        let addr = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
+            .next()
+            .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?;
+        let mut handshake = BytesMut::new();
+        let mut replies = 0;
+        if let Some(password) = &url.password {
+            match &url.user {
+                Some(user) => command(
+                    &mut handshake,
+                    &[b"AUTH", user.as_bytes(), password.as_bytes()],
+                ),
+                None => command(&mut handshake, &[b"AUTH", password.as_bytes()]),
+            }
+            replies += 1;
+        }
+        if url.db != 0 {
+            command(&mut handshake, &[b"SELECT", &text(url.db)]);
+            replies += 1;
+        }
+        let pool = Pool::new(
+            addr,
+            PoolOptions {
+                connections: config.connections.unwrap_or(DEFAULT_CONNECTIONS),
+                connect_timeout: config.connect_timeout(),
+                request_timeout: config.request_timeout(),
+                max_value: MAX_REPLY,
+                handshake: (replies > 0).then(|| (handshake.freeze(), replies)),
+            },
+        );
+        Ok(Self {
+            pool,
+            base_db: url.db,
+            script_sha: hex::encode(Sha1::digest(WRITE_IF_UNCHANGED.as_bytes())),
+        })
+    }
+
+    /// Runs the commands `build` appends, in Keyway database `db`, and
+    /// returns one reply per command (`count` of them).
+    async fn run(
+        &self,
+        db: Db,
+        count: usize,
+        build: impl FnOnce(&mut BytesMut),
+    ) -> Result<Vec<Reply>> {
+        let mut request = BytesMut::new();
+        let target = u16::from(self.base_db) + u16::from(db);
+        let switch = db != 0;
+        if switch {
+            if target >= 16 {
+                return Err(BackendError::Unsupported(format!(
+                    "database {db} maps to redis database {target}, past the 16 a redis has"
+                )));
+            }
+            command(&mut request, &[b"SELECT", &text(target)]);
+        }
+        build(&mut request);
+        if switch {
+            command(&mut request, &[b"SELECT", &text(self.base_db)]);
+        }
+        let total = count + if switch { 2 } else { 0 };
+        let mut replies = self
+            .pool
+            .call(request.freeze(), Expect::Count(total))
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?;
+        if switch {
+            replies.pop();
+            if let Reply::Error(why) = replies.remove(0) {
+                return Err(unavailable(&why));
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn one(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {
+        Ok(self.run(db, 1, |r| command(r, args)).await?.remove(0))
+    }
+
+    /// The live item under `key`, with its exact expiry.
+    async fn read(&self, db: Db, key: &[u8]) -> Result<Option<(Bytes, i64)>> {
+        let mut replies = self
+            .run(db, 2, |r| {
+                command(r, &[b"GET", key]);
+                command(r, &[b"PEXPIRETIME", key]);
+            })
+            .await?;
+        let pexpiretime = integer(&replies[1])?;
+        Ok(bulk(replies.remove(0))?.map(|stored| (stored, pexpiretime)))
+    }
+
+    /// Reads `key`, lets `decide` choose a change and an answer, and applies
+    /// the change only if the key is unchanged since the read; retries if not.
+    async fn read_decide_write<T>(
+        &self,
+        db: Db,
+        key: &Bytes,
+        mut decide: impl FnMut(Option<Item>) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        for _ in 0..ATTEMPTS {
+            let current = self.read(db, key).await?;
+            let item = current
+                .as_ref()
+                .map(|(stored, pexpiretime)| item_of(stored, expiry_of(*pexpiretime)));
+            let (change, answer) = decide(item)?;
+            let (action, value, pxat): (&[u8], Bytes, Vec<u8>) = match change {
+                Change::Keep => return Ok(answer),
+                Change::Set(_, Expiry::At(at)) if at <= now_ms() => {
+                    (b"del", Bytes::new(), b"0".to_vec())
+                }
+                Change::Set(value, Expiry::Never) => (b"set", value, b"0".to_vec()),
+                Change::Set(value, Expiry::At(at)) => (b"set", value, text(at)),
+            };
+            let (expect, old, old_expiry): (&[u8], Bytes, Vec<u8>) = match &current {
+                Some((stored, pexpiretime)) => (b"1", stored.clone(), text(*pexpiretime)),
+                None => (b"0", Bytes::new(), b"-2".to_vec()),
+            };
+            let args: [&[u8]; 9] = [
+                self.script_sha.as_bytes(),
+                b"1",
+                key,
+                expect,
+                &old,
+                &old_expiry,
+                action,
+                &value,
+                &pxat,
+            ];
+            if integer(&self.eval(db, &args).await?)? == 1 {
+                return Ok(answer);
+            }
+        }
+        Err(unavailable(&format!(
+            "key changed under {ATTEMPTS} attempts to update it; try again"
+        )))
+    }
+
+    /// EVALSHA of the write script, loading it with EVAL on a server that
+    /// does not have it yet.
+    async fn eval(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {
+        let mut evalsha: Vec<&[u8]> = vec![b"EVALSHA"];
+        evalsha.extend_from_slice(args);
+        match self.one(db, &evalsha).await? {
+            Reply::Error(why) if why.starts_with("NOSCRIPT") => {
+                let mut eval: Vec<&[u8]> = vec![b"EVAL", WRITE_IF_UNCHANGED.as_bytes()];
+                eval.extend_from_slice(&args[1..]);
+                self.one(db, &eval).await
+            }
+            reply => Ok(reply),
+        }
+    }
+
+    /// Appends a SET of `stored` expiring at `expiry` (a DEL if that is past).
+    fn set_command(request: &mut BytesMut, key: &[u8], stored: &[u8], expiry: Expiry) {
+        match expiry {
+            Expiry::Never => command(request, &[b"SET", key, stored]),
+            Expiry::At(at) if at <= now_ms() => command(request, &[b"DEL", key]),
+            Expiry::At(at) => command(request, &[b"SET", key, stored, b"PXAT", &text(at)]),
+        }
+    }
+}
+
+impl Backend for RedisBackend {
+    /// One MGET. Items report no expiry here (ask `ttl`).
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+        args.push(b"MGET");
+        args.extend(keys.iter().map(|k| &k[..]));
+        match self.one(db, &args).await? {
+            Reply::Array(values) if values.len() == keys.len() => values
+                .into_iter()
+                .map(|value| Ok(bulk(value)?.map(|stored| item_of(&stored, Expiry::Never))))
+                .collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
+        let at = match expiry {
+            Expiry::At(at) => text(at),
+            Expiry::Never => Vec::new(),
+        };
+        let replies = self
+            .run(db, keys.len(), |r| {
+                for key in keys {
+                    match expiry {
+                        Expiry::Never => command(r, &[b"GETEX", key, b"PERSIST"]),
+                        Expiry::At(_) => command(r, &[b"GETEX", key, b"PXAT", &at]),
+                    }
+                }
+            })
+            .await?;
+        replies
+            .into_iter()
+            .map(|reply| Ok(bulk(reply)?.map(|stored| item_of(&stored, expiry))))
+            .collect()
+    }
+
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        let reply = self.one(db, &[b"GETDEL", key]).await?;
+        Ok(bulk(reply)?.map(|stored| item_of(&stored, Expiry::Never)))
+    }
+
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        if store.mode == StoreMode::Set && !store.return_old {
+            if let ExpiryUpdate::Set(expiry) = store.expiry {
+                let stored = encode_value(&store.value, store.flags);
+                let reply = self
+                    .run(db, 1, |r| Self::set_command(r, &store.key, &stored, expiry))
+                    .await?
+                    .remove(0);
+                return match reply {
+                    Reply::Simple(_) | Reply::Integer(_) => Ok(StoreOutcome {
+                        status: StoreStatus::Stored,
+                        old: None,
+                        len: store.value.len(),
+                    }),
+                    other => Err(unexpected(&other)),
+                };
+            }
+        }
+        self.read_decide_write(db, &store.key, |current| {
+            Ok(match plan_store(&store, current.as_ref(), Bytes::clone) {
+                StorePlan::Refuse(status) => (
+                    Change::Keep,
+                    StoreOutcome {
+                        status,
+                        old: None,
+                        len: 0,
+                    },
+                ),
+                StorePlan::Write {
+                    value,
+                    flags,
+                    expiry,
+                } => (
+                    Change::Set(encode_value(&value, flags), expiry),
+                    StoreOutcome {
+                        status: StoreStatus::Stored,
+                        old: current.filter(|_| store.return_old),
+                        len: value.len(),
+                    },
+                ),
+            })
+        })
+        .await
+    }
+
+    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        let stored: Vec<Bytes> = pairs.iter().map(|(_, v)| encode_value(v, 0)).collect();
+        let mut args: Vec<&[u8]> = vec![b"MSETNX"];
+        for ((key, _), value) in pairs.iter().zip(&stored) {
+            args.push(key);
+            args.push(value);
+        }
+        Ok(integer(&self.one(db, &args).await?)? == 1)
+    }
+
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        let replies = self
+            .run(db, keys.len(), |r| {
+                for key in keys {
+                    command(r, &[b"DEL", key]);
+                }
+            })
+            .await?;
+        replies.iter().map(|r| Ok(integer(r)? == 1)).collect()
+    }
+
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        self.read_decide_write(db, key, |current| {
+            let Some((value, outcome)) =
+                numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
+            else {
+                return Ok((Change::Keep, ArithOutcome::NotFound));
+            };
+            let (flags, expiry) = current.map_or((0, Expiry::Never), |c| (c.flags, c.expiry));
+            Ok((Change::Set(encode_value(&value, flags), expiry), outcome))
+        })
+        .await
+    }
+
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
+        let at = match expiry {
+            Expiry::At(at) => text(at),
+            Expiry::Never => Vec::new(),
+        };
+        let option: &[u8] = match condition {
+            ExpireCondition::Always => b"",
+            ExpireCondition::IfPersistent => b"NX",
+            ExpireCondition::IfVolatile => b"XX",
+            ExpireCondition::IfLater => b"GT",
+            ExpireCondition::IfEarlier => b"LT",
+            ExpireCondition::IfVolatileAndEarlier => b"XX",
+        };
+        match (expiry, condition) {
+            // "No expiry" is later than any: only PERSIST-like conditions can hold.
+            (Expiry::Never, ExpireCondition::Always) => {
+                let replies = self
+                    .run(db, 2, |r| {
+                        command(r, &[b"PERSIST", key]);
+                        command(r, &[b"EXISTS", key]);
+                    })
+                    .await?;
+                Ok(integer(&replies[1])? == 1)
+            }
+            (Expiry::Never, ExpireCondition::IfVolatile | ExpireCondition::IfLater) => {
+                Ok(integer(&self.one(db, &[b"PERSIST", key]).await?)? == 1)
+            }
+            (Expiry::Never, _) => Ok(false),
+            (Expiry::At(_), ExpireCondition::IfVolatileAndEarlier) => Ok(integer(
+                &self
+                    .one(db, &[b"PEXPIREAT", key, &at, b"XX", b"LT"])
+                    .await?,
+            )? == 1),
+            (Expiry::At(_), ExpireCondition::Always) => {
+                Ok(integer(&self.one(db, &[b"PEXPIREAT", key, &at]).await?)? == 1)
+            }
+            (Expiry::At(_), _) => {
+                Ok(integer(&self.one(db, &[b"PEXPIREAT", key, &at, option]).await?)? == 1)
+            }
+        }
+    }
+
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        Ok(match integer(&self.one(db, &[b"PTTL", key]).await?)? {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            ms => Ttl::Millis(ms.max(0) as u64),
+        })
+    }
+
+    async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
+        let cursor = text(cursor & SCAN_CURSOR_MASK);
+        let count = text(count.max(1));
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor, b"COUNT", &count];
+        if let Some(pattern) = pattern {
+            args.extend([b"MATCH".as_slice(), pattern]);
+        }
+        match self.one(db, &args).await? {
+            Reply::Array(mut parts) if parts.len() == 2 => {
+                let keys = match parts.pop() {
+                    Some(Reply::Array(keys)) => keys
+                        .into_iter()
+                        .map(|k| bulk(k)?.ok_or_else(|| unavailable("SCAN returned a null key")))
+                        .collect::<Result<Vec<_>>>()?,
+                    other => return Err(unavailable(&format!("SCAN returned {other:?}"))),
+                };
+                let cursor = match parts.pop() {
+                    Some(Reply::Bulk(cursor)) => std::str::from_utf8(&cursor)
+                        .ok()
+                        .and_then(|c| c.parse::<u64>().ok())
+                        .filter(|c| *c <= SCAN_CURSOR_MASK)
+                        .ok_or_else(|| unavailable("SCAN returned a cursor Keyway cannot carry"))?,
+                    other => return Err(unavailable(&format!("SCAN returned {other:?}"))),
+                };
+                Ok(ScanPage { cursor, keys })
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn len(&self, db: Db) -> Result<usize> {
+        Ok(integer(&self.one(db, &[b"DBSIZE"]).await?)?.max(0) as usize)
+    }
+
+    /// FLUSHDB of the mapped database, or of each mapped one for all
+    /// (FLUSHALL only when Keyway's databases are the server's 0-15).
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        let dbs: Vec<Db> = match db {
+            Some(db) => vec![db],
+            None if self.base_db == 0 => {
+                return match self.one(0, &[b"FLUSHALL"]).await? {
+                    Reply::Simple(_) => Ok(()),
+                    other => Err(unexpected(&other)),
+                };
+            }
+            None => (0..16 - self.base_db).collect(),
+        };
+        for db in dbs {
+            match self.one(db, &[b"FLUSHDB"]).await? {
+                Reply::Simple(_) => {}
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            parse_url("user:pw@127.0.0.1:6380/2").unwrap(),
+            RedisUrl {
+                host: "127.0.0.1".into(),
+                port: 6380,
+                user: Some("user".into()),
+                password: Some("pw".into()),
+                db: 2
+            }
+        );
+        let plain = parse_url("localhost").unwrap();
+        assert_eq!((plain.port, plain.db, plain.password), (6379, 0, None));
+        assert_eq!(
+            parse_url(":pw@h:1").unwrap().password.as_deref(),
+            Some("pw")
+        );
+        assert!(parse_url("h:1/16").is_err());
+        assert!(parse_url("h:x").is_err());
+    }
+
+    #[test]
+    fn values_keep_their_flags() {
+        for (value, flags) in [
+            (&b"plain"[..], 0),
+            (b"", 0),
+            (b"x", 7),
+            (b"\0kwf trick", 0),
+            (b"\0kw", 0),
+        ] {
+            let stored = encode_value(value, flags);
+            assert_eq!(
+                decode_value(&stored),
+                (Bytes::copy_from_slice(value), flags)
+            );
+        }
+        assert_eq!(&encode_value(b"plain", 0)[..], b"plain");
+    }
+}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every Keyway check: style gates (rustfmt, clippy), protocol unit and
 # property tests, integration tests against real memcached, redis-server,
-# twemproxy and redis-cli, the backend conformance suite, then the end-to-end
-# suite with real Django clients.
+# twemproxy and redis-cli, the backend conformance suite (memory, memcached,
+# redis, SQLite, PostgreSQL, MariaDB), then the end-to-end suite with real
+# Django clients through every backend.
 #
 # On a fresh Debian machine it installs what it needs (as root: apt-get; a
 # Python 3.12+ venv under target/e2e-venv). Tests start their own servers on
-# free loopback ports.
+# free loopback ports (PostgreSQL and MariaDB through tests/servers/*.sh,
+# unless KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL name running ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,10 @@ command -v memcached >/dev/null || need+=(memcached)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 { [ -x /usr/sbin/nutcracker ] || command -v nutcracker >/dev/null; } || need+=(nutcracker)   # twemproxy: the ketama reference
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+command -v pg_isready >/dev/null || need+=(postgresql-client)
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+command -v mariadb >/dev/null || need+=(mariadb-client)
 # pylibmc has wheels only for CPython 3.11; on 3.12+ it builds against these.
 dpkg -s libmemcached-dev zlib1g-dev >/dev/null 2>&1 || need+=(libmemcached-dev zlib1g-dev)
 if ((${#need[@]})); then

@@ -73,7 +73,10 @@ fn spawn(binary: &str, args: &[String], port: u16, package: &str) -> External {
 }
 
 pub fn start_memcached() -> External {
-    let port = free_port();
+    start_memcached_at(free_port())
+}
+
+pub fn start_memcached_at(port: u16) -> External {
     let args = [
         "-l",
         "127.0.0.1",
@@ -91,7 +94,10 @@ pub fn start_memcached() -> External {
 }
 
 pub fn start_redis() -> External {
-    let port = free_port();
+    start_redis_at(free_port())
+}
+
+pub fn start_redis_at(port: u16) -> External {
     let args = [
         "--port",
         &port.to_string(),

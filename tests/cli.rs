@@ -127,3 +127,25 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn migrate_schema_creates_the_default_session_table_in_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = Command::new(KEYWAY)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate-schema")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "backends.sessions: table keyway_items ready (sqlite)\n"
+    );
+    assert!(data.join("sessions.sqlite3").exists());
+}

@@ -81,6 +81,7 @@ fn free_port() -> u16 {
 #[test]
 fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
     let (mc, resp) = (free_port(), free_port());
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(KEYWAY)
         .args([
             "--memcache-listen",
@@ -88,6 +89,8 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
             "--resp-listen",
             &format!("127.0.0.1:{resp}"),
         ])
+        .arg("--data-dir")
+        .arg(data.path())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

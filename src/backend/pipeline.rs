@@ -17,7 +17,7 @@ use arc_swap::ArcSwapOption;
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{decode_response, Response};
-use keyway_protocol::resp::{decode_backend_reply, BackendReply};
+use keyway_protocol::resp::{decode_backend_reply, BackendReply, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -71,25 +71,37 @@ impl Framer for Memcache {
     }
 }
 
-/// RESP2 replies (what a redis server sends before HELLO 3).
-pub struct Resp;
+/// redis replies in RESP2 (a connection that never sent HELLO 3).
+pub struct Resp2;
+/// redis replies in RESP3 (after HELLO 3).
+pub struct Resp3;
 
-impl Framer for Resp {
-    type Frame = BackendReply;
-    const SERVER: &'static str = "redis";
-    fn decode(buf: &mut BytesMut, max_value: usize) -> Result<Option<BackendReply>, String> {
-        decode_backend_reply(buf, max_value).map_err(|e| e.to_string())
-    }
-    fn continues_list(_: &BackendReply) -> bool {
-        false
-    }
-    fn failure(frame: &BackendReply) -> Option<String> {
-        match frame {
-            BackendReply::Error(why) => Some(why.clone()),
-            _ => None,
+macro_rules! resp_framer {
+    ($framer:ident, $version:expr) => {
+        impl Framer for $framer {
+            type Frame = BackendReply;
+            const SERVER: &'static str = "redis";
+            fn decode(
+                buf: &mut BytesMut,
+                max_value: usize,
+            ) -> Result<Option<BackendReply>, String> {
+                decode_backend_reply(buf, max_value, $version).map_err(|e| e.to_string())
+            }
+            fn continues_list(_: &BackendReply) -> bool {
+                false
+            }
+            fn failure(frame: &BackendReply) -> Option<String> {
+                match frame {
+                    BackendReply::Error(why) => Some(why.clone()),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
+
+resp_framer!(Resp2, Version::Resp2);
+resp_framer!(Resp3, Version::Resp3);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionError {

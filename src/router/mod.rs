@@ -269,6 +269,47 @@ impl Router {
         Ok(total)
     }
 
+    /// The redis backend (its slot) that every one of `keys` routes to, if
+    /// there is one: RESP commands on those keys can be forwarded as they came.
+    /// Keyless commands go to the only backend, if it is a redis.
+    pub fn redis_target<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
+        let slot = match keys.next() {
+            Some(first) => self.table.route(first)?,
+            None if self.backends.len() == 1 => 0,
+            None => return None,
+        };
+        if !matches!(self.backends[slot], AnyBackend::Redis(_)) {
+            return None;
+        }
+        keys.all(|key| self.table.route(key) == Some(slot))
+            .then_some(slot)
+    }
+
+    /// Slots of every redis backend.
+    pub fn redis_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| matches!(b, AnyBackend::Redis(_)))
+            .map(|(slot, _)| slot)
+    }
+
+    /// Forwards `count` whole RESP commands from a client speaking `version`
+    /// to the redis backend at `slot`.
+    pub async fn forward(
+        &self,
+        slot: usize,
+        version: keyway_protocol::resp::Version,
+        db: Db,
+        commands: &[u8],
+        count: usize,
+    ) -> Result<Vec<keyway_protocol::resp::BackendReply>> {
+        match &self.backends[slot] {
+            AnyBackend::Redis(redis) => Ok(redis.forward(version, db, commands, count).await?),
+            _ => unreachable!("redis_target only returns redis backends"),
+        }
+    }
+
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).
     pub async fn flush(&self, db: Option<Db>) -> Result<()> {
         for (backend, protected) in self.backends.iter().zip(&self.protected) {

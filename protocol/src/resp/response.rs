@@ -1,12 +1,15 @@
 //! Framing a redis server's replies (the backend side), through
-//! redis-protocol's RESP2 decoder, into the same [`Reply`] tree the frontend
-//! encodes, so a reply can go on to a client in either protocol version.
+//! redis-protocol's decoders, into the same [`Reply`] tree the frontend
+//! encodes. Keyway keeps RESP2 and RESP3 connections to redis and forwards a
+//! client's commands on a connection of the client's version, because redis
+//! shapes some replies differently per version (ZRANGE WITHSCORES is a flat
+//! array in RESP2 and pairs in RESP3), so each client gets redis's own reply.
 
 use bytes::BytesMut;
-use redis_protocol::resp2;
-use redis_protocol::resp2::types::BytesFrame;
+use redis_protocol::resp3::types::BytesFrame;
+use redis_protocol::{resp2, resp3};
 
-use super::Reply;
+use super::{Reply, Version};
 
 /// A reply from a redis backend.
 pub type BackendReply = Reply;
@@ -19,28 +22,72 @@ pub enum BackendReplyError {
     TooLarge(usize),
 }
 
-/// Takes one whole reply off the front of `buf`; `None` until it has arrived.
-/// A reply still incomplete after `max_bytes` buffered bytes is an error.
+/// Takes one whole reply in `version` off the front of `buf`; `None` until
+/// it has arrived. A reply still incomplete after `max_bytes` buffered bytes
+/// is an error.
 pub fn decode_backend_reply(
     buf: &mut BytesMut,
     max_bytes: usize,
+    version: Version,
 ) -> Result<Option<BackendReply>, BackendReplyError> {
-    match resp2::decode::decode_bytes_mut(buf) {
-        Ok(Some((frame, _, _))) => Ok(Some(reply_of(frame))),
+    let decoded = match version {
+        Version::Resp2 => resp2::decode::decode_bytes_mut(buf)
+            .map(|frame| frame.map(|(frame, _, _)| reply_of_resp2(frame))),
+        Version::Resp3 => resp3::decode::complete::decode_bytes_mut(buf)
+            .map(|frame| frame.map(|(frame, _, _)| reply_of(frame))),
+    };
+    match decoded {
         Ok(None) if buf.len() > max_bytes => Err(BackendReplyError::TooLarge(max_bytes)),
-        Ok(None) => Ok(None),
+        Ok(reply) => Ok(reply),
         Err(error) => Err(BackendReplyError::Malformed(error.to_string())),
+    }
+}
+
+fn reply_of_resp2(frame: resp2::types::BytesFrame) -> Reply {
+    use resp2::types::BytesFrame as F;
+    match frame {
+        F::SimpleString(s) => Reply::Simple(s),
+        F::Error(e) => Reply::Error(e.to_string()),
+        F::Integer(i) => Reply::Integer(i),
+        F::BulkString(b) => Reply::Bulk(b),
+        F::Array(items) => Reply::Array(items.into_iter().map(reply_of_resp2).collect()),
+        F::Null => Reply::Null,
     }
 }
 
 fn reply_of(frame: BytesFrame) -> Reply {
     match frame {
-        BytesFrame::SimpleString(s) => Reply::Simple(s),
-        BytesFrame::Error(e) => Reply::Error(e.to_string()),
-        BytesFrame::Integer(i) => Reply::Integer(i),
-        BytesFrame::BulkString(b) => Reply::Bulk(b),
-        BytesFrame::Array(items) => Reply::Array(items.into_iter().map(reply_of).collect()),
+        BytesFrame::SimpleString { data, .. } => Reply::Simple(data),
+        BytesFrame::SimpleError { data, .. } => Reply::Error(data.to_string()),
+        BytesFrame::BlobError { data, .. } => {
+            Reply::Error(String::from_utf8_lossy(&data).into_owned())
+        }
+        BytesFrame::Number { data, .. } => Reply::Integer(data),
+        BytesFrame::BlobString { data, .. } | BytesFrame::BigNumber { data, .. } => {
+            Reply::Bulk(data)
+        }
+        BytesFrame::ChunkedString(data) => Reply::Bulk(data),
+        BytesFrame::VerbatimString { data, .. } => {
+            Reply::Verbatim(String::from_utf8_lossy(&data).into_owned())
+        }
+        BytesFrame::Boolean { data, .. } => Reply::Boolean(data),
+        BytesFrame::Double { data, .. } => Reply::Double(data),
         BytesFrame::Null => Reply::Null,
+        BytesFrame::Array { data, .. } | BytesFrame::Push { data, .. } => {
+            Reply::Array(data.into_iter().map(reply_of).collect())
+        }
+        BytesFrame::Set { data, .. } => Reply::Set(data.into_iter().map(reply_of).collect()),
+        // redis-protocol 6 builds a map by popping pairs off the end, so its
+        // IndexMap holds them last to first: reverse to get redis's order
+        // (the unit test below and the byte-for-byte forwarding tests check it).
+        BytesFrame::Map { data, .. } => Reply::Map(
+            data.into_iter()
+                .rev()
+                .map(|(k, v)| (reply_of(k), reply_of(v)))
+                .collect(),
+        ),
+        // Clients send HELLO; servers never do.
+        BytesFrame::Hello { .. } => Reply::Error("ERR unexpected HELLO frame from redis".into()),
     }
 }
 
@@ -51,9 +98,11 @@ mod tests {
     #[test]
     fn frames_whole_replies_only() {
         let mut buf =
-            BytesMut::from(&b"+OK\r\n*2\r\n$3\r\nabc\r\n$-1\r\n:7\r\n-ERR no\r\n$4\r\nab"[..]);
+            BytesMut::from(
+            &b"+OK\r\n*2\r\n$3\r\nabc\r\n_\r\n:7\r\n-ERR no\r\n%2\r\n+f\r\n,1.5\r\n+g\r\n:2\r\n#t\r\n$4\r\nab"[..],
+        );
         let mut got = Vec::new();
-        while let Some(reply) = decode_backend_reply(&mut buf, 1 << 20).unwrap() {
+        while let Some(reply) = decode_backend_reply(&mut buf, 1 << 20, Version::Resp3).unwrap() {
             got.push(reply);
         }
         assert_eq!(
@@ -63,9 +112,23 @@ mod tests {
                 Reply::Array(vec![Reply::Bulk("abc".into()), Reply::Null]),
                 Reply::Integer(7),
                 Reply::Error("ERR no".into()),
+                Reply::Map(vec![
+                    (Reply::Simple("f".into()), Reply::Double(1.5)),
+                    (Reply::Simple("g".into()), Reply::Integer(2)),
+                ]),
+                Reply::Boolean(true),
             ]
         );
         assert_eq!(&buf[..], b"$4\r\nab");
-        assert!(decode_backend_reply(&mut buf, 4).is_err());
+        assert!(decode_backend_reply(&mut buf, 4, Version::Resp3).is_err());
+        let mut buf = BytesMut::from(&b"$-1\r\n*1\r\n:1\r\n"[..]);
+        assert_eq!(
+            decode_backend_reply(&mut buf, 64, Version::Resp2).unwrap(),
+            Some(Reply::Null)
+        );
+        assert_eq!(
+            decode_backend_reply(&mut buf, 64, Version::Resp2).unwrap(),
+            Some(Reply::Array(vec![Reply::Integer(1)]))
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! `redis://[user:password@]host:port[/db]`: a real redis server.
 //!
-//! Pooled pipelined connections ([`Pool`]), each set up with AUTH and SELECT
-//! when it opens. Keyway's database n is the server's database `db + n`.
+//! Pooled pipelined connections ([`Pool`]), each set up with `HELLO 3` (with
+//! AUTH) and SELECT when it opens. Keyway's database n is the server's
+//! database `db + n`. RESP clients' commands on a redis route are forwarded
+//! as they came ([`RedisBackend::forward`]); memcached clients' requests go
+//! through the [`Backend`] operations below.
 //!
 //! Values written with memcached flags 0 are stored as they are, so redis's
 //! own clients and commands see plain strings. Non-zero flags (and a value
@@ -22,7 +25,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::resp::BackendReply as Reply;
 use sha1::{Digest, Sha1};
 
-use super::pipeline::{Expect, Pool, PoolOptions, Resp};
+use keyway_protocol::resp::Version;
+
+use super::pipeline::{Expect, Framer, Pool, PoolOptions, Resp2, Resp3};
 use super::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
 use crate::config::BackendConfig;
 use crate::op::{
@@ -58,7 +63,11 @@ return 1
 "#;
 
 pub struct RedisBackend {
-    pool: Pool<Resp>,
+    /// RESP3 connections: Keyway's own operations and RESP3 clients' commands.
+    pool: Pool<Resp3>,
+    /// RESP2 connections for RESP2 clients' commands, so they get redis's
+    /// RESP2 reply shapes (opened only if such a client comes).
+    pool2: Pool<Resp2>,
     base_db: u8,
     script_sha: String,
 }
@@ -142,6 +151,11 @@ pub fn encode_value(value: &[u8], flags: u32) -> Bytes {
     out.put_u32(flags);
     out.put_slice(value);
     out.freeze()
+}
+
+/// A reply to a RESP client for a stored value: the value without any flags header.
+pub fn client_value(stored: &Bytes) -> Bytes {
+    decode_value(stored).0
 }
 
 /// The value and flags a stored form holds.
@@ -232,43 +246,62 @@ impl RedisBackend {
             .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
             .next()
             .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?;
-        let mut handshake = BytesMut::new();
-        let mut replies = 0;
-        if let Some(password) = &url.password {
-            match &url.user {
-                Some(user) => command(
-                    &mut handshake,
-                    &[b"AUTH", user.as_bytes(), password.as_bytes()],
+        let select = (url.db != 0).then(|| text(url.db));
+        let handshake = |version: Version| {
+            let mut request = BytesMut::new();
+            let mut replies = 0;
+            let user = url.user.as_deref().unwrap_or("default").as_bytes();
+            match (version, &url.password) {
+                (Version::Resp3, Some(password)) => command(
+                    &mut request,
+                    &[b"HELLO", b"3", b"AUTH", user, password.as_bytes()],
                 ),
-                None => command(&mut handshake, &[b"AUTH", password.as_bytes()]),
+                (Version::Resp3, None) => command(&mut request, &[b"HELLO", b"3"]),
+                (Version::Resp2, Some(password)) => {
+                    command(&mut request, &[b"AUTH", user, password.as_bytes()])
+                }
+                (Version::Resp2, None) => {}
             }
-            replies += 1;
-        }
-        if url.db != 0 {
-            command(&mut handshake, &[b"SELECT", &text(url.db)]);
-            replies += 1;
-        }
-        let pool = Pool::new(
-            addr,
-            PoolOptions {
-                connections: config.connections.unwrap_or(DEFAULT_CONNECTIONS),
-                connect_timeout: config.connect_timeout(),
-                request_timeout: config.request_timeout(),
-                max_value: MAX_REPLY,
-                handshake: (replies > 0).then(|| (handshake.freeze(), replies)),
-            },
-        );
+            if !request.is_empty() {
+                replies += 1;
+            }
+            if let Some(db) = &select {
+                command(&mut request, &[b"SELECT", db]);
+                replies += 1;
+            }
+            (replies > 0).then(|| (request.freeze(), replies))
+        };
+        let options = |version| PoolOptions {
+            connections: config.connections.unwrap_or(DEFAULT_CONNECTIONS),
+            connect_timeout: config.connect_timeout(),
+            request_timeout: config.request_timeout(),
+            max_value: MAX_REPLY,
+            handshake: handshake(version),
+        };
+        let pool = Pool::new(addr, options(Version::Resp3));
+        let pool2 = Pool::new(addr, options(Version::Resp2));
         Ok(Self {
             pool,
+            pool2,
             base_db: url.db,
             script_sha: hex::encode(Sha1::digest(WRITE_IF_UNCHANGED.as_bytes())),
         })
     }
 
-    /// Runs the commands `build` appends, in Keyway database `db`, and
-    /// returns one reply per command (`count` of them).
+    /// Runs the commands `build` appends, in Keyway database `db`, on a
+    /// RESP3 connection, and returns one reply per command (`count` of them).
     async fn run(
         &self,
+        db: Db,
+        count: usize,
+        build: impl FnOnce(&mut BytesMut),
+    ) -> Result<Vec<Reply>> {
+        self.run_on(&self.pool, db, count, build).await
+    }
+
+    async fn run_on<F: Framer<Frame = Reply>>(
+        &self,
+        pool: &Pool<F>,
         db: Db,
         count: usize,
         build: impl FnOnce(&mut BytesMut),
@@ -289,8 +322,7 @@ impl RedisBackend {
             command(&mut request, &[b"SELECT", &text(self.base_db)]);
         }
         let total = count + if switch { 2 } else { 0 };
-        let mut replies = self
-            .pool
+        let mut replies = pool
             .call(request.freeze(), Expect::Count(total))
             .await
             .map_err(|e| unavailable(&e.to_string()))?;
@@ -301,6 +333,23 @@ impl RedisBackend {
             }
         }
         Ok(replies)
+    }
+
+    /// Sends `commands` (`count` whole RESP commands, as a client speaking
+    /// `version` sent them) in Keyway database `db` on one connection of that
+    /// version, in order, and returns their replies.
+    pub async fn forward(
+        &self,
+        version: Version,
+        db: Db,
+        commands: &[u8],
+        count: usize,
+    ) -> Result<Vec<Reply>> {
+        let build = |r: &mut BytesMut| r.put_slice(commands);
+        match version {
+            Version::Resp2 => self.run_on(&self.pool2, db, count, build).await,
+            Version::Resp3 => self.run_on(&self.pool, db, count, build).await,
+        }
     }
 
     async fn one(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {

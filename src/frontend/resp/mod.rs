@@ -4,6 +4,7 @@
 
 mod commands;
 mod connection;
+mod forward;
 mod keys;
 mod scripts;
 mod strings;
@@ -36,6 +37,16 @@ pub struct RespSession {
     lib_name: Option<Bytes>,
     lib_ver: Option<Bytes>,
     transaction: Option<Transaction>,
+}
+
+/// Consecutive commands of a client's pipeline bound for one redis
+/// backend, sent there as one batch.
+#[derive(Default)]
+struct Forwarding {
+    slot: Option<usize>,
+    commands: BytesMut,
+    /// Each command's name, to shape its reply.
+    names: Vec<Bytes>,
 }
 
 /// Commands queued between MULTI and EXEC.
@@ -79,7 +90,12 @@ impl RespSession {
                 spec.map(|s| s.name),
                 Some("exec" | "discard" | "multi" | "quit")
             ) {
-                let reply = match check_arity(spec, &args) {
+                let arity = match (spec, forward::plan(&args)) {
+                    (_, forward::Plan::Refuse(error)) => Err(error),
+                    (None, forward::Plan::Keys(_)) => Ok(()),
+                    _ => check_arity(spec, &args),
+                };
+                let reply = match arity {
                     Ok(()) => {
                         transaction.queued.push(args);
                         Reply::simple("QUEUED")
@@ -97,12 +113,56 @@ impl RespSession {
             encode(&Reply::ok(), self.version, out);
             return Flow::Close;
         }
-        let reply = match check_arity(spec, &args) {
-            Ok(()) => self.execute(spec.expect("checked").name, &args).await,
-            Err(error) => error,
+        let reply = match (spec, forward::plan(&args)) {
+            (_, forward::Plan::Refuse(error)) => error,
+            // A redis-only command on keys that do not all go to one redis.
+            (None, forward::Plan::Keys(_)) => not_on_this_route(&args[0]),
+            _ => match check_arity(spec, &args) {
+                Ok(()) => self.execute(spec.expect("checked").name, &args).await,
+                Err(error) => error,
+            },
         };
         encode(&reply, self.version, out);
         Flow::Continue
+    }
+
+    /// The redis backend `args` can be forwarded to, if any (see [`forward`]).
+    fn forward_slot(&self, args: &[Bytes]) -> Option<usize> {
+        let forward::Plan::Keys(keys) = forward::plan(args) else {
+            return None;
+        };
+        // The scripts Keyway runs natively stay native on every route.
+        if scripts::is_builtin_call(args) {
+            return None;
+        }
+        self.shared.router.redis_target(keys.iter().map(|k| &k[..]))
+    }
+
+    /// Sends the batched forwarded commands and writes their replies.
+    async fn flush_forwarded(&mut self, batch: &mut Forwarding, out: &mut BytesMut) {
+        let Some(slot) = batch.slot.take() else {
+            return;
+        };
+        let names = std::mem::take(&mut batch.names);
+        let commands = batch.commands.split().freeze();
+        let replies = self
+            .shared
+            .router
+            .forward(slot, self.version, self.db, &commands, names.len())
+            .await;
+        match replies {
+            Ok(replies) => {
+                for (name, reply) in names.iter().zip(replies) {
+                    encode(&forward::client_reply(name, reply), self.version, out);
+                }
+            }
+            Err(error) => {
+                let reply = Reply::from(error);
+                for _ in &names {
+                    encode(&reply, self.version, out);
+                }
+            }
+        }
     }
 
     async fn execute(&mut self, name: &'static str, args: &[Bytes]) -> Reply {
@@ -154,28 +214,110 @@ impl RespSession {
         if transaction.aborted {
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
+        if let Some(reply) = self.exec_on_redis(&transaction.queued).await {
+            return reply;
+        }
         let mut replies = Vec::with_capacity(transaction.queued.len());
         for args in transaction.queued {
-            let name = commands::lookup(&args[0])
-                .expect("checked when queued")
-                .name;
-            replies.push(self.run(name, &args).await.unwrap_or_else(|error| error));
+            let reply = match commands::lookup(&args[0]) {
+                Some(spec) => self
+                    .run(spec.name, &args)
+                    .await
+                    .unwrap_or_else(|error| error),
+                None => match self.forward_slot(&args) {
+                    Some(slot) => self.forward_one(slot, &args).await,
+                    None => not_on_this_route(&args[0]),
+                },
+            };
+            replies.push(reply);
         }
         Reply::Array(replies)
+    }
+
+    /// Runs the whole transaction on one redis backend when every queued
+    /// command goes there: a real MULTI/EXEC, atomic and isolated.
+    async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
+        let mut slots = queued.iter().map(|args| self.forward_slot(args));
+        let slot = slots.next()??;
+        if !slots.all(|s| s == Some(slot)) {
+            return None;
+        }
+        let mut commands = BytesMut::new();
+        forward::encode_command(&mut commands, &[Bytes::from_static(b"MULTI")]);
+        for args in queued {
+            forward::encode_command(&mut commands, args);
+        }
+        forward::encode_command(&mut commands, &[Bytes::from_static(b"EXEC")]);
+        let count = queued.len() + 2;
+        let replies = self
+            .shared
+            .router
+            .forward(slot, self.version, self.db, &commands, count)
+            .await;
+        Some(match replies {
+            Ok(mut replies) => match replies.pop() {
+                Some(Reply::Array(results)) => Reply::Array(
+                    queued
+                        .iter()
+                        .zip(results)
+                        .map(|(args, reply)| forward::client_reply(&args[0], reply))
+                        .collect(),
+                ),
+                Some(other) => other,
+                None => Reply::error("ERR redis sent no reply to EXEC"),
+            },
+            Err(error) => Reply::from(error),
+        })
+    }
+
+    async fn forward_one(&self, slot: usize, args: &[Bytes]) -> Reply {
+        let mut command = BytesMut::new();
+        forward::encode_command(&mut command, args);
+        match self
+            .shared
+            .router
+            .forward(slot, self.version, self.db, &command, 1)
+            .await
+        {
+            Ok(mut replies) => forward::client_reply(&args[0], replies.remove(0)),
+            Err(error) => Reply::from(error),
+        }
     }
 }
 
 impl Session for RespSession {
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        let mut batch = Forwarding::default();
         loop {
             match self.decoder.decode(input) {
-                Ok(None) => return Flow::Continue,
+                Ok(None) => {
+                    self.flush_forwarded(&mut batch, output).await;
+                    return Flow::Continue;
+                }
                 Ok(Some(command)) => {
+                    if self.transaction.is_none() {
+                        if let Some(slot) = self.forward_slot(&command.args) {
+                            if batch.slot != Some(slot) {
+                                self.flush_forwarded(&mut batch, output).await;
+                                batch.slot = Some(slot);
+                            }
+                            self.shared.stats.commands.add(1);
+                            if command.raw.first() == Some(&b'*') {
+                                batch.commands.extend_from_slice(&command.raw);
+                            } else {
+                                forward::encode_command(&mut batch.commands, &command.args);
+                            }
+                            batch.names.push(command.args[0].clone());
+                            continue;
+                        }
+                    }
+                    self.flush_forwarded(&mut batch, output).await;
                     if self.handle(command.args, output).await == Flow::Close {
                         return Flow::Close;
                     }
                 }
                 Err(error) => {
+                    self.flush_forwarded(&mut batch, output).await;
                     // The stream can no longer be framed: reply, then close (as redis).
                     encode(&Reply::error(format!("ERR {error}")), self.version, output);
                     return Flow::Close;
@@ -218,6 +360,13 @@ fn unknown_command(args: &[Bytes]) -> Reply {
     Reply::error(format!(
         "ERR unknown command '{}', with args beginning with: {preview}",
         String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
+    ))
+}
+
+fn not_on_this_route(name: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR '{}' works only on keys that all route to one redis backend; these do not",
+        String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
     ))
 }
 

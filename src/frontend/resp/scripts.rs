@@ -69,6 +69,20 @@ fn find(sha: &[u8]) -> Option<Script> {
         .map(|(_, script)| *script)
 }
 
+/// Whether `args` is an EVAL/EVALSHA of a script Keyway runs natively.
+pub(super) fn is_builtin_call(args: &[Bytes]) -> bool {
+    let Some(script) = args.get(1) else {
+        return false;
+    };
+    if args[0].eq_ignore_ascii_case(b"eval") {
+        find(sha1_hex(script).as_bytes()).is_some()
+    } else if args[0].eq_ignore_ascii_case(b"evalsha") {
+        find(script).is_some()
+    } else {
+        false
+    }
+}
+
 fn unsupported(sha: &str) -> Reply {
     Reply::error(format!(
         "ERR Keyway runs only the Lua scripts of django-redis and redis-py locks on memory routes \
@@ -89,8 +103,38 @@ impl RespSession {
                     .ok_or_else(|| Reply::error("NOSCRIPT No matching script. Please use EVAL."))?;
                 self.run_script(script, &args[2..]).await
             }
+            _ if args.len() == 3 && args[1].eq_ignore_ascii_case(b"load") => {
+                self.load_script(args).await
+            }
             _ => script_subcommand(args),
         }
+    }
+
+    /// SCRIPT LOAD: a script Keyway runs natively is "loaded" here; any
+    /// other is loaded into every redis backend, where EVALSHA on redis
+    /// routes will find it.
+    async fn load_script(&self, args: &[Bytes]) -> CmdResult {
+        let sha = sha1_hex(&args[2]);
+        let redis: Vec<usize> = self.shared.router.redis_slots().collect();
+        if find(sha.as_bytes()).is_some() || redis.is_empty() {
+            return script_subcommand(args);
+        }
+        let mut command = bytes::BytesMut::new();
+        super::forward::encode_command(&mut command, args);
+        let mut last = Reply::Null;
+        for slot in redis {
+            let mut replies = self
+                .shared
+                .router
+                .forward(slot, self.version, self.db, &command, 1)
+                .await
+                .map_err(Reply::from)?;
+            last = replies.remove(0);
+            if let Reply::Error(_) = last {
+                return Err(last);
+            }
+        }
+        Ok(last)
     }
 
     /// `args` is `numkeys key... arg...`.

@@ -1,0 +1,155 @@
+//! RESP commands forwarded to a redis route as they came: the same request
+//! bytes through Keyway (whose routes lead to a real redis and to memory)
+//! and straight to a real redis-server give the same reply bytes, in RESP2
+//! and RESP3, for data types Keyway does not implement itself, scripts and
+//! transactions; and what cannot be forwarded says so.
+
+mod common;
+
+use common::{exchange, show, start_keyway, start_redis, External};
+use keyway::server::Server;
+
+/// Scripts run both ways; every key routes to the redis backend.
+const SCRIPTS: &[&str] = &[
+    "HSET h f1 v1 f2 v2\r\nHGETALL h\r\nHGET h f1\r\nHINCRBYFLOAT h n 1.5\r\nHMGET h f1 nope\r\nHDEL h f1\r\nHLEN h\r\nHKEYS h\r\n",
+    "RPUSH l a b c\r\nLRANGE l 0 -1\r\nLPOP l\r\nLLEN l\r\nLINDEX l 0\r\nLMOVE l l2 LEFT RIGHT\r\nLRANGE l2 0 -1\r\n",
+    "SADD s x y z\r\nSISMEMBER s x\r\nSCARD s\r\nSREM s y\r\nSMISMEMBER s x y\r\nSINTERCARD 1 s\r\n",
+    "ZADD z 1 a 2 b 3.5 c\r\nZRANGE z 0 -1 WITHSCORES\r\nZSCORE z c\r\nZINCRBY z 2 a\r\nZRANK z a\r\nZPOPMIN z\r\nZUNIONSTORE d 1 z\r\nZCARD d\r\n",
+    "SET str hello\r\nGETRANGE str 0 1\r\nSETRANGE str 0 J\r\nGET str\r\nINCRBYFLOAT f 2.5\r\nGETSET str x\r\nHSET str f v\r\nOBJECT ENCODING str\r\n",
+    "PFADD hll a b c\r\nPFCOUNT hll\r\nSETBIT bits 7 1\r\nBITCOUNT bits\r\nGETBIT bits 7\r\nGEOADD g 13.36 38.11 pa\r\nGEOHASH g pa\r\n",
+    "EVAL \"return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}\" 1 ctr x\r\nEVAL \"return redis.call('GET', KEYS[1])\" 1 ctr\r\nEVAL \"return 1.5\" 1 ctr\r\n",
+    "MULTI\r\nHSET h a 1\r\nINCR c\r\nHGETALL h\r\nEXEC\r\nMULTI\r\nINCR c\r\nHSET\r\nEXEC\r\nGET c\r\n",
+    "SET k v\r\nGET k\r\nMGET k nope\r\nSET k v2 GET\r\nDEL k nope\r\nEXPIRE k 100\r\nEXISTS k\r\nTTL nope\r\nTYPE l\r\nHSET k a\r\nGET a b\r\n",
+];
+
+fn request(script: &str, prefix: &str) -> Vec<u8> {
+    format!("{prefix}FLUSHALL\r\n{script}QUIT\r\n").into_bytes()
+}
+
+/// Everything to one redis, except keys under `mem:`.
+async fn keyway_before(redis: &External) -> Server {
+    start_keyway(&format!(
+        "[backends.redis]\nurl = \"redis://{}\"\n\
+         [backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nprefix = \"mem:\"\nbackend = \"memory\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        redis.addr
+    ))
+    .await
+}
+
+/// The bytes after the HELLO reply (which names the server, so differs).
+fn after_hello(reply: &[u8]) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::from(reply);
+    keyway_protocol::resp::decode_backend_reply(
+        &mut buf,
+        usize::MAX,
+        keyway_protocol::resp::Version::Resp3,
+    )
+    .unwrap()
+    .expect("a HELLO reply");
+    buf.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_replies_match_real_redis_byte_for_byte() {
+    let direct = start_redis();
+    let behind = start_redis();
+    let keyway = keyway_before(&behind).await;
+    for prefix in ["", "HELLO 3\r\n"] {
+        for script in SCRIPTS {
+            let request = request(script, prefix);
+            let want = exchange(direct.addr, &request).await;
+            let got = exchange(keyway.resp_addr.unwrap(), &request).await;
+            let (got, want) = if prefix.is_empty() {
+                (got, want)
+            } else {
+                (after_hello(&got), after_hello(&want))
+            };
+            assert_eq!(show(&got), show(&want), "{prefix}script:\n{script}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_cannot_be_forwarded_says_so() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind).await;
+    let reply = exchange(
+        keyway.resp_addr.unwrap(),
+        b"HSET mem:h f v\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP q 0\r\nSUBSCRIBE ch\r\n\
+          MULTI\r\nHSET mem:h f v\r\nHSET a g w\r\nEXEC\r\nHGETALL a\r\nQUIT\r\n",
+    )
+    .await;
+    let text = String::from_utf8(reply).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(
+        lines[0].starts_with("-ERR 'HSET' works only on keys that all route to one redis"),
+        "{text}"
+    );
+    assert_eq!(lines[1], ":1", "{text}");
+    // MGET spanning redis and memory is split by Keyway, as for any backends.
+    assert_eq!(&lines[2..5], ["*2", "$-1", "$-1"], "{text}");
+    assert!(
+        text.contains("-ERR 'BLPOP' is not available through Keyway"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-ERR 'SUBSCRIBE' is not available through Keyway"),
+        "{text}"
+    );
+    // A transaction across routes runs command by command, errors in place.
+    assert!(
+        text.contains("*2\r\n-ERR 'HSET' works only on keys that all route to one redis backend; these do not\r\n:1\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("*4\r\n$1\r\nf\r\n$1\r\nv\r\n$1\r\ng\r\n$1\r\nw\r\n+OK\r\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn databases_scripts_and_flags_on_a_redis_route() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind).await;
+    let resp = keyway.resp_addr.unwrap();
+    // SELECT 1 on Keyway is database 1 on redis.
+    let reply = exchange(
+        resp,
+        b"SELECT 1\r\nHSET h f v\r\nSELECT 0\r\nHGET h f\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(show(&reply), show(b"+OK\r\n:1\r\n+OK\r\n$-1\r\n+OK\r\n"));
+    let reply = exchange(behind.addr, b"SELECT 1\r\nHGET h f\r\nQUIT\r\n").await;
+    assert_eq!(show(&reply), show(b"+OK\r\n$1\r\nv\r\n+OK\r\n"));
+
+    // A user script: SCRIPT LOAD reaches redis, EVALSHA is forwarded.
+    let reply = exchange(resp, b"SCRIPT LOAD \"return KEYS[1]\"\r\nQUIT\r\n").await;
+    let text = String::from_utf8(reply).unwrap();
+    let sha = text.split("\r\n").nth(1).unwrap().to_string();
+    let reply = exchange(
+        resp,
+        format!("EVALSHA {sha} 1 mykey\r\nQUIT\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(show(&reply), show(b"$5\r\nmykey\r\n+OK\r\n"));
+
+    // Flags from memcached survive; RESP sees the plain value, redis the header.
+    let reply = exchange(
+        keyway.memcache_addr.unwrap(),
+        b"set fl 42 0 2\r\nhi\r\nget fl\r\nquit\r\n",
+    )
+    .await;
+    assert_eq!(
+        show(&reply),
+        show(b"STORED\r\nVALUE fl 42 2\r\nhi\r\nEND\r\n")
+    );
+    let reply = exchange(resp, b"GET fl\r\nMGET fl fl\r\nQUIT\r\n").await;
+    assert_eq!(
+        show(&reply),
+        show(b"$2\r\nhi\r\n*2\r\n$2\r\nhi\r\n$2\r\nhi\r\n+OK\r\n")
+    );
+    let reply = exchange(behind.addr, b"GET fl\r\nQUIT\r\n").await;
+    assert_eq!(show(&reply), show(b"$10\r\n\0kwf\0\0\0*hi\r\n+OK\r\n"));
+}

@@ -9,7 +9,8 @@
 #   SQL:       Keyway SQL route on PostgreSQL, SET from redis-benchmark -c 50 -P 1
 #              vs  pgbench -c 50 running the same one-row upsert on the same server
 #
-# Usage: benches/proxies.sh [seconds-per-run]   (default 15)   ROUNDS=3
+# Usage: benches/proxies.sh [seconds-per-run]   (default 15)
+#   ROUNDS=3  REQUESTS=1000000 (per redis-benchmark test)  PARTS="redis memcached sql"
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 #        nutcracker postgresql
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
@@ -18,11 +19,14 @@ cd "$(dirname "$0")/.."
 seconds=${1:-15}
 rounds=${ROUNDS:-3}
 requests=${REQUESTS:-1000000}
+parts=${PARTS:-redis memcached sql}
+part() { [[ " $parts " == *" $1 "* ]]; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+# Proxies first (started last), so they do not log their servers going away.
+cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
 nutcracker=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 
@@ -85,7 +89,7 @@ for port in "$redis_port" "$mc_port" "$tw_redis" "$tw_mc" "$kw_redis" "$kw_mc" "
 
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(memcached -V); nutcracker $("$nutcracker" -V 2>&1 | head -1); $(postgres -V 2>/dev/null || /usr/lib/postgresql/*/bin/postgres -V)"
 for round in $(seq "$rounds"); do
-    for pipeline in 1 16; do
+    part redis && for pipeline in 1 16; do
         echo "## round $round: redis-benchmark -t set,get -c 50 -P $pipeline -d 256 -n $requests -r 100000"
         for target in "twemproxy:$tw_redis" "keyway:$kw_redis"; do
             name=${target%%:*}; port=${target##*:}
@@ -93,11 +97,12 @@ for round in $(seq "$rounds"); do
                 tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name /"
         done
     done
-    echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s"
+    part memcached && echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s" &&
     for target in "twemproxy:$tw_mc" "keyway:$kw_mc"; do
         name=${target%%:*}; port=${target##*:}
         memcaslap -s "127.0.0.1:$port" -c 50 -T 2 -X 256 -t "${seconds}s" | grep -E '^Run time' | sed "s/^/$name /"
     done
+    part sql || continue
     echo "## round $round: 50 clients upserting one 256-byte row, ${seconds}s"
     pgbench -n -h 127.0.0.1 -p "$pg_port" -U postgres -c 50 -j 2 -T "$seconds" -f "$work/upsert.sql" postgres 2>/dev/null |
         grep -E '^tps' | sed 's/^/pgbench /'

@@ -17,7 +17,7 @@ use arc_swap::ArcSwapOption;
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{decode_response, Response};
-use keyway_protocol::resp::{decode_backend_reply, BackendReply, Version};
+use keyway_protocol::resp::{frame_backend_reply, parse_backend_reply, BackendReply, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -76,25 +76,26 @@ pub struct Resp2;
 /// redis replies in RESP3 (after HELLO 3).
 pub struct Resp3;
 
+/// Frames are replies' raw bytes: forwarded to clients as they came, and
+/// parsed only where Keyway reads them.
 macro_rules! resp_framer {
     ($framer:ident, $version:expr) => {
         impl Framer for $framer {
-            type Frame = BackendReply;
+            type Frame = Bytes;
             const SERVER: &'static str = "redis";
-            fn decode(
-                buf: &mut BytesMut,
-                max_value: usize,
-            ) -> Result<Option<BackendReply>, String> {
-                decode_backend_reply(buf, max_value, $version).map_err(|e| e.to_string())
+            fn decode(buf: &mut BytesMut, max_value: usize) -> Result<Option<Bytes>, String> {
+                frame_backend_reply(buf, max_value, $version).map_err(|e| e.to_string())
             }
-            fn continues_list(_: &BackendReply) -> bool {
+            fn continues_list(_: &Bytes) -> bool {
                 false
             }
-            fn failure(frame: &BackendReply) -> Option<String> {
-                match frame {
-                    BackendReply::Error(why) => Some(why.clone()),
-                    _ => None,
-                }
+            fn failure(frame: &Bytes) -> Option<String> {
+                matches!(frame.first(), Some(b'-' | b'!')).then(|| {
+                    match parse_backend_reply(frame, $version) {
+                        Ok(BackendReply::Error(why)) => why,
+                        _ => String::from_utf8_lossy(frame).trim_end().to_string(),
+                    }
+                })
             }
         }
     };
@@ -351,8 +352,24 @@ impl<F: Framer> Pool<F> {
         self.addr
     }
 
+    /// Round-robin over the slots of the calling connection worker (slots
+    /// w, w + workers, w + 2 workers, ...), so a connection is opened, and its
+    /// tasks run, on the worker whose clients use it: no cross-thread wake-ups
+    /// per request. Elsewhere, or with fewer slots than workers, over all.
+    fn slot_index(&self) -> usize {
+        let n = self.slots.len();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        match crate::server::current_worker() {
+            Some((worker, workers)) if workers > 0 && n >= workers => {
+                let mine = (n - worker).div_ceil(workers);
+                worker + (turn % mine) * workers
+            }
+            _ => turn % n,
+        }
+    }
+
     async fn connection(&self) -> Result<Arc<Connection<F>>, ConnectionError> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let slot = &self.slots[self.slot_index()];
         if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
             return Ok(connection);
         }

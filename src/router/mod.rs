@@ -303,7 +303,7 @@ impl Router {
         db: Db,
         commands: &[u8],
         count: usize,
-    ) -> Result<Vec<keyway_protocol::resp::BackendReply>> {
+    ) -> Result<Vec<Bytes>> {
         match &self.backends[slot] {
             AnyBackend::Redis(redis) => Ok(redis.forward(version, db, commands, count).await?),
             _ => unreachable!("redis_target only returns redis backends"),

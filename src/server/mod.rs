@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 pub use connection::{Flow, Session};
 pub use stats::{Counter, Stats};
-pub use workers::Workers;
+pub use workers::{current_worker, Workers};
 
 use crate::config::{Config, Limits};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};

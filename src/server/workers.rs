@@ -3,9 +3,26 @@
 //! reads, processing and writes stay on one core, with no work-stealing or
 //! cross-thread wake-ups on the per-request path.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
+
+/// How many connection workers run (0 before any are spawned).
+static WORKER_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static WORKER_INDEX: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The calling thread's worker index and the number of workers, when the
+/// caller is a connection worker. Backend pools use it to give each worker
+/// connections of its own, so a request and its backend connection's tasks
+/// run on one thread.
+pub fn current_worker() -> Option<(usize, usize)> {
+    let index = WORKER_INDEX.with(Cell::get)?;
+    Some((index, WORKER_COUNT.load(Ordering::Relaxed)))
+}
 
 pub struct Workers {
     handles: Vec<Handle>,
@@ -17,11 +34,13 @@ impl Workers {
     /// until the process exits.
     pub fn spawn(count: usize) -> std::io::Result<Self> {
         let mut handles = Vec::with_capacity(count);
+        WORKER_COUNT.store(count.max(1), Ordering::Relaxed);
         for i in 0..count.max(1) {
             let (sender, receiver) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("keyway-worker-{i}"))
                 .spawn(move || {
+                    WORKER_INDEX.with(|w| w.set(Some(i)));
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()

@@ -7,4 +7,6 @@ mod response;
 
 pub use reply::{encode, Reply, Version};
 pub use request::{Command, DecodeError, Decoder, Limits};
-pub use response::{decode_backend_reply, BackendReply, BackendReplyError};
+pub use response::{
+    decode_backend_reply, frame_backend_reply, parse_backend_reply, BackendReply, BackendReplyError,
+};

@@ -5,7 +5,7 @@
 //! shapes some replies differently per version (ZRANGE WITHSCORES is a flat
 //! array in RESP2 and pairs in RESP3), so each client gets redis's own reply.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use redis_protocol::resp3::types::BytesFrame;
 use redis_protocol::{resp2, resp3};
 
@@ -22,24 +22,53 @@ pub enum BackendReplyError {
     TooLarge(usize),
 }
 
-/// Takes one whole reply in `version` off the front of `buf`; `None` until
-/// it has arrived. A reply still incomplete after `max_bytes` buffered bytes
-/// is an error.
+/// Takes one whole reply in `version` off the front of `buf`, as the bytes
+/// the server sent (to pass on to a client as they are); `None` until it has
+/// arrived. A reply still incomplete after `max_bytes` buffered bytes is an
+/// error.
+pub fn frame_backend_reply(
+    buf: &mut BytesMut,
+    max_bytes: usize,
+    version: Version,
+) -> Result<Option<Bytes>, BackendReplyError> {
+    let length = match version {
+        Version::Resp2 => resp2::decode::decode_range(buf).map(|r| r.map(|(_, n)| n)),
+        Version::Resp3 => resp3::decode::complete::decode_range(buf).map(|r| r.map(|(_, n)| n)),
+    };
+    match length {
+        Ok(Some(length)) => Ok(Some(buf.split_to(length).freeze())),
+        Ok(None) if buf.len() > max_bytes => Err(BackendReplyError::TooLarge(max_bytes)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(BackendReplyError::Malformed(error.to_string())),
+    }
+}
+
+/// The [`Reply`] tree of one reply framed by [`frame_backend_reply`].
+pub fn parse_backend_reply(raw: &Bytes, version: Version) -> Result<Reply, BackendReplyError> {
+    let parsed = match version {
+        Version::Resp2 => {
+            resp2::decode::decode_bytes(raw).map(|f| f.map(|(f, _)| reply_of_resp2(f)))
+        }
+        Version::Resp3 => {
+            resp3::decode::complete::decode_bytes(raw).map(|f| f.map(|(f, _)| reply_of(f)))
+        }
+    };
+    match parsed {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => Err(BackendReplyError::Malformed("incomplete reply".into())),
+        Err(error) => Err(BackendReplyError::Malformed(error.to_string())),
+    }
+}
+
+/// [`frame_backend_reply`] and [`parse_backend_reply`] in one.
 pub fn decode_backend_reply(
     buf: &mut BytesMut,
     max_bytes: usize,
     version: Version,
 ) -> Result<Option<BackendReply>, BackendReplyError> {
-    let decoded = match version {
-        Version::Resp2 => resp2::decode::decode_bytes_mut(buf)
-            .map(|frame| frame.map(|(frame, _, _)| reply_of_resp2(frame))),
-        Version::Resp3 => resp3::decode::complete::decode_bytes_mut(buf)
-            .map(|frame| frame.map(|(frame, _, _)| reply_of(frame))),
-    };
-    match decoded {
-        Ok(None) if buf.len() > max_bytes => Err(BackendReplyError::TooLarge(max_bytes)),
-        Ok(reply) => Ok(reply),
-        Err(error) => Err(BackendReplyError::Malformed(error.to_string())),
+    match frame_backend_reply(buf, max_bytes, version)? {
+        Some(raw) => parse_backend_reply(&raw, version).map(Some),
+        None => Ok(None),
     }
 }
 

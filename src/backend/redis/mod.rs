@@ -22,7 +22,7 @@
 use std::net::ToSocketAddrs;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use keyway_protocol::resp::BackendReply as Reply;
+use keyway_protocol::resp::{parse_backend_reply, BackendReply as Reply};
 use sha1::{Digest, Sha1};
 
 use keyway_protocol::resp::Version;
@@ -40,7 +40,8 @@ const MAX_REPLY: usize = 512 * 1024 * 1024 + 1024;
 /// Read-decide-write attempts before giving up on a key others keep changing.
 const ATTEMPTS: usize = 64;
 /// Marks a stored value that carries memcached flags.
-const MARKER: &[u8] = b"\0kwf";
+pub const FLAGS_MARKER: &[u8] = b"\0kwf";
+const MARKER: &[u8] = FLAGS_MARKER;
 
 /// Applies a decided change only if the key still holds what was read.
 /// KEYS[1]; ARGV: expect ("1" present / "0" absent), old value, old
@@ -296,16 +297,23 @@ impl RedisBackend {
         count: usize,
         build: impl FnOnce(&mut BytesMut),
     ) -> Result<Vec<Reply>> {
-        self.run_on(&self.pool, db, count, build).await
+        self.run_on(&self.pool, db, count, build)
+            .await?
+            .iter()
+            .map(|raw| {
+                parse_backend_reply(raw, Version::Resp3).map_err(|e| unavailable(&e.to_string()))
+            })
+            .collect()
     }
 
-    async fn run_on<F: Framer<Frame = Reply>>(
+    /// Like `run`, on `pool`, returning the replies' raw bytes.
+    async fn run_on<F: Framer<Frame = Bytes>>(
         &self,
         pool: &Pool<F>,
         db: Db,
         count: usize,
         build: impl FnOnce(&mut BytesMut),
-    ) -> Result<Vec<Reply>> {
+    ) -> Result<Vec<Bytes>> {
         let mut request = BytesMut::new();
         let target = u16::from(self.base_db) + u16::from(db);
         let switch = db != 0;
@@ -328,7 +336,8 @@ impl RedisBackend {
             .map_err(|e| unavailable(&e.to_string()))?;
         if switch {
             replies.pop();
-            if let Reply::Error(why) = replies.remove(0) {
+            let selected = replies.remove(0);
+            if let Some(why) = F::failure(&selected) {
                 return Err(unavailable(&why));
             }
         }
@@ -337,14 +346,14 @@ impl RedisBackend {
 
     /// Sends `commands` (`count` whole RESP commands, as a client speaking
     /// `version` sent them) in Keyway database `db` on one connection of that
-    /// version, in order, and returns their replies.
+    /// version, in order, and returns their replies as redis sent them.
     pub async fn forward(
         &self,
         version: Version,
         db: Db,
         commands: &[u8],
         count: usize,
-    ) -> Result<Vec<Reply>> {
+    ) -> Result<Vec<Bytes>> {
         let build = |r: &mut BytesMut| r.put_slice(commands);
         match version {
             Version::Resp2 => self.run_on(&self.pool2, db, count, build).await,

@@ -15,10 +15,10 @@
 //! commands share pipelined connections with other clients.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use keyway_protocol::resp::Reply;
+use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
 
 use super::commands::{lookup, CommandSpec};
-use crate::backend::redis::client_value;
+use crate::backend::redis::{client_value, FLAGS_MARKER};
 
 /// Where a command's keys are.
 #[derive(Clone, Copy)]
@@ -49,7 +49,7 @@ static FORWARDED: &[(&str, Keys)] = &[
     ("object", Keys::Range(2, 2, 1)),
     ("expiretime", Keys::Range(1, 1, 1)),
     ("pexpiretime", Keys::Range(1, 1, 1)),
-    ("sort_ro", Keys::Range(1, 1, 1)),
+    ("substr", Keys::Range(1, 1, 1)),
     // bitmaps and HyperLogLog
     ("setbit", Keys::Range(1, 1, 1)),
     ("getbit", Keys::Range(1, 1, 1)),
@@ -154,6 +154,13 @@ static FORWARDED: &[(&str, Keys)] = &[
     ("xrevrange", Keys::Range(1, 1, 1)),
     ("xdel", Keys::Range(1, 1, 1)),
     ("xtrim", Keys::Range(1, 1, 1)),
+    ("xack", Keys::Range(1, 1, 1)),
+    ("xclaim", Keys::Range(1, 1, 1)),
+    ("xautoclaim", Keys::Range(1, 1, 1)),
+    ("xpending", Keys::Range(1, 1, 1)),
+    ("xsetid", Keys::Range(1, 1, 1)),
+    ("xgroup", Keys::Range(2, 2, 1)),
+    ("xinfo", Keys::Range(2, 2, 1)),
     // geo
     ("geoadd", Keys::Range(1, 1, 1)),
     ("geodist", Keys::Range(1, 1, 1)),
@@ -161,6 +168,8 @@ static FORWARDED: &[(&str, Keys)] = &[
     ("geopos", Keys::Range(1, 1, 1)),
     ("geosearch", Keys::Range(1, 1, 1)),
     ("geosearchstore", Keys::Range(1, 2, 1)),
+    ("georadius_ro", Keys::Range(1, 1, 1)),
+    ("georadiusbymember_ro", Keys::Range(1, 1, 1)),
     // scripting and functions
     ("eval_ro", Keys::Counted(2)),
     ("evalsha_ro", Keys::Counted(2)),
@@ -244,23 +253,13 @@ pub fn plan(args: &[Bytes]) -> Plan {
     };
     match key_args(keys, args) {
         Some(found) => Plan::Keys(found),
-        // Too short to hold its first key: redis's arity error (Keyway's own
-        // commands get it from Keyway's arity check).
-        None if !ours && args.len() <= first_key_position(keys) => {
-            Plan::Refuse(Reply::error(format!(
-                "ERR wrong number of arguments for '{}' command",
-                String::from_utf8_lossy(&args[0]).to_ascii_lowercase()
-            )))
-        }
+        // The bare command name: redis's arity error (Keyway's own commands
+        // get it from Keyway's arity check).
+        None if !ours && args.len() == 1 => Plan::Refuse(Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            String::from_utf8_lossy(&args[0]).to_ascii_lowercase()
+        ))),
         None => Plan::Local,
-    }
-}
-
-fn first_key_position(keys: Keys) -> usize {
-    match keys {
-        Keys::Range(first, _, _) => first as usize,
-        Keys::Counted(at) => at,
-        Keys::DestinationAndCounted => 2,
     }
 }
 
@@ -309,13 +308,36 @@ pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
     }
 }
 
-/// redis's reply to a forwarded command, as the client should see it:
-/// string values written over memcached with flags lose their flags header.
-pub fn client_reply(name: &[u8], reply: Reply) -> Reply {
-    let returns_values = [&b"get"[..], b"getdel", b"getex", b"getset", b"mget", b"set"]
+/// Whether `name` replies with stored string values (which may carry the
+/// flags header of a value written over memcached).
+fn returns_values(name: &[u8]) -> bool {
+    [&b"get"[..], b"getdel", b"getex", b"getset", b"mget", b"set"]
         .iter()
-        .any(|n| n.eq_ignore_ascii_case(name));
-    if !returns_values {
+        .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Writes redis's reply (`raw`, in the client's version) to a forwarded
+/// command `name` as the client should see it: as redis sent it, unless it
+/// holds a value written over memcached with flags, whose header is removed.
+pub fn write_reply(name: &[u8], raw: &Bytes, version: Version, out: &mut BytesMut) {
+    if !(returns_values(name) && has_flags_header(raw)) {
+        out.extend_from_slice(raw);
+        return;
+    }
+    match parse_backend_reply(raw, version) {
+        Ok(reply) => encode(&client_reply(name, reply), version, out),
+        Err(_) => out.extend_from_slice(raw),
+    }
+}
+
+/// Whether a raw reply might hold a value with a flags header.
+pub fn has_flags_header(raw: &[u8]) -> bool {
+    memchr::memmem::find(raw, FLAGS_MARKER).is_some()
+}
+
+/// [`write_reply`] on a parsed reply.
+pub fn client_reply(name: &[u8], reply: Reply) -> Reply {
+    if !returns_values(name) {
         return reply;
     }
     match reply {

@@ -152,8 +152,8 @@ impl RespSession {
             .await;
         match replies {
             Ok(replies) => {
-                for (name, reply) in names.iter().zip(replies) {
-                    encode(&forward::client_reply(name, reply), self.version, out);
+                for (name, raw) in names.iter().zip(&replies) {
+                    forward::write_reply(name, raw, self.version, out);
                 }
             }
             Err(error) => {
@@ -254,20 +254,23 @@ impl RespSession {
             .router
             .forward(slot, self.version, self.db, &commands, count)
             .await;
-        Some(match replies {
-            Ok(mut replies) => match replies.pop() {
-                Some(Reply::Array(results)) => Reply::Array(
+        let exec = match replies {
+            Ok(mut replies) => replies.pop()?,
+            Err(error) => return Some(Reply::from(error)),
+        };
+        Some(
+            match keyway_protocol::resp::parse_backend_reply(&exec, self.version) {
+                Ok(Reply::Array(results)) => Reply::Array(
                     queued
                         .iter()
                         .zip(results)
                         .map(|(args, reply)| forward::client_reply(&args[0], reply))
                         .collect(),
                 ),
-                Some(other) => other,
-                None => Reply::error("ERR redis sent no reply to EXEC"),
+                Ok(other) => other,
+                Err(error) => Reply::error(format!("ERR {error}")),
             },
-            Err(error) => Reply::from(error),
-        })
+        )
     }
 
     async fn forward_one(&self, slot: usize, args: &[Bytes]) -> Reply {
@@ -279,7 +282,12 @@ impl RespSession {
             .forward(slot, self.version, self.db, &command, 1)
             .await
         {
-            Ok(mut replies) => forward::client_reply(&args[0], replies.remove(0)),
+            Ok(replies) => {
+                match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
+                    Ok(reply) => forward::client_reply(&args[0], reply),
+                    Err(error) => Reply::error(format!("ERR {error}")),
+                }
+            }
             Err(error) => Reply::from(error),
         }
     }

@@ -123,13 +123,14 @@ impl RespSession {
         super::forward::encode_command(&mut command, args);
         let mut last = Reply::Null;
         for slot in redis {
-            let mut replies = self
+            let replies = self
                 .shared
                 .router
                 .forward(slot, self.version, self.db, &command, 1)
                 .await
                 .map_err(Reply::from)?;
-            last = replies.remove(0);
+            last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)
+                .map_err(|e| Reply::error(format!("ERR {e}")))?;
             if let Reply::Error(_) = last {
                 return Err(last);
             }

@@ -11,6 +11,7 @@
 #
 # Usage: benches/proxies.sh [seconds-per-run]   (default 15)
 #   ROUNDS=3  REQUESTS=1000000 (per redis-benchmark test)  PARTS="redis memcached sql"
+#   KEYWAY_WORKERS=0 (Keyway's connection workers; 0 = one per core)
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 #        nutcracker postgresql
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
@@ -59,6 +60,8 @@ keyway() { # name listen-line backend-url
     cat >"$work/$1.toml" <<TOML
 [listen]
 $2
+[runtime]
+workers = ${KEYWAY_WORKERS:-0}
 [backends.b]
 url = "$3"
 table = "bench_keyway"

@@ -171,30 +171,6 @@ def caches_for(ports):
         "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": memcache},
         # redis-py 8 negotiates RESP3 (HELLO 3) by default.
         "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
-        # The same clients, routed through Keyway to a real memcached pool.
-        "pool_pymemcache": {
-            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-            "LOCATION": memcache,
-            "KEY_PREFIX": "pool",
-        },
-        "pool_redis": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": "pool",
-        },
-        # ... and to each SQL backend.
-        **{
-            f"{prefix}_{client}": {
-                "BACKEND": backend,
-                "LOCATION": location,
-                "KEY_PREFIX": prefix,
-            }
-            for prefix in ("rds", "sqlite", "pg", "maria")
-            for client, backend, location in (
-                ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache", memcache),
-                ("redis", "django.core.cache.backends.redis.RedisCache", redis_url),
-            )
-        },
         "redis_resp2": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
@@ -206,6 +182,22 @@ def caches_for(ports):
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url + "/0",
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+        # Every client library again, through Keyway to each real backend
+        # (KEY_PREFIX picks the route).
+        **{
+            f"{prefix}_{client}": {
+                "BACKEND": backend,
+                "LOCATION": location,
+                "KEY_PREFIX": prefix,
+            }
+            for prefix in ("pool", "rds", "sqlite", "pg", "maria")
+            for client, backend, location in (
+                ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache", memcache),
+                ("pylibmc", "django.core.cache.backends.memcached.PyLibMCCache", memcache),
+                ("redis", "django.core.cache.backends.redis.RedisCache", redis_url),
+                ("django_redis", "django_redis.cache.RedisCache", redis_url + "/0"),
+            )
         },
     }
 

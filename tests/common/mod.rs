@@ -215,12 +215,34 @@ pub fn mariadb_url() -> String {
     .clone()
 }
 
+/// A PostgreSQL of the caller's own on `port` (a new, empty cluster), which
+/// stops within about a second once the returned guard is dropped.
+pub fn start_private_postgres(port: u16) -> External {
+    // The script's server lives as long as its owner process: this one.
+    let owner = Command::new("sleep").arg("3600").spawn().expect("sleep runs");
+    start_script_owned("postgres.sh", port, owner.id());
+    wait_until(&format!("PostgreSQL on {port}"), || {
+        Command::new("pg_isready")
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    External {
+        child: owner,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    }
+}
+
 fn start_script(script: &str, port: u16) {
+    start_script_owned(script, port, std::process::id());
+}
+
+fn start_script_owned(script: &str, port: u16, owner: u32) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(script);
     let output = Command::new(&path)
-        .args([port.to_string(), std::process::id().to_string()])
+        .args([port.to_string(), owner.to_string()])
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));

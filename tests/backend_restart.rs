@@ -121,7 +121,10 @@ async fn postgres_down_at_start_then_up() {
     for i in 0..3 {
         let (reply, took) = client.set(i).await;
         assert!(reply.starts_with("-ERR backend postgres"), "{reply}");
-        assert!(took < NO_HANG, "a request took {took:?} while PostgreSQL was down");
+        assert!(
+            took < NO_HANG,
+            "a request took {took:?} while PostgreSQL was down"
+        );
     }
 
     let _postgres = start_private_postgres(port);

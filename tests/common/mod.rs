@@ -219,7 +219,10 @@ pub fn mariadb_url() -> String {
 /// stops within about a second once the returned guard is dropped.
 pub fn start_private_postgres(port: u16) -> External {
     // The script's server lives as long as its owner process: this one.
-    let owner = Command::new("sleep").arg("3600").spawn().expect("sleep runs");
+    let owner = Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .expect("sleep runs");
     start_script_owned("postgres.sh", port, owner.id());
     wait_until(&format!("PostgreSQL on {port}"), || {
         Command::new("pg_isready")

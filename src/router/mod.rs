@@ -285,6 +285,11 @@ impl Router {
             .then_some(slot)
     }
 
+    /// Whether any backend is a redis (RESP commands may then be forwarded).
+    pub fn has_redis(&self) -> bool {
+        self.redis_slots().next().is_some()
+    }
+
     /// Slots of every redis backend.
     pub fn redis_slots(&self) -> impl Iterator<Item = usize> + '_ {
         self.backends

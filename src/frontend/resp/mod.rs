@@ -85,15 +85,18 @@ impl RespSession {
     async fn handle(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
         self.shared.stats.commands.add(1);
         let spec = commands::lookup(&args[0]);
+        // A redis-only command on a redis route is queued, and forwarded at EXEC.
+        let forwardable =
+            spec.is_none() && self.transaction.is_some() && self.forward_slot(&args).is_some();
         if let Some(transaction) = &mut self.transaction {
             if !matches!(
                 spec.map(|s| s.name),
                 Some("exec" | "discard" | "multi" | "quit")
             ) {
-                let arity = match (spec, forward::plan(&args)) {
-                    (_, forward::Plan::Refuse(error)) => Err(error),
-                    (None, forward::Plan::Keys(_)) => Ok(()),
-                    _ => check_arity(spec, &args),
+                let arity = if forwardable {
+                    Ok(())
+                } else {
+                    check_arity(spec, &args)
                 };
                 let reply = match arity {
                     Ok(()) => {
@@ -113,14 +116,9 @@ impl RespSession {
             encode(&Reply::ok(), self.version, out);
             return Flow::Close;
         }
-        let reply = match (spec, forward::plan(&args)) {
-            (_, forward::Plan::Refuse(error)) => error,
-            // A redis-only command on keys that do not all go to one redis.
-            (None, forward::Plan::Keys(_)) => not_on_this_route(&args[0]),
-            _ => match check_arity(spec, &args) {
-                Ok(()) => self.execute(spec.expect("checked").name, &args).await,
-                Err(error) => error,
-            },
+        let reply = match check_arity(spec, &args) {
+            Ok(()) => self.execute(spec.expect("checked").name, &args).await,
+            Err(error) => error,
         };
         encode(&reply, self.version, out);
         Flow::Continue
@@ -128,6 +126,9 @@ impl RespSession {
 
     /// The redis backend `args` can be forwarded to, if any (see [`forward`]).
     fn forward_slot(&self, args: &[Bytes]) -> Option<usize> {
+        if !self.shared.router.has_redis() {
+            return None;
+        }
         let forward::Plan::Keys(keys) = forward::plan(args) else {
             return None;
         };
@@ -335,9 +336,16 @@ impl Session for RespSession {
     }
 }
 
+/// Whether the command exists and has a valid argument count; the error
+/// reply if not. A command Keyway does not know may be one it forwards to
+/// redis routes (see [`forward`]): then the error says why it could not be.
 fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> {
     let Some(spec) = spec else {
-        return Err(unknown_command(args));
+        return Err(match forward::plan(args) {
+            forward::Plan::Refuse(error) => error,
+            forward::Plan::Keys(_) => not_on_this_route(&args[0]),
+            forward::Plan::Local => unknown_command(args),
+        });
     };
     let n = args.len() as i32;
     let ok = if spec.arity >= 0 {

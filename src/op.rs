@@ -124,6 +124,17 @@ pub struct StoreOutcome {
     pub len: usize,
 }
 
+impl StoreOutcome {
+    /// A write [`plan_store`] refused.
+    pub fn refused(status: StoreStatus) -> Self {
+        Self {
+            status,
+            old: None,
+            len: 0,
+        }
+    }
+}
+
 /// Arithmetic on a decimal value, in one of the two servers' semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arith {
@@ -183,6 +194,17 @@ pub enum Ttl {
     Persistent,
     /// Remaining milliseconds.
     Millis(u64),
+}
+
+impl Ttl {
+    /// The TTL of a live item (or of none), for backends that keep expiry times.
+    pub fn of(item: Option<&Item>) -> Self {
+        match item.map(|item| item.expiry) {
+            None => Ttl::Missing,
+            Some(Expiry::Never) => Ttl::Persistent,
+            Some(Expiry::At(at)) => Ttl::Millis(at.saturating_sub(now_ms())),
+        }
+    }
 }
 
 /// One page of a key scan.

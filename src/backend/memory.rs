@@ -219,13 +219,7 @@ impl MemoryBackend {
                 flags,
                 expiry,
             } => (value, flags, expiry),
-            StorePlan::Refuse(status) => {
-                return Ok(StoreOutcome {
-                    status,
-                    old: None,
-                    len: 0,
-                })
-            }
+            StorePlan::Refuse(status) => return Ok(StoreOutcome::refused(status)),
         };
         let len = value.len();
         let item = Item {
@@ -400,19 +394,9 @@ impl Backend for MemoryBackend {
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-        Ok(
-            self.with_shard(key, |shard| match live(shard, &KeyRef { db, key }) {
-                None => Ttl::Missing,
-                Some(Item {
-                    expiry: Expiry::Never,
-                    ..
-                }) => Ttl::Persistent,
-                Some(Item {
-                    expiry: Expiry::At(at),
-                    ..
-                }) => Ttl::Millis(at.saturating_sub(now_ms())),
-            }),
-        )
+        Ok(self.with_shard(key, |shard| {
+            Ttl::of(live(shard, &KeyRef { db, key }).as_ref())
+        }))
     }
 
     async fn scan(

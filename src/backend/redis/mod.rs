@@ -514,14 +514,7 @@ impl Backend for RedisBackend {
         }
         self.read_decide_write(db, &store.key, |current| {
             Ok(match plan_store(&store, current.as_ref(), Bytes::clone) {
-                StorePlan::Refuse(status) => (
-                    Change::Keep,
-                    StoreOutcome {
-                        status,
-                        old: None,
-                        len: 0,
-                    },
-                ),
+                StorePlan::Refuse(status) => (Change::Keep, StoreOutcome::refused(status)),
                 StorePlan::Write {
                     value,
                     flags,

@@ -315,17 +315,7 @@ impl Backend for SqlBackend {
             .timed(self.fetch_live(db, std::slice::from_ref(key)))
             .await?
             .remove(0);
-        Ok(match item {
-            None => Ttl::Missing,
-            Some(Item {
-                expiry: Expiry::Never,
-                ..
-            }) => Ttl::Persistent,
-            Some(Item {
-                expiry: Expiry::At(at),
-                ..
-            }) => Ttl::Millis(at.saturating_sub(now_ms())),
-        })
+        Ok(Ttl::of(item.as_ref()))
     }
 
     /// Walks rows in id order: the cursor is the last id returned, so a key

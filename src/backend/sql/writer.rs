@@ -376,13 +376,7 @@ impl Batch<'_> {
                 flags,
                 expiry,
             } => (value, flags, expiry),
-            StorePlan::Refuse(status) => {
-                return Ok(Ok(Done::Store(StoreOutcome {
-                    status,
-                    old: None,
-                    len: 0,
-                })))
-            }
+            StorePlan::Refuse(status) => return Ok(Ok(Done::Store(StoreOutcome::refused(status)))),
         };
         let len = value.len();
         let item = Item {

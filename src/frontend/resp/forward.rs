@@ -218,8 +218,8 @@ fn lower(name: &[u8]) -> Option<String> {
 
 /// How Keyway treats a command it may forward.
 pub enum Plan {
-    /// Forward it if all these keys route to one redis backend.
-    Keys(Vec<Bytes>),
+    /// Forward it if all the keys at these positions route to one redis backend.
+    Keys(KeyPositions),
     /// It cannot work through Keyway; this is the error.
     Refuse(Reply),
     /// Keyway handles it (or it is unknown).
@@ -251,7 +251,7 @@ pub fn plan(args: &[Bytes]) -> Plan {
     let Some(keys) = keys else {
         return Plan::Local;
     };
-    match key_args(keys, args) {
+    match key_positions(keys, args) {
         Some(found) => Plan::Keys(found),
         // The bare command name: redis's arity error (Keyway's own commands
         // get it from Keyway's arity check).
@@ -263,15 +263,37 @@ pub fn plan(args: &[Bytes]) -> Plan {
     }
 }
 
-/// The key arguments; `None` when the command is too short or its count is
-/// malformed (Keyway then answers, usually with redis's arity error).
-fn key_args(keys: Keys, args: &[Bytes]) -> Option<Vec<Bytes>> {
-    let counted = |at: usize| -> Option<std::ops::Range<usize>> {
+/// Which arguments of a command are keys: an optional destination, then
+/// every `step`th from `first` to `last`. Found without allocating, since it
+/// is asked for every command when redis routes exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyPositions {
+    destination: Option<usize>,
+    first: usize,
+    last: usize,
+    step: usize,
+}
+
+impl KeyPositions {
+    /// The keys among `args` (the command's arguments these positions came from).
+    pub fn keys<'a>(self, args: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.destination
+            .into_iter()
+            .chain((self.first..=self.last).step_by(self.step))
+            .map(move |p| &args[p][..])
+    }
+}
+
+/// Where the keys are; `None` when the command is too short, its count is
+/// malformed, or it names no key (EVAL with 0 keys): Keyway then answers
+/// itself, usually with redis's arity error.
+fn key_positions(keys: Keys, args: &[Bytes]) -> Option<KeyPositions> {
+    let counted = |at: usize| -> Option<(usize, usize)> {
         let count: usize = std::str::from_utf8(args.get(at)?).ok()?.parse().ok()?;
         let end = at.checked_add(1)?.checked_add(count)?;
-        (end <= args.len()).then_some(at + 1..end)
+        (count > 0 && end <= args.len()).then_some((at + 1, end - 1))
     };
-    let positions: Vec<usize> = match keys {
+    let positions = match keys {
         Keys::Range(first, last, step) => {
             let first = first as usize;
             let last = if last < 0 {
@@ -282,20 +304,33 @@ fn key_args(keys: Keys, args: &[Bytes]) -> Option<Vec<Bytes>> {
             if first >= args.len() || last >= args.len() || last < first {
                 return None;
             }
-            (first..=last).step_by(step.max(1) as usize).collect()
+            KeyPositions {
+                destination: None,
+                first,
+                last,
+                step: step.max(1) as usize,
+            }
         }
-        Keys::Counted(at) => counted(at)?.collect(),
+        Keys::Counted(at) => {
+            let (first, last) = counted(at)?;
+            KeyPositions {
+                destination: None,
+                first,
+                last,
+                step: 1,
+            }
+        }
         Keys::DestinationAndCounted => {
-            let mut positions = vec![1];
-            positions.extend(counted(2)?);
-            positions
+            let (first, last) = counted(2)?;
+            KeyPositions {
+                destination: Some(1),
+                first,
+                last,
+                step: 1,
+            }
         }
     };
-    // A keyless call (EVAL with 0 keys) is not forwarded by key.
-    if positions.is_empty() {
-        return None;
-    }
-    Some(positions.into_iter().map(|p| args[p].clone()).collect())
+    Some(positions)
 }
 
 /// Appends `args` as one RESP command.
@@ -366,9 +401,11 @@ mod tests {
     }
 
     fn keys(line: &str) -> Option<Vec<String>> {
-        match plan(&args(line)) {
-            Plan::Keys(keys) => Some(
-                keys.iter()
+        let args = args(line);
+        match plan(&args) {
+            Plan::Keys(positions) => Some(
+                positions
+                    .keys(&args)
                     .map(|k| String::from_utf8_lossy(k).into_owned())
                     .collect(),
             ),

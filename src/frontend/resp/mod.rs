@@ -129,14 +129,14 @@ impl RespSession {
         if !self.shared.router.has_redis() {
             return None;
         }
-        let forward::Plan::Keys(keys) = forward::plan(args) else {
+        let forward::Plan::Keys(positions) = forward::plan(args) else {
             return None;
         };
         // The scripts Keyway runs natively stay native on every route.
         if scripts::is_builtin_call(args) {
             return None;
         }
-        self.shared.router.redis_target(keys.iter().map(|k| &k[..]))
+        self.shared.router.redis_target(positions.keys(args))
     }
 
     /// Sends the batched forwarded commands and writes their replies.

@@ -181,12 +181,7 @@ pub fn postgres_url() -> String {
         }
         let port = free_port();
         start_script("postgres.sh", port);
-        wait_until(&format!("PostgreSQL on {port}"), || {
-            Command::new("pg_isready")
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
-        });
+        wait_for_postgres(port);
         format!("postgres://postgres@127.0.0.1:{port}/postgres")
     })
     .clone()
@@ -224,12 +219,7 @@ pub fn start_private_postgres(port: u16) -> External {
         .spawn()
         .expect("sleep runs");
     start_script_owned("postgres.sh", port, owner.id());
-    wait_until(&format!("PostgreSQL on {port}"), || {
-        Command::new("pg_isready")
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    wait_for_postgres(port);
     External {
         child: owner,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
@@ -254,6 +244,15 @@ fn start_script_owned(script: &str, port: u16, owner: u32) {
         "{script} failed; its logs are in the /tmp/keyway-test-* directory it printed: {}",
         String::from_utf8_lossy(&output.stdout)
     );
+}
+
+fn wait_for_postgres(port: u16) {
+    wait_until(&format!("PostgreSQL on {port}"), || {
+        Command::new("pg_isready")
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
 }
 
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {

@@ -271,13 +271,9 @@ impl Router {
 
     /// The redis backend (its slot) that every one of `keys` routes to, if
     /// there is one: RESP commands on those keys can be forwarded as they came.
-    /// Keyless commands go to the only backend, if it is a redis.
+    /// No keys, no target.
     pub fn redis_target<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let slot = match keys.next() {
-            Some(first) => self.table.route(first)?,
-            None if self.backends.len() == 1 => 0,
-            None => return None,
-        };
+        let slot = self.table.route(keys.next()?)?;
         if !matches!(self.backends[slot], AnyBackend::Redis(_)) {
             return None;
         }

@@ -12,4 +12,4 @@ mod response;
 
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};
-pub use response::{decode_response, Response, ResponseError};
+pub use response::{decode_response, decode_response_raw, Response, ResponseError};

@@ -153,6 +153,17 @@ impl Decoder {
     }
 
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, DecodeError> {
+        Ok(self.decode_raw(buf)?.map(|(request, _)| request))
+    }
+
+    /// Like [`Decoder::decode`], with the request's bytes as they came (its
+    /// line and, for storage commands, its data block), for a proxy to
+    /// forward. The request's keys and data are slices of those bytes. For
+    /// [`Request::TooLarge`] they are the line alone: the block is discarded.
+    pub fn decode_raw(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(Request, Bytes)>, DecodeError> {
         if self.swallow > 0 {
             let n = self.swallow.min(buf.len());
             buf.advance(n);
@@ -189,11 +200,11 @@ impl Decoder {
         if let Some(store) = store_command(command) {
             match self.decode_store(buf, store, &spans, newline)? {
                 StoreOutcome::Incomplete => return Ok(None),
-                StoreOutcome::Done(request) => return Ok(Some(request)),
+                StoreOutcome::Done(request, raw) => return Ok(Some((request, raw))),
             }
         }
         let line = buf.split_to(newline + 1).freeze();
-        parse_simple(&line, &spans, &self.limits).map(Some)
+        parse_simple(&line, &spans, &self.limits).map(|request| Some((request, line)))
     }
 
     /// A line without its newline yet is too long only once its content must
@@ -245,38 +256,41 @@ impl Decoder {
         if header.vlen + key_len + ITEM_OVERHEAD > self.limits.max_item_size {
             let line = buf.split_to(newline + 1).freeze();
             self.swallow = header.vlen + 2;
-            return Ok(StoreOutcome::Done(Request::TooLarge {
+            let request = Request::TooLarge {
                 command,
                 key: line.slice(key_start..key_end),
                 noreply: header.noreply,
-            }));
+            };
+            return Ok(StoreOutcome::Done(request, line));
         }
-        let total = newline + 1 + header.vlen + 2;
+        let block_start = newline + 1;
+        let total = block_start + header.vlen + 2;
         if buf.len() < total {
             return Ok(StoreOutcome::Incomplete);
         }
-        let line = buf.split_to(newline + 1).freeze();
-        let block = buf.split_to(header.vlen + 2).freeze();
-        if &block[header.vlen..] != b"\r\n" {
+        let raw = buf.split_to(total).freeze();
+        if &raw[total - 2..] != b"\r\n" {
             return Err(DecodeError::BadDataChunk {
                 noreply: header.noreply,
             });
         }
-        Ok(StoreOutcome::Done(Request::Store {
+        let request = Request::Store {
             command,
-            key: line.slice(key_start..key_end),
+            key: raw.slice(key_start..key_end),
             flags: header.flags,
             exptime: header.exptime,
-            data: block.slice(..header.vlen),
+            data: raw.slice(block_start..block_start + header.vlen),
             cas_unique: header.cas_unique,
             noreply: header.noreply,
-        }))
+        };
+        Ok(StoreOutcome::Done(request, raw))
     }
 }
 
 enum StoreOutcome {
     Incomplete,
-    Done(Request),
+    /// The request and its bytes.
+    Done(Request, Bytes),
 }
 
 struct StoreHeader {

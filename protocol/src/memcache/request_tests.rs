@@ -362,3 +362,24 @@ fn blank_and_leading_space_lines_get_the_same_verdict_whole_or_split() {
         }
     }
 }
+
+#[test]
+fn raw_bytes_are_each_request_as_it_came() {
+    let input = b"set k 5 0 3 noreply\r\nabc\r\nget a  b\nversion\r\nset big 0 0 2000000\r\n";
+    let mut decoder = Decoder::default();
+    let mut buf = BytesMut::from(&input[..]);
+    let mut raws = Vec::new();
+    while let Ok(Some((_, raw))) = decoder.decode_raw(&mut buf) {
+        raws.push(raw);
+    }
+    assert_eq!(
+        raws,
+        [
+            b("set k 5 0 3 noreply\r\nabc\r\n"),
+            b("get a  b\n"),
+            b("version\r\n"),
+            // Too large: the line alone, its block is being discarded.
+            b("set big 0 0 2000000\r\n"),
+        ]
+    );
+}

@@ -53,6 +53,15 @@ pub fn decode_response(
     buf: &mut BytesMut,
     max_value: usize,
 ) -> Result<Option<Response>, ResponseError> {
+    Ok(decode_response_raw(buf, max_value)?.map(|(response, _)| response))
+}
+
+/// Like [`decode_response`], with the reply's bytes as they came (line and
+/// data block), for a proxy to relay; the response's fields are slices of them.
+pub fn decode_response_raw(
+    buf: &mut BytesMut,
+    max_value: usize,
+) -> Result<Option<(Response, Bytes)>, ResponseError> {
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         // No reply line is anywhere near this long; a server sending one is broken.
         if buf.len() > 8192 {
@@ -83,18 +92,19 @@ pub fn decode_response(
             return Ok(None);
         }
     }
-    let line = buf.split_to(newline + 1).freeze();
-    let data = match block_len {
-        Some(len) => {
-            let block = buf.split_to(len + 2);
-            if &block[len..] != b"\r\n" {
-                return Err(malformed(&block[..len.min(64)]));
-            }
-            Some(block.freeze().slice(..len))
+    let block_start = newline + 1;
+    if let Some(len) = block_len {
+        let block = &buf[block_start..block_start + len + 2];
+        if &block[len..] != b"\r\n" {
+            return Err(malformed(&block[..len.min(64)]));
         }
-        None => None,
-    };
-    parse_line(&line, &tokens, data).map(Some)
+    }
+    let raw = buf
+        .split_to(block_start + block_len.map_or(0, |len| len + 2))
+        .freeze();
+    let data = block_len.map(|len| raw.slice(block_start..block_start + len));
+    let response = parse_line(&raw.slice(..block_start), &tokens, data)?;
+    Ok(Some((response, raw)))
 }
 
 fn parse_line(
@@ -196,6 +206,26 @@ mod tests {
 
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn raw_bytes_are_each_reply_as_it_came() {
+        let mut buf =
+            BytesMut::from(&b"VALUE k 5 3 9\r\nabc\r\nEND\r\nSTORED\r\nVA 2 f1\r\nhi\r\nVAL"[..]);
+        let mut raws = Vec::new();
+        while let Some((_, raw)) = decode_response_raw(&mut buf, 1 << 20).unwrap() {
+            raws.push(raw);
+        }
+        assert_eq!(
+            raws,
+            [
+                b("VALUE k 5 3 9\r\nabc\r\n"),
+                b("END\r\n"),
+                b("STORED\r\n"),
+                b("VA 2 f1\r\nhi\r\n")
+            ]
+        );
+        assert_eq!(&buf[..], b"VAL");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 # Usage: benches/proxies.sh [seconds-per-run]   (default 15)
 #   ROUNDS=3  REQUESTS=1000000 (per redis-benchmark test)  PARTS="redis memcached sql"
 #   KEYWAY_WORKERS=0 (Keyway's connection workers; 0 = one per core)
+#   KEYWAY_CONNECTIONS=8 (Keyway's pooled connections to each backend)
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 #        nutcracker postgresql
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
@@ -65,7 +66,7 @@ workers = ${KEYWAY_WORKERS:-0}
 [backends.b]
 url = "$3"
 table = "bench_keyway"
-connections = 8
+connections = ${KEYWAY_CONNECTIONS:-8}
 [[routes]]
 glob = "*"
 backend = "b"

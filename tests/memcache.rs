@@ -39,6 +39,93 @@ async fn replies_match_real_memcached_byte_for_byte() {
     }
 }
 
+/// A Keyway whose one route is a pool of `servers`.
+async fn keyway_on_pool(servers: &[&common::External]) -> keyway::server::Server {
+    let list: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    start_keyway(&format!(
+        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
+        list.join(",")
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_through_a_memcached_pool_match_real_memcached_byte_for_byte() {
+    let reference = start_memcached();
+    let (a, b) = (start_memcached(), start_memcached());
+    let keyway = keyway_on_pool(&[&a, &b]).await;
+    // Multi-key gets whose keys live on both servers: hits come back merged
+    // in request order (repeats included), as one memcached lists them.
+    let mut sets = Vec::new();
+    for i in 0..20 {
+        sets.extend_from_slice(format!("set key{i} {i} 0 2\r\nv{}\r\n", i % 10).as_bytes());
+    }
+    let keys: Vec<String> = (0..24).rev().map(|i| format!("key{i}")).collect();
+    let multi = [
+        sets.clone(),
+        format!(
+            "get {}\r\nget key3 key3 key4 missing key3\r\n",
+            keys.join(" ")
+        )
+        .into_bytes(),
+        format!(
+            "gat 100 {}\r\ngat -1 key1 key2 key19\r\nget key1 key2 key19\r\n",
+            keys.join(" ")
+        )
+        .into_bytes(),
+    ];
+    let scripts = SCRIPTS.iter().map(|s| s.to_vec()).chain(multi);
+    for script in scripts {
+        let mut request = b"flush_all\r\n".to_vec();
+        request.extend_from_slice(&script);
+        request.extend_from_slice(b"quit\r\n");
+        let want = exchange(reference.addr, &request).await;
+        let got = exchange(keyway.memcache_addr.unwrap(), &request).await;
+        assert_eq!(show(&got), show(&want), "script:\n{}", show(&script));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memcached_clients_requests_reach_the_pool_as_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("memcached.log");
+    let memcached = common::start_memcached_logging(&log);
+    let keyway = keyway_on_pool(&[&memcached]).await;
+    let request =
+        b"set k 5 0 3\r\nabc\r\nget k\r\ngets k j\r\ntouch k 10\r\nappend k 0 0 1\r\nd\r\n\
+        delete k\r\nset n 0 0 1 noreply\r\n1\r\nincr n 41\r\ngat 60 n\r\nquit\r\n";
+    let reply = exchange(keyway.memcache_addr.unwrap(), request).await;
+    assert!(
+        reply.ends_with(b"VALUE n 0 2\r\n42\r\nEND\r\n"),
+        "{}",
+        show(&reply)
+    );
+    // Keyway's own operations would arrive as meta commands (mg, ms, ...).
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = seen
+        .lines()
+        .filter_map(|line| line.split_once(' ').filter(|(fd, _)| fd.starts_with('<')))
+        .map(|(_, command)| command)
+        .filter(|line| !line.contains("connection") && !line.contains("listening"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "set k 5 0 3",
+            "get k",
+            "gets k j",
+            "touch k 10",
+            "append k 0 0 1",
+            "delete k",
+            // noreply is Keyway's to honour: memcached is asked for the reply.
+            "set n 0 0 1 ",
+            "incr n 41",
+            "gat 60 n",
+        ],
+        "{seen}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn too_large_values_are_refused_and_the_old_value_dropped() {
     let memcached = start_memcached();

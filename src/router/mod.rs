@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 pub use table::RouteTable;
 
+use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
 use crate::config::Config;
 use crate::op::{
@@ -279,6 +280,20 @@ impl Router {
         }
         keys.all(|key| self.table.route(key) == Some(slot))
             .then_some(slot)
+    }
+
+    /// The memcached backend every one of `keys` routes to, if there is one:
+    /// memcached clients' requests on those keys can be forwarded as they came.
+    pub fn memcached_target<'k>(
+        &self,
+        mut keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Option<&MemcachedBackend> {
+        let slot = self.table.route(keys.next()?)?;
+        let AnyBackend::Memcached(memcached) = &self.backends[slot] else {
+            return None;
+        };
+        keys.all(|key| self.table.route(key) == Some(slot))
+            .then_some(memcached)
     }
 
     /// Whether any backend is a redis (RESP commands may then be forwarded).

@@ -52,10 +52,20 @@ impl Drop for External {
 }
 
 fn spawn(binary: &str, args: &[String], port: u16, package: &str) -> External {
+    spawn_logging(binary, args, port, package, Stdio::null())
+}
+
+fn spawn_logging(
+    binary: &str,
+    args: &[String],
+    port: u16,
+    package: &str,
+    stderr: Stdio,
+) -> External {
     let child = Command::new(binary)
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| {
             panic!("cannot run {binary} ({e}); install it with: apt-get install -y {package}")
@@ -77,7 +87,20 @@ pub fn start_memcached() -> External {
 }
 
 pub fn start_memcached_at(port: u16) -> External {
-    let args = [
+    spawn("memcached", &memcached_args(port), port, "memcached")
+}
+
+/// memcached with `-vv`: every command line it receives goes to `log`.
+pub fn start_memcached_logging(log: &Path) -> External {
+    let port = free_port();
+    let mut args = memcached_args(port);
+    args.push("-vv".into());
+    let log = std::fs::File::create(log).expect("log file");
+    spawn_logging("memcached", &args, port, "memcached", log.into())
+}
+
+fn memcached_args(port: u16) -> Vec<String> {
+    [
         "-l",
         "127.0.0.1",
         "-p",
@@ -89,8 +112,8 @@ pub fn start_memcached_at(port: u16) -> External {
         "-u",
         "nobody",
     ]
-    .map(String::from);
-    spawn("memcached", &args, port, "memcached")
+    .map(String::from)
+    .to_vec()
 }
 
 pub fn start_redis() -> External {

@@ -6,23 +6,29 @@
 //! ([`connection`]), re-opened when they break; operations become memcached
 //! meta commands ([`wire`]) so that flags, CAS ids and TTLs round-trip.
 //!
+//! Requests from memcached clients on keys memcached can hold as they are
+//! skip the translation: they are forwarded as they came ([`forward`]) and
+//! memcached's replies relayed as they came.
+//!
 //! What memcached cannot do is refused with an error that says so: listing
 //! keys (KEYS, SCAN, DBSIZE), flushing one redis database other than 0, and
 //! MSETNX. Compound operations (GETDEL, SET ... GET, KEEPTTL, EXPIRE with a
 //! condition) are two pipelined commands on one connection, not atomic
 //! against other clients of the pool.
 
+mod forward;
 pub mod ketama;
 mod wire;
 
 use std::net::ToSocketAddrs;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::future::try_join_all;
 use keyway_protocol::memcache::Response;
 
 use self::ketama::{Continuum, Server};
 use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
-use super::pipeline::{Expect, Memcache, Pool, PoolOptions};
+use super::pipeline::{Expect, Memcache, MemcacheReply, Pool, PoolOptions};
 use super::{Backend, BackendError, Result};
 use crate::config::BackendConfig;
 use crate::op::{
@@ -37,7 +43,12 @@ const MAX_VALUE: usize = 64 * 1024 * 1024;
 type ServerPool = Pool<Memcache>;
 
 async fn call(pool: &ServerPool, request: BytesMut, expect: Expect) -> Result<Vec<Response>> {
-    pool.call(request.freeze(), expect)
+    let replies = call_raw(pool, request.freeze(), expect).await?;
+    Ok(replies.into_iter().map(|reply| reply.response).collect())
+}
+
+async fn call_raw(pool: &ServerPool, request: Bytes, expect: Expect) -> Result<Vec<MemcacheReply>> {
+    pool.call(request, expect)
         .await
         .map_err(|e| unavailable(&e.to_string()))
 }
@@ -140,8 +151,8 @@ impl MemcachedBackend {
     }
 
     /// Sends one meta command per key, batched per server (one pipelined
-    /// request each, answered in order), and decodes each reply with `decode`,
-    /// in request order.
+    /// request each, the servers concurrently), and decodes each reply with
+    /// `decode`, in request order.
     async fn per_key<T: Clone + Default>(
         &self,
         db: Db,
@@ -159,13 +170,17 @@ impl MemcachedBackend {
             meta(&mut batches[server].0, command, &key, flags);
             batches[server].1.push(position);
         }
+        let calls = batches
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, positions))| !positions.is_empty())
+            .map(|(server, (request, positions))| async move {
+                let expect = Expect::Count(positions.len());
+                let replies = call(&self.pools[server], request, expect).await;
+                replies.map(|replies| (positions, replies))
+            });
         let mut out = vec![T::default(); keys.len()];
-        for (server, (request, positions)) in batches.into_iter().enumerate() {
-            if positions.is_empty() {
-                continue;
-            }
-            let replies =
-                call(&self.pools[server], request, Expect::Count(positions.len())).await?;
+        for (positions, replies) in try_join_all(calls).await? {
             for (position, reply) in positions.into_iter().zip(replies) {
                 out[position] = decode(reply)?;
             }

@@ -25,10 +25,14 @@ pub struct WireKey {
     pub hashed: Bytes,
 }
 
+/// Whether memcached holds `key` (in db 0) under its own name: then a
+/// memcached client's request on it can be forwarded as it came.
+pub fn is_text_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| b > b' ' && b != 0x7f)
+}
+
 pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
-    let text_safe =
-        !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| b > b' ' && b != 0x7f);
-    if db == 0 && text_safe {
+    if db == 0 && is_text_key(key) {
         return Ok(WireKey {
             token: key.clone(),
             base64: false,

@@ -1,5 +1,8 @@
-//! memcached text frontend: each decoded request becomes router operations,
-//! and each outcome the exact reply memcached 1.6 would send.
+//! memcached text frontend: requests on keys a memcached route owns are
+//! forwarded as they came ([`forward`]); every other decoded request becomes
+//! router operations, and each outcome the exact reply memcached 1.6 would send.
+
+mod forward;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,10 +50,13 @@ impl MemcacheSession {
 impl Session for MemcacheSession {
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
         loop {
-            match self.decoder.decode(input) {
+            match self.decoder.decode_raw(input) {
                 Ok(None) => return Flow::Continue,
-                Ok(Some(request)) => {
+                Ok(Some((request, raw))) => {
                     self.shared.stats.commands.add(1);
+                    if forward::forward(&self.shared, &request, &raw, output).await {
+                        continue;
+                    }
                     if execute(&self.shared, request, output).await == Flow::Close {
                         return Flow::Close;
                     }

@@ -1,0 +1,138 @@
+//! memcached clients' requests on keys a `memcached://` route owns go to
+//! that pool as they came, and its replies back as they came (see
+//! `backend::memcached::forward`). Everything else (other backends, keys
+//! memcached holds under another name, Keyway's own commands such as
+//! `flush_all` and `stats`) runs as operations.
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::memcache::{encode, Request, Response};
+
+use super::error_reply;
+use crate::backend::memcached::MemcachedBackend;
+use crate::router::RouteError;
+use crate::server::Shared;
+
+/// Forwards `request` (whose bytes are `raw`) if a memcached route owns its
+/// keys, writing memcached's reply to `out`. False: run it as operations.
+pub async fn forward(shared: &Shared, request: &Request, raw: &Bytes, out: &mut BytesMut) -> bool {
+    match request {
+        Request::Get { keys, with_cas } => {
+            let command: &[u8] = if *with_cas { b"gets" } else { b"get" };
+            retrieval(shared, command, keys, raw, out).await
+        }
+        Request::GetAndTouch {
+            exptime,
+            keys,
+            with_cas,
+        } => {
+            let command = format!("{} {exptime}", if *with_cas { "gats" } else { "gat" });
+            retrieval(shared, command.as_bytes(), keys, raw, out).await
+        }
+        Request::Store { key, noreply, .. } => {
+            let forwarded = one_key(shared, key, *noreply, raw, out).await;
+            if forwarded {
+                shared.stats.sets.add(1);
+            }
+            forwarded
+        }
+        Request::Delete { key, noreply }
+        | Request::Arith { key, noreply, .. }
+        | Request::Touch { key, noreply, .. } => one_key(shared, key, *noreply, raw, out).await,
+        _ => false,
+    }
+}
+
+fn target<'a>(shared: &'a Shared, keys: &[Bytes]) -> Option<&'a MemcachedBackend> {
+    if !keys.iter().all(|key| MemcachedBackend::forwards(key)) {
+        return None;
+    }
+    shared
+        .router
+        .memcached_target(keys.iter().map(|key| &key[..]))
+}
+
+async fn retrieval(
+    shared: &Shared,
+    command: &[u8],
+    keys: &[Bytes],
+    raw: &Bytes,
+    out: &mut BytesMut,
+) -> bool {
+    let Some(backend) = target(shared, keys) else {
+        return false;
+    };
+    match backend.forward_retrieval(command, keys, raw.clone()).await {
+        Ok(replies) => {
+            let hits = replies
+                .iter()
+                .filter(|reply| matches!(reply.response, Response::Value { .. }))
+                .count() as u64;
+            if hits > 0 {
+                shared.stats.get_hits.add(hits);
+            }
+            if hits < keys.len() as u64 {
+                shared.stats.get_misses.add(keys.len() as u64 - hits);
+            }
+            for reply in replies {
+                out.extend_from_slice(&reply.raw);
+            }
+        }
+        Err(error) => encode(&error_reply(&RouteError::Backend(error)), out),
+    }
+    true
+}
+
+async fn one_key(
+    shared: &Shared,
+    key: &Bytes,
+    noreply: bool,
+    raw: &Bytes,
+    out: &mut BytesMut,
+) -> bool {
+    let Some(backend) = target(shared, std::slice::from_ref(key)) else {
+        return false;
+    };
+    // Under noreply memcached still answers some errors, and a reply nobody
+    // waits for would shift every later reply on the shared connection: ask
+    // for the reply, and drop it.
+    let request = if noreply {
+        without_noreply(raw)
+    } else {
+        raw.clone()
+    };
+    let reply = backend.forward_one(key, request).await;
+    if !noreply {
+        match reply {
+            Ok(reply) => out.extend_from_slice(&reply.raw),
+            Err(error) => encode(&error_reply(&RouteError::Backend(error)), out),
+        }
+    }
+    true
+}
+
+/// `raw` without its trailing `noreply` token (the line's last token).
+fn without_noreply(raw: &Bytes) -> Bytes {
+    let line_end = memchr::memchr(b'\n', raw).expect("a request is a line first");
+    let at = memchr::memmem::rfind(&raw[..line_end], b"noreply").expect("the request said noreply");
+    let mut request = BytesMut::with_capacity(raw.len());
+    request.extend_from_slice(&raw[..at]);
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(&raw[line_end + 1..]);
+    request.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noreply_is_cut_from_the_line_only() {
+        let cut = |raw: &'static str| without_noreply(&Bytes::from_static(raw.as_bytes()));
+        assert_eq!(
+            cut("set k 1 0 7 noreply\r\nnoreply\r\n"),
+            "set k 1 0 7 \r\nnoreply\r\n"
+        );
+        assert_eq!(cut("delete noreply noreply\n"), "delete noreply \r\n");
+        assert_eq!(cut("incr k 5 noreply  \r\n"), "incr k 5 \r\n");
+    }
+}

@@ -12,7 +12,7 @@
 # Usage: benches/proxies.sh [seconds-per-run]   (default 15)
 #   ROUNDS=3  REQUESTS=1000000 (per redis-benchmark test)  PARTS="redis memcached sql"
 #   KEYWAY_WORKERS=0 (Keyway's connection workers; 0 = one per core)
-#   KEYWAY_CONNECTIONS=8 (Keyway's pooled connections to each backend)
+#   KEYWAY_CONNECTIONS (Keyway's pooled connections to each backend; default: the backend's own)
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 #        nutcracker postgresql
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
@@ -24,6 +24,8 @@ requests=${REQUESTS:-1000000}
 parts=${PARTS:-redis memcached sql}
 part() { [[ " $parts " == *" $1 "* ]]; }
 
+# CPU time (user + system, in clock ticks of 10 ms) a process has used.
+cpu_ticks() { [[ -n $1 ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 pids=()
@@ -55,6 +57,7 @@ memcached:
    - 127.0.0.1:$mc_port:1
 YAML
 "$nutcracker" -c "$work/nutcracker.yml" -s "$(free_port)" -o "$work/nutcracker.log" & pids+=($!)
+twemproxy_pid=$!
 
 # One Keyway per comparison, so each proxies exactly one backend.
 keyway() { # name listen-line backend-url
@@ -66,7 +69,7 @@ workers = ${KEYWAY_WORKERS:-0}
 [backends.b]
 url = "$3"
 table = "bench_keyway"
-connections = ${KEYWAY_CONNECTIONS:-8}
+${KEYWAY_CONNECTIONS:+connections = $KEYWAY_CONNECTIONS}
 [[routes]]
 glob = "*"
 backend = "b"
@@ -75,6 +78,7 @@ TOML
     RUST_LOG=warn target/release/keyway --config "$work/$1.toml" & pids+=($!)
 }
 keyway redis "resp = \"127.0.0.1:$kw_redis\"" "redis://127.0.0.1:$redis_port"
+keyway_redis_pid=$!
 keyway memcached "memcache = \"127.0.0.1:$kw_mc\"" "memcached://127.0.0.1:$mc_port"
 
 pg_port=$(free_port)
@@ -93,12 +97,20 @@ for port in "$redis_port" "$mc_port" "$tw_redis" "$tw_mc" "$kw_redis" "$kw_mc" "
 
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(memcached -V); nutcracker $("$nutcracker" -V 2>&1 | head -1); $(postgres -V 2>/dev/null || /usr/lib/postgresql/*/bin/postgres -V)"
 for round in $(seq "$rounds"); do
+    # redis-server alone first, at -P 1: the load tool's own ceiling on this
+    # machine (it is single-threaded and shares the cores), which no proxy in
+    # front of the same server can be expected to pass by much. Each proxy's
+    # CPU time per request is printed too: that is what the proxy itself costs.
     part redis && for pipeline in 1 16; do
         echo "## round $round: redis-benchmark -t set,get -c 50 -P $pipeline -d 256 -n $requests -r 100000"
-        for target in "twemproxy:$tw_redis" "keyway:$kw_redis"; do
-            name=${target%%:*}; port=${target##*:}
+        targets=("twemproxy:$tw_redis:$twemproxy_pid" "keyway:$kw_redis:$keyway_redis_pid")
+        [[ $pipeline == 1 ]] && targets=("redis-server-direct:$redis_port:" "${targets[@]}")
+        for target in "${targets[@]}"; do
+            IFS=: read -r name port pid <<<"$target"
+            before=$(cpu_ticks "$pid")
             redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P "$pipeline" -d 256 -n "$requests" -r 100000 -q 2>/dev/null |
                 tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name /"
+            [[ -n $pid ]] && echo "$name cpu: $(( ($(cpu_ticks "$pid") - before) * 10000000 / (2 * requests) )) ns per request"
         done
     done
     part memcached && echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s" &&

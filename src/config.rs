@@ -24,8 +24,37 @@ pub struct Config {
     pub runtime: Runtime,
     #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Named policies over backends (or other policies): tiers, migrations.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// How a route's keys are spread over several members (backends or other
+/// policies, by name). README's "Routing policies" gives each one's exact
+/// read, write, delete, TTL and error semantics.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PolicyConfig {
+    /// Django's `cached_db` at the proxy: writes commit to `durable` first,
+    /// then reach `cache`; reads come from `cache`, refilled from `durable`.
+    WriteThrough { cache: String, durable: String },
+    /// Moving a live store: writes go to `to`, deletes to both, reads try
+    /// `to` then `from`, copying what they find with its remaining TTL.
+    Migrate { from: String, to: String },
+}
+
+impl PolicyConfig {
+    /// The names this policy is built on, with the field naming each.
+    pub fn members(&self) -> [(&'static str, &str); 2] {
+        match self {
+            PolicyConfig::WriteThrough { cache, durable } => {
+                [("cache", cache), ("durable", durable)]
+            }
+            PolicyConfig::Migrate { from, to } => [("from", from), ("to", to)],
+        }
+    }
 }
 
 /// Listener addresses; an omitted listener is off.
@@ -155,18 +184,30 @@ fn default_table() -> String {
     "keyway_items".to_string()
 }
 
-/// One routing rule: exactly one matcher, and the backend its keys go to.
+/// One routing rule: exactly one matcher, and the backend or the policy its
+/// keys go to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
-    pub backend: String,
+    pub backend: Option<String>,
+    pub policy: Option<String>,
     /// Whether FLUSHDB/FLUSHALL/flush_all skip this route's backend. Defaults
     /// to true for SQL backends (a durable session table must not vanish
     /// because Django's cache.clear() ran) and false for the others.
     pub protected: Option<bool>,
+}
+
+impl RouteConfig {
+    /// The backend or policy this route names (validated: exactly one).
+    pub fn target(&self) -> &str {
+        self.backend
+            .as_deref()
+            .or(self.policy.as_deref())
+            .expect("validated by Config::validate")
+    }
 }
 
 /// A byte count written as an integer or a string such as `"64MiB"` or `"1 GB"`.
@@ -309,6 +350,47 @@ impl Config {
                 ));
             }
         }
+        for (name, policy) in &self.policies {
+            if self.backends.contains_key(name) {
+                return Err(problem(
+                    format!("policies.{name}"),
+                    "a backend has the same name; give the policy another",
+                ));
+            }
+            let [(_, first), (_, second)] = policy.members();
+            if first == second {
+                return Err(problem(
+                    format!("policies.{name}"),
+                    "its two members must differ",
+                ));
+            }
+            for (field, member) in policy.members() {
+                if !self.backends.contains_key(member) && !self.policies.contains_key(member) {
+                    return Err(problem(
+                        format!("policies.{name}.{field}"),
+                        format!("no backend or policy named {member:?}"),
+                    ));
+                }
+            }
+            // Members of members, breadth first: a policy must not contain itself.
+            let mut seen = vec![name.as_str()];
+            let mut next: Vec<&str> = policy.members().iter().map(|(_, m)| *m).collect();
+            while let Some(member) = next.pop() {
+                if member == name {
+                    return Err(problem(
+                        format!("policies.{name}"),
+                        format!("it contains itself (through {})", seen[1..].join(" -> ")),
+                    ));
+                }
+                if seen.contains(&member) {
+                    continue; // a cycle elsewhere: reported under its own policy
+                }
+                if let Some(inner) = self.policies.get(member) {
+                    seen.push(member);
+                    next.extend(inner.members().iter().map(|(_, m)| *m));
+                }
+            }
+        }
         if self.routes.is_empty() {
             return Err(problem(
                 "routes",
@@ -336,18 +418,49 @@ impl Config {
             regex::bytes::Regex::new(regex)
                 .map_err(|e| problem(format!("routes[{i}].regex"), e.to_string()))?;
         }
-        if !self.backends.contains_key(&route.backend) {
-            let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
-            return Err(problem(
-                format!("routes[{i}].backend"),
-                format!(
-                    "no backend named {:?} (defined: {})",
-                    route.backend,
-                    known.join(", ")
-                ),
-            ));
+        match (&route.backend, &route.policy) {
+            (Some(backend), None) if !self.backends.contains_key(backend) => {
+                let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+                Err(problem(
+                    format!("routes[{i}].backend"),
+                    format!(
+                        "no backend named {backend:?} (defined: {})",
+                        known.join(", ")
+                    ),
+                ))
+            }
+            (None, Some(policy)) if !self.policies.contains_key(policy) => {
+                let known: Vec<&str> = self.policies.keys().map(String::as_str).collect();
+                Err(problem(
+                    format!("routes[{i}].policy"),
+                    format!("no policy named {policy:?} (defined: {})", known.join(", ")),
+                ))
+            }
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err(problem(
+                format!("routes[{i}]"),
+                "needs exactly one of backend or policy",
+            )),
         }
-        Ok(())
+    }
+
+    /// The backends `name` (a backend or a policy) ends up storing in.
+    pub fn leaves<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        match self.policies.get(name) {
+            Some(policy) => policy
+                .members()
+                .iter()
+                .flat_map(|(_, member)| self.leaves(member))
+                .collect(),
+            None => vec![name],
+        }
+    }
+
+    /// Whether `name` (a backend or a policy) keeps anything in a durable backend.
+    pub fn is_durable(&self, name: &str) -> bool {
+        self.leaves(name)
+            .iter()
+            .any(|leaf| self.backends[*leaf].is_durable())
     }
 }
 
@@ -381,6 +494,55 @@ mod tests {
                 None => assert!(result.is_ok(), "{result:?}"),
                 Some(want) => {
                     let got = result.expect_err(routes).to_string();
+                    assert!(got.starts_with(want), "{got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn policies_are_checked_by_name_and_for_cycles() {
+        let base = "[listen]\nresp = \"127.0.0.1:0\"\n[backends.m]\nurl = \"memory://\"\n\
+                    [backends.db]\nurl = \"sqlite://x.sqlite3\"\n";
+        let table = [
+            (
+                "[policies.t]\nkind = \"write-through\"\ncache = \"m\"\ndurable = \"db\"\n\
+                 [policies.mv]\nkind = \"migrate\"\nfrom = \"m\"\nto = \"t\"\n\
+                 [[routes]]\nglob = \"*\"\npolicy = \"mv\"\n",
+                None,
+            ),
+            (
+                "[policies.t]\nkind = \"write-through\"\ncache = \"m\"\ndurable = \"dbb\"\n[[routes]]\nglob = \"*\"\npolicy = \"t\"\n",
+                Some("policies.t.durable: no backend or policy named \"dbb\""),
+            ),
+            (
+                "[policies.a]\nkind = \"migrate\"\nfrom = \"m\"\nto = \"b\"\n[policies.b]\nkind = \"migrate\"\nfrom = \"a\"\nto = \"db\"\n\
+                 [[routes]]\nglob = \"*\"\npolicy = \"a\"\n",
+                Some("policies.a: it contains itself (through b)"),
+            ),
+            (
+                "[policies.t]\nkind = \"tiered\"\n[[routes]]\nglob = \"*\"\npolicy = \"t\"\n",
+                Some("line 8: unknown variant `tiered`, expected `write-through` or `migrate`"),
+            ),
+            (
+                "[[routes]]\nglob = \"*\"\nbackend = \"m\"\npolicy = \"m\"\n",
+                Some("routes[0]: needs exactly one of backend or policy"),
+            ),
+            (
+                "[[routes]]\nglob = \"*\"\npolicy = \"m\"\n",
+                Some("routes[0].policy: no policy named \"m\""),
+            ),
+        ];
+        for (rest, want) in table {
+            let result = Config::from_toml(&format!("{base}{rest}"));
+            match want {
+                None => {
+                    let config = result.unwrap();
+                    assert_eq!(config.leaves("mv"), ["m", "m", "db"]);
+                    assert!(config.is_durable("mv") && !config.is_durable("m"));
+                }
+                Some(want) => {
+                    let got = result.expect_err(rest).to_string();
                     assert!(got.starts_with(want), "{got}");
                 }
             }

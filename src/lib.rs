@@ -2,7 +2,7 @@
 //! and RESP, and routes every key by rule to a backend.
 //!
 //! Flow: `server` (sockets) → `frontend` (wire ⇄ `op`) → `router` (key →
-//! backend) → `backend`. The wire codecs live in the `keyway-protocol` crate.
+//! backend or `policy`) → `backend`. The wire codecs live in the `keyway-protocol` crate.
 #![forbid(unsafe_code)]
 
 pub mod backend;
@@ -10,5 +10,6 @@ pub mod config;
 pub mod frontend;
 pub mod op;
 pub mod pattern;
+pub mod policy;
 pub mod router;
 pub mod server;

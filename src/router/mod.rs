@@ -10,13 +10,16 @@ use bytes::Bytes;
 
 pub use table::RouteTable;
 
+use std::sync::Arc;
+
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
-use crate::config::Config;
+use crate::config::{Config, PolicyConfig};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
+use crate::policy::{Member, Migrate, Policy, Target, WriteThrough};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -28,7 +31,7 @@ pub enum RouteError {
 
 pub type Result<T> = std::result::Result<T, RouteError>;
 
-/// Runs a per-key batch call (`$call`, using `$backend: &AnyBackend` and
+/// Runs a per-key batch call (`$call`, using `$backend: &Target` and
 /// `$keys: &[Bytes]`): straight through when one backend owns every key (the
 /// common case: no split, no copies, no merge), otherwise on each backend's
 /// share, with the results put back in request order. A macro rather than a
@@ -46,7 +49,7 @@ macro_rules! per_key {
                 let mut out = vec![Default::default(); all.len()];
                 for (slot, positions) in router.split(all)? {
                     let group: Vec<Bytes> = positions.iter().map(|&p| all[p].clone()).collect();
-                    let $backend: &AnyBackend = &router.backends[slot];
+                    let $backend: &Target = &router.targets[slot];
                     let $keys: &[Bytes] = &group;
                     let results = $call.await?;
                     for (position, result) in positions.into_iter().zip(results) {
@@ -61,8 +64,13 @@ macro_rules! per_key {
 
 pub struct Router {
     table: RouteTable,
-    backends: Vec<AnyBackend>,
+    /// Every configured backend, in config order, with its name.
+    backends: Vec<Arc<AnyBackend>>,
     names: Vec<String>,
+    /// What route slots point at: the backends (same index), then the policies.
+    targets: Vec<Target>,
+    /// Target slots some route uses, each once: what KEYS/SCAN/DBSIZE walk.
+    routed: Vec<usize>,
     /// Per backend: a route marks it protected, so flushes pass it over.
     protected: Vec<bool>,
 }
@@ -70,29 +78,69 @@ pub struct Router {
 impl Router {
     pub fn build(config: &Config) -> std::result::Result<Self, BuildError> {
         let mut backends = Vec::new();
-        let mut names = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for (name, backend) in &config.backends {
-            backends.push(AnyBackend::build(backend, &config.runtime.data_dir)?);
+            backends.push(Arc::new(AnyBackend::build(
+                backend,
+                &config.runtime.data_dir,
+            )?));
             names.push(name.clone());
         }
+        let mut targets: Vec<Target> = backends.iter().cloned().map(Target::Backend).collect();
+        let mut target_names = names.clone();
+        // Policies after their members: each pass builds those whose members exist.
+        let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|(name, policy)| {
+                let member = |name: &str| {
+                    let slot = target_names.iter().position(|n| n == name)?;
+                    Some(Member(targets[slot].clone()))
+                };
+                let built = match policy {
+                    PolicyConfig::WriteThrough { cache, durable } => member(cache)
+                        .zip(member(durable))
+                        .map(|(c, d)| Policy::WriteThrough(WriteThrough::new(c, d))),
+                    PolicyConfig::Migrate { from, to } => member(from)
+                        .zip(member(to))
+                        .map(|(f, t)| Policy::Migrate(Migrate::new(f, t))),
+                };
+                let Some(built) = built else { return true };
+                targets.push(Target::Policy(Arc::new(built)));
+                target_names.push((*name).clone());
+                false
+            });
+            assert!(
+                pending.len() < before,
+                "validated: policies do not contain themselves"
+            );
+        }
         let slot_of = |name: &str| {
-            names
+            target_names
                 .iter()
                 .position(|n| n == name)
                 .expect("validated by Config::validate")
         };
         let table = RouteTable::compile(&config.routes, slot_of);
+        let mut routed = Vec::new();
         let mut protected = vec![false; backends.len()];
         for route in &config.routes {
-            let durable = config.backends[&route.backend].is_durable();
-            if route.protected.unwrap_or(durable) {
-                protected[slot_of(&route.backend)] = true;
+            let slot = slot_of(route.target());
+            if !routed.contains(&slot) {
+                routed.push(slot);
+            }
+            if route.protected.unwrap_or(config.is_durable(route.target())) {
+                for leaf in config.leaves(route.target()) {
+                    protected[slot_of(leaf)] = true;
+                }
             }
         }
         Ok(Self {
             table,
             backends,
             names,
+            targets,
+            routed,
             protected,
         })
     }
@@ -102,13 +150,13 @@ impl Router {
         self.names
             .iter()
             .map(String::as_str)
-            .zip(self.backends.iter())
+            .zip(self.backends.iter().map(|b| &**b))
     }
 
-    fn backend_for(&self, key: &[u8]) -> Result<&AnyBackend> {
+    fn backend_for(&self, key: &[u8]) -> Result<&Target> {
         self.table
             .route(key)
-            .map(|slot| &self.backends[slot])
+            .map(|slot| &self.targets[slot])
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
@@ -127,7 +175,7 @@ impl Router {
 
     /// The one backend that owns every key, if there is one (`None` for no
     /// keys, or keys spread over several backends).
-    fn single_backend(&self, keys: &[Bytes]) -> Result<Option<&AnyBackend>> {
+    fn single_backend(&self, keys: &[Bytes]) -> Result<Option<&Target>> {
         let Some(first) = keys.first() else {
             return Ok(None);
         };
@@ -211,8 +259,8 @@ impl Router {
         Ok(self.backend_for(key)?.ttl(db, key).await?)
     }
 
-    /// Scans backend after backend (those that can list keys): the cursor's
-    /// top byte is the backend slot.
+    /// Scans route target after route target (those that can list keys):
+    /// the cursor's top byte is the position in `routed`.
     pub async fn scan(
         &self,
         db: Db,
@@ -222,7 +270,7 @@ impl Router {
     ) -> Result<ScanPage> {
         let mut slot = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
-        while let Some(backend) = self.backends.get(slot) {
+        while let Some(backend) = self.routed.get(slot).map(|&t| &self.targets[t]) {
             // Backends that cannot list keys (memcached) are passed over, as documented.
             let page = match backend.scan(db, inner, pattern, count).await {
                 Err(BackendError::Unsupported(_)) => ScanPage {
@@ -240,8 +288,8 @@ impl Router {
             }
             slot += 1;
             inner = 0;
-            if !page.keys.is_empty() || slot >= self.backends.len() {
-                let cursor = if slot < self.backends.len() {
+            if !page.keys.is_empty() || slot >= self.routed.len() {
+                let cursor = if slot < self.routed.len() {
                     (slot as u64) << 56
                 } else {
                     0
@@ -258,10 +306,10 @@ impl Router {
         })
     }
 
-    /// Live keys in `db` over every backend that can count them.
+    /// Live keys in `db` over every route target that can count them.
     pub async fn len(&self, db: Db) -> Result<usize> {
         let mut total = 0;
-        for backend in &self.backends {
+        for backend in self.routed.iter().map(|&t| &self.targets[t]) {
             total += match backend.len(db).await {
                 Err(BackendError::Unsupported(_)) => 0, // cannot count: passed over, as for SCAN
                 len => len?,
@@ -275,7 +323,7 @@ impl Router {
     /// No keys, no target.
     pub fn redis_target<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
         let slot = self.table.route(keys.next()?)?;
-        if !matches!(self.backends[slot], AnyBackend::Redis(_)) {
+        if !matches!(self.targets[slot].backend(), Some(AnyBackend::Redis(_))) {
             return None;
         }
         keys.all(|key| self.table.route(key) == Some(slot))
@@ -289,7 +337,7 @@ impl Router {
         mut keys: impl Iterator<Item = &'k [u8]>,
     ) -> Option<&MemcachedBackend> {
         let slot = self.table.route(keys.next()?)?;
-        let AnyBackend::Memcached(memcached) = &self.backends[slot] else {
+        let Some(AnyBackend::Memcached(memcached)) = self.targets[slot].backend() else {
             return None;
         };
         keys.all(|key| self.table.route(key) == Some(slot))
@@ -306,7 +354,7 @@ impl Router {
         self.backends
             .iter()
             .enumerate()
-            .filter(|(_, b)| matches!(b, AnyBackend::Redis(_)))
+            .filter(|(_, b)| matches!(***b, AnyBackend::Redis(_)))
             .map(|(slot, _)| slot)
     }
 
@@ -320,7 +368,7 @@ impl Router {
         commands: &[u8],
         count: usize,
     ) -> Result<Vec<Bytes>> {
-        match &self.backends[slot] {
+        match &*self.backends[slot] {
             AnyBackend::Redis(redis) => Ok(redis.forward(version, db, commands, count).await?),
             _ => unreachable!("redis_target only returns redis backends"),
         }

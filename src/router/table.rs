@@ -23,15 +23,16 @@ impl Matcher {
     }
 }
 
-/// Ordered rules; the first that matches a key decides its backend.
+/// Ordered rules; the first that matches a key decides its backend or policy.
 #[derive(Debug)]
 pub struct RouteTable {
     rules: Vec<(Matcher, usize)>,
 }
 
 impl RouteTable {
-    /// Compiles validated routes; `backend_index` maps a backend name to its slot.
-    pub fn compile(routes: &[RouteConfig], backend_index: impl Fn(&str) -> usize) -> Self {
+    /// Compiles validated routes; `target_index` maps a backend or policy
+    /// name to its slot.
+    pub fn compile(routes: &[RouteConfig], target_index: impl Fn(&str) -> usize) -> Self {
         let rules = routes
             .iter()
             .map(|route| {
@@ -44,13 +45,13 @@ impl RouteTable {
                     ),
                     _ => unreachable!("validated by Config::validate"),
                 };
-                (matcher, backend_index(&route.backend))
+                (matcher, target_index(route.target()))
             })
             .collect();
         Self { rules }
     }
 
-    /// The backend slot for `key`, or None if no rule matches.
+    /// The target slot for `key`, or None if no rule matches.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
         self.rules
             .iter()
@@ -73,7 +74,8 @@ mod tests {
             prefix: prefix.map(Into::into),
             glob: glob.map(Into::into),
             regex: regex.map(Into::into),
-            backend: backend.into(),
+            backend: Some(backend.into()),
+            policy: None,
             protected: None,
         }
     }

@@ -1,0 +1,152 @@
+//! Routing policies: a route's keys spread over several members (backends
+//! or other policies) by a rule — tiers ([`write_through`]), moving a live
+//! store ([`migrate`]). A policy is itself a [`Backend`], so the router
+//! treats a route to a policy like a route to a backend, and policies nest.
+//!
+//! Members are called through boxed futures ([`Member`]): a policy's future
+//! contains its members' futures, which may be policies' futures, and a
+//! type cannot contain itself; boxing at the member boundary breaks the
+//! cycle. Routes to plain backends never pay for it.
+
+mod migrate;
+mod write_through;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use migrate::Migrate;
+pub use write_through::WriteThrough;
+
+use crate::backend::{backend_by_dispatch, AnyBackend, Backend, Result};
+use crate::op::{
+    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
+};
+
+/// What a route (or a policy member) sends keys to.
+#[derive(Clone)]
+pub enum Target {
+    Backend(Arc<AnyBackend>),
+    Policy(Arc<Policy>),
+}
+
+pub enum Policy {
+    WriteThrough(WriteThrough),
+    Migrate(Migrate),
+}
+
+impl Target {
+    /// The plain backend, when this is not a policy.
+    pub fn backend(&self) -> Option<&AnyBackend> {
+        match self {
+            Target::Backend(backend) => Some(backend),
+            Target::Policy(_) => None,
+        }
+    }
+}
+
+macro_rules! dispatch_target {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Target::Backend(backend) => backend.$method($($arg),*).await,
+            Target::Policy(policy) => policy.$method($($arg),*).await,
+        }
+    };
+}
+
+macro_rules! dispatch_policy {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Policy::WriteThrough(policy) => policy.$method($($arg),*).await,
+            Policy::Migrate(policy) => policy.$method($($arg),*).await,
+        }
+    };
+}
+
+backend_by_dispatch!(Target, dispatch_target);
+backend_by_dispatch!(Policy, dispatch_policy);
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// A policy's member, called through boxed futures (see the module docs).
+/// Plain functions, not `async fn`s: the coercion to a trait object must sit
+/// outside the async bodies whose types it erases.
+#[derive(Clone)]
+pub struct Member(pub Target);
+
+impl Member {
+    pub fn get<'a>(&'a self, db: Db, keys: &'a [Bytes]) -> BoxFuture<'a, Vec<Option<Item>>> {
+        Box::pin(self.0.get(db, keys))
+    }
+    pub fn get_and_touch<'a>(
+        &'a self,
+        db: Db,
+        keys: &'a [Bytes],
+        expiry: Expiry,
+    ) -> BoxFuture<'a, Vec<Option<Item>>> {
+        Box::pin(self.0.get_and_touch(db, keys, expiry))
+    }
+    pub fn get_and_delete<'a>(&'a self, db: Db, key: &'a Bytes) -> BoxFuture<'a, Option<Item>> {
+        Box::pin(self.0.get_and_delete(db, key))
+    }
+    pub fn store(&self, db: Db, store: Store) -> BoxFuture<'_, StoreOutcome> {
+        Box::pin(self.0.store(db, store))
+    }
+    pub fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> BoxFuture<'_, bool> {
+        Box::pin(self.0.store_all_if_absent(db, pairs))
+    }
+    pub fn delete<'a>(&'a self, db: Db, keys: &'a [Bytes]) -> BoxFuture<'a, Vec<bool>> {
+        Box::pin(self.0.delete(db, keys))
+    }
+    pub fn arith<'a>(
+        &'a self,
+        db: Db,
+        key: &'a Bytes,
+        arith: Arith,
+    ) -> BoxFuture<'a, ArithOutcome> {
+        Box::pin(self.0.arith(db, key, arith))
+    }
+    pub fn expire<'a>(
+        &'a self,
+        db: Db,
+        key: &'a Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(self.0.expire(db, key, expiry, condition))
+    }
+    pub fn ttl<'a>(&'a self, db: Db, key: &'a Bytes) -> BoxFuture<'a, Ttl> {
+        Box::pin(self.0.ttl(db, key))
+    }
+    pub fn scan<'a>(
+        &'a self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&'a [u8]>,
+        count: usize,
+    ) -> BoxFuture<'a, ScanPage> {
+        Box::pin(self.0.scan(db, cursor, pattern, count))
+    }
+    pub fn len(&self, db: Db) -> BoxFuture<'_, usize> {
+        Box::pin(self.0.len(db))
+    }
+    pub fn flush(&self, db: Option<Db>) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.flush(db))
+    }
+}
+
+/// A copy of `item` for another member: the same value, flags and absolute
+/// expiry (so the remaining TTL carries over), stored only where the key is
+/// absent, so it never overwrites a newer write that got there first.
+pub fn copy_of(key: &Bytes, item: &Item) -> Store {
+    let mut store = Store::new(
+        key.clone(),
+        item.value.clone(),
+        crate::op::StoreMode::Add,
+        crate::op::ExpiryUpdate::Set(item.expiry),
+    );
+    store.flags = item.flags;
+    store
+}

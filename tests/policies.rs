@@ -1,0 +1,246 @@
+//! Routing policies against real servers: a write-through tier (memcached
+//! in front of SQLite) and a live migration off a memcached pool. What each
+//! member holds is checked on the member itself: memcached over its own
+//! socket, SQLite through a second Keyway with a plain route to the file.
+
+mod common;
+
+use std::path::Path;
+
+use common::{exchange, free_port, start_keyway, start_memcached, start_memcached_at, External};
+use keyway::server::Server;
+
+/// One memcached text exchange on a fresh connection (`quit` appended).
+async fn memcache(addr: std::net::SocketAddr, request: &str) -> String {
+    let reply = exchange(addr, format!("{request}quit\r\n").as_bytes()).await;
+    String::from_utf8(reply).unwrap()
+}
+
+/// The remaining TTL memcached reports for `key` (`mg key t`), or None on a miss.
+async fn memcached_ttl(memcached: &External, key: &str) -> Option<i64> {
+    let reply = memcache(memcached.addr, &format!("mg {key} t\r\n")).await;
+    let ttl = reply.strip_prefix("HD t")?.trim_end();
+    Some(ttl.parse().unwrap())
+}
+
+/// A Keyway with one plain route to the SQLite file: what the durable member holds.
+async fn sqlite_view(dir: &Path) -> Server {
+    start_keyway(&format!(
+        "[backends.db]\nurl = \"sqlite://{}/items.sqlite3\"\n[[routes]]\nglob = \"*\"\nbackend = \"db\"\n",
+        dir.display()
+    ))
+    .await
+}
+
+fn write_through_config(memcached: &External, dir: &Path) -> String {
+    format!(
+        r#"
+[backends.cache]
+url = "memcached://{memcached}"
+request_timeout_ms = 500
+connect_timeout_ms = 300
+[backends.db]
+url = "sqlite://{dir}/items.sqlite3"
+[policies.tiers]
+kind = "write-through"
+cache = "cache"
+durable = "db"
+[[routes]]
+glob = "*"
+policy = "tiers"
+"#,
+        memcached = memcached.addr,
+        dir = dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_through_writes_both_reads_the_cache_and_refills_it_with_the_remaining_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let memcached = start_memcached();
+    let keyway = start_keyway(&write_through_config(&memcached, dir.path())).await;
+    let kw = keyway.memcache_addr.unwrap();
+    let durable = sqlite_view(dir.path()).await;
+    let db = durable.memcache_addr.unwrap();
+
+    // A set reaches both members, flags and TTL included.
+    assert_eq!(
+        memcache(kw, "set s 7 100 5\r\nhello\r\n").await,
+        "STORED\r\n"
+    );
+    let hit = "VALUE s 7 5\r\nhello\r\nEND\r\n";
+    assert_eq!(memcache(memcached.addr, "get s\r\n").await, hit);
+    assert_eq!(memcache(db, "get s\r\n").await, hit);
+    assert!(matches!(
+        memcached_ttl(&memcached, "s").await,
+        Some(98..=100)
+    ));
+
+    // The cache loses its copy (eviction): the read comes from the durable
+    // member and puts the copy back with the TTL that remains.
+    assert_eq!(
+        memcache(memcached.addr, "delete s\r\n").await,
+        "DELETED\r\n"
+    );
+    assert_eq!(memcache(kw, "get s\r\n").await, hit);
+    assert!(matches!(
+        memcached_ttl(&memcached, "s").await,
+        Some(95..=100)
+    ));
+
+    // Writes that depend on the current item run on the durable member and
+    // drop the cache's copy; the next read refills it with the result.
+    assert_eq!(memcache(kw, "append s 0 0 1\r\n!\r\n").await, "STORED\r\n");
+    assert_eq!(memcache(memcached.addr, "get s\r\n").await, "END\r\n");
+    let appended = "VALUE s 7 6\r\nhello!\r\nEND\r\n";
+    assert_eq!(memcache(kw, "get s\r\n").await, appended);
+    assert_eq!(memcache(memcached.addr, "get s\r\n").await, appended);
+
+    // cas with the id a cache hit gave.
+    let gets = memcache(kw, "gets s\r\n").await;
+    let cas: u64 = gets
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        memcache(kw, &format!("cas s 1 0 2 {cas}\r\nok\r\n")).await,
+        "STORED\r\n"
+    );
+    assert_eq!(
+        memcache(db, "get s\r\n").await,
+        "VALUE s 1 2\r\nok\r\nEND\r\n"
+    );
+    assert_eq!(
+        memcache(kw, &format!("cas s 1 0 2 {cas}\r\nno\r\n")).await,
+        "EXISTS\r\n"
+    );
+
+    // A delete removes both.
+    assert_eq!(memcache(kw, "delete s\r\n").await, "DELETED\r\n");
+    assert_eq!(memcache(memcached.addr, "get s\r\n").await, "END\r\n");
+    assert_eq!(memcache(db, "get s\r\n").await, "END\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_through_keeps_serving_from_the_durable_member_while_the_cache_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let memcached = start_memcached_at(port);
+    let keyway = start_keyway(&write_through_config(&memcached, dir.path())).await;
+    let kw = keyway.memcache_addr.unwrap();
+    assert_eq!(memcache(kw, "set a 0 0 1\r\n1\r\n").await, "STORED\r\n");
+    assert_eq!(memcache(kw, "set b 0 0 1\r\n2\r\n").await, "STORED\r\n");
+    drop(memcached);
+
+    assert_eq!(
+        memcache(kw, "get a\r\n").await,
+        "VALUE a 0 1\r\n1\r\nEND\r\n"
+    );
+    assert_eq!(memcache(kw, "set a 0 0 1\r\n3\r\n").await, "STORED\r\n");
+    assert_eq!(memcache(kw, "delete b\r\n").await, "DELETED\r\n");
+    assert_eq!(
+        memcache(kw, "get a b\r\n").await,
+        "VALUE a 0 1\r\n3\r\nEND\r\n"
+    );
+
+    // Back, empty: reads refill it from the truth.
+    let memcached = start_memcached_at(port);
+    let mut refilled = false;
+    for _ in 0..50 {
+        assert_eq!(
+            memcache(kw, "get a b\r\n").await,
+            "VALUE a 0 1\r\n3\r\nEND\r\n"
+        );
+        if memcache(memcached.addr, "get a\r\n").await == "VALUE a 0 1\r\n3\r\nEND\r\n" {
+            refilled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refilled, "the cache was not refilled after it came back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_copies_what_reads_find_in_the_old_store_and_deletes_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = start_memcached();
+    // What the site stored before the move: 50 keys with flags and a TTL.
+    let mut sets = String::new();
+    for i in 0..50 {
+        sets.push_str(&format!("set k{i} {i} 300 3\r\nv{i:02}\r\n"));
+    }
+    let stored = memcache(old.addr, &sets).await;
+    assert_eq!(stored.matches("STORED").count(), 50);
+
+    let config = format!(
+        r#"
+[backends.old]
+url = "memcached://{old}"
+[backends.db]
+url = "sqlite://{dir}/items.sqlite3"
+[policies.moving]
+kind = "migrate"
+from = "old"
+to = "db"
+[[routes]]
+glob = "*"
+policy = "moving"
+"#,
+        old = old.addr,
+        dir = dir.path().display()
+    );
+    let keyway = start_keyway(&config).await;
+    let kw = keyway.memcache_addr.unwrap();
+    let durable = sqlite_view(dir.path()).await;
+    let db = durable.memcache_addr.unwrap();
+
+    // Every key reads back through the route, and is then in the new store
+    // with its flags; over RESP its TTL is the one that remained.
+    for i in 0..50 {
+        let want = format!("VALUE k{i} {i} 3\r\nv{i:02}\r\nEND\r\n");
+        assert_eq!(memcache(kw, &format!("get k{i}\r\n")).await, want);
+        assert_eq!(memcache(db, &format!("get k{i}\r\n")).await, want);
+    }
+    let ttl = exchange(durable.resp_addr.unwrap(), b"TTL k7\r\nQUIT\r\n").await;
+    let ttl: i64 = String::from_utf8(ttl).unwrap()[1..]
+        .split("\r\n")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((295..=300).contains(&ttl), "{ttl}");
+
+    // New writes go to the new store only; deletes reach both.
+    assert_eq!(memcache(kw, "set fresh 0 0 1\r\nx\r\n").await, "STORED\r\n");
+    assert_eq!(memcache(old.addr, "get fresh\r\n").await, "END\r\n");
+    assert_eq!(
+        memcache(db, "get fresh\r\n").await,
+        "VALUE fresh 0 1\r\nx\r\nEND\r\n"
+    );
+    assert_eq!(memcache(kw, "delete k3\r\n").await, "DELETED\r\n");
+    assert_eq!(memcache(old.addr, "get k3\r\n").await, "END\r\n");
+    assert_eq!(memcache(kw, "get k3\r\n").await, "END\r\n");
+
+    // An incr on a key not yet copied works on the copied value.
+    assert_eq!(
+        memcache(old.addr, "set n 0 0 2\r\n41\r\n").await,
+        "STORED\r\n"
+    );
+    assert_eq!(memcache(kw, "incr n 1\r\n").await, "42\r\n");
+    assert_eq!(
+        memcache(db, "get n\r\n").await,
+        "VALUE n 0 2\r\n42\r\nEND\r\n"
+    );
+
+    // With the old store gone, what was copied is still there.
+    drop(old);
+    assert_eq!(
+        memcache(kw, "get k7\r\n").await,
+        "VALUE k7 7 3\r\nv07\r\nEND\r\n"
+    );
+}

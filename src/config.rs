@@ -43,16 +43,42 @@ pub enum PolicyConfig {
     /// Moving a live store: writes go to `to`, deletes to both, reads try
     /// `to` then `from`, copying what they find with its remaining TTL.
     Migrate { from: String, to: String },
+    /// Ordered members: requests go to the first one that is up.
+    Failover {
+        members: Vec<String>,
+        /// Consecutive failures (errors, timeouts) that mark a member down.
+        #[serde(default = "default_failures_to_mark_down")]
+        failures_to_mark_down: u32,
+        /// How often a down member is probed to bring it back.
+        #[serde(default = "default_probe_interval_ms")]
+        probe_interval_ms: u64,
+        /// Longest TTL a set gets when it lands on a fallback member
+        /// (mcrouter's failover expiry); no cap when omitted.
+        fallback_ttl_seconds: Option<u64>,
+    },
+}
+
+fn default_failures_to_mark_down() -> u32 {
+    3
+}
+
+fn default_probe_interval_ms() -> u64 {
+    1000
 }
 
 impl PolicyConfig {
     /// The names this policy is built on, with the field naming each.
-    pub fn members(&self) -> [(&'static str, &str); 2] {
+    pub fn members(&self) -> Vec<(String, &str)> {
         match self {
             PolicyConfig::WriteThrough { cache, durable } => {
-                [("cache", cache), ("durable", durable)]
+                vec![("cache".into(), cache), ("durable".into(), durable)]
             }
-            PolicyConfig::Migrate { from, to } => [("from", from), ("to", to)],
+            PolicyConfig::Migrate { from, to } => vec![("from".into(), from), ("to".into(), to)],
+            PolicyConfig::Failover { members, .. } => members
+                .iter()
+                .enumerate()
+                .map(|(i, member)| (format!("members[{i}]"), member.as_str()))
+                .collect(),
         }
     }
 }
@@ -357,15 +383,38 @@ impl Config {
                     "a backend has the same name; give the policy another",
                 ));
             }
-            let [(_, first), (_, second)] = policy.members();
-            if first == second {
+            let members = policy.members();
+            if members.len() < 2 {
                 return Err(problem(
                     format!("policies.{name}"),
-                    "its two members must differ",
+                    "needs at least two members",
                 ));
             }
-            for (field, member) in policy.members() {
-                if !self.backends.contains_key(member) && !self.policies.contains_key(member) {
+            if members
+                .iter()
+                .enumerate()
+                .any(|(i, (_, a))| members[..i].iter().any(|(_, b)| a == b))
+            {
+                return Err(problem(
+                    format!("policies.{name}"),
+                    "names the same member twice",
+                ));
+            }
+            if let PolicyConfig::Failover {
+                failures_to_mark_down,
+                probe_interval_ms,
+                ..
+            } = policy
+            {
+                if *failures_to_mark_down == 0 || *probe_interval_ms == 0 {
+                    return Err(problem(
+                        format!("policies.{name}"),
+                        "failures_to_mark_down and probe_interval_ms must be at least 1",
+                    ));
+                }
+            }
+            for (field, member) in &members {
+                if !self.backends.contains_key(*member) && !self.policies.contains_key(*member) {
                     return Err(problem(
                         format!("policies.{name}.{field}"),
                         format!("no backend or policy named {member:?}"),
@@ -374,7 +423,7 @@ impl Config {
             }
             // Members of members, breadth first: a policy must not contain itself.
             let mut seen = vec![name.as_str()];
-            let mut next: Vec<&str> = policy.members().iter().map(|(_, m)| *m).collect();
+            let mut next: Vec<&str> = members.iter().map(|(_, m)| *m).collect();
             while let Some(member) = next.pop() {
                 if member == name {
                     return Err(problem(
@@ -387,7 +436,7 @@ impl Config {
                 }
                 if let Some(inner) = self.policies.get(member) {
                     seen.push(member);
-                    next.extend(inner.members().iter().map(|(_, m)| *m));
+                    next.extend(inner.members().into_iter().map(|(_, m)| m));
                 }
             }
         }
@@ -449,7 +498,7 @@ impl Config {
         match self.policies.get(name) {
             Some(policy) => policy
                 .members()
-                .iter()
+                .into_iter()
                 .flat_map(|(_, member)| self.leaves(member))
                 .collect(),
             None => vec![name],
@@ -521,8 +570,12 @@ mod tests {
                 Some("policies.a: it contains itself (through b)"),
             ),
             (
+                "[policies.f]\nkind = \"failover\"\nmembers = [\"m\"]\n[[routes]]\nglob = \"*\"\npolicy = \"f\"\n",
+                Some("policies.f: needs at least two members"),
+            ),
+            (
                 "[policies.t]\nkind = \"tiered\"\n[[routes]]\nglob = \"*\"\npolicy = \"t\"\n",
-                Some("line 8: unknown variant `tiered`, expected `write-through` or `migrate`"),
+                Some("line 8: unknown variant `tiered`, expected one of `write-through`"),
             ),
             (
                 "[[routes]]\nglob = \"*\"\nbackend = \"m\"\npolicy = \"m\"\n",

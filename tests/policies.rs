@@ -244,3 +244,87 @@ policy = "moving"
         "VALUE k7 7 3\r\nv07\r\nEND\r\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failover_moves_to_the_next_member_marks_the_failed_one_down_and_brings_it_back() {
+    let port = free_port();
+    let primary = start_memcached_at(port);
+    let fallback = start_memcached();
+    let config = format!(
+        r#"
+[backends.primary]
+url = "memcached://{primary}"
+connect_timeout_ms = 300
+request_timeout_ms = 500
+[backends.fallback]
+url = "memcached://{fallback}"
+[policies.pair]
+kind = "failover"
+members = ["primary", "fallback"]
+failures_to_mark_down = 2
+probe_interval_ms = 100
+fallback_ttl_seconds = 30
+[[routes]]
+glob = "*"
+policy = "pair"
+"#,
+        primary = primary.addr,
+        fallback = fallback.addr
+    );
+    let keyway = start_keyway(&config).await;
+    let kw = keyway.memcache_addr.unwrap();
+
+    assert_eq!(memcache(kw, "set a 0 0 1\r\n1\r\n").await, "STORED\r\n");
+    assert_eq!(
+        memcache(primary.addr, "get a\r\n").await,
+        "VALUE a 0 1\r\n1\r\nEND\r\n"
+    );
+    assert_eq!(memcache(fallback.addr, "get a\r\n").await, "END\r\n");
+
+    // The primary dies: requests go on, answered by the fallback, each
+    // within the primary's timeouts; once marked down it is not waited for.
+    drop(primary);
+    for i in 0..6 {
+        let started = std::time::Instant::now();
+        let reply = memcache(kw, &format!("set b{i} 0 0 1\r\n{i}\r\n")).await;
+        assert_eq!(reply, "STORED\r\n");
+        assert!(started.elapsed() < std::time::Duration::from_millis(1200));
+        if i >= 2 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(100),
+                "{i}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    // Sets on the fallback get its shorter TTL.
+    assert!(matches!(
+        memcached_ttl(&fallback, "b5").await,
+        Some(28..=30)
+    ));
+    assert_eq!(
+        memcache(kw, "get b5 a\r\n").await,
+        "VALUE b5 0 1\r\n5\r\nEND\r\n"
+    );
+
+    // Back on the same port: the probe finds it and it takes requests again.
+    let primary = start_memcached_at(port);
+    let mut back = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(memcache(kw, "set c 0 0 1\r\nc\r\n").await, "STORED\r\n");
+        if memcache(primary.addr, "get c\r\n").await == "VALUE c 0 1\r\nc\r\nEND\r\n" {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the primary was never used again after it came back");
+    // A delete reaches every member that is up.
+    assert_eq!(
+        memcache(fallback.addr, "set c 0 0 1\r\nc\r\n").await,
+        "STORED\r\n"
+    );
+    assert_eq!(memcache(kw, "delete c\r\n").await, "DELETED\r\n");
+    assert_eq!(memcache(fallback.addr, "get c\r\n").await, "END\r\n");
+    assert_eq!(memcache(primary.addr, "get c\r\n").await, "END\r\n");
+}

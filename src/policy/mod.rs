@@ -1,6 +1,6 @@
 //! Routing policies: a route's keys spread over several members (backends
 //! or other policies) by a rule — tiers ([`write_through`]), moving a live
-//! store ([`migrate`]). A policy is itself a [`Backend`], so the router
+//! store ([`migrate`]), standing in for a failed member ([`failover`]). A policy is itself a [`Backend`], so the router
 //! treats a route to a policy like a route to a backend, and policies nest.
 //!
 //! Members are called through boxed futures ([`Member`]): a policy's future
@@ -8,6 +8,7 @@
 //! type cannot contain itself; boxing at the member boundary breaks the
 //! cycle. Routes to plain backends never pay for it.
 
+mod failover;
 mod migrate;
 mod write_through;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use failover::{Failover, FailoverOptions};
 pub use migrate::Migrate;
 pub use write_through::WriteThrough;
 
@@ -35,6 +37,7 @@ pub enum Target {
 pub enum Policy {
     WriteThrough(WriteThrough),
     Migrate(Migrate),
+    Failover(Failover),
 }
 
 impl Target {
@@ -61,6 +64,7 @@ macro_rules! dispatch_policy {
         match $self {
             Policy::WriteThrough(policy) => policy.$method($($arg),*).await,
             Policy::Migrate(policy) => policy.$method($($arg),*).await,
+            Policy::Failover(policy) => policy.$method($($arg),*).await,
         }
     };
 }

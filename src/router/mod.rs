@@ -11,6 +11,7 @@ use bytes::Bytes;
 pub use table::RouteTable;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
@@ -19,7 +20,7 @@ use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::policy::{Member, Migrate, Policy, Target, WriteThrough};
+use crate::policy::{Failover, FailoverOptions, Member, Migrate, Policy, Target, WriteThrough};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -104,6 +105,23 @@ impl Router {
                     PolicyConfig::Migrate { from, to } => member(from)
                         .zip(member(to))
                         .map(|(f, t)| Policy::Migrate(Migrate::new(f, t))),
+                    PolicyConfig::Failover {
+                        members,
+                        failures_to_mark_down,
+                        probe_interval_ms,
+                        fallback_ttl_seconds,
+                    } => members
+                        .iter()
+                        .map(|name| member(name))
+                        .collect::<Option<Vec<Member>>>()
+                        .map(|members| {
+                            let options = FailoverOptions {
+                                failures_to_mark_down: *failures_to_mark_down,
+                                probe_interval: Duration::from_millis(*probe_interval_ms),
+                                fallback_ttl: fallback_ttl_seconds.map(Duration::from_secs),
+                            };
+                            Policy::Failover(Failover::new(members, options))
+                        }),
                 };
                 let Some(built) = built else { return true };
                 targets.push(Target::Policy(Arc::new(built)));

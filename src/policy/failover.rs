@@ -1,0 +1,244 @@
+//! `failover`: ordered members; every request goes to the first member that
+//! is up, and to the next when that one fails.
+//!
+//! A member that fails `failures_to_mark_down` requests in a row (errors
+//! from the backend or its connection, timeouts) is marked down: requests
+//! skip it without waiting out its timeouts, and a background probe (a TTL
+//! lookup every `probe_interval_ms`) brings it back once it answers. A
+//! request that fails on a member is retried on the next one at once. Sets
+//! that land on a fallback member can get a shorter TTL
+//! (`fallback_ttl_seconds`), as with mcrouter's failover expiry, so what was
+//! written during an outage does not outlive it by much. Deletes go to every
+//! member that is up, so a value deleted during an outage is not served
+//! from the fallback afterwards. Errors the client caused (incr on a
+//! non-number, say) are answered at once, not failed over.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{BoxFuture, Member};
+use crate::backend::{Backend, BackendError, Result};
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    StoreOutcome, Ttl,
+};
+
+/// Settings of a [`Failover`].
+pub struct FailoverOptions {
+    pub failures_to_mark_down: u32,
+    pub probe_interval: Duration,
+    pub fallback_ttl: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: AtomicU32,
+    down: AtomicBool,
+}
+
+pub struct Failover {
+    members: Vec<(Member, Arc<Health>)>,
+    options: FailoverOptions,
+}
+
+/// The key the probe asks a down member about; any answer, hit or miss, means it is back.
+const PROBE_KEY: &[u8] = b"keyway:failover:probe";
+
+impl Failover {
+    pub fn new(members: Vec<Member>, options: FailoverOptions) -> Self {
+        Self {
+            members: members
+                .into_iter()
+                .map(|member| (member, Arc::default()))
+                .collect(),
+            options,
+        }
+    }
+
+    /// Whether the member at `index` is up (for tests and stats).
+    pub fn is_up(&self, index: usize) -> bool {
+        !self.members[index].1.down.load(Ordering::Relaxed)
+    }
+
+    fn succeeded(&self, health: &Health) {
+        if health.failures.load(Ordering::Relaxed) != 0 {
+            health.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(&self, index: usize, error: &BackendError) {
+        let (member, health) = &self.members[index];
+        let failures = health.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < self.options.failures_to_mark_down || health.down.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tracing::warn!(member = index, %error, failures, "failover: member marked down; probing it");
+        let (member, health) = (member.clone(), health.clone());
+        let interval = self.options.probe_interval;
+        tokio::spawn(async move {
+            let key = Bytes::from_static(PROBE_KEY);
+            loop {
+                tokio::time::sleep(interval).await;
+                if member.ttl(0, &key).await.is_ok() {
+                    health.failures.store(0, Ordering::Relaxed);
+                    health.down.store(false, Ordering::Release);
+                    tracing::warn!(
+                        member = index,
+                        "failover: member answers again; back in use"
+                    );
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Runs `op` on the first member that is up; on a backend failure, on
+    /// the next one that is up. When every member is down, the first is
+    /// tried anyway: better a request that may fail than one refused unasked.
+    async fn call<'a, T, F>(&'a self, op: F) -> Result<T>
+    where
+        F: Fn(usize, &'a Member) -> BoxFuture<'a, T>,
+    {
+        let mut order: Vec<usize> = (0..self.members.len()).filter(|&i| self.is_up(i)).collect();
+        if order.is_empty() {
+            order.push(0);
+        }
+        let mut last = None;
+        for index in order {
+            let (member, health) = &self.members[index];
+            match op(index, member).await {
+                Ok(value) => {
+                    self.succeeded(health);
+                    return Ok(value);
+                }
+                Err(error @ BackendError::Unavailable { .. }) => {
+                    self.failed(index, &error);
+                    last = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last.expect("at least one member was tried"))
+    }
+
+    /// Runs `op` on every member that is up, concurrently, and answers with
+    /// the first of them that succeeded.
+    async fn on_all<'a, T, F>(&'a self, op: F) -> Result<T>
+    where
+        F: Fn(usize, &'a Member) -> BoxFuture<'a, T>,
+    {
+        let up: Vec<usize> = (0..self.members.len()).filter(|&i| self.is_up(i)).collect();
+        if up.is_empty() {
+            return self.call(op).await;
+        }
+        let calls = up.iter().map(|&i| op(i, &self.members[i].0));
+        let results = futures_util::future::join_all(calls).await;
+        let mut answer = None;
+        let mut last = None;
+        for (index, result) in up.into_iter().zip(results) {
+            match result {
+                Ok(value) => {
+                    self.succeeded(&self.members[index].1);
+                    answer.get_or_insert(value);
+                }
+                Err(error @ BackendError::Unavailable { .. }) => {
+                    self.failed(index, &error);
+                    last = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        answer.ok_or_else(|| last.expect("a member failed"))
+    }
+
+    /// A set for member `index`: on a fallback, its TTL capped when configured.
+    fn capped(&self, index: usize, mut store: Store) -> Store {
+        let Some(cap) = self.options.fallback_ttl.filter(|_| index > 0) else {
+            return store;
+        };
+        let latest = now_ms().saturating_add(cap.as_millis() as u64);
+        let expiry = match store.expiry {
+            ExpiryUpdate::Set(Expiry::At(at)) => at.min(latest),
+            ExpiryUpdate::Set(Expiry::Never) | ExpiryUpdate::Keep => latest,
+        };
+        store.expiry = ExpiryUpdate::Set(Expiry::At(expiry));
+        store
+    }
+}
+
+impl Backend for Failover {
+    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        self.call(|_, member| member.get(db, keys)).await
+    }
+
+    async fn get_and_touch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        expiry: Expiry,
+    ) -> Result<Vec<Option<Item>>> {
+        self.call(|_, member| member.get_and_touch(db, keys, expiry))
+            .await
+    }
+
+    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
+        self.on_all(|_, member| member.get_and_delete(db, key))
+            .await
+    }
+
+    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        self.call(|index, member| member.store(db, self.capped(index, store.clone())))
+            .await
+    }
+
+    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
+        self.call(|_, member| member.store_all_if_absent(db, pairs.clone()))
+            .await
+    }
+
+    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        self.on_all(|_, member| member.delete(db, keys)).await
+    }
+
+    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
+        self.call(|_, member| member.arith(db, key, arith)).await
+    }
+
+    async fn expire(
+        &self,
+        db: Db,
+        key: &Bytes,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
+        self.call(|_, member| member.expire(db, key, expiry, condition))
+            .await
+    }
+
+    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
+        self.call(|_, member| member.ttl(db, key)).await
+    }
+
+    async fn scan(
+        &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
+        self.call(|_, member| member.scan(db, cursor, pattern, count))
+            .await
+    }
+
+    async fn len(&self, db: Db) -> Result<usize> {
+        self.call(|_, member| member.len(db)).await
+    }
+
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        self.on_all(|_, member| member.flush(db)).await
+    }
+}

@@ -34,7 +34,7 @@ pub struct Config {
 /// How a route's keys are spread over several members (backends or other
 /// policies, by name). README's "Routing policies" gives each one's exact
 /// read, write, delete, TTL and error semantics.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PolicyConfig {
     /// Django's `cached_db` at the proxy: writes commit to `durable` first,
@@ -56,6 +56,38 @@ pub enum PolicyConfig {
         /// (mcrouter's failover expiry); no cap when omitted.
         fallback_ttl_seconds: Option<u64>,
     },
+    /// Serve from `primary`; repeat a share of requests on `shadow` in the
+    /// background and count where its answers differ.
+    Shadow {
+        primary: String,
+        shadow: String,
+        /// Share of requests mirrored, 0.0 to 1.0.
+        #[serde(default = "default_fraction")]
+        fraction: f64,
+        /// Mirror writes only (reads are then served and not compared).
+        #[serde(default)]
+        writes_only: bool,
+    },
+    /// Every write to every member; reads from the first that answers.
+    Replicate {
+        members: Vec<String>,
+        /// `"all"`: answer once every member has the write; `"first"`: once one has.
+        #[serde(default)]
+        ack: AckConfig,
+    },
+}
+
+/// When a replicated write is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckConfig {
+    #[default]
+    All,
+    First,
+}
+
+fn default_fraction() -> f64 {
+    1.0
 }
 
 fn default_failures_to_mark_down() -> u32 {
@@ -74,11 +106,16 @@ impl PolicyConfig {
                 vec![("cache".into(), cache), ("durable".into(), durable)]
             }
             PolicyConfig::Migrate { from, to } => vec![("from".into(), from), ("to".into(), to)],
-            PolicyConfig::Failover { members, .. } => members
-                .iter()
-                .enumerate()
-                .map(|(i, member)| (format!("members[{i}]"), member.as_str()))
-                .collect(),
+            PolicyConfig::Shadow {
+                primary, shadow, ..
+            } => vec![("primary".into(), primary), ("shadow".into(), shadow)],
+            PolicyConfig::Failover { members, .. } | PolicyConfig::Replicate { members, .. } => {
+                members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, member)| (format!("members[{i}]"), member.as_str()))
+                    .collect()
+            }
         }
     }
 }
@@ -399,6 +436,14 @@ impl Config {
                     format!("policies.{name}"),
                     "names the same member twice",
                 ));
+            }
+            if let PolicyConfig::Shadow { fraction, .. } = policy {
+                if !(0.0..=1.0).contains(fraction) {
+                    return Err(problem(
+                        format!("policies.{name}.fraction"),
+                        "must be between 0.0 and 1.0",
+                    ));
+                }
             }
             if let PolicyConfig::Failover {
                 failures_to_mark_down,

@@ -297,6 +297,10 @@ policy = "pair"
             );
         }
     }
+    assert_eq!(
+        policy_info(&keyway, "pair").await,
+        "kind=failover,members_up=1,members_down=1"
+    );
     // Sets on the fallback get its shorter TTL.
     assert!(matches!(
         memcached_ttl(&fallback, "b5").await,
@@ -327,4 +331,155 @@ policy = "pair"
     assert_eq!(memcache(kw, "delete c\r\n").await, "DELETED\r\n");
     assert_eq!(memcache(fallback.addr, "get c\r\n").await, "END\r\n");
     assert_eq!(memcache(primary.addr, "get c\r\n").await, "END\r\n");
+}
+
+fn replicate_config(a: &External, dir: &Path, ack: &str) -> String {
+    format!(
+        r#"
+[backends.a]
+url = "memcached://{a}"
+connect_timeout_ms = 300
+request_timeout_ms = 500
+[backends.db]
+url = "sqlite://{dir}/items.sqlite3"
+[policies.both]
+kind = "replicate"
+members = ["a", "db"]
+ack = "{ack}"
+[[routes]]
+glob = "*"
+policy = "both"
+"#,
+        a = a.addr,
+        dir = dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicate_writes_every_member_and_reads_the_first_that_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_memcached();
+    let all = start_keyway(&replicate_config(&a, dir.path(), "all")).await;
+    let first = start_keyway(&replicate_config(&a, dir.path(), "first")).await;
+    let durable = sqlite_view(dir.path()).await;
+    let db = durable.memcache_addr.unwrap();
+    let kw = all.memcache_addr.unwrap();
+
+    assert_eq!(memcache(kw, "set r 3 0 2\r\nhi\r\n").await, "STORED\r\n");
+    let hit = "VALUE r 3 2\r\nhi\r\nEND\r\n";
+    assert_eq!(memcache(a.addr, "get r\r\n").await, hit);
+    assert_eq!(memcache(db, "get r\r\n").await, hit);
+    assert_eq!(
+        memcache(kw, "incr r 1\r\n").await,
+        "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+    );
+    assert_eq!(memcache(kw, "delete r\r\n").await, "DELETED\r\n");
+    assert_eq!(memcache(a.addr, "get r\r\n").await, "END\r\n");
+    assert_eq!(memcache(db, "get r\r\n").await, "END\r\n");
+
+    // One member down: ack = "all" refuses to acknowledge a write not every
+    // member has; ack = "first" acknowledges it; reads come from the other.
+    assert_eq!(memcache(kw, "set s 0 0 1\r\n1\r\n").await, "STORED\r\n");
+    drop(a);
+    let refused = memcache(kw, "set s 0 0 1\r\n2\r\n").await;
+    assert!(
+        refused.starts_with("SERVER_ERROR backend memcached"),
+        "{refused}"
+    );
+    assert_eq!(
+        memcache(first.memcache_addr.unwrap(), "set t 0 0 1\r\n3\r\n").await,
+        "STORED\r\n"
+    );
+    assert_eq!(
+        memcache(db, "get t\r\n").await,
+        "VALUE t 0 1\r\n3\r\nEND\r\n"
+    );
+    assert_eq!(
+        memcache(kw, "get t\r\n").await,
+        "VALUE t 0 1\r\n3\r\nEND\r\n"
+    );
+}
+
+/// INFO keyway's line for policy `name`.
+async fn policy_info(keyway: &Server, name: &str) -> String {
+    let reply = exchange(keyway.resp_addr.unwrap(), b"INFO keyway\r\nQUIT\r\n").await;
+    let reply = String::from_utf8(reply).unwrap();
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("policy:{name},")))
+        .unwrap_or_else(|| panic!("no policy line for {name} in {reply}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shadow_serves_from_the_primary_mirrors_to_the_shadow_and_counts_mismatches() {
+    let shadow = start_memcached();
+    let config = format!(
+        r#"
+[backends.primary]
+url = "memory://"
+[backends.shadow]
+url = "memcached://{shadow}"
+connect_timeout_ms = 300
+request_timeout_ms = 500
+[policies.trial]
+kind = "shadow"
+primary = "primary"
+shadow = "shadow"
+[[routes]]
+glob = "*"
+policy = "trial"
+"#,
+        shadow = shadow.addr
+    );
+    let keyway = start_keyway(&config).await;
+    let kw = keyway.memcache_addr.unwrap();
+    assert_eq!(memcache(kw, "set k 1 0 1\r\na\r\n").await, "STORED\r\n");
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+    settle().await;
+    assert_eq!(
+        memcache(shadow.addr, "get k\r\n").await,
+        "VALUE k 1 1\r\na\r\nEND\r\n"
+    );
+    assert_eq!(
+        memcache(kw, "get k\r\n").await,
+        "VALUE k 1 1\r\na\r\nEND\r\n"
+    );
+    settle().await;
+    assert_eq!(
+        policy_info(&keyway, "trial").await,
+        "kind=shadow,mirrored=2,mismatches=0,errors=0"
+    );
+
+    // The shadow diverges: the client still gets the primary's answer, and
+    // the difference is counted.
+    assert_eq!(
+        memcache(shadow.addr, "set k 1 0 1\r\nz\r\n").await,
+        "STORED\r\n"
+    );
+    assert_eq!(
+        memcache(kw, "get k\r\n").await,
+        "VALUE k 1 1\r\na\r\nEND\r\n"
+    );
+    settle().await;
+    assert_eq!(
+        policy_info(&keyway, "trial").await,
+        "kind=shadow,mirrored=3,mismatches=1,errors=0"
+    );
+
+    // The shadow dies: the primary's clients notice nothing.
+    drop(shadow);
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            memcache(kw, &format!("set n{i} 0 0 1\r\n{i}\r\n")).await,
+            "STORED\r\n"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        policy_info(&keyway, "trial").await,
+        "kind=shadow,mirrored=8,mismatches=1,errors=5"
+    );
 }

@@ -58,7 +58,12 @@ impl Failover {
         }
     }
 
-    /// Whether the member at `index` is up (for tests and stats).
+    /// How many members there are.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the member at `index` is up.
     pub fn is_up(&self, index: usize) -> bool {
         !self.members[index].1.down.load(Ordering::Relaxed)
     }

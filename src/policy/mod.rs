@@ -1,6 +1,8 @@
 //! Routing policies: a route's keys spread over several members (backends
 //! or other policies) by a rule — tiers ([`write_through`]), moving a live
-//! store ([`migrate`]), standing in for a failed member ([`failover`]). A policy is itself a [`Backend`], so the router
+//! store ([`migrate`]), standing in for a failed member ([`failover`]),
+//! copies on several members ([`replicate`]), trying out a store on mirrored
+//! traffic ([`shadow`]). A policy is itself a [`Backend`], so the router
 //! treats a route to a policy like a route to a backend, and policies nest.
 //!
 //! Members are called through boxed futures ([`Member`]): a policy's future
@@ -10,6 +12,8 @@
 
 mod failover;
 mod migrate;
+mod replicate;
+mod shadow;
 mod write_through;
 
 use std::future::Future;
@@ -20,6 +24,8 @@ use bytes::Bytes;
 
 pub use failover::{Failover, FailoverOptions};
 pub use migrate::Migrate;
+pub use replicate::{Ack, Replicate};
+pub use shadow::{Shadow, ShadowCounts, ShadowOptions};
 pub use write_through::WriteThrough;
 
 use crate::backend::{backend_by_dispatch, AnyBackend, Backend, Result};
@@ -38,6 +44,8 @@ pub enum Policy {
     WriteThrough(WriteThrough),
     Migrate(Migrate),
     Failover(Failover),
+    Replicate(Replicate),
+    Shadow(Shadow),
 }
 
 impl Target {
@@ -65,6 +73,8 @@ macro_rules! dispatch_policy {
             Policy::WriteThrough(policy) => policy.$method($($arg),*).await,
             Policy::Migrate(policy) => policy.$method($($arg),*).await,
             Policy::Failover(policy) => policy.$method($($arg),*).await,
+            Policy::Replicate(policy) => policy.$method($($arg),*).await,
+            Policy::Shadow(policy) => policy.$method($($arg),*).await,
         }
     };
 }

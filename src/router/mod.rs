@@ -15,12 +15,15 @@ use std::time::Duration;
 
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
-use crate::config::{Config, PolicyConfig};
+use crate::config::{AckConfig, Config, PolicyConfig};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::policy::{Failover, FailoverOptions, Member, Migrate, Policy, Target, WriteThrough};
+use crate::policy::{
+    Ack, Failover, FailoverOptions, Member, Migrate, Policy, Replicate, Shadow, ShadowOptions,
+    Target, WriteThrough,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -70,6 +73,7 @@ pub struct Router {
     names: Vec<String>,
     /// What route slots point at: the backends (same index), then the policies.
     targets: Vec<Target>,
+    target_names: Vec<String>,
     /// Target slots some route uses, each once: what KEYS/SCAN/DBSIZE walk.
     routed: Vec<usize>,
     /// Per backend: a route marks it protected, so flushes pass it over.
@@ -122,6 +126,29 @@ impl Router {
                             };
                             Policy::Failover(Failover::new(members, options))
                         }),
+                    PolicyConfig::Shadow {
+                        primary,
+                        shadow,
+                        fraction,
+                        writes_only,
+                    } => member(primary).zip(member(shadow)).map(|(p, s)| {
+                        let options = ShadowOptions {
+                            fraction: *fraction,
+                            writes_only: *writes_only,
+                        };
+                        Policy::Shadow(Shadow::new(p, s, options))
+                    }),
+                    PolicyConfig::Replicate { members, ack } => members
+                        .iter()
+                        .map(|name| member(name))
+                        .collect::<Option<Vec<Member>>>()
+                        .map(|members| {
+                            let ack = match ack {
+                                AckConfig::All => Ack::All,
+                                AckConfig::First => Ack::First,
+                            };
+                            Policy::Replicate(Replicate::new(members, ack))
+                        }),
                 };
                 let Some(built) = built else { return true };
                 targets.push(Target::Policy(Arc::new(built)));
@@ -158,6 +185,7 @@ impl Router {
             backends,
             names,
             targets,
+            target_names,
             routed,
             protected,
         })
@@ -169,6 +197,17 @@ impl Router {
             .iter()
             .map(String::as_str)
             .zip(self.backends.iter().map(|b| &**b))
+    }
+
+    /// Every policy with its configured name.
+    pub fn policies(&self) -> impl Iterator<Item = (&str, &Policy)> {
+        self.target_names
+            .iter()
+            .zip(&self.targets)
+            .filter_map(|(name, target)| match target {
+                Target::Policy(policy) => Some((name.as_str(), &**policy)),
+                Target::Backend(_) => None,
+            })
     }
 
     fn backend_for(&self, key: &[u8]) -> Result<&Target> {

@@ -256,6 +256,7 @@ impl RespSession {
                 ("keyspace_misses", stats.get_misses.get().to_string()),
             ],
         );
+        section("Keyway", policy_lines(&self.shared.router));
         if include("keyspace") {
             let mut lines = Vec::new();
             for db in 0..DATABASES {
@@ -349,4 +350,41 @@ fn command(args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub)
         ))),
     }
+}
+
+/// INFO's keyway section: how each policy is doing.
+fn policy_lines(router: &crate::router::Router) -> Vec<(&'static str, String)> {
+    use crate::policy::Policy;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut lines = Vec::new();
+    for (name, policy) in router.policies() {
+        match policy {
+            Policy::Failover(failover) => {
+                let up = (0..failover.member_count())
+                    .filter(|&i| failover.is_up(i))
+                    .count();
+                let down = failover.member_count() - up;
+                lines.push((
+                    "policy",
+                    format!("{name},kind=failover,members_up={up},members_down={down}"),
+                ));
+            }
+            Policy::Shadow(shadow) => {
+                let counts = shadow.counts();
+                lines.push((
+                    "policy",
+                    format!(
+                        "{name},kind=shadow,mirrored={},mismatches={},errors={}",
+                        counts.mirrored.load(Relaxed),
+                        counts.mismatches.load(Relaxed),
+                        counts.errors.load(Relaxed)
+                    ),
+                ));
+            }
+            Policy::WriteThrough(_) => lines.push(("policy", format!("{name},kind=write-through"))),
+            Policy::Migrate(_) => lines.push(("policy", format!("{name},kind=migrate"))),
+            Policy::Replicate(_) => lines.push(("policy", format!("{name},kind=replicate"))),
+        }
+    }
+    lines
 }

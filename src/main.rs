@@ -49,6 +49,23 @@ enum Command {
     /// Create the table of every SQL backend in the configuration (the
     /// embedded default without --config) where missing, then exit.
     MigrateSchema,
+    /// Copy every live key, with flags and remaining TTL, from a migrate
+    /// policy's old store to its new one (or --from/--to any two backends or
+    /// policies), while Keyway keeps serving. Safe to run again; resumes.
+    Migrate {
+        /// A `kind = "migrate"` policy: copy from its `from` to its `to`.
+        #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present_all = ["from", "to"])]
+        policy: Option<String>,
+        /// The backend or policy to copy from.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// The backend or policy to copy to.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Where progress is saved (default: <data dir>/migrate-<from>-<to>.state).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,7 +99,7 @@ fn main() -> ExitCode {
             print!("{}", keyway::config::EMBEDDED_DEFAULT);
             return ExitCode::SUCCESS;
         }
-        Some(Command::MigrateSchema) | None => {}
+        Some(Command::MigrateSchema | Command::Migrate { .. }) | None => {}
     }
     init_logging(cli.log_format);
     let mut config = match &cli.config {
@@ -114,6 +131,12 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     match cli.command {
         Some(Command::MigrateSchema) => runtime.block_on(migrate_schema(config)),
+        Some(Command::Migrate {
+            policy,
+            from,
+            to,
+            state,
+        }) => runtime.block_on(bulk_copy(config, policy, from.zip(to), state)),
         _ => runtime.block_on(run(config)),
     }
 }
@@ -146,6 +169,84 @@ async fn migrate_schema(config: Config) -> ExitCode {
         }
     }
     status
+}
+
+async fn bulk_copy(
+    config: Config,
+    policy: Option<String>,
+    from_to: Option<(String, String)>,
+    state: Option<PathBuf>,
+) -> ExitCode {
+    use keyway::config::PolicyConfig;
+    use keyway::policy::bulk_copy::BulkCopy;
+    let (from, to) = match (policy, from_to) {
+        (Some(name), _) => match config.policies.get(&name) {
+            Some(PolicyConfig::Migrate { from, to }) => (from.clone(), to.clone()),
+            Some(_) => {
+                eprintln!("policies.{name} is not a migrate policy; use --from and --to");
+                return ExitCode::FAILURE;
+            }
+            None => {
+                eprintln!("no policy named {name:?} in the configuration");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, Some(pair)) => pair,
+        (None, None) => unreachable!("clap requires --policy or --from/--to"),
+    };
+    let router = match keyway::router::Router::build(&config) {
+        Ok(router) => router,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (Some(source), Some(target)) = (router.target(&from), router.target(&to)) else {
+        eprintln!("--from and --to must name backends or policies of the configuration");
+        return ExitCode::FAILURE;
+    };
+    let state = state.unwrap_or_else(|| {
+        config
+            .runtime
+            .data_dir
+            .join(format!("migrate-{from}-{to}.state"))
+    });
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!("cannot create {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let progress = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys {per_sec} {eta}")
+            .expect("a valid template"),
+    );
+    let started = std::time::Instant::now();
+    let copy = BulkCopy {
+        from: source,
+        to: target,
+        state,
+        progress,
+    };
+    match copy.run().await {
+        Ok(report) => {
+            println!(
+                "{from} -> {to}: listed {}, copied {}, already there {}, gone or expired {}, \
+                 copies undone after a concurrent delete {} ({:.1} s)",
+                report.listed,
+                report.copied,
+                report.present,
+                report.gone,
+                report.undone,
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{from} -> {to}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

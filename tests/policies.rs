@@ -483,3 +483,90 @@ policy = "trial"
         "kind=shadow,mirrored=8,mismatches=1,errors=5"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = start_memcached();
+    let mut sets = String::new();
+    for i in 0..1200 {
+        sets.push_str(&format!("set user:{i} {i} 600 4\r\n{i:04}\r\n"));
+    }
+    sets.push_str("set short 0 1 1\r\nx\r\n");
+    assert_eq!(
+        memcache(old.addr, &sets).await.matches("STORED").count(),
+        1201
+    );
+    // Keys memcached holds under another name: a RESP key with a space, in db 3.
+    let through = start_keyway(&format!(
+        "[backends.old]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"old\"\n",
+        old.addr
+    ))
+    .await;
+    let reply = exchange(
+        through.resp_addr.unwrap(),
+        b"SELECT 3\r\nSET \"a b\" spaced\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(reply, b"+OK\r\n+OK\r\n+OK\r\n");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // "short" expires
+
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\nresp = \"127.0.0.1:0\"\n[runtime]\ndata_dir = \"{dir}\"\n\
+             [backends.old]\nurl = \"memcached://{old}\"\n[backends.db]\nurl = \"sqlite://items.sqlite3\"\n\
+             [policies.moving]\nkind = \"migrate\"\nfrom = \"old\"\nto = \"db\"\n\
+             [[routes]]\nglob = \"*\"\npolicy = \"moving\"\n",
+            dir = dir.path().display(),
+            old = old.addr
+        ),
+    )
+    .unwrap();
+    let migrate = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "migrate",
+                "--policy",
+                "moving",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = migrate();
+    assert!(
+        first.starts_with("old -> db: listed 1201, copied 1201, already there 0,"),
+        "{first}"
+    );
+    // Again: nothing left to copy.
+    let again = migrate();
+    assert!(again.contains(", copied 0, "), "{again}");
+
+    let durable = sqlite_view(dir.path()).await;
+    let db = durable.memcache_addr.unwrap();
+    assert_eq!(
+        memcache(db, "get user:0 user:1199 short\r\n").await,
+        "VALUE user:0 0 4\r\n0000\r\nVALUE user:1199 1199 4\r\n1199\r\nEND\r\n"
+    );
+    let reply = exchange(
+        durable.resp_addr.unwrap(),
+        b"SELECT 3\r\nGET \"a b\"\r\nSELECT 0\r\nTTL user:5\r\nQUIT\r\n",
+    )
+    .await;
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(
+        reply.starts_with("+OK\r\n$6\r\nspaced\r\n+OK\r\n:"),
+        "{reply}"
+    );
+    let ttl: i64 = reply.split("\r\n").nth(4).unwrap()[1..].parse().unwrap();
+    assert!((590..=600).contains(&ttl), "{ttl}");
+}

@@ -10,6 +10,7 @@
 //! type cannot contain itself; boxing at the member boundary breaks the
 //! cycle. Routes to plain backends never pay for it.
 
+pub mod bulk_copy;
 mod failover;
 mod migrate;
 mod replicate;

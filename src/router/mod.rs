@@ -199,6 +199,12 @@ impl Router {
             .zip(self.backends.iter().map(|b| &**b))
     }
 
+    /// The backend or policy configured as `name`.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        let slot = self.target_names.iter().position(|n| n == name)?;
+        Some(&self.targets[slot])
+    }
+
     /// Every policy with its configured name.
     pub fn policies(&self) -> impl Iterator<Item = (&str, &Policy)> {
         self.target_names

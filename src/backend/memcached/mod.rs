@@ -20,6 +20,8 @@ mod forward;
 pub mod ketama;
 mod wire;
 
+pub use wire::from_wire;
+
 use std::net::ToSocketAddrs;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -120,6 +122,11 @@ impl MemcachedBackend {
             pools,
             continuum: Continuum::new(servers),
         })
+    }
+
+    /// Each server's address, in configuration order.
+    pub fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.pools.iter().map(ServerPool::addr).collect()
     }
 
     fn pool(&self, key: &WireKey) -> &ServerPool {

@@ -59,6 +59,15 @@ pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
     })
 }
 
+/// The database and key a memcached key stands for: the inverse of
+/// [`wire_key`] (after base64 decoding).
+pub fn from_wire(raw: &[u8]) -> (Db, Bytes) {
+    match raw.strip_prefix(DB_PREFIX) {
+        Some([db, key @ ..]) => (*db, Bytes::copy_from_slice(key)),
+        _ => (0, Bytes::copy_from_slice(raw)),
+    }
+}
+
 /// memcached's exptime for an expiry: 0 never, -1 already expired, relative
 /// seconds up to 30 days, absolute unix seconds beyond. Rounded up, so an
 /// item never expires before it was asked to.

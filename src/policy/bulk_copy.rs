@@ -1,0 +1,339 @@
+//! `keyway migrate`: copies every live key, with its flags and remaining
+//! TTL, from one member to another, in batches, while the site runs.
+//!
+//! Keys are listed with SCAN (redis, SQL, policies over them) or, for a
+//! memcached pool, with each server's `lru_crawler metadump all` (twice,
+//! merged: a dump is not a snapshot, and can miss an item memcached moves
+//! between its LRU queues meanwhile; reads through the migrate route copy
+//! any key both dumps miss). Each copy
+//! is an add, so a newer write that reached the new store first is never
+//! overwritten, and running the command again only copies what is missing.
+//! A key deleted from the old store while its copy was being made (a logout
+//! racing the copy) is deleted again from the new one, so it does not come
+//! back. Progress is saved after every batch to a state file and resumed
+//! from there.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{copy_of, Target};
+use crate::backend::{AnyBackend, Backend, BackendError};
+use crate::op::{now_ms, Db, StoreStatus, DATABASES};
+
+/// Keys per batch.
+const BATCH: usize = 500;
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Keys listed in the old store.
+    pub listed: u64,
+    /// Copied to the new store.
+    pub copied: u64,
+    /// Already in the new store (written or copied before): left alone.
+    pub present: u64,
+    /// Listed but gone or expired by the time they were read.
+    pub gone: u64,
+    /// Copied, then found deleted from the old store meanwhile: deleted again.
+    pub undone: u64,
+}
+
+/// Where a run is, saved after every batch: the database and the SCAN
+/// cursor (or, for memcached, the number of dumped keys done).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    db: Db,
+    position: u64,
+}
+
+pub struct BulkCopy<'a> {
+    pub from: &'a Target,
+    pub to: &'a Target,
+    /// Saved progress; removed when the run completes.
+    pub state: PathBuf,
+    pub progress: indicatif::ProgressBar,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Cannot(String),
+    #[error("state file {0}: {1}")]
+    State(PathBuf, std::io::Error),
+}
+
+impl BulkCopy<'_> {
+    pub async fn run(&self) -> Result<Report, CopyError> {
+        let start = self.load_state()?;
+        let mut report = Report::default();
+        match self.from {
+            Target::Backend(backend) if matches!(**backend, AnyBackend::Memory(_)) => {
+                return Err(CopyError::Cannot(
+                    "the old store is a memory:// backend: it lives inside the running Keyway, \
+                     and this separate process cannot read it"
+                        .into(),
+                ))
+            }
+            Target::Backend(backend) => match &**backend {
+                AnyBackend::Memcached(memcached) => {
+                    // One dump can miss an item that memcached's LRU
+                    // maintainer moves between queues while the crawler
+                    // passes: take two and merge them.
+                    let servers = memcached.server_addrs();
+                    let mut keys = dump_keys(&servers).await?;
+                    let mut seen: std::collections::HashSet<(Db, Bytes)> =
+                        keys.iter().cloned().collect();
+                    for key in dump_keys(&servers).await? {
+                        if seen.insert(key.clone()) {
+                            keys.push(key);
+                        }
+                    }
+                    self.progress.set_length(keys.len() as u64);
+                    self.copy_listed(keys, start, &mut report).await?;
+                }
+                _ => self.copy_scanned(start, &mut report).await?,
+            },
+            Target::Policy(_) => self.copy_scanned(start, &mut report).await?,
+        }
+        self.progress.finish_and_clear();
+        match std::fs::remove_file(&self.state) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CopyError::State(self.state.clone(), e))
+            }
+            _ => {}
+        }
+        Ok(report)
+    }
+
+    /// Walks every database with SCAN.
+    async fn copy_scanned(&self, start: Checkpoint, report: &mut Report) -> Result<(), CopyError> {
+        let mut total = 0;
+        for db in 0..DATABASES {
+            total += self.from.len(db).await.unwrap_or(0);
+        }
+        self.progress.set_length(total as u64);
+        for db in start.db..DATABASES {
+            let mut cursor = if db == start.db { start.position } else { 0 };
+            loop {
+                let page = match self.from.scan(db, cursor, None, BATCH).await {
+                    Err(BackendError::Unsupported(why)) => return Err(CopyError::Cannot(why)),
+                    page => page?,
+                };
+                report.listed += page.keys.len() as u64;
+                self.copy_batch(db, &page.keys, report).await?;
+                cursor = page.cursor;
+                if cursor == 0 {
+                    break;
+                }
+                self.save_state(Checkpoint {
+                    db,
+                    position: cursor,
+                })?;
+            }
+            self.save_state(Checkpoint {
+                db: db + 1,
+                position: 0,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Copies keys listed up front (memcached), resuming after `start.position` of them.
+    async fn copy_listed(
+        &self,
+        keys: Vec<(Db, Bytes)>,
+        start: Checkpoint,
+        report: &mut Report,
+    ) -> Result<(), CopyError> {
+        let skip = start.position as usize;
+        self.progress.set_position(skip.min(keys.len()) as u64);
+        let mut done = skip;
+        for chunk in keys.get(skip..).unwrap_or_default().chunks(BATCH) {
+            report.listed += chunk.len() as u64;
+            // A dump mixes databases: copy each one's keys together.
+            for db in 0..DATABASES {
+                let batch: Vec<Bytes> = chunk
+                    .iter()
+                    .filter(|(key_db, _)| *key_db == db)
+                    .map(|(_, key)| key.clone())
+                    .collect();
+                if !batch.is_empty() {
+                    self.copy_batch(db, &batch, report).await?;
+                }
+            }
+            done += chunk.len();
+            self.save_state(Checkpoint {
+                db: 0,
+                position: done as u64,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn copy_batch(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        report: &mut Report,
+    ) -> Result<(), CopyError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let items = self.from.get(db, keys).await?;
+        let now = now_ms();
+        let mut copied = Vec::new();
+        for (key, item) in keys.iter().zip(items) {
+            let Some(item) = item.filter(|item| !item.expiry.is_expired_at(now)) else {
+                report.gone += 1;
+                continue;
+            };
+            match self.to.store(db, copy_of(key, &item)).await?.status {
+                StoreStatus::Stored => copied.push((key.clone(), item.value)),
+                _ => report.present += 1,
+            }
+        }
+        report.copied += copied.len() as u64;
+        // A delete through the route between our read and our copy reached
+        // the old store before the copy existed: undo the copy, unless the
+        // new store's value is no longer ours.
+        if !copied.is_empty() {
+            let copied_keys: Vec<Bytes> = copied.iter().map(|(key, _)| key.clone()).collect();
+            let still = self.from.get(db, &copied_keys).await?;
+            let now_in_to = self.to.get(db, &copied_keys).await?;
+            for (((key, value), old), new) in copied.iter().zip(still).zip(now_in_to) {
+                if old.is_none() && new.is_some_and(|new| new.value == *value) {
+                    self.to.delete(db, std::slice::from_ref(key)).await?;
+                    report.undone += 1;
+                }
+            }
+        }
+        self.progress.inc(keys.len() as u64);
+        Ok(())
+    }
+
+    fn load_state(&self) -> Result<Checkpoint, CopyError> {
+        let text = match std::fs::read_to_string(&self.state) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::default()),
+            Err(e) => return Err(CopyError::State(self.state.clone(), e)),
+        };
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        match (fields.next(), fields.next()) {
+            (Some(Ok(db)), Some(Ok(position))) if db <= DATABASES as u64 => Ok(Checkpoint {
+                db: db as Db,
+                position,
+            }),
+            _ => Err(CopyError::State(
+                self.state.clone(),
+                std::io::Error::other("not \"<db> <position>\"; delete it to start over"),
+            )),
+        }
+    }
+
+    fn save_state(&self, checkpoint: Checkpoint) -> Result<(), CopyError> {
+        let text = format!("{} {}\n", checkpoint.db, checkpoint.position);
+        let temporary = self.state.with_extension("tmp");
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, &self.state))
+            .map_err(|e| CopyError::State(self.state.clone(), e))
+    }
+}
+
+/// Every key of every server of a memcached pool, from `lru_crawler
+/// metadump all` (memcached 1.5+): one `key=<url-encoded> exp=...` line per
+/// item, then `END`. Keys are mapped back to Keyway's databases.
+async fn dump_keys(servers: &[std::net::SocketAddr]) -> Result<Vec<(Db, Bytes)>, CopyError> {
+    let mut keys = Vec::new();
+    for &server in servers {
+        let mut stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(server),
+        )
+        .await
+        .map_err(|_| CopyError::Cannot(format!("{server}: no connection within 5 s")))?
+        .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
+        stream
+            .write_all(b"lru_crawler metadump all\r\n")
+            .await
+            .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
+        let mut dump = Vec::new();
+        let started = Instant::now();
+        while !dump.ends_with(b"END\r\n") {
+            let mut chunk = [0u8; 64 * 1024];
+            let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+                .await
+                .map_err(|_| CopyError::Cannot(format!("{server}: metadump stalled")))?
+                .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            dump.extend_from_slice(&chunk[..n]);
+            if dump.starts_with(b"ERROR")
+                || dump.starts_with(b"BUSY")
+                || dump.starts_with(b"CLIENT_ERROR")
+            {
+                let line = String::from_utf8_lossy(&dump).trim_end().to_string();
+                return Err(CopyError::Cannot(format!(
+                    "{server}: lru_crawler metadump refused ({line}); memcached 1.5+ with the LRU crawler enabled is needed to list keys"
+                )));
+            }
+        }
+        tracing::debug!(%server, bytes = dump.len(), elapsed = ?started.elapsed(), "metadump read");
+        for line in dump.split(|&b| b == b'\n') {
+            let Some(encoded) = line
+                .strip_prefix(b"key=")
+                .and_then(|rest| rest.split(|&b| b == b' ').next())
+            else {
+                continue;
+            };
+            let raw = percent_decode(encoded);
+            let base64 = line.split(|&b| b == b' ').any(|token| token == b"b");
+            let raw = if base64 {
+                use base64::Engine;
+                match base64::engine::general_purpose::STANDARD.decode(&raw) {
+                    Ok(raw) => raw,
+                    Err(_) => continue,
+                }
+            } else {
+                raw
+            };
+            keys.push(crate::backend::memcached::from_wire(&raw));
+        }
+    }
+    Ok(keys)
+}
+
+fn percent_decode(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if text[i] == b'%' && i + 2 < text.len() {
+            if let (Some(h), Some(l)) = (hex(text[i + 1]), hex(text[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(text[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode(b"a%20b%2"), b"a b%2");
+        assert_eq!(percent_decode(b"%ffkw%01x"), b"\xffkw\x01x");
+        assert_eq!(percent_decode(b"plain"), b"plain");
+    }
+}

@@ -255,6 +255,16 @@ pub struct RouteConfig {
     pub prefix: Option<String>,
     pub glob: Option<String>,
     pub regex: Option<String>,
+    /// Django cache keys (`KEY_PREFIX:VERSION:key`) whose key starts with
+    /// this, at any version: one rule for every `VERSION`.
+    pub django: Option<String>,
+    /// With `django`: the `KEY_PREFIX` of Django's CACHES setting (default "").
+    pub key_prefix: Option<String>,
+    /// TTLs set on this route are raised to at least this many seconds.
+    pub min_ttl_seconds: Option<u64>,
+    /// TTLs set on this route are capped at this many seconds; items that
+    /// would never expire get this TTL.
+    pub max_ttl_seconds: Option<u64>,
     pub backend: Option<String>,
     pub policy: Option<String>,
     /// Whether FLUSHDB/FLUSHALL/flush_all skip this route's backend. Defaults
@@ -498,14 +508,34 @@ impl Config {
     }
 
     fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
-        let matchers = [&route.prefix, &route.glob, &route.regex]
+        let matchers = [&route.prefix, &route.glob, &route.regex, &route.django]
             .iter()
             .filter(|m| m.is_some())
             .count();
         if matchers != 1 {
             return Err(problem(
                 format!("routes[{i}]"),
-                "needs exactly one of prefix, glob or regex",
+                "needs exactly one of prefix, glob, regex or django",
+            ));
+        }
+        if route.key_prefix.is_some() && route.django.is_none() {
+            return Err(problem(
+                format!("routes[{i}].key_prefix"),
+                "only goes with django = \"...\"",
+            ));
+        }
+        if let (Some(min), Some(max)) = (route.min_ttl_seconds, route.max_ttl_seconds) {
+            if min > max {
+                return Err(problem(
+                    format!("routes[{i}].min_ttl_seconds"),
+                    "is above max_ttl_seconds",
+                ));
+            }
+        }
+        if route.max_ttl_seconds == Some(0) || route.min_ttl_seconds == Some(0) {
+            return Err(problem(
+                format!("routes[{i}]"),
+                "min_ttl_seconds and max_ttl_seconds must be at least 1",
             ));
         }
         if let Some(regex) = &route.regex {
@@ -578,7 +608,7 @@ mod tests {
                 "[[routes]]\nglob = \"*\"\nbackend = \"hot\"\n[[routes]]\nprefix = \"a\"\nbackend = \"sesions\"\n",
                 Some("routes[1].backend: no backend named \"sesions\" (defined: hot)"),
             ),
-            ("[[routes]]\nglob = \"*\"\nprefix = \"x\"\nbackend = \"hot\"\n", Some("routes[0]: needs exactly one of prefix, glob or regex")),
+            ("[[routes]]\nglob = \"*\"\nprefix = \"x\"\nbackend = \"hot\"\n", Some("routes[0]: needs exactly one of prefix, glob, regex or django")),
             ("[[routes]]\nregex = \"(\"\nbackend = \"hot\"\n", Some("routes[0].regex")),
             ("[[routes]]\nglob = \"*\"\nbackend = \"hot\"\nwhat = 1\n", Some("line 9: unknown field `what`")),
         ];

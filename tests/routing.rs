@@ -90,3 +90,56 @@ async fn a_key_without_a_route_gets_an_error_and_the_connection_lives() {
     );
     assert!(text.ends_with("+PONG\r\n+OK\r\n"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn django_matchers_cover_every_version_and_routes_bound_ttls() {
+    let memcached = common::start_memcached();
+    let keyway = start_keyway(&format!(
+        r#"
+[backends.sessions]
+url = "memory://"
+[backends.pool]
+url = "memcached://{pool}"
+[[routes]]
+django = "django.contrib.sessions."
+max_ttl_seconds = 3600
+backend = "sessions"
+[[routes]]
+django = "throttle:"
+key_prefix = "horizon"
+min_ttl_seconds = 30
+backend = "pool"
+[[routes]]
+glob = "*"
+backend = "pool"
+"#,
+        pool = memcached.addr
+    ))
+    .await;
+    let mc = keyway.memcache_addr.unwrap();
+    let request = "set :1:django.contrib.sessions.cachea 0 0 1\r\na\r\n\
+                   set :12:django.contrib.sessions.cacheb 0 86400 1\r\nb\r\n\
+                   set horizon:3:throttle:x 0 5 1\r\nx\r\n\
+                   set horizon:3:other 0 5 1\r\ny\r\nquit\r\n";
+    assert_eq!(
+        exchange(mc, request.as_bytes()).await,
+        b"STORED\r\n".repeat(4)
+    );
+    // Sessions of any version are in the memory store, with TTLs capped at
+    // an hour (even "never"); the throttle key got at least 30 s, in the pool.
+    let reply = exchange(
+        keyway.resp_addr.unwrap(),
+        b"TTL :1:django.contrib.sessions.cachea\r\nTTL :12:django.contrib.sessions.cacheb\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(show(&reply), show(b":3600\r\n:3600\r\n+OK\r\n"));
+    let direct = exchange(memcached.addr, b"mg horizon:3:throttle:x t\r\nmg horizon:3:other t\r\nmg :1:django.contrib.sessions.cachea\r\nquit\r\n").await;
+    let direct = String::from_utf8(direct).unwrap();
+    let mut lines = direct.lines();
+    let ttl = |line: Option<&str>| -> i64 {
+        line.unwrap().strip_prefix("HD t").unwrap().parse().unwrap()
+    };
+    assert!((29..=30).contains(&ttl(lines.next())), "{direct}");
+    assert!((4..=5).contains(&ttl(lines.next())), "{direct}");
+    assert_eq!(lines.next(), Some("EN"), "{direct}");
+}

@@ -259,15 +259,43 @@ impl Router {
         keys: &[Bytes],
         expiry: Expiry,
     ) -> Result<Vec<Option<Item>>> {
-        per_key!(self, keys, |backend, keys| backend
-            .get_and_touch(db, keys, expiry))
+        let limits = |key: &Bytes| self.table.route_with_limits(key).map(|(_, l)| l);
+        let first = keys.first().and_then(limits).unwrap_or_default();
+        if keys
+            .iter()
+            .all(|key| limits(key).unwrap_or_default() == first)
+        {
+            let expiry = first.apply(expiry);
+            return per_key!(self, keys, |backend, keys| backend
+                .get_and_touch(db, keys, expiry));
+        }
+        // Routes with different TTL limits: each key its own expiry.
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let expiry = limits(key).unwrap_or_default().apply(expiry);
+            let target = self.backend_for(key)?;
+            let item = target.get_and_touch(db, std::slice::from_ref(key), expiry);
+            items.extend(item.await?);
+        }
+        Ok(items)
+    }
+
+    /// `expiry` within the TTL limits of `key`'s route.
+    fn limited(&self, key: &[u8], expiry: Expiry) -> Expiry {
+        match self.table.route_with_limits(key) {
+            Some((_, limits)) => limits.apply(expiry),
+            None => expiry,
+        }
     }
 
     pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
         Ok(self.backend_for(key)?.get_and_delete(db, key).await?)
     }
 
-    pub async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+    pub async fn store(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
+        if let ExpiryUpdate::Set(expiry) = store.expiry {
+            store.expiry = ExpiryUpdate::Set(self.limited(&store.key, expiry));
+        }
         Ok(self.backend_for(&store.key)?.store(db, store).await?)
     }
 
@@ -312,6 +340,7 @@ impl Router {
         expiry: Expiry,
         condition: ExpireCondition,
     ) -> Result<bool> {
+        let expiry = self.limited(key, expiry);
         Ok(self
             .backend_for(key)?
             .expire(db, key, expiry, condition)
@@ -384,12 +413,20 @@ impl Router {
     /// The redis backend (its slot) that every one of `keys` routes to, if
     /// there is one: RESP commands on those keys can be forwarded as they came.
     /// No keys, no target.
-    pub fn redis_target<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let slot = self.table.route(keys.next()?)?;
-        if !matches!(self.targets[slot].backend(), Some(AnyBackend::Redis(_))) {
+    pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
+        let slot = self.forwarding_slot(keys)?;
+        matches!(self.targets[slot].backend(), Some(AnyBackend::Redis(_))).then_some(slot)
+    }
+
+    /// The one target slot all `keys` route to, by routes without TTL limits
+    /// (which only operations can enforce): requests on them may go to a
+    /// backend as they came.
+    fn forwarding_slot<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
+        let (slot, limits) = self.table.route_with_limits(keys.next()?)?;
+        if !limits.is_none() {
             return None;
         }
-        keys.all(|key| self.table.route(key) == Some(slot))
+        keys.all(|key| self.table.route_with_limits(key) == Some((slot, limits)))
             .then_some(slot)
     }
 
@@ -397,14 +434,12 @@ impl Router {
     /// memcached clients' requests on those keys can be forwarded as they came.
     pub fn memcached_target<'k>(
         &self,
-        mut keys: impl Iterator<Item = &'k [u8]>,
+        keys: impl Iterator<Item = &'k [u8]>,
     ) -> Option<&MemcachedBackend> {
-        let slot = self.table.route(keys.next()?)?;
-        let Some(AnyBackend::Memcached(memcached)) = self.targets[slot].backend() else {
-            return None;
-        };
-        keys.all(|key| self.table.route(key) == Some(slot))
-            .then_some(memcached)
+        match self.targets[self.forwarding_slot(keys)?].backend() {
+            Some(AnyBackend::Memcached(memcached)) => Some(memcached),
+            _ => None,
+        }
     }
 
     /// Whether any backend is a redis (RESP commands may then be forwarded).

@@ -570,3 +570,117 @@ async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_ag
     let ttl: i64 = reply.split("\r\n").nth(4).unwrap()[1..].parse().unwrap();
     assert!((590..=600).contains(&ttl), "{ttl}");
 }
+
+/// Sets `prefix{i}` for i = 0.. on one connection until `stop`, each on a
+/// fresh request, recording which were acknowledged; every reply must come
+/// within `bound` (no hang). Returns the acknowledged keys and the errors.
+async fn write_loop(
+    addr: std::net::SocketAddr,
+    prefix: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    bound: std::time::Duration,
+) -> (Vec<String>, usize) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut acked = Vec::new();
+    let mut errors = 0;
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let mut i = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let key = format!("{prefix}{i}");
+        i += 1;
+        let started = std::time::Instant::now();
+        let request = format!("set {key} 0 0 1\r\nv\r\n");
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(bound * 2, stream.read_line(&mut line))
+            .await
+            .expect("a reply, not a hang")
+            .unwrap();
+        assert!(started.elapsed() < bound, "{key}: {:?}", started.elapsed());
+        if line == "STORED\r\n" {
+            acked.push(key);
+        } else {
+            assert!(line.starts_with("SERVER_ERROR"), "{line}");
+            errors += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    (acked, errors)
+}
+
+/// How many of `keys` read back through `addr`.
+async fn readable(addr: std::net::SocketAddr, keys: &[String]) -> usize {
+    let mut found = 0;
+    for chunk in keys.chunks(100) {
+        let reply = memcache(addr, &format!("get {}\r\n", chunk.join(" "))).await;
+        found += reply.matches("VALUE ").count();
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_through_loses_no_acknowledged_write_while_its_cache_dies_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let memcached = start_memcached_at(port);
+    let keyway = start_keyway(&write_through_config(&memcached, dir.path())).await;
+    let kw = keyway.memcache_addr.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bound = std::time::Duration::from_millis(1500);
+    let traffic = tokio::spawn(write_loop(kw, "wt", stop.clone(), bound));
+    let pause = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    pause(300).await;
+    drop(memcached);
+    pause(500).await;
+    let memcached = start_memcached_at(port);
+    pause(300).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, errors) = traffic.await.unwrap();
+    println!(
+        "write-through under traffic: {} acknowledged, {errors} errors",
+        acked.len()
+    );
+    assert!(acked.len() > 50, "{}", acked.len());
+    assert_eq!(errors, 0, "the durable member was up: no write should fail");
+    assert_eq!(readable(kw, &acked).await, acked.len());
+    let durable = sqlite_view(dir.path()).await;
+    assert_eq!(
+        readable(durable.memcache_addr.unwrap(), &acked).await,
+        acked.len()
+    );
+    drop(memcached);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicate_acknowledges_only_what_every_member_has_while_one_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_memcached();
+    let keyway = start_keyway(&replicate_config(&a, dir.path(), "all")).await;
+    let kw = keyway.memcache_addr.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bound = std::time::Duration::from_millis(1500);
+    let traffic = tokio::spawn(write_loop(kw, "rep", stop.clone(), bound));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let survivors = memcache(a.addr, "stats\r\n").await; // a is up and has traffic
+    assert!(survivors.contains("STAT curr_items"));
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, errors) = traffic.await.unwrap();
+    println!(
+        "replicate under traffic: {} acknowledged, {errors} refused",
+        acked.len()
+    );
+    assert!(acked.len() > 20 && errors > 10, "{} {errors}", acked.len());
+    // Every acknowledged write is on the member still up.
+    let durable = sqlite_view(dir.path()).await;
+    assert_eq!(
+        readable(durable.memcache_addr.unwrap(), &acked).await,
+        acked.len()
+    );
+    assert_eq!(readable(kw, &acked).await, acked.len());
+}

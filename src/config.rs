@@ -73,14 +73,14 @@ pub enum PolicyConfig {
         members: Vec<String>,
         /// `"all"`: answer once every member has the write; `"first"`: once one has.
         #[serde(default)]
-        ack: AckConfig,
+        ack: Ack,
     },
 }
 
 /// When a replicated write is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AckConfig {
+pub enum Ack {
     #[default]
     All,
     First,

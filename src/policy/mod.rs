@@ -20,16 +20,18 @@ mod write_through;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 pub use failover::{Failover, FailoverOptions};
 pub use migrate::Migrate;
-pub use replicate::{Ack, Replicate};
+pub use replicate::Replicate;
 pub use shadow::{Shadow, ShadowCounts, ShadowOptions};
 pub use write_through::WriteThrough;
 
 use crate::backend::{backend_by_dispatch, AnyBackend, Backend, Result};
+use crate::config::PolicyConfig;
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
 };
@@ -47,6 +49,55 @@ pub enum Policy {
     Failover(Failover),
     Replicate(Replicate),
     Shadow(Shadow),
+}
+
+impl Policy {
+    /// Builds a configured policy; `member` finds a member by name (None
+    /// while it is not built yet: policies are built after their members).
+    pub fn build(config: &PolicyConfig, member: impl Fn(&str) -> Option<Member>) -> Option<Self> {
+        let all = |names: &[String]| {
+            names
+                .iter()
+                .map(|name| member(name))
+                .collect::<Option<Vec<_>>>()
+        };
+        Some(match config {
+            PolicyConfig::WriteThrough { cache, durable } => {
+                Policy::WriteThrough(WriteThrough::new(member(cache)?, member(durable)?))
+            }
+            PolicyConfig::Migrate { from, to } => {
+                Policy::Migrate(Migrate::new(member(from)?, member(to)?))
+            }
+            PolicyConfig::Failover {
+                members,
+                failures_to_mark_down,
+                probe_interval_ms,
+                fallback_ttl_seconds,
+            } => {
+                let options = FailoverOptions {
+                    failures_to_mark_down: *failures_to_mark_down,
+                    probe_interval: Duration::from_millis(*probe_interval_ms),
+                    fallback_ttl: fallback_ttl_seconds.map(Duration::from_secs),
+                };
+                Policy::Failover(Failover::new(all(members)?, options))
+            }
+            PolicyConfig::Replicate { members, ack } => {
+                Policy::Replicate(Replicate::new(all(members)?, *ack))
+            }
+            PolicyConfig::Shadow {
+                primary,
+                shadow,
+                fraction,
+                writes_only,
+            } => {
+                let options = ShadowOptions {
+                    fraction: *fraction,
+                    writes_only: *writes_only,
+                };
+                Policy::Shadow(Shadow::new(member(primary)?, member(shadow)?, options))
+            }
+        })
+    }
 }
 
 impl Target {

@@ -7,7 +7,9 @@
 //! answer; if any member fails the client gets that error (the members that
 //! succeeded keep the write). With `ack = "first"` the client is answered
 //! as soon as one member has succeeded; the others finish in the background.
-//! Reads go to the first member, and to the next when one fails.
+//! Reads go to the first member, and to the next when one fails; a get's
+//! misses are asked of the next member too, so a member that restarted empty
+//! does not hide what the others hold.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,16 +19,10 @@ use futures_util::future::join_all;
 
 use super::{BoxFuture, Member};
 use crate::backend::{Backend, BackendError, Result};
+use crate::config::Ack;
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
 };
-
-/// When a replicated write is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ack {
-    All,
-    First,
-}
 
 pub struct Replicate {
     members: Vec<Member>,
@@ -90,8 +86,34 @@ impl Replicate {
 }
 
 impl Backend for Replicate {
+    /// Misses on one member are asked of the next: a member that restarted
+    /// empty (memcached) still lets the others answer.
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
-        self.read(|member| member.get(db, keys)).await
+        let mut items: Vec<Option<Item>> = vec![None; keys.len()];
+        let mut missing: Vec<usize> = (0..keys.len()).collect();
+        let mut answered = false;
+        let mut last = None;
+        for member in &self.members {
+            let asked: Vec<Bytes> = missing.iter().map(|&i| keys[i].clone()).collect();
+            match member.get(db, &asked).await {
+                Ok(found) => {
+                    answered = true;
+                    for (&position, item) in missing.iter().zip(found) {
+                        items[position] = item;
+                    }
+                    missing.retain(|&position| items[position].is_none());
+                    if missing.is_empty() {
+                        break;
+                    }
+                }
+                Err(error @ BackendError::Unavailable { .. }) => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        match (answered, last) {
+            (false, Some(error)) => Err(error),
+            _ => Ok(items),
+        }
     }
 
     async fn get_and_touch(

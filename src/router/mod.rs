@@ -11,19 +11,15 @@ use bytes::Bytes;
 pub use table::RouteTable;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
-use crate::config::{AckConfig, Config, PolicyConfig};
+use crate::config::{Config, PolicyConfig};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::policy::{
-    Ack, Failover, FailoverOptions, Member, Migrate, Policy, Replicate, Shadow, ShadowOptions,
-    Target, WriteThrough,
-};
+use crate::policy::{Member, Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -102,55 +98,9 @@ impl Router {
                     let slot = target_names.iter().position(|n| n == name)?;
                     Some(Member(targets[slot].clone()))
                 };
-                let built = match policy {
-                    PolicyConfig::WriteThrough { cache, durable } => member(cache)
-                        .zip(member(durable))
-                        .map(|(c, d)| Policy::WriteThrough(WriteThrough::new(c, d))),
-                    PolicyConfig::Migrate { from, to } => member(from)
-                        .zip(member(to))
-                        .map(|(f, t)| Policy::Migrate(Migrate::new(f, t))),
-                    PolicyConfig::Failover {
-                        members,
-                        failures_to_mark_down,
-                        probe_interval_ms,
-                        fallback_ttl_seconds,
-                    } => members
-                        .iter()
-                        .map(|name| member(name))
-                        .collect::<Option<Vec<Member>>>()
-                        .map(|members| {
-                            let options = FailoverOptions {
-                                failures_to_mark_down: *failures_to_mark_down,
-                                probe_interval: Duration::from_millis(*probe_interval_ms),
-                                fallback_ttl: fallback_ttl_seconds.map(Duration::from_secs),
-                            };
-                            Policy::Failover(Failover::new(members, options))
-                        }),
-                    PolicyConfig::Shadow {
-                        primary,
-                        shadow,
-                        fraction,
-                        writes_only,
-                    } => member(primary).zip(member(shadow)).map(|(p, s)| {
-                        let options = ShadowOptions {
-                            fraction: *fraction,
-                            writes_only: *writes_only,
-                        };
-                        Policy::Shadow(Shadow::new(p, s, options))
-                    }),
-                    PolicyConfig::Replicate { members, ack } => members
-                        .iter()
-                        .map(|name| member(name))
-                        .collect::<Option<Vec<Member>>>()
-                        .map(|members| {
-                            let ack = match ack {
-                                AckConfig::All => Ack::All,
-                                AckConfig::First => Ack::First,
-                            };
-                            Policy::Replicate(Replicate::new(members, ack))
-                        }),
+                let Some(built) = Policy::build(policy, member) else {
+                    return true;
                 };
-                let Some(built) = built else { return true };
                 targets.push(Target::Policy(Arc::new(built)));
                 target_names.push((*name).clone());
                 false

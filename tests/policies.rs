@@ -1,7 +1,8 @@
-//! Routing policies against real servers: a write-through tier (memcached
-//! in front of SQLite) and a live migration off a memcached pool. What each
-//! member holds is checked on the member itself: memcached over its own
-//! socket, SQLite through a second Keyway with a plain route to the file.
+//! Routing policies against real servers (memcached, SQLite): write-through,
+//! migrate and `keyway migrate`, failover, replicate and shadow, with members
+//! killed and restarted under traffic. What each member holds is checked on
+//! the member itself: memcached over its own socket, SQLite through a second
+//! Keyway with a plain route to the file.
 
 mod common;
 
@@ -32,25 +33,23 @@ async fn sqlite_view(dir: &Path) -> Server {
     .await
 }
 
-fn write_through_config(memcached: &External, dir: &Path) -> String {
+/// A memcached backend `mc` (short timeouts, so a dead one errs fast), a
+/// SQLite backend `db`, and `policy` (named "p") as the catch-all route.
+fn memcached_and_sqlite(memcached: &External, dir: &Path, policy: &str) -> String {
     format!(
-        r#"
-[backends.cache]
-url = "memcached://{memcached}"
-request_timeout_ms = 500
-connect_timeout_ms = 300
-[backends.db]
-url = "sqlite://{dir}/items.sqlite3"
-[policies.tiers]
-kind = "write-through"
-cache = "cache"
-durable = "db"
-[[routes]]
-glob = "*"
-policy = "tiers"
-"#,
+        "[backends.mc]\nurl = \"memcached://{memcached}\"\nrequest_timeout_ms = 500\nconnect_timeout_ms = 300\n\
+         [backends.db]\nurl = \"sqlite://{dir}/items.sqlite3\"\n\
+         [policies.p]\n{policy}\n[[routes]]\nglob = \"*\"\npolicy = \"p\"\n",
         memcached = memcached.addr,
         dir = dir.display()
+    )
+}
+
+fn write_through_config(memcached: &External, dir: &Path) -> String {
+    memcached_and_sqlite(
+        memcached,
+        dir,
+        "kind = \"write-through\"\ncache = \"mc\"\ndurable = \"db\"",
     )
 }
 
@@ -334,25 +333,8 @@ policy = "pair"
 }
 
 fn replicate_config(a: &External, dir: &Path, ack: &str) -> String {
-    format!(
-        r#"
-[backends.a]
-url = "memcached://{a}"
-connect_timeout_ms = 300
-request_timeout_ms = 500
-[backends.db]
-url = "sqlite://{dir}/items.sqlite3"
-[policies.both]
-kind = "replicate"
-members = ["a", "db"]
-ack = "{ack}"
-[[routes]]
-glob = "*"
-policy = "both"
-"#,
-        a = a.addr,
-        dir = dir.display()
-    )
+    let policy = format!("kind = \"replicate\"\nmembers = [\"mc\", \"db\"]\nack = \"{ack}\"");
+    memcached_and_sqlite(a, dir, &policy)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use super::{copy_of, Member};
+use super::{copy_of, fill, misses, Member};
 use crate::backend::{Backend, BackendError, Result};
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
@@ -69,15 +69,12 @@ impl Migrate {
 impl Backend for Migrate {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         let mut items = self.to.get(db, keys).await?;
-        let missing: Vec<usize> = (0..keys.len()).filter(|&i| items[i].is_none()).collect();
+        let (missing, missing_keys) = misses(keys, &items);
         if missing.is_empty() {
             return Ok(items);
         }
-        let missing_keys: Vec<Bytes> = missing.iter().map(|&i| keys[i].clone()).collect();
         let found = self.copy_over(db, &missing_keys).await?;
-        for (position, item) in missing.into_iter().zip(found) {
-            items[position] = item;
-        }
+        fill(&mut items, missing, found);
         Ok(items)
     }
 

@@ -203,6 +203,20 @@ impl Member {
     }
 }
 
+/// Where `items` (answers for `keys`) are misses: their positions and keys.
+pub fn misses(keys: &[Bytes], items: &[Option<Item>]) -> (Vec<usize>, Vec<Bytes>) {
+    let positions: Vec<usize> = (0..keys.len()).filter(|&i| items[i].is_none()).collect();
+    let keys = positions.iter().map(|&i| keys[i].clone()).collect();
+    (positions, keys)
+}
+
+/// Puts the answers `found` for the miss `positions` into `items`.
+pub fn fill(items: &mut [Option<Item>], positions: Vec<usize>, found: Vec<Option<Item>>) {
+    for (position, item) in positions.into_iter().zip(found) {
+        items[position] = item;
+    }
+}
+
 /// A copy of `item` for another member: the same value, flags and absolute
 /// expiry (so the remaining TTL carries over), stored only where the key is
 /// absent, so it never overwrites a newer write that got there first.

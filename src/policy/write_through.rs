@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use super::{copy_of, Member};
+use super::{copy_of, fill, misses, Member};
 use crate::backend::{Backend, Result};
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
@@ -83,16 +83,13 @@ impl Backend for WriteThrough {
                 return self.durable.get(db, keys).await;
             }
         };
-        let missing: Vec<usize> = (0..keys.len()).filter(|&i| items[i].is_none()).collect();
+        let (missing, missing_keys) = misses(keys, &items);
         if missing.is_empty() {
             return Ok(items);
         }
-        let missing_keys: Vec<Bytes> = missing.iter().map(|&i| keys[i].clone()).collect();
         let found = self.durable.get(db, &missing_keys).await?;
         self.refill(db, &missing_keys, &found).await;
-        for (position, item) in missing.into_iter().zip(found) {
-            items[position] = item;
-        }
+        fill(&mut items, missing, found);
         Ok(items)
     }
 

@@ -152,3 +152,102 @@ fn migrate_schema_creates_the_default_session_table_in_the_data_dir() {
     );
     assert!(data.join("sessions.sqlite3").exists());
 }
+
+/// Keyway with the embedded default (sessions in SQLite under `data`) on a free RESP port.
+fn start_default(data: &Path, resp: u16) -> std::process::Child {
+    let child = Command::new(KEYWAY)
+        .args(["--memcache-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--resp-listen", &format!("127.0.0.1:{resp}")])
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", resp)).is_err() {
+        assert!(Instant::now() < deadline, "keyway never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn sigterm_under_load_finishes_what_was_sent_keeps_every_acknowledged_write_and_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let resp = free_port();
+    let mut child = start_default(data.path(), resp);
+    // Four clients set session keys (routed to SQLite) one after another
+    // until Keyway closes their connection; each keeps what was acknowledged.
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", resp)).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(15)))
+                    .unwrap();
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let key = format!(":1:django.contrib.sessions.cache{client}-{i}");
+                    let request = format!("SET {key} v\r\n");
+                    if stream.write_all(request.as_bytes()).is_err() {
+                        break;
+                    }
+                    let mut reply = [0u8; 5];
+                    match stream.read(&mut reply) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            // A reply is whole or absent, never cut short.
+                            if n < 5 {
+                                stream.read_exact(&mut reply[n..]).unwrap();
+                            }
+                            assert_eq!(&reply, b"+OK\r\n");
+                            acked.push(key);
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let acked: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() > 40,
+        "only {} writes before SIGTERM",
+        acked.len()
+    );
+
+    // Every acknowledged write is in the session store after a restart.
+    let mut child = start_default(data.path(), resp);
+    let mut stream = TcpStream::connect(("127.0.0.1", resp)).unwrap();
+    for chunk in acked.chunks(200) {
+        let request = format!("EXISTS {}\r\n", chunk.join(" "));
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        while !reply.ends_with(b"\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).unwrap();
+            reply.extend_from_slice(&byte);
+        }
+        assert_eq!(
+            String::from_utf8(reply).unwrap(),
+            format!(":{}\r\n", chunk.len())
+        );
+    }
+    println!(
+        "SIGTERM under load: {} acknowledged writes, all present after restart",
+        acked.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The configuration Keyway runs with when given none: both listeners on
 /// loopback, every key in one memory store.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../deploy/config/default.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct Config {
 /// How a route's keys are spread over several members (backends or other
 /// policies, by name). README's "Routing policies" gives each one's exact
 /// read, write, delete, TTL and error semantics.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PolicyConfig {
     /// Django's `cached_db` at the proxy: writes commit to `durable` first,
@@ -78,7 +78,7 @@ pub enum PolicyConfig {
 }
 
 /// When a replicated write is acknowledged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ack {
     #[default]
@@ -121,14 +121,16 @@ impl PolicyConfig {
 }
 
 /// Listener addresses; an omitted listener is off.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     pub memcache: Option<String>,
     pub resp: Option<String>,
+    /// HTTP: `/metrics`, `/healthz`, `/readyz`, `/config`.
+    pub admin: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Client connections per process; more are refused with the protocol's error.
@@ -161,7 +163,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Runtime {
     /// Connection worker threads; 0 means one per CPU core.
@@ -180,7 +182,7 @@ impl Default for Runtime {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// `memory://`, `memcached://host:port[:weight],...`, `redis://...`, `sqlite://path`,
@@ -249,7 +251,7 @@ fn default_table() -> String {
 
 /// One routing rule: exactly one matcher, and the backend or the policy its
 /// keys go to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub prefix: Option<String>,
@@ -274,6 +276,20 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
+    /// The matcher as written, e.g. `prefix = "session:"`.
+    pub fn matcher(&self) -> String {
+        let written = [
+            ("prefix", &self.prefix),
+            ("glob", &self.glob),
+            ("regex", &self.regex),
+            ("django", &self.django),
+        ];
+        written
+            .iter()
+            .find_map(|(field, value)| Some(format!("{field} = {:?}", value.as_ref()?)))
+            .unwrap_or_default()
+    }
+
     /// The backend or policy this route names (validated: exactly one).
     pub fn target(&self) -> &str {
         self.backend
@@ -296,6 +312,12 @@ impl Size {
     }
 }
 
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -313,6 +335,54 @@ impl<'de> Deserialize<'de> for Size {
             }),
         }
     }
+}
+
+impl Config {
+    /// The configuration as TOML, with passwords in backend URLs replaced
+    /// by `***` (what the admin listener's `/config` shows).
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for backend in shown.backends.values_mut() {
+            backend.url = redact_url(&backend.url);
+        }
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+    }
+}
+
+/// `url` with the password of its user info (`user:password@`) and any
+/// `password=` query parameter replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{user_info}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut shown = format!("{scheme}://{authority}{path}");
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                    format!("{name}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&params.join("&"));
+    }
+    shown
 }
 
 /// A configuration problem, pointing at the field to fix.
@@ -591,6 +661,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        for (url, shown) in [
+            ("redis://:s3cret@127.0.0.1:6379/2", "redis://:***@127.0.0.1:6379/2"),
+            ("redis://app:s3cret@host", "redis://app:***@host"),
+            ("postgres://keyway:p@ss:w@db/keyway?sslmode=require&password=x", "postgres://keyway:***@db/keyway?sslmode=require&password=***"),
+            ("memcached://127.0.0.1:11211,127.0.0.1:11212", "memcached://127.0.0.1:11211,127.0.0.1:11212"),
+            ("sqlite://sessions.sqlite3", "sqlite://sessions.sqlite3"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+        let config = Config::from_toml(
+            "[backends.r]\nurl = \"redis://:hunter2@127.0.0.1:1\"\n[[routes]]\nglob = \"*\"\nbackend = \"r\"\n",
+        )
+        .unwrap();
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(Config::from_toml(&shown).is_ok(), "what /config shows loads again: {shown}");
+    }
 
     #[test]
     fn embedded_default_is_valid() {

@@ -5,9 +5,11 @@
 //! backend or `policy`) → `backend`. The wire codecs live in the `keyway-protocol` crate.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod frontend;
+pub mod metrics;
 pub mod op;
 pub mod pattern;
 pub mod policy;

@@ -26,6 +26,10 @@ struct Cli {
     /// Listen for RESP clients here (overrides listen.resp).
     #[arg(long, value_name = "ADDR")]
     resp_listen: Option<String>,
+    /// Serve /metrics, /healthz, /readyz and /config over HTTP here
+    /// (overrides listen.admin).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
     /// Directory for relative sqlite:// paths, such as the default session
     /// store (overrides runtime.data_dir; default ./keyway-data).
     #[arg(long, value_name = "DIR")]
@@ -102,29 +106,13 @@ fn main() -> ExitCode {
         Some(Command::MigrateSchema | Command::Migrate { .. }) | None => {}
     }
     init_logging(cli.log_format);
-    let mut config = match &cli.config {
-        Some(path) => match load(path) {
-            Ok(config) => config,
-            Err(message) => {
-                eprintln!("{message}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => Config::embedded_default(),
+    let config = match configure(&cli) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
     };
-    if let Some(addr) = cli.memcache_listen {
-        config.listen.memcache = Some(addr);
-    }
-    if let Some(addr) = cli.resp_listen {
-        config.listen.resp = Some(addr);
-    }
-    if let Some(dir) = cli.data_dir {
-        config.runtime.data_dir = dir;
-    }
-    if let Err(error) = config.validate() {
-        eprintln!("{error}");
-        return ExitCode::FAILURE;
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,8 +125,31 @@ fn main() -> ExitCode {
             to,
             state,
         }) => runtime.block_on(bulk_copy(config, policy, from.zip(to), state)),
-        _ => runtime.block_on(run(config)),
+        _ => runtime.block_on(run(config, &cli)),
     }
+}
+
+/// The configuration file (or the embedded default) with the command
+/// line's overrides, validated. Run at start and on every SIGHUP.
+fn configure(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => load(path)?,
+        None => Config::embedded_default(),
+    };
+    if let Some(addr) = &cli.memcache_listen {
+        config.listen.memcache = Some(addr.clone());
+    }
+    if let Some(addr) = &cli.resp_listen {
+        config.listen.resp = Some(addr.clone());
+    }
+    if let Some(addr) = &cli.admin_listen {
+        config.listen.admin = Some(addr.clone());
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.runtime.data_dir = dir.clone();
+    }
+    config.validate().map_err(|error| error.to_string())?;
+    Ok(config)
 }
 
 async fn migrate_schema(config: Config) -> ExitCode {
@@ -249,7 +260,7 @@ async fn bulk_copy(
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, cli: &Cli) -> ExitCode {
     let count = match config.runtime.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -268,26 +279,45 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => reload(&server, cli).await,
+        }
+    }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGHUP: read and validate the configuration again; swap it in if valid.
+async fn reload(server: &Server, cli: &Cli) {
+    if cli.config.is_none() {
+        tracing::warn!("SIGHUP: running the embedded default (no --config); nothing to reload");
+        return;
+    }
+    tracing::info!("SIGHUP: reloading the configuration");
+    match configure(cli) {
+        Ok(config) => {
+            // Errors are logged and counted by reload itself.
+            let _ = server.reload(config).await;
+        }
+        Err(message) => server.reload_refused(&message),
     }
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

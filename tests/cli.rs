@@ -18,6 +18,7 @@ fn help_explains_the_commands() {
         "--config",
         "--memcache-listen",
         "--resp-listen",
+        "--admin-listen",
         "check-config",
         "embedded default",
     ] {
@@ -88,6 +89,8 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
             &format!("127.0.0.1:{mc}"),
             "--resp-listen",
             &format!("127.0.0.1:{resp}"),
+            "--admin-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(data.path())
@@ -158,6 +161,7 @@ fn start_default(data: &Path, resp: u16) -> std::process::Child {
     let child = Command::new(KEYWAY)
         .args(["--memcache-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--resp-listen", &format!("127.0.0.1:{resp}")])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data)
         .stderr(Stdio::null())

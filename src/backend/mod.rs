@@ -170,6 +170,39 @@ impl AnyBackend {
         }
     }
 
+    /// Asks the backend whether it answers, without touching any key:
+    /// memcached `version` on every server, redis `PING`, SQL `SELECT 1`.
+    /// What `/readyz` reports.
+    pub async fn probe(&self) -> Result<()> {
+        match self {
+            AnyBackend::Memory(_) => Ok(()),
+            AnyBackend::Memcached(memcached) => memcached.probe().await,
+            AnyBackend::Redis(redis) => redis.probe().await,
+            AnyBackend::Sql(sql) => sql.probe().await,
+        }
+    }
+
+    /// Open backend connections and the most the backend keeps, for
+    /// `/metrics`; `None` for memory.
+    pub fn connections(&self) -> Option<(usize, usize)> {
+        match self {
+            AnyBackend::Memory(_) => None,
+            AnyBackend::Memcached(memcached) => Some(memcached.connections()),
+            AnyBackend::Redis(redis) => Some(redis.connections()),
+            AnyBackend::Sql(sql) => Some(sql.connections()),
+        }
+    }
+
+    /// The kind of store, for labels: memory, memcached, redis, sqlite, postgres, mysql.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyBackend::Memory(_) => "memory",
+            AnyBackend::Memcached(_) => "memcached",
+            AnyBackend::Redis(_) => "redis",
+            AnyBackend::Sql(sql) => sql.dialect().name(),
+        }
+    }
+
     /// Figures for INFO / stats: (items, bytes, capacity, evictions).
     pub fn usage(&self) -> memory::Usage {
         match self {

@@ -414,6 +414,19 @@ impl<F: Framer> Pool<F> {
         self.addr
     }
 
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.current.load().as_ref().is_some_and(|c| c.is_open()))
+            .count()
+    }
+
+    /// The most connections this pool keeps.
+    pub fn max_connections(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Round-robin over the slots of the calling connection worker (slots
     /// w, w + workers, w + 2 workers, ...), so a connection is opened, and its
     /// tasks run, on the worker whose clients use it: no cross-thread wake-ups

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{copy_of, Target};
+use super::{copy_of, Node, Target};
 use crate::backend::{AnyBackend, Backend, BackendError};
 use crate::op::{now_ms, Db, StoreStatus, DATABASES};
 
@@ -71,15 +71,15 @@ impl BulkCopy<'_> {
     pub async fn run(&self) -> Result<Report, CopyError> {
         let start = self.load_state()?;
         let mut report = Report::default();
-        match self.from {
-            Target::Backend(backend) if matches!(**backend, AnyBackend::Memory(_)) => {
+        match &self.from.node {
+            Node::Backend(backend) if matches!(**backend, AnyBackend::Memory(_)) => {
                 return Err(CopyError::Cannot(
                     "the old store is a memory:// backend: it lives inside the running Keyway, \
                      and this separate process cannot read it"
                         .into(),
                 ))
             }
-            Target::Backend(backend) => match &**backend {
+            Node::Backend(backend) => match &**backend {
                 AnyBackend::Memcached(memcached) => {
                     // One dump can miss an item that memcached's LRU
                     // maintainer moves between queues while the crawler
@@ -98,7 +98,7 @@ impl BulkCopy<'_> {
                 }
                 _ => self.copy_scanned(start, &mut report).await?,
             },
-            Target::Policy(_) => self.copy_scanned(start, &mut report).await?,
+            Node::Policy(_) => self.copy_scanned(start, &mut report).await?,
         }
         self.progress.finish_and_clear();
         match std::fs::remove_file(&self.state) {

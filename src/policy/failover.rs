@@ -63,6 +63,11 @@ impl Failover {
         self.members.len()
     }
 
+    /// The configured name of the member at `index`.
+    pub fn member_name(&self, index: usize) -> &str {
+        self.members[index].0 .0.stats.name()
+    }
+
     /// Whether the member at `index` is up.
     pub fn is_up(&self, index: usize) -> bool {
         !self.members[index].1.down.load(Ordering::Relaxed)
@@ -81,18 +86,22 @@ impl Failover {
         {
             return;
         }
-        tracing::warn!(member = index, %error, failures, "failover: member marked down; probing it");
+        tracing::warn!(member = member.0.stats.name(), %error, failures, "failover: member marked down; probing it");
         let (member, health) = (member.clone(), health.clone());
         let interval = self.options.probe_interval;
         tokio::spawn(async move {
             let key = Bytes::from_static(PROBE_KEY);
             loop {
                 tokio::time::sleep(interval).await;
+                // The policy was replaced by a reload: nobody reads this health.
+                if Arc::strong_count(&health) == 1 {
+                    return;
+                }
                 if member.ttl(0, &key).await.is_ok() {
                     health.failures.store(0, Ordering::Relaxed);
                     health.down.store(false, Ordering::Release);
                     tracing::warn!(
-                        member = index,
+                        member = member.0.stats.name(),
                         "failover: member answers again; back in use"
                     );
                     return;

@@ -32,13 +32,20 @@ pub use write_through::WriteThrough;
 
 use crate::backend::{backend_by_dispatch, AnyBackend, Backend, Result};
 use crate::config::PolicyConfig;
+use crate::metrics::{Family, TargetStats};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
 };
 
-/// What a route (or a policy member) sends keys to.
+/// What a route (or a policy member) sends keys to, with its figures.
 #[derive(Clone)]
-pub enum Target {
+pub struct Target {
+    pub node: Node,
+    pub stats: Arc<TargetStats>,
+}
+
+#[derive(Clone)]
+pub enum Node {
     Backend(Arc<AnyBackend>),
     Policy(Arc<Policy>),
 }
@@ -101,22 +108,48 @@ impl Policy {
 }
 
 impl Target {
+    /// A target named `name` with fresh figures.
+    pub fn new(name: &str, node: Node) -> Self {
+        Self {
+            node,
+            stats: Arc::new(TargetStats::new(name)),
+        }
+    }
+
     /// The plain backend, when this is not a policy.
     pub fn backend(&self) -> Option<&AnyBackend> {
-        match self {
-            Target::Backend(backend) => Some(backend),
-            Target::Policy(_) => None,
+        match &self.node {
+            Node::Backend(backend) => Some(backend),
+            Node::Policy(_) => None,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.node {
+            Node::Policy(policy) => Some(policy),
+            Node::Backend(_) => None,
         }
     }
 }
 
+/// Every call through a target is counted (requests, errors, latency, hits
+/// and misses by command family); a backend's answers also track its health.
 macro_rules! dispatch_target {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Target::Backend(backend) => backend.$method($($arg),*).await,
-            Target::Policy(policy) => policy.$method($($arg),*).await,
-        }
-    };
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let started = std::time::Instant::now();
+        let result = match &$self.node {
+            Node::Backend(backend) => {
+                let result = backend.$method($($arg),*).await;
+                $self.stats.observe_health(&result);
+                result
+            }
+            Node::Policy(policy) => policy.$method($($arg),*).await,
+        };
+        $self
+            .stats
+            .record_result(Family::of_method(stringify!($method)), started, &result);
+        result
+    }};
 }
 
 macro_rules! dispatch_policy {

@@ -275,12 +275,13 @@ mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
     use crate::backend::AnyBackend;
-    use crate::policy::Target;
+    use crate::policy::{Node, Target};
 
     fn memory() -> Member {
-        Member(Target::Backend(Arc::new(AnyBackend::Memory(
-            MemoryBackend::new(1 << 24),
-        ))))
+        Member(Target::new(
+            "memory",
+            Node::Backend(Arc::new(AnyBackend::Memory(MemoryBackend::new(1 << 24)))),
+        ))
     }
 
     #[test]

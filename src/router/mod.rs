@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
-use crate::config::{Config, PolicyConfig};
+use crate::config::{BackendConfig, Config, PolicyConfig};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::policy::{Member, Policy, Target};
+use crate::metrics::{Family, TargetStats};
+use crate::policy::{Member, Node, Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -74,35 +75,83 @@ pub struct Router {
     routed: Vec<usize>,
     /// Per backend: a route marks it protected, so flushes pass it over.
     protected: Vec<bool>,
+    /// What each backend and policy was built from, so that a reload can
+    /// keep those that did not change (their connections, their figures).
+    built_from: BTreeMap<String, Built>,
+}
+
+#[derive(Clone, PartialEq)]
+enum Built {
+    Backend(BackendConfig, std::path::PathBuf),
+    Policy(PolicyConfig),
 }
 
 impl Router {
     pub fn build(config: &Config) -> std::result::Result<Self, BuildError> {
+        Self::rebuild(config, None)
+    }
+
+    /// Builds the router for `config`, taking over from `previous` every
+    /// backend whose settings did not change (with its open connections and
+    /// its figures), and every policy whose settings and members did not.
+    pub fn rebuild(
+        config: &Config,
+        previous: Option<&Router>,
+    ) -> std::result::Result<Self, BuildError> {
+        let kept = |name: &str, built: &Built| {
+            let previous = previous?;
+            (previous.built_from.get(name) == Some(built))
+                .then(|| previous.target(name).cloned())
+                .flatten()
+        };
+        let mut built_from = BTreeMap::new();
         let mut backends = Vec::new();
         let mut names: Vec<String> = Vec::new();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut fresh: Vec<&str> = Vec::new();
         for (name, backend) in &config.backends {
-            backends.push(Arc::new(AnyBackend::build(
-                backend,
-                &config.runtime.data_dir,
-            )?));
+            let built = Built::Backend(backend.clone(), config.runtime.data_dir.clone());
+            let target = match kept(name, &built) {
+                Some(target) => target,
+                None => {
+                    fresh.push(name);
+                    let backend = AnyBackend::build(backend, &config.runtime.data_dir)?;
+                    Target::new(name, Node::Backend(Arc::new(backend)))
+                }
+            };
+            let Node::Backend(backend) = &target.node else {
+                unreachable!("kept under a backend's settings")
+            };
+            backends.push(backend.clone());
             names.push(name.clone());
+            targets.push(target);
+            built_from.insert(name.clone(), built);
         }
-        let mut targets: Vec<Target> = backends.iter().cloned().map(Target::Backend).collect();
         let mut target_names = names.clone();
-        // Policies after their members: each pass builds those whose members exist.
+        // Policies after their members: each pass builds those whose members
+        // exist. A policy is kept when it and every member it names were.
         let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|(name, policy)| {
-                let member = |name: &str| {
-                    let slot = target_names.iter().position(|n| n == name)?;
-                    Some(Member(targets[slot].clone()))
-                };
-                let Some(built) = Policy::build(policy, member) else {
+                let slot = |name: &str| target_names.iter().position(|n| n == name);
+                if policy.members().iter().any(|(_, m)| slot(m).is_none()) {
                     return true;
+                }
+                let built = Built::Policy((*policy).clone());
+                let members_kept = policy.members().iter().all(|(_, m)| !fresh.contains(m));
+                let target = match kept(name, &built).filter(|_| members_kept) {
+                    Some(target) => target,
+                    None => {
+                        fresh.push(name);
+                        let member = |name: &str| Some(Member(targets[slot(name)?].clone()));
+                        let built = Policy::build(policy, member).expect("members exist");
+                        Target::new(name, Node::Policy(Arc::new(built)))
+                    }
                 };
-                targets.push(Target::Policy(Arc::new(built)));
+                targets.push(target);
                 target_names.push((*name).clone());
+                built_from.insert((*name).clone(), built);
                 false
             });
             assert!(
@@ -138,7 +187,22 @@ impl Router {
             target_names,
             routed,
             protected,
+            built_from,
         })
+    }
+
+    /// Requests of `family` through the targets routes name (each request
+    /// once, not again for a policy's members).
+    pub fn routed_requests(&self, family: Family) -> u64 {
+        self.routed
+            .iter()
+            .map(|&slot| self.targets[slot].stats.family(family).requests)
+            .sum()
+    }
+
+    /// Every backend and policy, with its figures.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter()
     }
 
     /// Every backend with its configured name.
@@ -160,10 +224,7 @@ impl Router {
         self.target_names
             .iter()
             .zip(&self.targets)
-            .filter_map(|(name, target)| match target {
-                Target::Policy(policy) => Some((name.as_str(), &**policy)),
-                Target::Backend(_) => None,
-            })
+            .filter_map(|(name, target)| Some((name.as_str(), target.policy()?)))
     }
 
     fn backend_for(&self, key: &[u8]) -> Result<&Target> {
@@ -382,12 +443,14 @@ impl Router {
 
     /// The memcached backend every one of `keys` routes to, if there is one:
     /// memcached clients' requests on those keys can be forwarded as they came.
+    /// The figures to count the forwarded requests in come with it.
     pub fn memcached_target<'k>(
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
-    ) -> Option<&MemcachedBackend> {
-        match self.targets[self.forwarding_slot(keys)?].backend() {
-            Some(AnyBackend::Memcached(memcached)) => Some(memcached),
+    ) -> Option<(&MemcachedBackend, &TargetStats)> {
+        let target = &self.targets[self.forwarding_slot(keys)?];
+        match target.backend() {
+            Some(AnyBackend::Memcached(memcached)) => Some((memcached, &target.stats)),
             _ => None,
         }
     }
@@ -407,19 +470,28 @@ impl Router {
     }
 
     /// Forwards `count` whole RESP commands from a client speaking `version`
-    /// to the redis backend at `slot`.
-    pub async fn forward(
+    /// to the redis backend at `slot`; the client's commands among them are
+    /// counted by their `names`.
+    pub async fn forward<'n>(
         &self,
         slot: usize,
         version: keyway_protocol::resp::Version,
         db: Db,
         commands: &[u8],
         count: usize,
+        names: impl Iterator<Item = &'n [u8]>,
     ) -> Result<Vec<Bytes>> {
-        match &*self.backends[slot] {
-            AnyBackend::Redis(redis) => Ok(redis.forward(version, db, commands, count).await?),
-            _ => unreachable!("redis_target only returns redis backends"),
+        let AnyBackend::Redis(redis) = &*self.backends[slot] else {
+            unreachable!("redis_target only returns redis backends")
+        };
+        let started = std::time::Instant::now();
+        let result = redis.forward(version, db, commands, count).await;
+        let stats = &self.targets[slot].stats;
+        stats.observe_health(&result);
+        for name in names {
+            stats.record(Family::of_command(name), started, result.is_err());
         }
+        Ok(result?)
     }
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).

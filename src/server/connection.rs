@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
+use super::{Current, Shared};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -27,6 +27,10 @@ pub trait Session: Send {
         input: &mut BytesMut,
         output: &mut BytesMut,
     ) -> impl Future<Output = Flow> + Send;
+
+    /// The generation of the configuration this session runs on; replaced
+    /// between batches when a reload swaps in a new one.
+    fn shared_mut(&mut self) -> &mut Arc<Shared>;
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -34,10 +38,12 @@ const READ_CHUNK: usize = 16 * 1024;
 pub async fn serve<S: Session>(
     mut stream: TcpStream,
     mut session: S,
-    shared: Arc<Shared>,
+    current: Current,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    // The same counters in every generation.
+    let stats = session.shared_mut().stats.clone();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -50,16 +56,24 @@ pub async fn serve<S: Session>(
             read = stream.read_buf(&mut input) => read,
             () = shutdown.cancelled() => break,
         };
+        // A reload swapped in a new generation: requests read from now on
+        // run on it. (A pointer comparison when nothing changed.)
+        let latest = current.load();
+        let shared = session.shared_mut();
+        if !Arc::ptr_eq(&latest, shared) {
+            *shared = Arc::clone(&latest);
+        }
+        drop(latest);
         match read {
             Ok(0) | Err(_) => break,
-            Ok(n) => shared.stats.bytes_read.add(n as u64),
+            Ok(n) => stats.bytes_read.add(n as u64),
         }
         let flow = session.process(&mut input, &mut output).await;
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 break;
             }
-            shared.stats.bytes_written.add(output.len() as u64);
+            stats.bytes_written.add(output.len() as u64);
             output.clear();
         }
         if flow == Flow::Close {

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -17,22 +18,29 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connection::{Flow, Session};
-pub use stats::{Counter, Stats};
-pub use workers::{current_worker, Workers};
+pub use stats::{thread_slot, Counter, Stats};
+pub use workers::{current_worker, worker_count, Workers};
 
 use crate::config::{Config, Limits};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::router::Router;
 
-/// State every connection shares.
+/// What connections share: one generation of the running configuration.
+/// A reload builds the next generation and swaps it in ([`Server::reload`]);
+/// a connection picks the new one up before its next batch of requests, so
+/// requests already read finish on the routes they started on.
 pub struct Shared {
     pub router: Router,
-    pub stats: Stats,
+    /// Process-wide counters, carried from generation to generation.
+    pub stats: Arc<Stats>,
     pub limits: Limits,
-    pub next_client_id: AtomicU64,
+    /// The configuration this generation runs (for `/config`).
+    pub config: Config,
+    pub next_client_id: Arc<AtomicU64>,
     /// Addresses actually bound (port 0 resolved), for INFO and tests.
     pub memcache_addr: Option<SocketAddr>,
     pub resp_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -50,6 +58,9 @@ impl Shared {
     }
 }
 
+/// The current generation, swapped atomically by a reload.
+pub type Current = Arc<ArcSwap<Shared>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {field} = {addr}: {source}")]
@@ -62,13 +73,54 @@ pub enum StartError {
     Backend(#[from] crate::backend::BuildError),
 }
 
-/// A started server: its bound addresses, and a handle to stop it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Memcache,
+    Resp,
+    Admin,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 3] = [Protocol::Memcache, Protocol::Resp, Protocol::Admin];
+
+    fn field(self) -> &'static str {
+        match self {
+            Protocol::Memcache => "listen.memcache",
+            Protocol::Resp => "listen.resp",
+            Protocol::Admin => "listen.admin",
+        }
+    }
+
+    fn configured(self, config: &Config) -> &Option<String> {
+        match self {
+            Protocol::Memcache => &config.listen.memcache,
+            Protocol::Resp => &config.listen.resp,
+            Protocol::Admin => &config.listen.admin,
+        }
+    }
+}
+
+/// A running accept loop: the address it was configured with, where it is
+/// bound, and how to stop it when a reload moves it.
+struct Running {
+    configured: String,
+    bound: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// A started server: its bound addresses, and a handle to reload and stop it.
 pub struct Server {
     pub memcache_addr: Option<SocketAddr>,
     pub resp_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    current: Current,
+    listeners: tokio::sync::Mutex<[Option<Running>; 3]>,
+    permits: Arc<Semaphore>,
+    max_connections: std::sync::atomic::AtomicUsize,
+    workers: Arc<Workers>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    grace: Duration,
+    grace: std::sync::Mutex<Duration>,
 }
 
 impl Server {
@@ -79,41 +131,193 @@ impl Server {
 
     /// Binds the configured listeners and serves connections on `workers`.
     pub async fn start_on(config: &Config, workers: Workers) -> Result<Self, StartError> {
-        let workers = Arc::new(workers);
         let router = Router::build(config)?;
-        let memcache = bind("listen.memcache", &config.listen.memcache).await?;
-        let resp = bind("listen.resp", &config.listen.resp).await?;
-        let shared = Arc::new(Shared {
-            router,
-            stats: Stats::default(),
-            limits: config.limits.clone(),
-            next_client_id: AtomicU64::new(1),
-            memcache_addr: memcache.as_ref().and_then(|l| l.local_addr().ok()),
-            resp_addr: resp.as_ref().and_then(|l| l.local_addr().ok()),
-        });
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-        let listeners = [(memcache, Protocol::Memcache), (resp, Protocol::Resp)];
-        for (listener, protocol) in listeners {
-            let Some(listener) = listener else { continue };
-            let ctx = AcceptContext {
-                shared: shared.clone(),
-                permits: permits.clone(),
-                shutdown: shutdown.clone(),
-                tracker: tracker.clone(),
-                workers: workers.clone(),
-            };
-            tracker.spawn(accept_loop(listener, ctx, protocol));
+        let mut bound = [None, None, None];
+        for protocol in Protocol::ALL {
+            if let Some(addr) = protocol.configured(config) {
+                bound[protocol as usize] = Some((addr.clone(), bind(protocol.field(), addr).await?));
+            }
         }
-        tracker.spawn(sweep_expired(shared.clone(), shutdown.clone()));
-        Ok(Self {
+        let local = |i: usize| -> Option<SocketAddr> {
+            bound[i].as_ref().and_then(|(_, l): &(String, TcpListener)| l.local_addr().ok())
+        };
+        let shared = Shared {
+            router,
+            stats: Arc::new(Stats::default()),
+            limits: config.limits.clone(),
+            config: config.clone(),
+            next_client_id: Arc::new(AtomicU64::new(1)),
+            memcache_addr: local(0),
+            resp_addr: local(1),
+            admin_addr: local(2),
+        };
+        let server = Self {
             memcache_addr: shared.memcache_addr,
             resp_addr: shared.resp_addr,
-            shutdown,
-            tracker,
-            grace: Duration::from_secs(config.limits.shutdown_grace_seconds),
-        })
+            admin_addr: shared.admin_addr,
+            current: Arc::new(ArcSwap::from_pointee(shared)),
+            listeners: tokio::sync::Mutex::new([None, None, None]),
+            permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+            max_connections: config.limits.max_connections.into(),
+            workers: Arc::new(workers),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            grace: Duration::from_secs(config.limits.shutdown_grace_seconds).into(),
+        };
+        {
+            let mut listeners = server.listeners.lock().await;
+            for protocol in Protocol::ALL {
+                if let Some((configured, listener)) = bound[protocol as usize].take() {
+                    listeners[protocol as usize] = Some(server.serve(protocol, configured, listener));
+                }
+            }
+        }
+        server
+            .tracker
+            .spawn(sweep_expired(server.current.clone(), server.shutdown.clone()));
+        Ok(server)
+    }
+
+    /// The running generation (figures, router, configuration).
+    pub fn current(&self) -> Arc<Shared> {
+        self.current.load_full()
+    }
+
+    fn serve(&self, protocol: Protocol, configured: String, listener: TcpListener) -> Running {
+        let stop = self.shutdown.child_token();
+        let bound = listener.local_addr().expect("a bound listener has an address");
+        if protocol == Protocol::Admin {
+            self.tracker.spawn(crate::admin::serve(
+                listener,
+                self.current.clone(),
+                stop.clone(),
+            ));
+        } else {
+            let ctx = AcceptContext {
+                current: self.current.clone(),
+                permits: self.permits.clone(),
+                shutdown: self.shutdown.clone(),
+                stop: stop.clone(),
+                tracker: self.tracker.clone(),
+                workers: self.workers.clone(),
+            };
+            self.tracker.spawn(accept_loop(listener, ctx, protocol));
+        }
+        Running {
+            configured,
+            bound,
+            stop,
+        }
+    }
+
+    /// Replaces the running configuration with `config` (already validated):
+    /// builds its routes, keeping every backend whose settings did not change
+    /// with its connections; binds listeners whose address changed; then
+    /// swaps it in atomically. On any error the running one stays, untouched.
+    pub async fn reload(&self, config: Config) -> Result<(), StartError> {
+        let result = self.try_reload(config).await;
+        let stats = self.current.load().stats.clone();
+        match &result {
+            Ok(()) => {
+                stats.reloads_succeeded.add(1);
+                stats.last_reload_success.store(
+                    crate::op::now_ms() / 1000,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tracing::info!("configuration reloaded");
+            }
+            Err(error) => {
+                stats.reloads_failed.add(1);
+                tracing::error!(%error, "configuration not reloaded; the running one stays");
+            }
+        }
+        result
+    }
+
+    /// Counts and logs a reload whose configuration did not validate.
+    pub fn reload_refused(&self, why: &str) {
+        self.current.load().stats.reloads_failed.add(1);
+        tracing::error!(error = why, "configuration not reloaded; the running one stays");
+    }
+
+    async fn try_reload(&self, config: Config) -> Result<(), StartError> {
+        let mut listeners = self.listeners.lock().await;
+        let old = self.current.load_full();
+        let router = Router::rebuild(&config, Some(&old.router))?;
+        // Bind every moved listener before touching anything, so a failure
+        // leaves the old ones serving.
+        let mut moved = Vec::new();
+        for protocol in Protocol::ALL {
+            let wanted = protocol.configured(&config);
+            let running = listeners[protocol as usize].as_ref().map(|r| &r.configured);
+            if wanted.as_ref() != running {
+                let listener = match wanted {
+                    Some(addr) => Some((addr.clone(), bind(protocol.field(), addr).await?)),
+                    None => None,
+                };
+                moved.push((protocol, listener));
+            }
+        }
+        let bound = |i: usize, listeners: &[Option<Running>; 3]| listeners[i].as_ref().map(|r| r.bound);
+        let mut next = Shared {
+            router,
+            stats: old.stats.clone(),
+            limits: config.limits.clone(),
+            config: config.clone(),
+            next_client_id: old.next_client_id.clone(),
+            memcache_addr: bound(0, &listeners),
+            resp_addr: bound(1, &listeners),
+            admin_addr: bound(2, &listeners),
+        };
+        for (protocol, listener) in &moved {
+            let addr = listener.as_ref().and_then(|(_, l)| l.local_addr().ok());
+            match protocol {
+                Protocol::Memcache => next.memcache_addr = addr,
+                Protocol::Resp => next.resp_addr = addr,
+                Protocol::Admin => next.admin_addr = addr,
+            }
+        }
+        self.current.store(Arc::new(next));
+        for (protocol, listener) in moved {
+            if let Some(old) = listeners[protocol as usize].take() {
+                tracing::info!(listener = protocol.field(), addr = %old.bound, "listener closed (moved by reload)");
+                old.stop.cancel();
+            }
+            if let Some((configured, listener)) = listener {
+                listeners[protocol as usize] = Some(self.serve(protocol, configured, listener));
+            }
+        }
+        self.resize_connection_cap(config.limits.max_connections);
+        *self.grace.lock().expect("not poisoned") =
+            Duration::from_secs(config.limits.shutdown_grace_seconds);
+        Ok(())
+    }
+
+    /// Moves the connection cap: open connections stay; new ones count against the new cap.
+    fn resize_connection_cap(&self, wanted: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = self.max_connections.swap(wanted, Relaxed);
+        if wanted > before {
+            self.permits.add_permits(wanted - before);
+        } else if wanted < before {
+            // Permits held by open connections are forgotten as they return.
+            let forgotten = self.permits.forget_permits(before - wanted);
+            if forgotten < before - wanted {
+                let permits = self.permits.clone();
+                let mut owed = (before - wanted - forgotten) as u32;
+                tokio::spawn(async move {
+                    while owed > 0 {
+                        match permits.acquire_many(owed.min(1024)).await {
+                            Ok(permit) => {
+                                owed -= permit.num_permits() as u32;
+                                permit.forget();
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            }
+        }
     }
 
     /// Stops accepting, lets connections finish the requests they have read,
@@ -121,57 +325,52 @@ impl Server {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(self.grace, self.tracker.wait())
+        let grace = *self.grace.lock().expect("not poisoned");
+        if tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!(grace = ?self.grace, "connections still open after the grace period; exiting anyway");
+            tracing::warn!(?grace, "connections still open after the grace period; exiting anyway");
         }
     }
 }
 
-async fn bind(
-    field: &'static str,
-    addr: &Option<String>,
-) -> Result<Option<TcpListener>, StartError> {
-    let Some(addr) = addr else { return Ok(None) };
+async fn bind(field: &'static str, addr: &str) -> Result<TcpListener, StartError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind {
             field,
-            addr: addr.clone(),
+            addr: addr.to_string(),
             source,
         })?;
-    tracing::info!(listener = field, addr = %listener.local_addr().map_or(addr.clone(), |a| a.to_string()), "listening");
-    Ok(Some(listener))
-}
-
-#[derive(Clone, Copy)]
-enum Protocol {
-    Memcache,
-    Resp,
+    tracing::info!(listener = field, addr = %listener.local_addr().map_or(addr.to_string(), |a| a.to_string()), "listening");
+    Ok(listener)
 }
 
 struct AcceptContext {
-    shared: Arc<Shared>,
+    current: Current,
     permits: Arc<Semaphore>,
+    /// Shutdown of the whole server: connections drain.
     shutdown: CancellationToken,
+    /// This listener only (moved by a reload): its connections stay.
+    stop: CancellationToken,
     tracker: TaskTracker,
     workers: Arc<Workers>,
 }
 
 async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protocol) {
     let AcceptContext {
-        shared,
+        current,
         permits,
         shutdown,
+        stop,
         tracker,
         workers,
     } = ctx;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
         };
         let (mut stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -182,17 +381,18 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
                 continue;
             }
         };
+        let shared = current.load_full();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             shared.stats.rejected_connections.add(1);
             let refusal: &[u8] = match protocol {
                 Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
-                Protocol::Resp => b"-ERR max number of clients reached\r\n",
+                _ => b"-ERR max number of clients reached\r\n",
             };
             let _ = stream.write_all(refusal).await;
             continue;
         };
-        let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let current = current.clone();
         // Hand the socket to a worker: it must be re-registered with that
         // worker's reactor, so it crosses over as a std socket.
         let Ok(stream) = stream.into_std() else {
@@ -209,11 +409,11 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
                 match protocol {
                     Protocol::Memcache => {
                         let session = MemcacheSession::new(shared.clone());
-                        connection::serve(stream, session, shared.clone(), shutdown).await;
+                        connection::serve(stream, session, current, shutdown).await;
                     }
-                    Protocol::Resp => {
+                    _ => {
                         let session = RespSession::new(shared.clone(), peer);
-                        connection::serve(stream, session, shared.clone(), shutdown).await;
+                        connection::serve(stream, session, current, shutdown).await;
                     }
                 }
                 shared.stats.current_connections.sub(1);
@@ -226,13 +426,14 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
 
 /// Expired items are invisible at once; this frees their memory without
 /// waiting for eviction.
-async fn sweep_expired(shared: Arc<Shared>, shutdown: CancellationToken) {
+async fn sweep_expired(current: Current, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = every.tick() => {}
             () = shutdown.cancelled() => return,
         }
+        let shared = current.load_full();
         for (_, backend) in shared.router.backends() {
             backend.sweep_expired().await;
         }

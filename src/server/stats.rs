@@ -25,7 +25,8 @@ impl std::fmt::Debug for Counter {
     }
 }
 
-fn thread_slot() -> usize {
+/// A small per-thread number, for picking a shard.
+pub fn thread_slot() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
@@ -61,6 +62,10 @@ pub struct Stats {
     pub sets: Counter,
     pub bytes_read: Counter,
     pub bytes_written: Counter,
+    pub reloads_succeeded: Counter,
+    pub reloads_failed: Counter,
+    /// Unix seconds of the last successful reload (0: none yet).
+    pub last_reload_success: AtomicU64,
 }
 
 impl Default for Stats {
@@ -76,6 +81,9 @@ impl Default for Stats {
             sets: Counter::default(),
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
+            reloads_succeeded: Counter::default(),
+            reloads_failed: Counter::default(),
+            last_reload_success: AtomicU64::new(0),
         }
     }
 }

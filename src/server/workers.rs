@@ -24,6 +24,11 @@ pub fn current_worker() -> Option<(usize, usize)> {
     Some((index, WORKER_COUNT.load(Ordering::Relaxed)))
 }
 
+/// How many connection worker threads run.
+pub fn worker_count() -> usize {
+    WORKER_COUNT.load(Ordering::Relaxed).max(1)
+}
+
 pub struct Workers {
     handles: Vec<Handle>,
     next: AtomicUsize,

@@ -18,7 +18,8 @@ def start(data_dir, memcache, resp):
     log = open(Path(data_dir).parent / "keyway-default.log", "a")
     process = subprocess.Popen(
         [str(KEYWAY_BIN), "--data-dir", str(data_dir),
-         "--memcache-listen", f"127.0.0.1:{memcache}", "--resp-listen", f"127.0.0.1:{resp}"],
+         "--memcache-listen", f"127.0.0.1:{memcache}", "--resp-listen", f"127.0.0.1:{resp}",
+         "--admin-listen", "127.0.0.1:0"],
         stdout=log, stderr=log,
     )
     wait_for(memcache)

@@ -129,6 +129,28 @@ impl MemcachedBackend {
         self.pools.iter().map(ServerPool::addr).collect()
     }
 
+    /// `version` to every server, concurrently.
+    pub async fn probe(&self) -> Result<()> {
+        let probes = self.pools.iter().map(|pool| async move {
+            let request = BytesMut::from(&b"version\r\n"[..]);
+            match call(pool, request, Expect::One).await?.pop() {
+                Some(Response::Version(_)) => Ok(()),
+                other => Err(unavailable(&format!(
+                    "{}: unexpected reply to version: {other:?}",
+                    pool.addr()
+                ))),
+            }
+        });
+        futures_util::future::try_join_all(probes).await.map(drop)
+    }
+
+    /// Open connections and the most kept, over every server.
+    pub fn connections(&self) -> (usize, usize) {
+        self.pools.iter().fold((0, 0), |(open, max), pool| {
+            (open + pool.open_connections(), max + pool.max_connections())
+        })
+    }
+
     fn pool(&self, key: &WireKey) -> &ServerPool {
         &self.pools[self.continuum.server_for(&key.hashed)]
     }

@@ -361,6 +361,22 @@ impl RedisBackend {
         }
     }
 
+    /// `PING` on the RESP3 pool.
+    pub async fn probe(&self) -> Result<()> {
+        match self.one(0, &[b"PING"]).await? {
+            Reply::Error(why) => Err(unavailable(&why)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Open connections and the most kept, over both pools (RESP3 and RESP2).
+    pub fn connections(&self) -> (usize, usize) {
+        (
+            self.pool.open_connections() + self.pool2.open_connections(),
+            self.pool.max_connections() + self.pool2.max_connections(),
+        )
+    }
+
     async fn one(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {
         Ok(self.run(db, 1, |r| command(r, args)).await?.remove(0))
     }

@@ -10,6 +10,7 @@
 
 mod dialect;
 mod writer;
+pub use writer::BATCH_BOUNDS;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -123,6 +124,7 @@ impl SqlBackend {
             // Unique per write in this process and, starting from the clock,
             // unlikely to repeat one another process or an earlier run used.
             next_cas: AtomicU64::new(now_ms() << 12),
+            batch_sizes: writer::BatchSizes::default(),
         });
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(writer::run(shared.clone(), receiver));
@@ -187,6 +189,30 @@ impl SqlBackend {
                 .map_err(|_| self.shared.unavailable("the writer has stopped"))?
         })
         .await
+    }
+
+    /// `SELECT 1` on a pooled connection, within the request timeout.
+    pub async fn probe(&self) -> Result<()> {
+        self.timed(async {
+            self.shared
+                .pool
+                .execute("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| self.shared.unavailable(e))
+        })
+        .await
+    }
+
+    /// Writes per committed transaction: (sum, cumulative bucket counts).
+    pub fn batch_sizes(&self) -> (u64, Vec<u64>) {
+        self.shared.batch_sizes.snapshot()
+    }
+
+    /// Open connections and the most the pool keeps.
+    pub fn connections(&self) -> (usize, usize) {
+        let pool = &self.shared.pool;
+        (pool.size() as usize, pool.options().get_max_connections() as usize)
     }
 
     /// Deletes expired rows, a bounded number per call.

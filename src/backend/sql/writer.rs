@@ -60,6 +60,41 @@ pub struct Shared {
     pub dialect: Dialect,
     pub statements: Statements,
     pub next_cas: AtomicU64,
+    /// How many writes each committed transaction carried, for `/metrics`.
+    pub batch_sizes: BatchSizes,
+}
+
+/// Upper bounds of the batch-size histogram's buckets (+Inf implied).
+pub const BATCH_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// A histogram of batch sizes; only the writer task adds to it.
+#[derive(Default)]
+pub struct BatchSizes {
+    buckets: [AtomicU64; BATCH_BOUNDS.len() + 1],
+    sum: AtomicU64,
+}
+
+impl BatchSizes {
+    fn record(&self, size: usize) {
+        let size = size as u64;
+        let bucket = BATCH_BOUNDS.partition_point(|&bound| bound < size);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// (sum, cumulative counts per bucket, +Inf last).
+    pub fn snapshot(&self) -> (u64, Vec<u64>) {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|bucket| {
+                total += bucket.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        (self.sum.load(Ordering::Relaxed), cumulative)
+    }
 }
 
 impl Shared {
@@ -82,6 +117,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
         let writes: Vec<&Write> = jobs.iter().map(|job| &job.write).collect();
         match run_batch(&shared, &writes).await {
             Ok(results) => {
+                shared.batch_sizes.record(writes.len());
                 for (job, result) in jobs.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
@@ -91,7 +127,10 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
             Err(_) if jobs.len() > 1 => {
                 for job in jobs.drain(..) {
                     let result = match run_batch(&shared, &[&job.write]).await {
-                        Ok(mut results) => results.remove(0),
+                        Ok(mut results) => {
+                            shared.batch_sizes.record(1);
+                            results.remove(0)
+                        }
                         Err(error) => Err(shared.unavailable(error)),
                     };
                     let _ = job.reply.send(result);

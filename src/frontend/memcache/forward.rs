@@ -4,11 +4,14 @@
 //! memcached holds under another name, Keyway's own commands such as
 //! `flush_all` and `stats`) runs as operations.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{encode, Request, Response};
 
 use super::error_reply;
 use crate::backend::memcached::MemcachedBackend;
+use crate::metrics::{Family, TargetStats};
 use crate::router::RouteError;
 use crate::server::Shared;
 
@@ -29,20 +32,29 @@ pub async fn forward(shared: &Shared, request: &Request, raw: &Bytes, out: &mut 
             retrieval(shared, command.as_bytes(), keys, raw, out).await
         }
         Request::Store { key, noreply, .. } => {
-            let forwarded = one_key(shared, key, *noreply, raw, out).await;
+            let forwarded = one_key(shared, Family::Set, key, *noreply, raw, out).await;
             if forwarded {
                 shared.stats.sets.add(1);
             }
             forwarded
         }
-        Request::Delete { key, noreply }
-        | Request::Arith { key, noreply, .. }
-        | Request::Touch { key, noreply, .. } => one_key(shared, key, *noreply, raw, out).await,
+        Request::Delete { key, noreply } => {
+            one_key(shared, Family::Delete, key, *noreply, raw, out).await
+        }
+        Request::Arith { key, noreply, .. } => {
+            one_key(shared, Family::Arith, key, *noreply, raw, out).await
+        }
+        Request::Touch { key, noreply, .. } => {
+            one_key(shared, Family::Touch, key, *noreply, raw, out).await
+        }
         _ => false,
     }
 }
 
-fn target<'a>(shared: &'a Shared, keys: &[Bytes]) -> Option<&'a MemcachedBackend> {
+fn target<'a>(
+    shared: &'a Shared,
+    keys: &[Bytes],
+) -> Option<(&'a MemcachedBackend, &'a TargetStats)> {
     if !keys.iter().all(|key| MemcachedBackend::forwards(key)) {
         return None;
     }
@@ -58,15 +70,20 @@ async fn retrieval(
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some(backend) = target(shared, keys) else {
+    let Some((backend, target)) = target(shared, keys) else {
         return false;
     };
-    match backend.forward_retrieval(command, keys, raw.clone()).await {
+    let started = Instant::now();
+    let result = backend.forward_retrieval(command, keys, raw.clone()).await;
+    target.observe_health(&result);
+    target.record(Family::Get, started, result.is_err());
+    match result {
         Ok(replies) => {
             let hits = replies
                 .iter()
                 .filter(|reply| matches!(reply.response, Response::Value { .. }))
                 .count() as u64;
+            target.record_reads(hits, keys.len() as u64 - hits);
             if hits > 0 {
                 shared.stats.get_hits.add(hits);
             }
@@ -84,12 +101,13 @@ async fn retrieval(
 
 async fn one_key(
     shared: &Shared,
+    family: Family,
     key: &Bytes,
     noreply: bool,
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some(backend) = target(shared, std::slice::from_ref(key)) else {
+    let Some((backend, target)) = target(shared, std::slice::from_ref(key)) else {
         return false;
     };
     // Under noreply memcached still answers some errors, and a reply nobody
@@ -100,7 +118,10 @@ async fn one_key(
     } else {
         raw.clone()
     };
+    let started = Instant::now();
     let reply = backend.forward_one(key, request).await;
+    target.observe_health(&reply);
+    target.record(family, started, reply.is_err());
     if !noreply {
         match reply {
             Ok(reply) => out.extend_from_slice(&reply.raw),

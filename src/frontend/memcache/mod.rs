@@ -16,6 +16,7 @@ use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus,
 };
+use crate::metrics::Family;
 use crate::router::RouteError;
 use crate::server::{Counter, Flow, Session, Shared};
 
@@ -48,6 +49,10 @@ impl MemcacheSession {
 }
 
 impl Session for MemcacheSession {
+    fn shared_mut(&mut self) -> &mut Arc<Shared> {
+        &mut self.shared
+    }
+
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
         loop {
             match self.decoder.decode_raw(input) {
@@ -286,6 +291,8 @@ async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flo
     let lines = match args.first().map(|a| &a[..]) {
         None => general_stats(shared),
         Some(b"settings") => settings_stats(shared),
+        Some(b"items") => return write_numbered(item_stats(shared), out),
+        Some(b"slabs") => slab_stats(shared),
         Some(_) => {
             encode(&Reply::Error, out);
             return Flow::Continue;
@@ -298,10 +305,44 @@ async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flo
     Flow::Continue
 }
 
+/// Writes `STAT name value` lines whose names are built per backend, then END.
+fn write_numbered(lines: Vec<(String, String)>, out: &mut BytesMut) -> Flow {
+    for (name, value) in lines {
+        encode(&Reply::Stat(name, value), out);
+    }
+    encode(&Reply::End, out);
+    Flow::Continue
+}
+
+/// `stats items`: memcached reports per slab class; Keyway has no slab
+/// classes, so each memory backend is reported as one class, numbered from
+/// 1 in configuration order (other backends report their own).
+fn item_stats(shared: &Shared) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    let memories = shared.router.backends().filter(|(_, b)| b.kind() == "memory");
+    for (class, (_, backend)) in (1..).zip(memories) {
+        let usage = backend.usage();
+        lines.push((format!("items:{class}:number"), usage.items.to_string()));
+        lines.push((format!("items:{class}:evicted"), usage.evictions.to_string()));
+        lines.push((format!("items:{class}:mem_requested"), usage.bytes.to_string()));
+    }
+    lines
+}
+
+/// `stats slabs`: no slab allocator here; the totals memcached ends with.
+fn slab_stats(shared: &Shared) -> Vec<(&'static str, String)> {
+    let usage = shared.memory_usage();
+    vec![
+        ("active_slabs", "0".into()),
+        ("total_malloced", usage.bytes.to_string()),
+    ]
+}
+
 fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
     let stats = &shared.stats;
     let usage = shared.memory_usage();
     let get = |c: &Counter| c.get().to_string();
+    let routed = |family: Family| shared.router.routed_requests(family).to_string();
     vec![
         ("pid", std::process::id().to_string()),
         ("uptime", stats.uptime_seconds().to_string()),
@@ -315,6 +356,9 @@ fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
             (stats.get_hits.get() + stats.get_misses.get()).to_string(),
         ),
         ("cmd_set", get(&stats.sets)),
+        ("cmd_flush", routed(Family::Flush)),
+        ("cmd_touch", routed(Family::Touch)),
+        ("threads", crate::server::worker_count().to_string()),
         ("get_hits", get(&stats.get_hits)),
         ("get_misses", get(&stats.get_misses)),
         ("bytes_read", get(&stats.bytes_read)),

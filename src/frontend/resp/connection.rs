@@ -224,13 +224,17 @@ impl RespSession {
                     stats.current_connections.get().to_string(),
                 ),
                 ("maxclients", self.shared.limits.max_connections.to_string()),
+                ("blocked_clients", "0".into()),
             ],
         );
         section(
             "Memory",
             vec![
                 ("used_memory", usage.bytes.to_string()),
+                ("used_memory_human", human_bytes(usage.bytes)),
+                ("used_memory_rss", resident_bytes().to_string()),
                 ("maxmemory", usage.capacity.to_string()),
+                ("maxmemory_human", human_bytes(usage.capacity)),
                 ("maxmemory_policy", "allkeys-lru".into()),
             ],
         );
@@ -256,7 +260,9 @@ impl RespSession {
                 ("keyspace_misses", stats.get_misses.get().to_string()),
             ],
         );
-        section("Keyway", policy_lines(&self.shared.router));
+        let mut keyway = route_lines(&self.shared);
+        keyway.extend(policy_lines(&self.shared.router));
+        section("Keyway", keyway);
         if include("keyspace") {
             let mut lines = Vec::new();
             for db in 0..DATABASES {
@@ -350,6 +356,67 @@ fn command(args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub)
         ))),
     }
+}
+
+/// Sizes as redis prints them (`1.50M`).
+fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes}B"),
+        1024..1_048_576 => format!("{:.2}K", b / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.2}M", b / 1_048_576.0),
+        _ => format!("{:.2}G", b / 1_073_741_824.0),
+    }
+}
+
+/// The process's resident memory, from /proc (0 where there is none).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// INFO's keyway section: each route (matcher, target, its figures) and each backend.
+fn route_lines(shared: &crate::server::Shared) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    for (i, route) in shared.config.routes.iter().enumerate() {
+        let Some(target) = shared.router.target(route.target()) else {
+            continue;
+        };
+        let (mut requests, mut errors) = (0, 0);
+        for family in crate::metrics::Family::ALL {
+            let snapshot = target.stats.family(family);
+            requests += snapshot.requests;
+            errors += snapshot.errors;
+        }
+        let (hits, misses) = target.stats.hits_and_misses();
+        lines.push((
+            "route",
+            format!(
+                "{i},{},target={},requests={requests},errors={errors},hits={hits},misses={misses}",
+                route.matcher().replace(' ', ""),
+                route.target()
+            ),
+        ));
+    }
+    for target in shared.router.targets() {
+        let Some(backend) = target.backend() else {
+            continue;
+        };
+        let up = target.stats.health() != crate::metrics::Health::Down;
+        let (open, max) = backend.connections().unwrap_or((0, 0));
+        lines.push((
+            "backend",
+            format!(
+                "{},kind={},up={},connections={open},max_connections={max}",
+                target.stats.name(),
+                backend.kind(),
+                u8::from(up)
+            ),
+        ));
+    }
+    lines
 }
 
 /// INFO's keyway section: how each policy is doing.

@@ -149,7 +149,14 @@ impl RespSession {
         let replies = self
             .shared
             .router
-            .forward(slot, self.version, self.db, &commands, names.len())
+            .forward(
+                slot,
+                self.version,
+                self.db,
+                &commands,
+                names.len(),
+                names.iter().map(|name| &name[..]),
+            )
             .await;
         match replies {
             Ok(replies) => {
@@ -253,7 +260,14 @@ impl RespSession {
         let replies = self
             .shared
             .router
-            .forward(slot, self.version, self.db, &commands, count)
+            .forward(
+                slot,
+                self.version,
+                self.db,
+                &commands,
+                count,
+                queued.iter().map(|args| &args[0][..]),
+            )
             .await;
         let exec = match replies {
             Ok(mut replies) => replies.pop()?,
@@ -280,7 +294,14 @@ impl RespSession {
         match self
             .shared
             .router
-            .forward(slot, self.version, self.db, &command, 1)
+            .forward(
+                slot,
+                self.version,
+                self.db,
+                &command,
+                1,
+                std::iter::once(&args[0][..]),
+            )
             .await
         {
             Ok(replies) => {
@@ -295,6 +316,10 @@ impl RespSession {
 }
 
 impl Session for RespSession {
+    fn shared_mut(&mut self) -> &mut Arc<Shared> {
+        &mut self.shared
+    }
+
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
         let mut batch = Forwarding::default();
         loop {

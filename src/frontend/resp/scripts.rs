@@ -126,7 +126,14 @@ impl RespSession {
             let replies = self
                 .shared
                 .router
-                .forward(slot, self.version, self.db, &command, 1)
+                .forward(
+                    slot,
+                    self.version,
+                    self.db,
+                    &command,
+                    1,
+                    std::iter::once(&b"script"[..]),
+                )
                 .await
                 .map_err(Reply::from)?;
             last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)

@@ -1,0 +1,135 @@
+//! The admin listener (`listen.admin`, HTTP/1.1): `/metrics` for Prometheus,
+//! `/healthz` (the process answers), `/readyz` (every backend answers) and
+//! `/config` (the running configuration, passwords redacted). It reads the
+//! current generation of the configuration on every request, so it follows
+//! reloads.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{Current, Shared};
+
+/// How long `/readyz` waits for a backend beyond its own timeouts.
+const PROBE_SLACK: Duration = Duration::from_millis(500);
+
+/// Serves admin requests on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, current: Current, stop: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "admin listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let current = current.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = current.load_full();
+                async move { Ok::<_, Infallible>(answer(&shared, &request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "admin connection failed");
+                    }
+                }
+                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET\n".into(),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            crate::metrics::prometheus::CONTENT_TYPE,
+            crate::metrics::prometheus::render(shared.clone()),
+        ),
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => readiness(shared).await,
+        "/config" => reply(
+            StatusCode::OK,
+            "application/toml",
+            shared.config.redacted_toml(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found; try /metrics, /healthz, /readyz or /config\n".into(),
+        ),
+    }
+}
+
+/// Probes every backend at once; 200 when all answer, 503 naming those that
+/// do not (and why) otherwise.
+async fn readiness(shared: &Shared) -> Response<Full<Bytes>> {
+    let probes = shared.router.backends().map(|(name, backend)| {
+        let limit = shared
+            .config
+            .backends
+            .get(name)
+            .map_or(Duration::from_secs(3), |c| {
+                c.connect_timeout() + c.request_timeout()
+            })
+            + PROBE_SLACK;
+        async move {
+            let outcome = match tokio::time::timeout(limit, backend.probe()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some(format!("no answer within {} ms", limit.as_millis())),
+            };
+            (name, outcome)
+        }
+    });
+    let results = futures_util::future::join_all(probes).await;
+    let failing: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .filter_map(|(name, why)| Some((name.to_string(), why.clone()?.into())))
+        .collect();
+    let ready = failing.is_empty();
+    let body = serde_json::json!({
+        "ready": ready,
+        "backends": results.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        "failing": failing,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    reply(status, "application/json", format!("{body}\n"))
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}

@@ -1,0 +1,336 @@
+//! Request figures per target (each backend and each policy a route or a
+//! policy names), recorded on the hot path and read by the admin listener's
+//! `/metrics` ([`prometheus`]) and by INFO.
+//!
+//! Like [`crate::server::Counter`], every figure is sharded per thread: each
+//! thread adds to its own cache line, so recording a request costs a few
+//! uncontended atomic adds and two clock reads; a scrape sums the shards.
+
+pub mod prometheus;
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::time::Instant;
+
+use crate::backend::{BackendError, Result};
+use crate::op::{ArithOutcome, Item, ScanPage, StoreOutcome, Ttl};
+use crate::server::thread_slot;
+
+/// Command families, the `family` label: what a dashboard groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Get,
+    Set,
+    Delete,
+    Arith,
+    Touch,
+    Keys,
+    Flush,
+    /// Commands forwarded to redis as they came that are none of the above
+    /// (hashes, lists, scripts...).
+    Other,
+}
+
+impl Family {
+    pub const ALL: [Family; 8] = [
+        Family::Get,
+        Family::Set,
+        Family::Delete,
+        Family::Arith,
+        Family::Touch,
+        Family::Keys,
+        Family::Flush,
+        Family::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Get => "get",
+            Family::Set => "set",
+            Family::Delete => "delete",
+            Family::Arith => "arith",
+            Family::Touch => "touch",
+            Family::Keys => "keys",
+            Family::Flush => "flush",
+            Family::Other => "other",
+        }
+    }
+
+    /// The family of a `Backend` trait method, by its name.
+    pub fn of_method(method: &str) -> Family {
+        match method {
+            "get" | "get_and_touch" | "get_and_delete" => Family::Get,
+            "store" | "store_all_if_absent" => Family::Set,
+            "delete" => Family::Delete,
+            "arith" => Family::Arith,
+            "expire" | "ttl" => Family::Touch,
+            "scan" | "len" => Family::Keys,
+            "flush" => Family::Flush,
+            _ => Family::Other,
+        }
+    }
+
+    /// The family of a memcached or redis command forwarded as it came.
+    pub fn of_command(name: &[u8]) -> Family {
+        const TABLE: &[(&str, Family)] = &[
+            ("get", Family::Get),
+            ("gets", Family::Get),
+            ("gat", Family::Get),
+            ("gats", Family::Get),
+            ("mget", Family::Get),
+            ("getex", Family::Get),
+            ("getdel", Family::Get),
+            ("set", Family::Set),
+            ("add", Family::Set),
+            ("replace", Family::Set),
+            ("append", Family::Set),
+            ("prepend", Family::Set),
+            ("cas", Family::Set),
+            ("setex", Family::Set),
+            ("psetex", Family::Set),
+            ("setnx", Family::Set),
+            ("mset", Family::Set),
+            ("msetnx", Family::Set),
+            ("getset", Family::Set),
+            ("delete", Family::Delete),
+            ("del", Family::Delete),
+            ("unlink", Family::Delete),
+            ("incr", Family::Arith),
+            ("decr", Family::Arith),
+            ("incrby", Family::Arith),
+            ("decrby", Family::Arith),
+            ("touch", Family::Touch),
+            ("expire", Family::Touch),
+            ("pexpire", Family::Touch),
+            ("expireat", Family::Touch),
+            ("pexpireat", Family::Touch),
+            ("persist", Family::Touch),
+            ("ttl", Family::Touch),
+            ("pttl", Family::Touch),
+        ];
+        TABLE
+            .iter()
+            .find(|(command, _)| command.as_bytes().eq_ignore_ascii_case(name))
+            .map_or(Family::Other, |(_, family)| *family)
+    }
+}
+
+/// Upper bounds of the latency histogram's buckets, in microseconds (the
+/// last bucket, +Inf, is implied).
+pub const LATENCY_BOUNDS_US: [u64; 14] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000,
+];
+const BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
+const FAMILIES: usize = Family::ALL.len();
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+struct FamilyCells {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    micros: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    families: [FamilyCells; FAMILIES],
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Whether a target's last requests succeeded, for `keyway_backend_up` and
+/// for logging a backend's state once per change instead of per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Unknown = 0,
+    Up = 1,
+    Down = 2,
+}
+
+/// One target's figures.
+pub struct TargetStats {
+    name: String,
+    shards: Box<[Shard; SHARDS]>,
+    health: AtomicU8,
+}
+
+/// Summed figures of one family, read at scrape time.
+#[derive(Debug, Default, Clone)]
+pub struct FamilySnapshot {
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    /// Cumulative counts per bucket of [`LATENCY_BOUNDS_US`], then +Inf.
+    pub cumulative: [u64; BUCKETS],
+}
+
+impl TargetStats {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            shards: Box::default(),
+            health: AtomicU8::new(Health::Unknown as u8),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shard(&self) -> &Shard {
+        &self.shards[thread_slot() % SHARDS]
+    }
+
+    /// Counts one request of `family` that started at `started`.
+    pub fn record(&self, family: Family, started: Instant, failed: bool) {
+        let micros = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        let cells = &self.shard().families[family as usize];
+        cells.requests.fetch_add(1, Relaxed);
+        if failed {
+            cells.errors.fetch_add(1, Relaxed);
+        }
+        cells.micros.fetch_add(micros, Relaxed);
+        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound < micros);
+        cells.buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a call's result: request, error, hits and misses, and the
+    /// health change it shows (logged once per change, for backends).
+    pub fn record_result<T: Reads>(&self, family: Family, started: Instant, result: &Result<T>) {
+        let failed = match result {
+            Ok(value) => {
+                let (hits, misses) = value.hits_and_misses();
+                self.record_reads(hits, misses);
+                false
+            }
+            Err(error) => !error.is_client_error(),
+        };
+        self.record(family, started, failed);
+    }
+
+    pub fn record_reads(&self, hits: u64, misses: u64) {
+        let shard = self.shard();
+        if hits > 0 {
+            shard.hits.fetch_add(hits, Relaxed);
+        }
+        if misses > 0 {
+            shard.misses.fetch_add(misses, Relaxed);
+        }
+    }
+
+    /// Notes that a backend answered (`Ok`) or failed; logs a line when this
+    /// changes its state, never one per request.
+    pub fn observe_health<T>(&self, result: &Result<T>) {
+        let now = match result {
+            Ok(_) => Health::Up,
+            Err(BackendError::Unavailable { .. }) => Health::Down,
+            Err(_) => Health::Up,
+        };
+        let before = self.health.swap(now as u8, Relaxed);
+        if before == now as u8 {
+            return;
+        }
+        match (now, result) {
+            (Health::Down, Err(error)) => {
+                tracing::warn!(backend = %self.name, %error, "backend down: requests to it fail")
+            }
+            (Health::Up, _) if before == Health::Down as u8 => {
+                tracing::info!(backend = %self.name, "backend up: answering again")
+            }
+            _ => {}
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        match self.health.load(Relaxed) {
+            1 => Health::Up,
+            2 => Health::Down,
+            _ => Health::Unknown,
+        }
+    }
+
+    pub fn family(&self, family: Family) -> FamilySnapshot {
+        let mut snapshot = FamilySnapshot::default();
+        let mut micros = 0u64;
+        for shard in self.shards.iter() {
+            let cells = &shard.families[family as usize];
+            snapshot.requests += cells.requests.load(Relaxed);
+            snapshot.errors += cells.errors.load(Relaxed);
+            micros += cells.micros.load(Relaxed);
+            for (total, bucket) in snapshot.cumulative.iter_mut().zip(&cells.buckets) {
+                *total += bucket.load(Relaxed);
+            }
+        }
+        for i in 1..BUCKETS {
+            snapshot.cumulative[i] += snapshot.cumulative[i - 1];
+        }
+        snapshot.seconds = micros as f64 / 1e6;
+        snapshot
+    }
+
+    /// Keys found and keys missed by reads through this target.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(hits, misses), shard| {
+            (
+                hits + shard.hits.load(Relaxed),
+                misses + shard.misses.load(Relaxed),
+            )
+        })
+    }
+}
+
+/// What a result says about reads: keys found and keys missed.
+pub trait Reads {
+    fn hits_and_misses(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
+
+impl Reads for Vec<Option<Item>> {
+    fn hits_and_misses(&self) -> (u64, u64) {
+        let hits = self.iter().filter(|item| item.is_some()).count() as u64;
+        (hits, self.len() as u64 - hits)
+    }
+}
+
+impl Reads for Option<Item> {
+    fn hits_and_misses(&self) -> (u64, u64) {
+        (self.is_some() as u64, self.is_none() as u64)
+    }
+}
+
+impl Reads for StoreOutcome {}
+impl Reads for ArithOutcome {}
+impl Reads for Ttl {}
+impl Reads for ScanPage {}
+impl Reads for Vec<bool> {}
+impl Reads for bool {}
+impl Reads for usize {}
+impl Reads for () {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_that_holds_it() {
+        let stats = TargetStats::new("t");
+        stats.record(Family::Get, Instant::now(), false);
+        stats.record(Family::Get, Instant::now(), true);
+        let get = stats.family(Family::Get);
+        assert_eq!((get.requests, get.errors), (2, 1));
+        assert_eq!(get.cumulative[0], 2, "two sub-100 µs requests");
+        assert_eq!(get.cumulative[BUCKETS - 1], 2);
+        assert_eq!(stats.family(Family::Set).requests, 0);
+    }
+
+    #[test]
+    fn reads_count_hits_and_misses() {
+        let stats = TargetStats::new("t");
+        let result: Result<Vec<Option<Item>>> = Ok(vec![None, None]);
+        stats.record_result(Family::Get, Instant::now(), &result);
+        assert_eq!(stats.hits_and_misses(), (0, 2));
+    }
+}

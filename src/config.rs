@@ -345,7 +345,8 @@ impl Config {
         for backend in shown.backends.values_mut() {
             backend.url = redact_url(&backend.url);
         }
-        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+        toml::to_string(&shown)
+            .unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
     }
 }
 
@@ -665,10 +666,19 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         for (url, shown) in [
-            ("redis://:s3cret@127.0.0.1:6379/2", "redis://:***@127.0.0.1:6379/2"),
+            (
+                "redis://:s3cret@127.0.0.1:6379/2",
+                "redis://:***@127.0.0.1:6379/2",
+            ),
             ("redis://app:s3cret@host", "redis://app:***@host"),
-            ("postgres://keyway:p@ss:w@db/keyway?sslmode=require&password=x", "postgres://keyway:***@db/keyway?sslmode=require&password=***"),
-            ("memcached://127.0.0.1:11211,127.0.0.1:11212", "memcached://127.0.0.1:11211,127.0.0.1:11212"),
+            (
+                "postgres://keyway:p@ss:w@db/keyway?sslmode=require&password=x",
+                "postgres://keyway:***@db/keyway?sslmode=require&password=***",
+            ),
+            (
+                "memcached://127.0.0.1:11211,127.0.0.1:11212",
+                "memcached://127.0.0.1:11211,127.0.0.1:11212",
+            ),
             ("sqlite://sessions.sqlite3", "sqlite://sessions.sqlite3"),
         ] {
             assert_eq!(redact_url(url), shown);
@@ -679,7 +689,10 @@ mod tests {
         .unwrap();
         let shown = config.redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(Config::from_toml(&shown).is_ok(), "what /config shows loads again: {shown}");
+        assert!(
+            Config::from_toml(&shown).is_ok(),
+            "what /config shows loads again: {shown}"
+        );
     }
 
     #[test]

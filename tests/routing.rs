@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{exchange, show, start_keyway};
+use common::{exchange, keyway_config, show, start_keyway};
 
 const TWO_STORES: &str = r#"
 [backends.sessions]
@@ -142,4 +142,47 @@ backend = "pool"
     assert!((29..=30).contains(&ttl(lines.next())), "{direct}");
     assert!((4..=5).contains(&ttl(lines.next())), "{direct}");
     assert_eq!(lines.next(), Some("EN"), "{direct}");
+}
+
+/// A reload swaps routes atomically and keeps every backend whose settings
+/// did not change, with what it holds; a backend whose settings changed is
+/// built anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_keeps_unchanged_backends_and_their_items() {
+    let keyway = start_keyway(TWO_STORES).await;
+    let addr = keyway.resp_addr.unwrap();
+    let set = b"SET s:1 v\r\nSET r:1 w\r\nQUIT\r\n";
+    assert_eq!(text(exchange(addr, set).await), "+OK\r\n+OK\r\n+OK\r\n");
+    let get = b"MGET s:1 r:1\r\nQUIT\r\n";
+
+    // Routes change (r: now goes to sessions too); both backends are unchanged.
+    let moved = TWO_STORES.replace(
+        "prefix = \"s:\"\nbackend = \"sessions\"",
+        "regex = \"^[sr]:\"\nbackend = \"sessions\"",
+    );
+    assert_ne!(moved, TWO_STORES);
+    keyway.reload(keyway_config(&moved)).await.unwrap();
+    assert_eq!(
+        text(exchange(addr, get).await),
+        "*2\r\n$1\r\nv\r\n$-1\r\n+OK\r\n",
+        "s:1 still in the kept sessions store; r:1 now routed there, where it is not"
+    );
+
+    // The sessions store's settings change: it is a new, empty store.
+    let resized = moved.replace(
+        "capacity = \"8MiB\"\n\n[backends.rest]",
+        "capacity = \"16MiB\"\n\n[backends.rest]",
+    );
+    assert_ne!(resized, moved);
+    keyway.reload(keyway_config(&resized)).await.unwrap();
+    assert_eq!(
+        text(exchange(addr, get).await),
+        "*2\r\n$-1\r\n$-1\r\n+OK\r\n"
+    );
+    let figures = keyway.current();
+    assert_eq!(figures.stats.reloads_succeeded.get(), 2);
+}
+
+fn text(reply: Vec<u8>) -> String {
+    String::from_utf8(reply).unwrap()
 }

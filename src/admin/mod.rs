@@ -89,7 +89,9 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
 /// Probes every backend at once; 200 when all answer, 503 naming those that
 /// do not (and why) otherwise.
 async fn readiness(shared: &Shared) -> Response<Full<Bytes>> {
-    let probes = shared.router.backends().map(|(name, backend)| {
+    let leaves = shared.router.targets().filter(|t| t.backend().is_some());
+    let probes = leaves.map(|target| {
+        let (name, backend) = (target.stats.name(), target.backend().expect("filtered"));
         let limit = shared
             .config
             .backends
@@ -99,12 +101,16 @@ async fn readiness(shared: &Shared) -> Response<Full<Bytes>> {
             })
             + PROBE_SLACK;
         async move {
-            let outcome = match tokio::time::timeout(limit, backend.probe()).await {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some(format!("no answer within {} ms", limit.as_millis())),
+            let result = match tokio::time::timeout(limit, backend.probe()).await {
+                Ok(result) => result,
+                Err(_) => Err(crate::backend::BackendError::Unavailable {
+                    backend: backend.kind().into(),
+                    message: format!("no answer within {} ms", limit.as_millis()),
+                }),
             };
-            (name, outcome)
+            // What the probe found is the backend's state too (logged on change).
+            target.stats.observe_health(&result);
+            (name, result.err().map(|error| error.to_string()))
         }
     });
     let results = futures_util::future::join_all(probes).await;

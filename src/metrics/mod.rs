@@ -162,8 +162,9 @@ pub struct FamilySnapshot {
     pub requests: u64,
     pub errors: u64,
     pub seconds: f64,
-    /// Cumulative counts per bucket of [`LATENCY_BOUNDS_US`], then +Inf.
-    pub cumulative: [u64; BUCKETS],
+    /// Counts per bucket of [`LATENCY_BOUNDS_US`], then +Inf (not cumulative:
+    /// the encoder sums them).
+    pub buckets: [u64; BUCKETS],
 }
 
 impl TargetStats {
@@ -259,12 +260,9 @@ impl TargetStats {
             snapshot.requests += cells.requests.load(Relaxed);
             snapshot.errors += cells.errors.load(Relaxed);
             micros += cells.micros.load(Relaxed);
-            for (total, bucket) in snapshot.cumulative.iter_mut().zip(&cells.buckets) {
+            for (total, bucket) in snapshot.buckets.iter_mut().zip(&cells.buckets) {
                 *total += bucket.load(Relaxed);
             }
-        }
-        for i in 1..BUCKETS {
-            snapshot.cumulative[i] += snapshot.cumulative[i - 1];
         }
         snapshot.seconds = micros as f64 / 1e6;
         snapshot
@@ -321,8 +319,8 @@ mod tests {
         stats.record(Family::Get, Instant::now(), true);
         let get = stats.family(Family::Get);
         assert_eq!((get.requests, get.errors), (2, 1));
-        assert_eq!(get.cumulative[0], 2, "two sub-100 µs requests");
-        assert_eq!(get.cumulative[BUCKETS - 1], 2);
+        assert_eq!(get.buckets[0], 2, "two sub-100 µs requests");
+        assert_eq!(get.buckets.iter().sum::<u64>(), 2);
         assert_eq!(stats.family(Family::Set).requests, 0);
     }
 

@@ -179,7 +179,7 @@ fn requests(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
                 .iter()
                 .map(|&us| us as f64 / 1e6)
                 .chain([f64::INFINITY])
-                .zip(s.cumulative.iter().copied())
+                .zip(s.buckets.iter().copied())
                 .collect();
             let sample = Sample::Histogram {
                 sum: s.seconds,
@@ -294,14 +294,14 @@ fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
         "Writes committed per SQL transaction by a backend's batching writer.",
         None,
         MetricType::Histogram,
-        sql.iter().map(|(t, (sum, cumulative))| {
+        sql.iter().map(|(t, (sum, counts))| {
             let buckets = crate::backend::sql::BATCH_BOUNDS
                 .iter()
                 .map(|&b| b as f64)
                 .chain([f64::INFINITY])
-                .zip(cumulative.iter().copied())
+                .zip(counts.iter().copied())
                 .collect();
-            let count = cumulative.last().copied().unwrap_or(0);
+            let count = counts.iter().sum();
             let sample = Sample::Histogram {
                 sum: *sum as f64,
                 count,
@@ -317,7 +317,13 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
     let stats = &shared.stats;
     let none = || Vec::<(&str, &str)>::new();
     let one = |name: &str, help: &str, unit: Option<&Unit>, kind: MetricType, sample: Sample| {
-        (name.to_string(), help.to_string(), unit.cloned(), kind, sample)
+        (
+            name.to_string(),
+            help.to_string(),
+            unit.cloned(),
+            kind,
+            sample,
+        )
     };
     let singles = [
         one(
@@ -371,7 +377,14 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
         ),
     ];
     for (name, help, unit, kind, sample) in singles {
-        family(encoder, &name, &help, unit.as_ref(), kind, [(none(), sample)])?;
+        family(
+            encoder,
+            &name,
+            &help,
+            unit.as_ref(),
+            kind,
+            [(none(), sample)],
+        )?;
     }
     family(
         encoder,
@@ -379,10 +392,7 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
         "Keyway's version.",
         None,
         MetricType::Info,
-        [(
-            vec![("version", env!("CARGO_PKG_VERSION"))],
-            Sample::Info,
-        )],
+        [(vec![("version", env!("CARGO_PKG_VERSION"))], Sample::Info)],
     )
 }
 
@@ -462,9 +472,9 @@ fn policies(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
         }),
     )?;
     let shadow_counter = |which: fn(&crate::policy::ShadowCounts) -> u64| {
-        shadows
-            .iter()
-            .map(move |(policy, counts)| (vec![("policy", *policy)], Sample::Counter(which(counts))))
+        shadows.iter().map(move |(policy, counts)| {
+            (vec![("policy", *policy)], Sample::Counter(which(counts)))
+        })
     };
     family(
         encoder,

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
 use crate::config::{BackendConfig, Config, PolicyConfig};
+use crate::metrics::{Family, TargetStats};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::metrics::{Family, TargetStats};
 use crate::policy::{Member, Node, Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

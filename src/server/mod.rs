@@ -135,11 +135,14 @@ impl Server {
         let mut bound = [None, None, None];
         for protocol in Protocol::ALL {
             if let Some(addr) = protocol.configured(config) {
-                bound[protocol as usize] = Some((addr.clone(), bind(protocol.field(), addr).await?));
+                bound[protocol as usize] =
+                    Some((addr.clone(), bind(protocol.field(), addr).await?));
             }
         }
         let local = |i: usize| -> Option<SocketAddr> {
-            bound[i].as_ref().and_then(|(_, l): &(String, TcpListener)| l.local_addr().ok())
+            bound[i]
+                .as_ref()
+                .and_then(|(_, l): &(String, TcpListener)| l.local_addr().ok())
         };
         let shared = Shared {
             router,
@@ -168,13 +171,15 @@ impl Server {
             let mut listeners = server.listeners.lock().await;
             for protocol in Protocol::ALL {
                 if let Some((configured, listener)) = bound[protocol as usize].take() {
-                    listeners[protocol as usize] = Some(server.serve(protocol, configured, listener));
+                    listeners[protocol as usize] =
+                        Some(server.serve(protocol, configured, listener));
                 }
             }
         }
-        server
-            .tracker
-            .spawn(sweep_expired(server.current.clone(), server.shutdown.clone()));
+        server.tracker.spawn(sweep_expired(
+            server.current.clone(),
+            server.shutdown.clone(),
+        ));
         Ok(server)
     }
 
@@ -185,7 +190,9 @@ impl Server {
 
     fn serve(&self, protocol: Protocol, configured: String, listener: TcpListener) -> Running {
         let stop = self.shutdown.child_token();
-        let bound = listener.local_addr().expect("a bound listener has an address");
+        let bound = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         if protocol == Protocol::Admin {
             self.tracker.spawn(crate::admin::serve(
                 listener,
@@ -237,7 +244,10 @@ impl Server {
     /// Counts and logs a reload whose configuration did not validate.
     pub fn reload_refused(&self, why: &str) {
         self.current.load().stats.reloads_failed.add(1);
-        tracing::error!(error = why, "configuration not reloaded; the running one stays");
+        tracing::error!(
+            error = why,
+            "configuration not reloaded; the running one stays"
+        );
     }
 
     async fn try_reload(&self, config: Config) -> Result<(), StartError> {
@@ -258,7 +268,8 @@ impl Server {
                 moved.push((protocol, listener));
             }
         }
-        let bound = |i: usize, listeners: &[Option<Running>; 3]| listeners[i].as_ref().map(|r| r.bound);
+        let bound =
+            |i: usize, listeners: &[Option<Running>; 3]| listeners[i].as_ref().map(|r| r.bound);
         let mut next = Shared {
             router,
             stats: old.stats.clone(),
@@ -330,7 +341,10 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!(?grace, "connections still open after the grace period; exiting anyway");
+            tracing::warn!(
+                ?grace,
+                "connections still open after the grace period; exiting anyway"
+            );
         }
     }
 }

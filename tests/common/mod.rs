@@ -25,9 +25,16 @@ backend = "memory"
 /// Starts Keyway with both listeners on free loopback ports and the given
 /// backends/routes (TOML without a [listen] table).
 pub async fn start_keyway(body: &str) -> Server {
+    Server::start(&keyway_config(body))
+        .await
+        .expect("keyway starts")
+}
+
+/// The configuration `start_keyway` runs: `body` under a [listen] table
+/// naming port 0 for both listeners (a reload with it keeps them).
+pub fn keyway_config(body: &str) -> Config {
     let text = format!("[listen]\nmemcache = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\n{body}");
-    let config = Config::from_toml(&text).expect("test config is valid");
-    Server::start(&config).await.expect("keyway starts")
+    Config::from_toml(&text).expect("test config is valid")
 }
 
 pub fn free_port() -> u16 {

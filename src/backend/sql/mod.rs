@@ -204,7 +204,7 @@ impl SqlBackend {
         .await
     }
 
-    /// Writes per committed transaction: (sum, cumulative bucket counts).
+    /// Writes per committed transaction: (sum, counts per bucket).
     pub fn batch_sizes(&self) -> (u64, Vec<u64>) {
         self.shared.batch_sizes.snapshot()
     }
@@ -212,7 +212,10 @@ impl SqlBackend {
     /// Open connections and the most the pool keeps.
     pub fn connections(&self) -> (usize, usize) {
         let pool = &self.shared.pool;
-        (pool.size() as usize, pool.options().get_max_connections() as usize)
+        (
+            pool.size() as usize,
+            pool.options().get_max_connections() as usize,
+        )
     }
 
     /// Deletes expired rows, a bounded number per call.

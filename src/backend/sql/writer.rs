@@ -82,18 +82,14 @@ impl BatchSizes {
         self.sum.fetch_add(size, Ordering::Relaxed);
     }
 
-    /// (sum, cumulative counts per bucket, +Inf last).
+    /// (sum, counts per bucket, +Inf last).
     pub fn snapshot(&self) -> (u64, Vec<u64>) {
-        let mut total = 0;
-        let cumulative = self
+        let counts = self
             .buckets
             .iter()
-            .map(|bucket| {
-                total += bucket.load(Ordering::Relaxed);
-                total
-            })
+            .map(|bucket| bucket.load(Ordering::Relaxed))
             .collect();
-        (self.sum.load(Ordering::Relaxed), cumulative)
+        (self.sum.load(Ordering::Relaxed), counts)
     }
 }
 

@@ -12,11 +12,11 @@ use keyway_protocol::memcache::{
     encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
 };
 
+use crate::metrics::Family;
 use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus,
 };
-use crate::metrics::Family;
 use crate::router::RouteError;
 use crate::server::{Counter, Flow, Session, Shared};
 
@@ -319,12 +319,21 @@ fn write_numbered(lines: Vec<(String, String)>, out: &mut BytesMut) -> Flow {
 /// 1 in configuration order (other backends report their own).
 fn item_stats(shared: &Shared) -> Vec<(String, String)> {
     let mut lines = Vec::new();
-    let memories = shared.router.backends().filter(|(_, b)| b.kind() == "memory");
+    let memories = shared
+        .router
+        .backends()
+        .filter(|(_, b)| b.kind() == "memory");
     for (class, (_, backend)) in (1..).zip(memories) {
         let usage = backend.usage();
         lines.push((format!("items:{class}:number"), usage.items.to_string()));
-        lines.push((format!("items:{class}:evicted"), usage.evictions.to_string()));
-        lines.push((format!("items:{class}:mem_requested"), usage.bytes.to_string()));
+        lines.push((
+            format!("items:{class}:evicted"),
+            usage.evictions.to_string(),
+        ));
+        lines.push((
+            format!("items:{class}:mem_requested"),
+            usage.bytes.to_string(),
+        ));
     }
     lines
 }

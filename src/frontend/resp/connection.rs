@@ -405,16 +405,16 @@ fn route_lines(shared: &crate::server::Shared) -> Vec<(&'static str, String)> {
             continue;
         };
         let up = target.stats.health() != crate::metrics::Health::Down;
-        let (open, max) = backend.connections().unwrap_or((0, 0));
-        lines.push((
-            "backend",
-            format!(
-                "{},kind={},up={},connections={open},max_connections={max}",
-                target.stats.name(),
-                backend.kind(),
-                u8::from(up)
-            ),
-        ));
+        let mut line = format!(
+            "{},kind={},up={}",
+            target.stats.name(),
+            backend.kind(),
+            u8::from(up)
+        );
+        if let Some((open, max)) = backend.connections() {
+            line.push_str(&format!(",connections={open},max_connections={max}"));
+        }
+        lines.push(("backend", line));
     }
     lines
 }

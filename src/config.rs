@@ -684,7 +684,7 @@ mod tests {
             assert_eq!(redact_url(url), shown);
         }
         let config = Config::from_toml(
-            "[backends.r]\nurl = \"redis://:hunter2@127.0.0.1:1\"\n[[routes]]\nglob = \"*\"\nbackend = \"r\"\n",
+            "[listen]\nresp = \"127.0.0.1:0\"\n[backends.r]\nurl = \"redis://:hunter2@127.0.0.1:1\"\n[[routes]]\nglob = \"*\"\nbackend = \"r\"\n",
         )
         .unwrap();
         let shown = config.redacted_toml();

@@ -30,10 +30,12 @@ impl WriteThrough {
     }
 
     /// Drops the cache's copies of `keys`. A failure is logged, not
-    /// returned: the durable write it follows has happened.
+    /// returned: the durable write it follows has happened. (Per request at
+    /// debug level; the cache going down is logged once, as a backend state
+    /// change, and counted in keyway_request_errors_total.)
     async fn invalidate(&self, db: Db, keys: &[Bytes]) {
         if let Err(error) = self.cache.delete(db, keys).await {
-            tracing::warn!(%error, "write-through: cache copy not dropped; it may serve a stale value until it expires");
+            tracing::debug!(%error, "write-through: cache copy not dropped; it may serve a stale value until it expires");
         }
     }
 

@@ -283,20 +283,20 @@ impl Router {
         // Routes with different TTL limits: each key its own expiry.
         let mut items = Vec::with_capacity(keys.len());
         for key in keys {
-            let expiry = limits(key).unwrap_or_default().apply(expiry);
-            let target = self.backend_for(key)?;
-            let item = target.get_and_touch(db, std::slice::from_ref(key), expiry);
+            let (target, limits) = self.route_limited(key)?;
+            let item = target.get_and_touch(db, std::slice::from_ref(key), limits.apply(expiry));
             items.extend(item.await?);
         }
         Ok(items)
     }
 
     /// `expiry` within the TTL limits of `key`'s route.
-    fn limited(&self, key: &[u8], expiry: Expiry) -> Expiry {
-        match self.table.route_with_limits(key) {
-            Some((_, limits)) => limits.apply(expiry),
-            None => expiry,
-        }
+    /// The target for `key` and its route's TTL limits, in one lookup.
+    fn route_limited(&self, key: &[u8]) -> Result<(&Target, table::TtlLimits)> {
+        self.table
+            .route_with_limits(key)
+            .map(|(slot, limits)| (&self.targets[slot], limits))
+            .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
     pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
@@ -304,10 +304,11 @@ impl Router {
     }
 
     pub async fn store(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
+        let (target, limits) = self.route_limited(&store.key)?;
         if let ExpiryUpdate::Set(expiry) = store.expiry {
-            store.expiry = ExpiryUpdate::Set(self.limited(&store.key, expiry));
+            store.expiry = ExpiryUpdate::Set(limits.apply(expiry));
         }
-        Ok(self.backend_for(&store.key)?.store(db, store).await?)
+        Ok(target.store(db, store).await?)
     }
 
     /// Sets every pair (redis MSET). Each set is atomic; the group is not.
@@ -351,10 +352,9 @@ impl Router {
         expiry: Expiry,
         condition: ExpireCondition,
     ) -> Result<bool> {
-        let expiry = self.limited(key, expiry);
-        Ok(self
-            .backend_for(key)?
-            .expire(db, key, expiry, condition)
+        let (target, limits) = self.route_limited(key)?;
+        Ok(target
+            .expire(db, key, limits.apply(expiry), condition)
             .await?)
     }
 

@@ -50,6 +50,9 @@ impl TtlLimits {
 
     /// `expiry` within the limits; an already expired one (a delete by TTL) stays so.
     pub fn apply(&self, expiry: Expiry) -> Expiry {
+        if self.is_none() {
+            return expiry;
+        }
         let now = now_ms();
         if expiry.is_expired_at(now) {
             return expiry;

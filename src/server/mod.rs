@@ -21,7 +21,7 @@ pub use connection::{Flow, Session};
 pub use stats::{thread_slot, Counter, Stats};
 pub use workers::{current_worker, worker_count, Workers};
 
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::router::Router;
 
@@ -33,8 +33,7 @@ pub struct Shared {
     pub router: Router,
     /// Process-wide counters, carried from generation to generation.
     pub stats: Arc<Stats>,
-    pub limits: Limits,
-    /// The configuration this generation runs (for `/config`).
+    /// The configuration this generation runs (limits, `/config`).
     pub config: Config,
     pub next_client_id: Arc<AtomicU64>,
     /// Addresses actually bound (port 0 resolved), for INFO and tests.
@@ -147,7 +146,6 @@ impl Server {
         let shared = Shared {
             router,
             stats: Arc::new(Stats::default()),
-            limits: config.limits.clone(),
             config: config.clone(),
             next_client_id: Arc::new(AtomicU64::new(1)),
             memcache_addr: local(0),
@@ -273,7 +271,6 @@ impl Server {
         let mut next = Shared {
             router,
             stats: old.stats.clone(),
-            limits: config.limits.clone(),
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),
             memcache_addr: bound(0, &listeners),

@@ -146,7 +146,7 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path):
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     # verify checks that ExecStart's program exists: point it at the built one.
     local = tmp_path / "keyway.service"
-    local.write_text(unit.replace("/usr/local/bin/keyway", str(KEYWAY_BIN)))
+    local.write_text(unit.replace("/usr/local/bin/keyway", str(Path(KEYWAY_BIN).resolve())))
     verified = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
     assert verified.returncode == 0, verified.stderr
     assert "keyway.service" not in verified.stderr, verified.stderr

@@ -37,8 +37,8 @@ pub struct MemcacheSession {
 impl MemcacheSession {
     pub fn new(shared: Arc<Shared>) -> Self {
         let limits = Limits {
-            max_item_size: shared.limits.item_size.as_usize(),
-            max_get_line: shared.limits.max_get_line.as_usize(),
+            max_item_size: shared.config.limits.item_size.as_usize(),
+            max_get_line: shared.config.limits.max_get_line.as_usize(),
             ..Limits::default()
         };
         Self {
@@ -383,10 +383,10 @@ fn settings_stats(shared: &Shared) -> Vec<(&'static str, String)> {
     let usage = shared.memory_usage();
     vec![
         ("maxbytes", usage.capacity.to_string()),
-        ("maxconns", shared.limits.max_connections.to_string()),
+        ("maxconns", shared.config.limits.max_connections.to_string()),
         (
             "item_size_max",
-            shared.limits.item_size.as_u64().to_string(),
+            shared.config.limits.item_size.as_u64().to_string(),
         ),
         ("evictions", "on".into()),
         ("cas_enabled", "yes".into()),

@@ -223,7 +223,10 @@ impl RespSession {
                     "connected_clients",
                     stats.current_connections.get().to_string(),
                 ),
-                ("maxclients", self.shared.limits.max_connections.to_string()),
+                (
+                    "maxclients",
+                    self.shared.config.limits.max_connections.to_string(),
+                ),
                 ("blocked_clients", "0".into()),
             ],
         );

@@ -60,9 +60,9 @@ struct Transaction {
 impl RespSession {
     pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
         let limits = Limits {
-            max_args: shared.limits.max_args,
-            max_bulk: shared.limits.max_bulk.as_usize(),
-            max_inline: shared.limits.max_inline.as_usize(),
+            max_args: shared.config.limits.max_args,
+            max_bulk: shared.config.limits.max_bulk.as_usize(),
+            max_inline: shared.config.limits.max_inline.as_usize(),
         };
         let id = shared
             .next_client_id

@@ -60,3 +60,27 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked
 cargo test --workspace --locked
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
+
+# Fuzz smoke: every cargo-fuzz target for KEYWAY_FUZZ_SECONDS (default 60),
+# from its committed seeds. Needs the nightly toolchain; installs cargo-fuzz.
+# (Long runs: README, Fuzzing.) KEYWAY_FUZZ_SECONDS=0 skips it.
+fuzz_seconds=${KEYWAY_FUZZ_SECONDS:-60}
+if ((fuzz_seconds > 0)); then
+    if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        echo "fuzz smoke needs the nightly toolchain: rustup toolchain install nightly" >&2
+        exit 1
+    fi
+    command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz
+    for target in memcache_request memcache_response resp_request resp_response; do
+        corpus=$(mktemp -d)
+        log=$(mktemp)
+        if ! (cd protocol && cargo +nightly fuzz run -O "$target" "$corpus" "fuzz/seeds/$target" -- \
+            -max_total_time="$fuzz_seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1); then
+            tail -60 "$log" >&2
+            echo "fuzz target $target failed; the crashing input is under protocol/fuzz/artifacts/$target" >&2
+            exit 1
+        fi
+        echo "fuzz $target: $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log") in ${fuzz_seconds}s"
+        rm -rf "$corpus" "$log"
+    done
+fi

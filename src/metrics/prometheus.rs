@@ -369,6 +369,13 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
             Sample::Counter(stats.bytes_written.get()),
         ),
         one(
+            "keyway_auth_failures",
+            "AUTH and HELLO AUTH attempts with a wrong user or password.",
+            None,
+            MetricType::Counter,
+            Sample::Counter(stats.auth_failures.get()),
+        ),
+        one(
             "keyway_uptime",
             "Seconds since Keyway started.",
             Some(&Unit::Seconds),

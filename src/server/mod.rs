@@ -35,6 +35,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// The configuration this generation runs (limits, `/config`).
     pub config: Config,
+    /// `[auth]` users with their passwords read.
+    pub users: crate::config::Users,
     pub next_client_id: Arc<AtomicU64>,
     /// Addresses actually bound (port 0 resolved), for INFO and tests.
     pub memcache_addr: Option<SocketAddr>,
@@ -70,6 +72,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Backend(#[from] crate::backend::BuildError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,6 +150,7 @@ impl Server {
         let shared = Shared {
             router,
             stats: Arc::new(Stats::default()),
+            users: crate::config::Users::load(&config.auth)?,
             config: config.clone(),
             next_client_id: Arc::new(AtomicU64::new(1)),
             memcache_addr: local(0),
@@ -271,6 +276,7 @@ impl Server {
         let mut next = Shared {
             router,
             stats: old.stats.clone(),
+            users: crate::config::Users::load(&config.auth)?,
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),
             memcache_addr: bound(0, &listeners),

@@ -63,6 +63,8 @@ pub struct Stats {
     pub bytes_read: Counter,
     pub bytes_written: Counter,
     pub reloads_succeeded: Counter,
+    /// AUTH / HELLO AUTH attempts with a wrong user or password.
+    pub auth_failures: Counter,
     pub reloads_failed: Counter,
     /// Unix seconds of the last successful reload (0: none yet).
     pub last_reload_success: AtomicU64,
@@ -82,6 +84,7 @@ impl Default for Stats {
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
             reloads_succeeded: Counter::default(),
+            auth_failures: Counter::default(),
             reloads_failed: Counter::default(),
             last_reload_success: AtomicU64::new(0),
         }

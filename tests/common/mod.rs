@@ -128,17 +128,27 @@ pub fn start_redis() -> External {
 }
 
 pub fn start_redis_at(port: u16) -> External {
-    let args = [
+    start_redis_on(port, &[])
+}
+
+/// redis-server on a free port with `extra` arguments (`--requirepass x`...).
+pub fn start_redis_with(extra: &[&str]) -> External {
+    start_redis_on(free_port(), extra)
+}
+
+fn start_redis_on(port: u16, extra: &[&str]) -> External {
+    let port_text = port.to_string();
+    let base = [
         "--port",
-        &port.to_string(),
+        &port_text,
         "--bind",
         "127.0.0.1",
         "--save",
         "",
         "--appendonly",
         "no",
-    ]
-    .map(String::from);
+    ];
+    let args: Vec<String> = base.iter().chain(extra).map(|a| a.to_string()).collect();
     spawn("redis-server", &args, port, "redis-server")
 }
 

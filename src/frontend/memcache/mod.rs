@@ -54,10 +54,21 @@ impl Session for MemcacheSession {
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        let limits = &self.shared.config.limits;
+        let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
+        let mut answered = 0;
         loop {
+            if answered >= max_pipeline || output.len() >= max_output {
+                return if input.is_empty() {
+                    Flow::Continue
+                } else {
+                    Flow::Yield
+                };
+            }
             match self.decoder.decode_raw(input) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some((request, raw))) => {
+                    answered += 1;
                     self.shared.stats.commands.add(1);
                     if forward::forward(&self.shared, &request, &raw, output).await {
                         continue;

@@ -19,7 +19,7 @@ impl RespSession {
     ) -> CmdResult {
         match name {
             "hello" => self.hello(args),
-            "auth" => auth(args),
+            "auth" => self.auth(args),
             "ping" => match args.len() {
                 1 => Ok(Reply::simple("PONG")),
                 2 => Ok(Reply::Bulk(args[1].clone())),
@@ -61,13 +61,21 @@ impl RespSession {
                 _ => return Err(Reply::error("NOPROTO unsupported protocol version")),
             };
         }
+        let authenticates = args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(b"AUTH"));
+        if !self.authenticated && !authenticates {
+            return Err(Reply::error(concat!(
+                "NOAUTH HELLO must be called with the client already authenticated, ",
+                "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate ",
+                "the client and select the RESP protocol version at the same time"
+            )));
+        }
         let mut name = None;
         let mut i = 2;
         while i < args.len() {
             let option = args[i].to_ascii_uppercase();
             match option.as_slice() {
                 b"AUTH" if i + 2 < args.len() => {
-                    check_credentials(&args[i + 1], &args[i + 2])?;
+                    self.authenticate(&args[i + 1], &args[i + 2])?;
                     i += 3;
                 }
                 b"SETNAME" if i + 1 < args.len() => {
@@ -259,6 +267,10 @@ impl RespSession {
                     stats.rejected_connections.get().to_string(),
                 ),
                 ("evicted_keys", usage.evictions.to_string()),
+                (
+                    "acl_access_denied_auth",
+                    stats.auth_failures.get().to_string(),
+                ),
                 ("keyspace_hits", stats.get_hits.get().to_string()),
                 ("keyspace_misses", stats.get_misses.get().to_string()),
             ],
@@ -286,26 +298,40 @@ fn bulk(text: &'static str) -> Reply {
     Reply::Bulk(Bytes::from_static(text.as_bytes()))
 }
 
-/// No users are configured yet, so the default user has no password, as on a
-/// fresh redis: `AUTH default <anything>` succeeds, a bare password is refused.
-fn check_credentials(user: &[u8], _password: &[u8]) -> Result<(), Reply> {
-    if user == b"default" {
-        Ok(())
-    } else {
+impl RespSession {
+    /// `AUTH [user] password`: one argument authenticates as `default`.
+    fn auth(&mut self, args: &[Bytes]) -> CmdResult {
+        match args.len() {
+            2 if !self.shared.users.required() => Err(Reply::error(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            )),
+            2 => self
+                .authenticate(b"default", &args[1])
+                .map(|()| Reply::ok()),
+            3 => self.authenticate(&args[1], &args[2]).map(|()| Reply::ok()),
+            _ => Err(Reply::error("ERR syntax error")),
+        }
+    }
+
+    /// Checks a user's password against `[auth]`. With no users configured
+    /// the default user has no password, as on a fresh redis: `default` and
+    /// any password succeed. A failure is counted, never logged.
+    fn authenticate(&mut self, user: &[u8], password: &[u8]) -> Result<(), Reply> {
+        let users = &self.shared.users;
+        let ok = if users.required() {
+            users.check(user, password)
+        } else {
+            user == b"default"
+        };
+        if ok {
+            self.authenticated = true;
+            return Ok(());
+        }
+        self.shared.stats.auth_failures.add(1);
         Err(Reply::error(
             "WRONGPASS invalid username-password pair or user is disabled.",
         ))
-    }
-}
-
-fn auth(args: &[Bytes]) -> CmdResult {
-    match args.len() {
-        2 => Err(Reply::error(
-            "ERR AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
-        )),
-        3 => check_credentials(&args[1], &args[2]).map(|()| Reply::ok()),
-        _ => Err(Reply::error("ERR syntax error")),
     }
 }
 

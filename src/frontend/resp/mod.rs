@@ -37,6 +37,8 @@ pub struct RespSession {
     lib_name: Option<Bytes>,
     lib_ver: Option<Bytes>,
     transaction: Option<Transaction>,
+    /// False until AUTH (or HELLO ... AUTH) succeeds, when `[auth]` has users.
+    authenticated: bool,
 }
 
 /// Consecutive commands of a client's pipeline bound for one redis
@@ -64,6 +66,7 @@ impl RespSession {
             max_bulk: shared.config.limits.max_bulk.as_usize(),
             max_inline: shared.config.limits.max_inline.as_usize(),
         };
+        let shared_users_required = shared.users.required();
         let id = shared
             .next_client_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -79,6 +82,7 @@ impl RespSession {
             lib_name: None,
             lib_ver: None,
             transaction: None,
+            authenticated: !shared_users_required,
         }
     }
 
@@ -122,6 +126,22 @@ impl RespSession {
         };
         encode(&reply, self.version, out);
         Flow::Continue
+    }
+
+    /// Before AUTH, as redis with a password: only AUTH, HELLO and QUIT run.
+    async fn unauthenticated(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
+        match commands::lookup(&args[0]).map(|spec| spec.name) {
+            Some("auth" | "hello" | "quit") => self.handle(args, out).await,
+            _ => {
+                self.shared.stats.commands.add(1);
+                encode(
+                    &Reply::error("NOAUTH Authentication required."),
+                    self.version,
+                    out,
+                );
+                Flow::Continue
+            }
+        }
     }
 
     /// The redis backend `args` can be forwarded to, if any (see [`forward`]).
@@ -322,13 +342,32 @@ impl Session for RespSession {
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
         let mut batch = Forwarding::default();
+        let limits = &self.shared.config.limits;
+        let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
+        let mut answered = 0;
         loop {
+            if answered >= max_pipeline || output.len() >= max_output {
+                self.flush_forwarded(&mut batch, output).await;
+                return if input.is_empty() {
+                    Flow::Continue
+                } else {
+                    Flow::Yield
+                };
+            }
             match self.decoder.decode(input) {
                 Ok(None) => {
                     self.flush_forwarded(&mut batch, output).await;
                     return Flow::Continue;
                 }
                 Ok(Some(command)) => {
+                    answered += 1;
+                    if !self.authenticated {
+                        self.flush_forwarded(&mut batch, output).await;
+                        if self.unauthenticated(command.args, output).await == Flow::Close {
+                            return Flow::Close;
+                        }
+                        continue;
+                    }
                     if self.transaction.is_none() {
                         if let Some(slot) = self.forward_slot(&command.args) {
                             if batch.slot != Some(slot) {

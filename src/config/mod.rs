@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod auth;
+pub use auth::{Auth, Secret, UserConfig, Users};
+
 /// The configuration Keyway runs with when given none: both listeners on
 /// loopback, every key in one memory store.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../deploy/config/default.toml");
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../deploy/config/default.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,9 @@ pub struct Config {
     pub policies: BTreeMap<String, PolicyConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Users RESP clients must authenticate as (none: no AUTH needed).
+    #[serde(default)]
+    pub auth: Auth,
 }
 
 /// How a route's keys are spread over several members (backends or other
@@ -147,6 +153,19 @@ pub struct Limits {
     pub max_inline: Size,
     /// Seconds a draining shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
+    /// Seconds a client may send nothing before it is disconnected; 0 never
+    /// (memcached's and redis's default).
+    pub idle_timeout_seconds: u64,
+    /// Most requests of one connection read and not yet answered: a longer
+    /// pipeline is answered in turns of this many, and no more of it is
+    /// read meanwhile.
+    pub max_pipeline: usize,
+    /// Most reply bytes held for one connection (a single larger reply is
+    /// still sent whole): past it, Keyway writes before answering more.
+    pub max_output_buffer: Size,
+    /// Seconds a client may leave its replies unread before it is
+    /// disconnected (its replies would otherwise stay in memory).
+    pub client_write_timeout_seconds: u64,
 }
 
 impl Default for Limits {
@@ -159,7 +178,21 @@ impl Default for Limits {
             max_bulk: Size(512 * 1024 * 1024),
             max_inline: Size(64 * 1024),
             shutdown_grace_seconds: 10,
+            idle_timeout_seconds: 0,
+            max_pipeline: 1024,
+            max_output_buffer: Size(4 * 1024 * 1024),
+            client_write_timeout_seconds: 30,
         }
+    }
+}
+
+impl Limits {
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_seconds > 0).then(|| Duration::from_secs(self.idle_timeout_seconds))
+    }
+
+    pub fn client_write_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_write_timeout_seconds)
     }
 }
 
@@ -439,6 +472,7 @@ impl Config {
         for (name, addr) in [
             ("listen.memcache", &self.listen.memcache),
             ("listen.resp", &self.listen.resp),
+            ("listen.admin", &self.listen.admin),
         ] {
             if let Some(addr) = addr {
                 addr.parse::<SocketAddr>().map_err(|_| {
@@ -449,8 +483,18 @@ impl Config {
                 })?;
             }
         }
+        Users::load(&self.auth)?;
         if self.limits.max_connections == 0 {
             return Err(problem("limits.max_connections", "must be at least 1"));
+        }
+        if self.limits.max_pipeline == 0 {
+            return Err(problem("limits.max_pipeline", "must be at least 1"));
+        }
+        if self.limits.client_write_timeout_seconds == 0 {
+            return Err(problem(
+                "limits.client_write_timeout_seconds",
+                "must be at least 1",
+            ));
         }
         if self.limits.item_size.0 < 1024 {
             return Err(problem("limits.item_size", "must be at least 1KiB"));

@@ -1,0 +1,175 @@
+//! `[auth]`: the users RESP clients authenticate as (AUTH, HELLO ... AUTH).
+//! A password is written in the file, or read from a file or an environment
+//! variable when the configuration is loaded (and again on every reload, so
+//! rotating one is a SIGHUP). Passwords are never logged, and `/config`
+//! shows them as `***`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{problem, ConfigError};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// With none, RESP clients need no AUTH (as a redis without requirepass).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// `default` is the user `AUTH <password>` (one argument) authenticates as.
+    pub name: String,
+    /// Exactly one of `password`, `password_file`, `password_env`.
+    #[serde(default, serialize_with = "redacted")]
+    pub password: Option<Secret>,
+    /// A file holding the password (one trailing newline is ignored).
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
+}
+
+/// A password: shown as `***` by Debug and by `/config`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn redacted<S: Serializer>(secret: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("***"),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl UserConfig {
+    /// The password, from wherever this user's configuration says.
+    fn resolve(&self) -> Result<Vec<u8>, String> {
+        let password = match (&self.password, &self.password_file, &self.password_env) {
+            (Some(Secret(password)), None, None) => password.clone().into_bytes(),
+            (None, Some(file), None) => {
+                let mut text = std::fs::read(file)
+                    .map_err(|e| format!("password_file {}: {e}", file.display()))?;
+                if text.last() == Some(&b'\n') {
+                    text.pop();
+                    if text.last() == Some(&b'\r') {
+                        text.pop();
+                    }
+                }
+                text
+            }
+            (None, None, Some(variable)) => std::env::var_os(variable)
+                .ok_or_else(|| format!("password_env: ${variable} is not set"))?
+                .into_encoded_bytes(),
+            _ => return Err("set exactly one of password, password_file, password_env".to_string()),
+        };
+        if password.is_empty() {
+            return Err("the password is empty".into());
+        }
+        Ok(password)
+    }
+}
+
+/// The users, with their passwords resolved, as connections check them.
+#[derive(Default)]
+pub struct Users {
+    /// Name and the SHA-256 of the password: comparing digests in constant
+    /// time reveals neither the password nor its length through timing.
+    users: Vec<(Vec<u8>, [u8; 32])>,
+}
+
+impl Users {
+    /// Reads every user's password; the error names the user's field.
+    pub fn load(auth: &Auth) -> Result<Self, ConfigError> {
+        let mut users = Vec::new();
+        for (i, user) in auth.users.iter().enumerate() {
+            let password = user
+                .resolve()
+                .map_err(|why| problem(format!("auth.users[{i}]"), why))?;
+            if users.iter().any(|(name, _)| name == user.name.as_bytes()) {
+                return Err(problem(
+                    format!("auth.users[{i}].name"),
+                    format!("{:?} is configured twice", user.name),
+                ));
+            }
+            users.push((user.name.clone().into_bytes(), digest(&password)));
+        }
+        Ok(Self { users })
+    }
+
+    /// Whether clients must authenticate.
+    pub fn required(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Whether `password` is `user`'s.
+    pub fn check(&self, user: &[u8], password: &[u8]) -> bool {
+        let offered = digest(password);
+        // Every user is compared, so the time does not say which names exist.
+        self.users.iter().fold(false, |found, (name, expected)| {
+            let matches: bool = expected.ct_eq(&offered).into();
+            found | (name == user && matches)
+        })
+    }
+}
+
+fn digest(password: &[u8]) -> [u8; 32] {
+    Sha256::digest(password).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, password: Option<&str>, env: Option<&str>) -> UserConfig {
+        UserConfig {
+            name: name.into(),
+            password: password.map(|p| Secret(p.into())),
+            password_file: None,
+            password_env: env.map(String::from),
+        }
+    }
+
+    #[test]
+    fn passwords_check_per_user() {
+        let users = Users::load(&Auth {
+            users: vec![
+                user("default", Some("s3cret"), None),
+                user("app", Some("other"), None),
+            ],
+        })
+        .unwrap();
+        assert!(users.required());
+        assert!(users.check(b"default", b"s3cret"));
+        assert!(users.check(b"app", b"other"));
+        assert!(!users.check(b"app", b"s3cret"));
+        assert!(!users.check(b"nobody", b"s3cret"));
+        assert!(!users.check(b"default", b"s3cre"));
+        assert!(!Users::default().required());
+    }
+
+    #[test]
+    fn one_source_per_password_and_it_must_resolve() {
+        let both = UserConfig {
+            password_env: Some("X".into()),
+            ..user("a", Some("p"), None)
+        };
+        let error = Users::load(&Auth { users: vec![both] }).err().unwrap();
+        assert_eq!(error.field, "auth.users[0]");
+        let unset = user("a", None, Some("KEYWAY_TEST_SURELY_UNSET_VARIABLE"));
+        let error = Users::load(&Auth { users: vec![unset] }).err().unwrap();
+        assert!(error.message.contains("is not set"), "{error}");
+        assert_eq!(format!("{:?}", Secret("p".into())), "***");
+    }
+}

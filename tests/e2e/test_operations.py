@@ -218,9 +218,14 @@ url = "memcached://127.0.0.1:{a}"
 [backends.b]
 url = "memcached://127.0.0.1:{b}"
 
+[policies.to-b]
+kind = "migrate"
+from = "a"
+to = "b"
+
 [[routes]]
 prefix = "moving:"
-backend = "{moving}"
+{moving}
 
 [[routes]]
 glob = "*"
@@ -235,12 +240,12 @@ def total_connections(port):
 def test_sighup_reloads_routes_under_load_without_a_failed_request(tmp_path):
     ports = {"memcache": free_port(), "admin": free_port(), "a": free_port(), "b": free_port()}
     servers = [start_memcached(ports["a"]), start_memcached(ports["b"])]
-    keyway = Keyway(tmp_path, RELOAD.format(moving="a", **ports), ports)
+    keyway = Keyway(tmp_path, RELOAD.format(moving='backend = "a"', **ports), ports)
     stop = threading.Event()
     done = {"requests": 0, "failures": [], "last": {}}
 
     def client_loop(worker):
-        client = Client(("127.0.0.1", ports["memcache"]), timeout=5)
+        client = Client(("127.0.0.1", ports["memcache"]), timeout=5, no_delay=True)
         n = 0
         while not stop.is_set():
             n += 1
@@ -260,15 +265,18 @@ def test_sighup_reloads_routes_under_load_without_a_failed_request(tmp_path):
         time.sleep(1.0)
         a_connections = total_connections(ports["a"])
         # 1. A bad configuration: refused, counted, the running one stays.
-        keyway.reload(RELOAD.format(moving="a", **ports) + "\nnot_a_field = 1\n")
+        keyway.reload(RELOAD.format(moving='backend = "a"', **ports) + "\nnot_a_field = 1\n")
         deadline = time.monotonic() + 10
         while value(scrape(ports["admin"]), "keyway_config_reloads_total", outcome="failure") != 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        # 2. The route moves to b, and the admin listener to a new port.
+        # 2. The route moves to b the way an operator moves a live store
+        #    (a migrate policy: writes to b, reads from b then a, so a key
+        #    written just before the switch still reads back), and the admin
+        #    listener moves to a new port.
         new_admin = free_port()
         moved = dict(ports, admin=new_admin)
-        keyway.reload(RELOAD.format(moving="b", **moved))
+        keyway.reload(RELOAD.format(moving='policy = "to-b"', **moved))
         wait_for(new_admin)
         deadline = time.monotonic() + 10
         while value(scrape(new_admin), "keyway_config_reloads_total", outcome="success") != 1:
@@ -283,7 +291,7 @@ def test_sighup_reloads_routes_under_load_without_a_failed_request(tmp_path):
     try:
         assert done["failures"] == [], done["failures"][:5]
         assert done["requests"] > reloaded_at > 0
-        # New writes on the moved route are in b; the other route stays on a.
+        # New writes on the moved route are in b only; the other route stays on a.
         b = Client(("127.0.0.1", ports["b"]))
         a = Client(("127.0.0.1", ports["a"]))
         client = Client(("127.0.0.1", ports["memcache"]))

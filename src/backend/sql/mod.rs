@@ -91,6 +91,9 @@ fn connect_url(
     }
 }
 
+/// The least time a SQLite connection may take to open (see `SqlBackend::new`).
+const SQLITE_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl SqlBackend {
     /// Builds the pool (connecting lazily, so Keyway starts while the
     /// database is down) and starts the writer. Needs a tokio runtime.
@@ -101,10 +104,18 @@ impl SqlBackend {
         validate_table_name(&config.table)?;
         let url = connect_url(dialect, &config.url, data_dir)?;
         let options = AnyConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
+        // Opening a SQLite file is local, but its first open creates the
+        // database and switches it to WAL with fsyncs, which a busy disk can
+        // hold past a network-sized connect timeout (seen under a full test
+        // run: 1 s was not enough).
+        let acquire_timeout = match dialect {
+            Dialect::Sqlite => config.connect_timeout().max(SQLITE_OPEN_TIMEOUT),
+            _ => config.connect_timeout(),
+        };
         let mut pool = AnyPoolOptions::new()
             .max_connections(config.connections.unwrap_or(DEFAULT_CONNECTIONS) as u32)
             .min_connections(0)
-            .acquire_timeout(config.connect_timeout());
+            .acquire_timeout(acquire_timeout);
         if dialect == Dialect::Sqlite {
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -161,11 +172,10 @@ impl SqlBackend {
     }
 
     /// Runs `work` after the schema exists, failing after the request timeout.
+    /// (Creating the table on first use is bounded by the pool's acquire
+    /// timeout instead: it happens once, and may fsync a new database file.)
     async fn timed<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let work = async {
-            self.ready().await?;
-            work.await
-        };
+        self.ready().await?;
         tokio::time::timeout(self.request_timeout, work)
             .await
             .unwrap_or_else(|_| {

@@ -15,3 +15,4 @@ pub mod pattern;
 pub mod policy;
 pub mod router;
 pub mod server;
+pub mod tls;

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ListenerName;
 use crate::server::{Current, Shared};
 
 /// How long `/readyz` waits for a backend beyond its own timeouts.
@@ -37,23 +38,42 @@ pub async fn serve(listener: TcpListener, current: Current, stop: CancellationTo
         };
         let current = current.clone();
         let stop = stop.clone();
+        let tls = current.load().tls_for(ListenerName::Admin).cloned();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let shared = current.load_full();
-                async move { Ok::<_, Infallible>(answer(&shared, &request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "admin connection failed");
+            match tls {
+                None => serve_connection(stream, current, stop).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), handshake).await
+                    {
+                        serve_connection(stream, current, stop).await;
                     }
                 }
-                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
             }
         });
+    }
+}
+
+/// One HTTP/1.1 connection, until it closes or the listener stops.
+async fn serve_connection<S>(stream: S, current: Current, stop: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = current.load_full();
+        async move { Ok::<_, Infallible>(answer(&shared, &request).await) }
+    });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "admin connection failed");
+            }
+        }
+        () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
     }
 }
 

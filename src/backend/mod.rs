@@ -127,7 +127,7 @@ pub enum AnyBackend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, redis://, sqlite://, postgres://, mysql://")]
+    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, redis://, rediss://, sqlite://, postgres://, mysql://")]
     UnsupportedScheme(String),
     #[error("url \"{0}\": {1}")]
     BadUrl(String, String),
@@ -154,7 +154,7 @@ impl AnyBackend {
                     memcached::MemcachedBackend::new(&servers, config).map_err(bad)?,
                 ))
             }
-            Some(("redis", rest)) => Ok(AnyBackend::Redis(Box::new(
+            Some(("redis" | "rediss", rest)) => Ok(AnyBackend::Redis(Box::new(
                 redis::RedisBackend::new(rest, config).map_err(bad)?,
             ))),
             _ => Err(BuildError::UnsupportedScheme(config.url.clone())),

@@ -24,8 +24,7 @@ use arc_swap::ArcSwapOption;
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{decode_response_raw, Response};
 use keyway_protocol::resp::{frame_backend_reply, parse_backend_reply, BackendReply, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -161,12 +160,49 @@ impl<F: Framer> Connection<F> {
         timeout: Duration,
         max_value: usize,
     ) -> Result<Self, ConnectionError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        Self::connect_with(addr, connect_timeout, timeout, max_value, None).await
+    }
+
+    /// Like `connect`, over TLS when `tls` is given (the handshake counts
+    /// against the connect timeout).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        timeout: Duration,
+        max_value: usize,
+        tls: Option<&crate::tls::Connector>,
+    ) -> Result<Self, ConnectionError> {
+        let connecting = async {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => Ok(Stream::Plain(stream)),
+                Some(tls) => Ok(Stream::Tls(Box::new(tls.connect(stream).await?))),
+            }
+        };
+        let stream = tokio::time::timeout(connect_timeout, connecting)
             .await
             .map_err(|_| ConnectionError::Timeout(addr, connect_timeout))?
-            .map_err(|e| ConnectionError::Io(addr, e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+            .map_err(|e: std::io::Error| ConnectionError::Io(addr, e.to_string()))?;
+        match stream {
+            Stream::Plain(stream) => {
+                let (read, write) = stream.into_split();
+                Ok(Self::start(addr, read, write, timeout, max_value))
+            }
+            Stream::Tls(stream) => {
+                let (read, write) = tokio::io::split(*stream);
+                Ok(Self::start(addr, read, write, timeout, max_value))
+            }
+        }
+    }
+
+    fn start(
+        addr: SocketAddr,
+        read: impl AsyncRead + Unpin + Send + 'static,
+        write: impl AsyncWrite + Unpin + Send + 'static,
+        timeout: Duration,
+        max_value: usize,
+    ) -> Self {
         let (queue, requests) = mpsc::channel(QUEUE);
         let (in_flight, awaiting) = mpsc::unbounded_channel();
         let broken = CancellationToken::new();
@@ -184,11 +220,11 @@ impl<F: Framer> Connection<F> {
             ReadLimits { max_value, timeout },
             broken.clone(),
         ));
-        Ok(Self {
+        Self {
             addr,
             queue,
             broken,
-        })
+        }
     }
 
     /// False once the server closed or broke the stream; make a new one.
@@ -222,9 +258,15 @@ struct Awaiting<F: Framer> {
     written: Instant,
 }
 
+/// A connection to a server, before it is split into its two halves.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 async fn write_loop<F: Framer>(
     addr: SocketAddr,
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut requests: mpsc::Receiver<Pending<F>>,
     in_flight: mpsc::UnboundedSender<Awaiting<F>>,
     broken: CancellationToken,
@@ -261,8 +303,9 @@ async fn write_loop<F: Framer>(
         }
         // A server that stops reading blocks this write; the reader's timeout
         // then breaks the connection and ends the wait.
+        // flush: TLS holds written bytes until flushed (a no-op on plain TCP).
         let result = tokio::select! {
-            result = write.write_all(&batch) => result,
+            result = async { write.write_all(&batch).await?; write.flush().await } => result,
             () = broken.cancelled() => break,
         };
         if let Err(error) = result {
@@ -286,7 +329,7 @@ struct ReadLimits {
 
 async fn read_loop<F: Framer>(
     addr: SocketAddr,
-    mut read: OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     mut awaiting: mpsc::UnboundedReceiver<Awaiting<F>>,
     limits: ReadLimits,
     broken: CancellationToken,
@@ -376,6 +419,7 @@ pub struct Pool<F: Framer> {
     /// Sent first on every new connection (redis AUTH/SELECT), with the
     /// number of replies it gets; a reply `F::failure` objects to fails the connection.
     handshake: Option<(Bytes, usize)>,
+    tls: Option<crate::tls::Connector>,
 }
 
 struct Slot<F: Framer> {
@@ -390,6 +434,8 @@ pub struct PoolOptions {
     pub request_timeout: Duration,
     pub max_value: usize,
     pub handshake: Option<(Bytes, usize)>,
+    /// Connect over TLS with this.
+    pub tls: Option<crate::tls::Connector>,
 }
 
 impl<F: Framer> Pool<F> {
@@ -407,6 +453,7 @@ impl<F: Framer> Pool<F> {
             request_timeout: options.request_timeout,
             max_value: options.max_value,
             handshake: options.handshake,
+            tls: options.tls,
         }
     }
 
@@ -453,11 +500,12 @@ impl<F: Framer> Pool<F> {
         if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
             return Ok(connection);
         }
-        let connection = Connection::connect(
+        let connection = Connection::connect_with(
             self.addr,
             self.connect_timeout,
             self.request_timeout,
             self.max_value,
+            self.tls.as_ref(),
         )
         .await?;
         if let Some((request, count)) = &self.handshake {

@@ -35,6 +35,27 @@ pub struct Config {
     /// Users RESP clients must authenticate as (none: no AUTH needed).
     #[serde(default)]
     pub auth: Auth,
+    /// TLS on the listeners it names.
+    pub tls: Option<Tls>,
+}
+
+/// `[tls]`: the certificate and key the listeners in `listeners` present
+/// (PEM files, read at start and on every reload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Which listeners speak TLS (only TLS): "memcache", "resp", "admin".
+    pub listeners: Vec<ListenerName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerName {
+    Memcache,
+    Resp,
+    Admin,
 }
 
 /// How a route's keys are spread over several members (backends or other
@@ -236,6 +257,16 @@ pub struct BackendConfig {
     /// SQL backends: the table items live in (created when missing).
     #[serde(default = "default_table")]
     pub table: String,
+    /// memcached and redis backends: connect over TLS (`rediss://` implies it).
+    /// SQL backends use their URL's own parameters (`sslmode=`, `ssl-mode=`).
+    #[serde(default)]
+    pub tls: bool,
+    /// The CA certificates (PEM) backend servers are verified against;
+    /// the Mozilla roots when omitted.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry; the host of each
+    /// server address when omitted.
+    pub tls_server_name: Option<String>,
 }
 
 impl BackendConfig {
@@ -248,6 +279,9 @@ impl BackendConfig {
             connect_timeout_ms: default_connect_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
             table: default_table(),
+            tls: false,
+            tls_ca_file: None,
+            tls_server_name: None,
         }
     }
 
@@ -257,6 +291,17 @@ impl BackendConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Whether connections to this backend use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls || self.url.starts_with("rediss://")
+    }
+
+    /// The TLS connector for a server at `host` (`tls_server_name` wins).
+    pub fn tls_connector(&self, host: &str) -> Result<crate::tls::Connector, String> {
+        let name = self.tls_server_name.as_deref().unwrap_or(host);
+        crate::tls::Connector::new(self.tls_ca_file.as_deref(), name)
     }
 
     /// SQL backends are durable: their routes are protected from flushes
@@ -484,6 +529,23 @@ impl Config {
             }
         }
         Users::load(&self.auth)?;
+        if let Some(tls) = &self.tls {
+            crate::tls::acceptor(&tls.cert_file, &tls.key_file)
+                .map_err(|why| problem("tls", why))?;
+        }
+        for (name, backend) in &self.backends {
+            if backend.uses_tls() {
+                if backend.is_durable() || backend.url.starts_with("memory://") {
+                    return Err(problem(
+                        format!("backends.{name}.tls"),
+                        "only memcached and redis backends take tls; SQL URLs take sslmode= (PostgreSQL) or ssl-mode= (MySQL)",
+                    ));
+                }
+                backend
+                    .tls_connector("localhost")
+                    .map_err(|why| problem(format!("backends.{name}"), why))?;
+            }
+        }
         if self.limits.max_connections == 0 {
             return Err(problem("limits.max_connections", "must be at least 1"));
         }
@@ -503,7 +565,11 @@ impl Config {
             if let Some(servers) = backend.url.strip_prefix("memcached://") {
                 crate::backend::memcached::parse_servers(servers)
                     .map_err(|why| problem(format!("backends.{name}.url"), why))?;
-            } else if let Some(rest) = backend.url.strip_prefix("redis://") {
+            } else if let Some(rest) = backend
+                .url
+                .strip_prefix("redis://")
+                .or_else(|| backend.url.strip_prefix("rediss://"))
+            {
                 crate::backend::redis::parse_url(rest)
                     .map_err(|why| problem(format!("backends.{name}.url"), why))?;
             } else if backend.is_durable() {
@@ -514,7 +580,7 @@ impl Config {
                     format!("backends.{name}.url"),
                     format!(
                         "{:?}: unsupported scheme; this build supports memory://, memcached://, \
-                         redis://, sqlite://, postgres:// and mysql://",
+                         redis://, rediss://, sqlite://, postgres:// and mysql://",
                         backend.url
                     ),
                 ));

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{Current, Shared};
@@ -43,13 +43,12 @@ const READ_CHUNK: usize = 16 * 1024;
 /// it is done, so an idle connection holds little memory.
 const KEEP_CAPACITY: usize = 4 * READ_CHUNK;
 
-pub async fn serve<S: Session>(
-    mut stream: TcpStream,
+pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
+    mut stream: T,
     mut session: S,
     current: Current,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
     // The same counters in every generation.
     let stats = session.shared_mut().stats.clone();
     // Small until used: ten thousand idle connections hold 40 MiB of
@@ -129,20 +128,30 @@ pub async fn serve<S: Session>(
     let _ = stream.shutdown().await;
 }
 
-/// Writes `output`; false if the client is gone or has not read for
-/// `timeout` (it would otherwise hold its replies in memory forever). The
-/// timer is only armed when the socket cannot take everything at once, so
-/// a client that keeps up costs no timer.
-async fn write_all(stream: &mut TcpStream, output: &[u8], timeout: Duration) -> bool {
-    let written = match stream.try_write(output) {
-        Ok(n) => n,
-        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
-        Err(_) => return false,
+/// Writes (and flushes: TLS holds bytes until then) `output`; false if the
+/// client is gone or has not read for `timeout` (it would otherwise hold its
+/// replies in memory forever). The timer is only armed when the socket
+/// cannot take everything at once, so a client that keeps up costs none.
+async fn write_all<T: AsyncWrite + Unpin>(
+    stream: &mut T,
+    output: &[u8],
+    timeout: Duration,
+) -> bool {
+    let written = match stream.write(output).now_or_never() {
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return false,
+        None => 0,
     };
     if written == output.len() {
-        return true;
+        if let Some(flushed) = stream.flush().now_or_never() {
+            return flushed.is_ok();
+        }
     }
-    match tokio::time::timeout(timeout, stream.write_all(&output[written..])).await {
+    let rest = async {
+        stream.write_all(&output[written..]).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, rest).await {
         Ok(result) => result.is_ok(),
         Err(_) => {
             tracing::info!(

@@ -21,7 +21,7 @@ pub use connection::{Flow, Session};
 pub use stats::{thread_slot, Counter, Stats};
 pub use workers::{current_worker, worker_count, Workers};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, ListenerName};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::router::Router;
 
@@ -37,6 +37,8 @@ pub struct Shared {
     pub config: Config,
     /// `[auth]` users with their passwords read.
     pub users: crate::config::Users,
+    /// `[tls]`: the acceptor, and the listeners that use it.
+    pub tls: Option<(crate::tls::Acceptor, Vec<ListenerName>)>,
     pub next_client_id: Arc<AtomicU64>,
     /// Addresses actually bound (port 0 resolved), for INFO and tests.
     pub memcache_addr: Option<SocketAddr>,
@@ -45,6 +47,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The TLS acceptor, if `listener` speaks TLS.
+    pub fn tls_for(&self, listener: ListenerName) -> Option<&crate::tls::Acceptor> {
+        let (acceptor, listeners) = self.tls.as_ref()?;
+        listeners.contains(&listener).then_some(acceptor)
+    }
+
     /// Memory backends' figures summed, for `stats` and INFO.
     pub fn memory_usage(&self) -> crate::backend::memory::Usage {
         let mut total = crate::backend::memory::Usage::default();
@@ -76,6 +84,25 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// Reads `[tls]`'s certificate and key (at start and on every reload, so a
+/// renewed certificate is a SIGHUP away).
+fn load_tls(
+    config: &Config,
+) -> Result<Option<(crate::tls::Acceptor, Vec<ListenerName>)>, StartError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let acceptor =
+        crate::tls::acceptor(&tls.cert_file, &tls.key_file).map_err(|message| ConfigError {
+            field: "tls".into(),
+            message,
+        })?;
+    Ok(Some((acceptor, tls.listeners.clone())))
+}
+
+/// How long a client has to complete a TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Memcache,
@@ -84,6 +111,14 @@ enum Protocol {
 }
 
 impl Protocol {
+    fn listener(self) -> ListenerName {
+        match self {
+            Protocol::Memcache => ListenerName::Memcache,
+            Protocol::Resp => ListenerName::Resp,
+            Protocol::Admin => ListenerName::Admin,
+        }
+    }
+
     const ALL: [Protocol; 3] = [Protocol::Memcache, Protocol::Resp, Protocol::Admin];
 
     fn field(self) -> &'static str {
@@ -151,6 +186,7 @@ impl Server {
             router,
             stats: Arc::new(Stats::default()),
             users: crate::config::Users::load(&config.auth)?,
+            tls: load_tls(config)?,
             config: config.clone(),
             next_client_id: Arc::new(AtomicU64::new(1)),
             memcache_addr: local(0),
@@ -277,6 +313,7 @@ impl Server {
             router,
             stats: old.stats.clone(),
             users: crate::config::Users::load(&config.auth)?,
+            tls: load_tls(config)?,
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),
             memcache_addr: bound(0, &listeners),
@@ -419,18 +456,27 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
         shared.stats.total_connections.add(1);
         tracker.spawn_on(
             async move {
-                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                    shared.stats.current_connections.sub(1);
-                    return;
-                };
-                match protocol {
-                    Protocol::Memcache => {
-                        let session = MemcacheSession::new(shared.clone());
-                        connection::serve(stream, session, current, shutdown).await;
-                    }
-                    _ => {
-                        let session = RespSession::new(shared.clone(), peer);
-                        connection::serve(stream, session, current, shutdown).await;
+                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                    let _ = stream.set_nodelay(true);
+                    let client = Client {
+                        protocol,
+                        peer,
+                        shared: shared.clone(),
+                        current,
+                        shutdown,
+                    };
+                    match shared.tls_for(protocol.listener()).cloned() {
+                        None => client.serve(stream).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await
+                            {
+                                Ok(Ok(stream)) => client.serve(stream).await,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        }
                     }
                 }
                 shared.stats.current_connections.sub(1);
@@ -438,6 +484,33 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
             },
             workers.next(),
         );
+    }
+}
+
+/// An accepted client, about to be served over TCP or TLS.
+struct Client {
+    protocol: Protocol,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    current: Current,
+    shutdown: CancellationToken,
+}
+
+impl Client {
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        match self.protocol {
+            Protocol::Memcache => {
+                let session = MemcacheSession::new(self.shared);
+                connection::serve(stream, session, self.current, self.shutdown).await;
+            }
+            _ => {
+                let session = RespSession::new(self.shared, self.peer);
+                connection::serve(stream, session, self.current, self.shutdown).await;
+            }
+        }
     }
 }
 

@@ -106,6 +106,10 @@ impl MemcachedBackend {
                     .map_err(|e| format!("{}:{}: {e}", server.host, server.port))?
                     .next()
                     .ok_or_else(|| format!("{}:{}: no address", server.host, server.port))?;
+                let tls = config
+                    .uses_tls()
+                    .then(|| config.tls_connector(&server.host))
+                    .transpose()?;
                 Ok(ServerPool::new(
                     addr,
                     PoolOptions {
@@ -114,6 +118,7 @@ impl MemcachedBackend {
                         request_timeout: config.request_timeout(),
                         max_value: MAX_VALUE,
                         handshake: None,
+                        tls,
                     },
                 ))
             })

@@ -272,12 +272,17 @@ impl RedisBackend {
             }
             (replies > 0).then(|| (request.freeze(), replies))
         };
+        let tls = config
+            .uses_tls()
+            .then(|| config.tls_connector(&url.host))
+            .transpose()?;
         let options = |version| PoolOptions {
             connections: config.connections.unwrap_or(DEFAULT_CONNECTIONS),
             connect_timeout: config.connect_timeout(),
             request_timeout: config.request_timeout(),
             max_value: MAX_REPLY,
             handshake: handshake(version),
+            tls: tls.clone(),
         };
         let pool = Pool::new(addr, options(Version::Resp3));
         let pool2 = Pool::new(addr, options(Version::Resp2));

@@ -313,7 +313,7 @@ impl Server {
             router,
             stats: old.stats.clone(),
             users: crate::config::Users::load(&config.auth)?,
-            tls: load_tls(config)?,
+            tls: load_tls(&config)?,
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),
             memcache_addr: bound(0, &listeners),

@@ -293,3 +293,39 @@ async fn keyway_reaches_redis_and_memcached_over_tls() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyway_reaches_postgres_over_tls() {
+    let pki = Pki::new();
+    let port = free_port();
+    let _postgres =
+        common::start_private_postgres_tls(port, &pki.path("cert.pem"), &pki.path("key.pem"));
+    let ca = pki.path("ca.pem").display().to_string();
+    let body = format!(
+        "[backends.pg]\nurl = \"postgres://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={ca}\"\n\
+         table = \"keyway_tls_test\"\n[[routes]]\nglob = \"*\"\nbackend = \"pg\"\n"
+    );
+    let keyway = start_keyway(&body).await;
+    let reply = common::exchange(
+        keyway.resp_addr.unwrap(),
+        b"SET pg:k v\r\nGET pg:k\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n$1\r\nv\r\n+OK\r\n"
+    );
+    // PostgreSQL says Keyway's connections are encrypted (psql itself is not).
+    let output = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable"
+        ))
+        .args(["-tAc", "SELECT count(*) FROM pg_stat_ssl WHERE ssl"])
+        .output()
+        .expect("psql (apt-get install -y postgresql-client)");
+    let encrypted: u32 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(encrypted >= 1, "{output:?}");
+}

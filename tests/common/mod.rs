@@ -253,12 +253,24 @@ pub fn mariadb_url() -> String {
 /// A PostgreSQL of the caller's own on `port` (a new, empty cluster), which
 /// stops within about a second once the returned guard is dropped.
 pub fn start_private_postgres(port: u16) -> External {
+    start_private_postgres_with(port, &[])
+}
+
+/// A private PostgreSQL that also serves TLS with this certificate and key (PEM).
+pub fn start_private_postgres_tls(port: u16, cert: &Path, key: &Path) -> External {
+    start_private_postgres_with(
+        port,
+        &[("POSTGRES_SSL_CERT", cert), ("POSTGRES_SSL_KEY", key)],
+    )
+}
+
+fn start_private_postgres_with(port: u16, env: &[(&str, &Path)]) -> External {
     // The script's server lives as long as its owner process: this one.
     let owner = Command::new("sleep")
         .arg("3600")
         .spawn()
         .expect("sleep runs");
-    start_script_owned("postgres.sh", port, owner.id());
+    start_script_env("postgres.sh", port, owner.id(), env);
     wait_for_postgres(port);
     External {
         child: owner,
@@ -271,11 +283,16 @@ fn start_script(script: &str, port: u16) {
 }
 
 fn start_script_owned(script: &str, port: u16, owner: u32) {
+    start_script_env(script, port, owner, &[]);
+}
+
+fn start_script_env(script: &str, port: u16, owner: u32, env: &[(&str, &Path)]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(script);
     let output = Command::new(&path)
         .args([port.to_string(), owner.to_string()])
+        .envs(env.iter().copied())
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));

@@ -4,6 +4,8 @@
 # and remove the directory once process OWNER_PID has exited. Readiness is for
 # the caller to poll (pg_isready).
 #   usage: postgres.sh PORT OWNER_PID   (prints the directory it made)
+# With POSTGRES_SSL_CERT and POSTGRES_SSL_KEY (PEM files) set, it also
+# serves TLS with that certificate.
 set -euo pipefail
 port=$1 owner=$2
 dir=$(mktemp -d /tmp/keyway-test-XXXXXX)
@@ -17,8 +19,15 @@ if [ "$(id -u)" = 0 ]; then
     chown postgres: "$dir"
 fi
 "${as_pg[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1
+ssl=()
+if [ -n "${POSTGRES_SSL_CERT:-}" ]; then
+    install -m 0600 "$POSTGRES_SSL_CERT" "$dir/data/server.crt"
+    install -m 0600 "$POSTGRES_SSL_KEY" "$dir/data/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/data/server.crt" "$dir/data/server.key"
+    ssl=(-c ssl=on)
+fi
 "${as_pg[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" \
-    -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=64MB \
+    -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=64MB "${ssl[@]}" \
     >"$dir/postgres.log" 2>&1 &
 server=$!
 # Outlive the caller by at most a second, then clean up.

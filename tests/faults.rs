@@ -23,9 +23,10 @@ fn memcached_route(addr: SocketAddr, request_timeout_ms: u64) -> String {
     )
 }
 
-/// This process's resident memory (Keyway runs in it), from /proc.
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+/// Resident memory of process `pid` ("self": this one, where an
+/// in-process Keyway runs), from /proc.
+fn resident_bytes_of(pid: &str) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
     statm
         .split_whitespace()
         .nth(1)
@@ -191,7 +192,7 @@ async fn clients_that_vanish_or_stall_mid_request_cost_nothing_lasting() {
         .unwrap();
     drop(vanishing);
     // A declared 500 MB value (and a 2^31-element array), a few bytes, then silence.
-    let before = resident_bytes();
+    let before = resident_bytes_of("self");
     let mut stalls = Vec::new();
     for request in [
         &b"*1\r\n$500000000\r\nabc"[..],
@@ -208,7 +209,7 @@ async fn clients_that_vanish_or_stall_mid_request_cost_nothing_lasting() {
         .unwrap();
     stalls.push(memcache_stall);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = resident_bytes_of("self").saturating_sub(before);
     assert!(
         grown < 16 << 20,
         "declared sizes are not allocated up front: grew {grown} bytes"
@@ -229,18 +230,6 @@ async fn clients_that_vanish_or_stall_mid_request_cost_nothing_lasting() {
         "stalled clients: memory grew {} KiB; closed by idle_timeout_seconds = 1",
         grown / 1024
     );
-}
-
-/// Resident memory of process `pid`, from /proc.
-fn resident_bytes_of(pid: u32) -> u64 {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 4096
 }
 
 /// The keyway binary (its own process, so each side has its own open-file
@@ -272,7 +261,7 @@ async fn ten_thousand_idle_connections_and_a_reload_among_them() {
         assert!(Instant::now() < deadline, "keyway never listened");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let before = resident_bytes_of(child.id());
+    let before = resident_bytes_of(&child.id().to_string());
     let mut idle = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -284,7 +273,7 @@ async fn ten_thousand_idle_connections_and_a_reload_among_them() {
         stream.read_exact(&mut pong).await.unwrap();
         assert_eq!(&pong, b"+PONG\r\n");
     }
-    let grown = resident_bytes_of(child.id()).saturating_sub(before);
+    let grown = resident_bytes_of(&child.id().to_string()).saturating_sub(before);
     println!(
         "10,000 idle connections: Keyway's resident memory grew {} KiB",
         grown / 1024

@@ -18,7 +18,10 @@ mariadbd --no-defaults --datadir="$dir/data" --port="$port" --bind-address=127.0
 server=$!
 (
     while kill -0 "$owner" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 1; done
-    kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null
+    kill -TERM "$server" 2>/dev/null
+    # The server is not this subshell's child (wait cannot see it): poll
+    # until it is gone, or its shutdown writes files back after the rm.
+    for _ in $(seq 300); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
     rm -rf "$dir"
 ) >/dev/null 2>&1 &
 disown -a

@@ -33,7 +33,10 @@ server=$!
 # Outlive the caller by at most a second, then clean up.
 (
     while kill -0 "$owner" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 1; done
-    kill -INT "$server" 2>/dev/null; wait "$server" 2>/dev/null
+    kill -INT "$server" 2>/dev/null
+    # The server is not this subshell's child (wait cannot see it): poll
+    # until it is gone, or its shutdown writes files back after the rm.
+    for _ in $(seq 300); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
     rm -rf "$dir"
 ) >/dev/null 2>&1 &
 disown -a

@@ -30,6 +30,13 @@ struct Cli {
     /// (overrides listen.admin).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// Also listen for memcached text clients on this Unix socket
+    /// (overrides listen.memcache_socket; its mode is listen.socket_mode).
+    #[arg(long, value_name = "PATH")]
+    memcache_socket: Option<PathBuf>,
+    /// Also listen for RESP clients on this Unix socket (overrides listen.resp_socket).
+    #[arg(long, value_name = "PATH")]
+    resp_socket: Option<PathBuf>,
     /// Directory for relative sqlite:// paths, such as the default session
     /// store (overrides runtime.data_dir; default ./keyway-data).
     #[arg(long, value_name = "DIR")]
@@ -144,6 +151,12 @@ fn configure(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(addr) = &cli.admin_listen {
         config.listen.admin = Some(addr.clone());
+    }
+    if let Some(path) = &cli.memcache_socket {
+        config.listen.memcache_socket = Some(path.clone());
+    }
+    if let Some(path) = &cli.resp_socket {
+        config.listen.resp_socket = Some(path.clone());
     }
     if let Some(dir) = &cli.data_dir {
         config.runtime.data_dir = dir.clone();

@@ -155,6 +155,48 @@ pub struct Listen {
     pub resp: Option<String>,
     /// HTTP: `/metrics`, `/healthz`, `/readyz`, `/config`.
     pub admin: Option<String>,
+    /// Unix socket paths: memcached text has no authentication, so a socket
+    /// whose file mode admits only Keyway's clients is how to guard it.
+    pub memcache_socket: Option<PathBuf>,
+    pub resp_socket: Option<PathBuf>,
+    /// The sockets' file mode, octal as memcached's `-a` and redis's
+    /// `unixsocketperm` (memcached's default: only the owner connects).
+    #[serde(default)]
+    pub socket_mode: FileMode,
+}
+
+/// A Unix file mode, written in octal (`"0660"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl Default for FileMode {
+    fn default() -> Self {
+        FileMode(0o700)
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match u32::from_str_radix(&text, 8) {
+            Ok(mode) if mode <= 0o777 => Ok(FileMode(mode)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a file mode; write it in octal as a string, e.g. \"0660\""
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -508,10 +550,32 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.memcache.is_none() && self.listen.resp.is_none() {
+        let listen = &self.listen;
+        if listen.memcache.is_none()
+            && listen.resp.is_none()
+            && listen.memcache_socket.is_none()
+            && listen.resp_socket.is_none()
+        {
             return Err(problem(
                 "listen",
-                "no listener configured; set listen.memcache and/or listen.resp",
+                "no listener configured; set listen.memcache and/or listen.resp (or a *_socket path)",
+            ));
+        }
+        for (name, path) in [
+            ("listen.memcache_socket", &listen.memcache_socket),
+            ("listen.resp_socket", &listen.resp_socket),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(problem(
+                    name,
+                    "empty path; write e.g. \"/run/keyway/memcache.sock\"",
+                ));
+            }
+        }
+        if listen.memcache_socket.is_some() && listen.memcache_socket == listen.resp_socket {
+            return Err(problem(
+                "listen.resp_socket",
+                "the same path as listen.memcache_socket; each protocol needs its own socket",
             ));
         }
         for (name, addr) in [

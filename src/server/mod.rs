@@ -2,6 +2,7 @@
 //! run one task per connection, and drain on shutdown.
 
 mod connection;
+mod listener;
 mod stats;
 mod workers;
 
@@ -11,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use connection::{Flow, Session};
+pub use listener::Peer;
+use listener::{Endpoint, Handoff, Listener, Protocol, Spec};
 pub use stats::{thread_slot, Counter, Stats};
 pub use workers::{current_worker, worker_count, Workers};
 
@@ -103,46 +104,12 @@ fn load_tls(
 /// How long a client has to complete a TLS handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Memcache,
-    Resp,
-    Admin,
-}
-
-impl Protocol {
-    fn listener(self) -> ListenerName {
-        match self {
-            Protocol::Memcache => ListenerName::Memcache,
-            Protocol::Resp => ListenerName::Resp,
-            Protocol::Admin => ListenerName::Admin,
-        }
-    }
-
-    const ALL: [Protocol; 3] = [Protocol::Memcache, Protocol::Resp, Protocol::Admin];
-
-    fn field(self) -> &'static str {
-        match self {
-            Protocol::Memcache => "listen.memcache",
-            Protocol::Resp => "listen.resp",
-            Protocol::Admin => "listen.admin",
-        }
-    }
-
-    fn configured(self, config: &Config) -> &Option<String> {
-        match self {
-            Protocol::Memcache => &config.listen.memcache,
-            Protocol::Resp => &config.listen.resp,
-            Protocol::Admin => &config.listen.admin,
-        }
-    }
-}
-
-/// A running accept loop: the address it was configured with, where it is
-/// bound, and how to stop it when a reload moves it.
+/// A running accept loop: what it was configured with, where it is bound,
+/// and how to stop it when a reload moves it.
 struct Running {
-    configured: String,
-    bound: SocketAddr,
+    configured: Spec,
+    bound: Option<SocketAddr>,
+    described: String,
     stop: CancellationToken,
 }
 
@@ -152,7 +119,7 @@ pub struct Server {
     pub resp_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     current: Current,
-    listeners: tokio::sync::Mutex<[Option<Running>; 3]>,
+    listeners: tokio::sync::Mutex<[Option<Running>; Endpoint::ALL.len()]>,
     permits: Arc<Semaphore>,
     max_connections: std::sync::atomic::AtomicUsize,
     workers: Arc<Workers>,
@@ -170,17 +137,17 @@ impl Server {
     /// Binds the configured listeners and serves connections on `workers`.
     pub async fn start_on(config: &Config, workers: Workers) -> Result<Self, StartError> {
         let router = Router::build(config)?;
-        let mut bound = [None, None, None];
-        for protocol in Protocol::ALL {
-            if let Some(addr) = protocol.configured(config) {
-                bound[protocol as usize] =
-                    Some((addr.clone(), bind(protocol.field(), addr).await?));
+        let mut bound: [Option<(Spec, Listener)>; Endpoint::ALL.len()] = Default::default();
+        for endpoint in Endpoint::ALL {
+            if let Some(spec) = endpoint.configured(config) {
+                let listener = Listener::bind(endpoint, &spec, None).await?;
+                bound[endpoint as usize] = Some((spec, listener));
             }
         }
-        let local = |i: usize| -> Option<SocketAddr> {
-            bound[i]
+        let tcp_addr = |endpoint: Endpoint| {
+            bound[endpoint as usize]
                 .as_ref()
-                .and_then(|(_, l): &(String, TcpListener)| l.local_addr().ok())
+                .and_then(|(_, listener)| listener.tcp_addr())
         };
         let shared = Shared {
             router,
@@ -189,16 +156,16 @@ impl Server {
             tls: load_tls(config)?,
             config: config.clone(),
             next_client_id: Arc::new(AtomicU64::new(1)),
-            memcache_addr: local(0),
-            resp_addr: local(1),
-            admin_addr: local(2),
+            memcache_addr: tcp_addr(Endpoint::Memcache),
+            resp_addr: tcp_addr(Endpoint::Resp),
+            admin_addr: tcp_addr(Endpoint::Admin),
         };
         let server = Self {
             memcache_addr: shared.memcache_addr,
             resp_addr: shared.resp_addr,
             admin_addr: shared.admin_addr,
             current: Arc::new(ArcSwap::from_pointee(shared)),
-            listeners: tokio::sync::Mutex::new([None, None, None]),
+            listeners: tokio::sync::Mutex::new(Default::default()),
             permits: Arc::new(Semaphore::new(config.limits.max_connections)),
             max_connections: config.limits.max_connections.into(),
             workers: Arc::new(workers),
@@ -208,10 +175,9 @@ impl Server {
         };
         {
             let mut listeners = server.listeners.lock().await;
-            for protocol in Protocol::ALL {
-                if let Some((configured, listener)) = bound[protocol as usize].take() {
-                    listeners[protocol as usize] =
-                        Some(server.serve(protocol, configured, listener));
+            for endpoint in Endpoint::ALL {
+                if let Some((spec, listener)) = bound[endpoint as usize].take() {
+                    listeners[endpoint as usize] = Some(server.serve(endpoint, spec, listener));
                 }
             }
         }
@@ -227,12 +193,15 @@ impl Server {
         self.current.load_full()
     }
 
-    fn serve(&self, protocol: Protocol, configured: String, listener: TcpListener) -> Running {
+    fn serve(&self, endpoint: Endpoint, configured: Spec, listener: Listener) -> Running {
         let stop = self.shutdown.child_token();
-        let bound = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let bound = listener.tcp_addr();
+        let described = listener.describe();
+        let protocol = endpoint.protocol();
         if protocol == Protocol::Admin {
+            let listener = listener
+                .into_tcp()
+                .expect("the admin listener is configured as a TCP address");
             self.tracker.spawn(crate::admin::serve(
                 listener,
                 self.current.clone(),
@@ -252,6 +221,7 @@ impl Server {
         Running {
             configured,
             bound,
+            described,
             stop,
         }
     }
@@ -296,46 +266,44 @@ impl Server {
         // Bind every moved listener before touching anything, so a failure
         // leaves the old ones serving.
         let mut moved = Vec::new();
-        for protocol in Protocol::ALL {
-            let wanted = protocol.configured(&config);
-            let running = listeners[protocol as usize].as_ref().map(|r| &r.configured);
+        for endpoint in Endpoint::ALL {
+            let wanted = endpoint.configured(&config);
+            let running = listeners[endpoint as usize].as_ref().map(|r| &r.configured);
             if wanted.as_ref() != running {
                 let listener = match wanted {
-                    Some(addr) => Some((addr.clone(), bind(protocol.field(), addr).await?)),
+                    Some(spec) => {
+                        let listener = Listener::bind(endpoint, &spec, running).await?;
+                        Some((spec.clone(), listener))
+                    }
                     None => None,
                 };
-                moved.push((protocol, listener));
+                moved.push((endpoint, listener));
             }
         }
-        let bound =
-            |i: usize, listeners: &[Option<Running>; 3]| listeners[i].as_ref().map(|r| r.bound);
-        let mut next = Shared {
+        // Each TCP address as it will be: the moved listener's, or the running one's.
+        let tcp_addr = |endpoint: Endpoint| match moved.iter().find(|(e, _)| *e == endpoint) {
+            Some((_, listener)) => listener.as_ref().and_then(|(_, l)| l.tcp_addr()),
+            None => listeners[endpoint as usize].as_ref().and_then(|r| r.bound),
+        };
+        let next = Shared {
             router,
             stats: old.stats.clone(),
             users: crate::config::Users::load(&config.auth)?,
             tls: load_tls(&config)?,
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),
-            memcache_addr: bound(0, &listeners),
-            resp_addr: bound(1, &listeners),
-            admin_addr: bound(2, &listeners),
+            memcache_addr: tcp_addr(Endpoint::Memcache),
+            resp_addr: tcp_addr(Endpoint::Resp),
+            admin_addr: tcp_addr(Endpoint::Admin),
         };
-        for (protocol, listener) in &moved {
-            let addr = listener.as_ref().and_then(|(_, l)| l.local_addr().ok());
-            match protocol {
-                Protocol::Memcache => next.memcache_addr = addr,
-                Protocol::Resp => next.resp_addr = addr,
-                Protocol::Admin => next.admin_addr = addr,
-            }
-        }
         self.current.store(Arc::new(next));
-        for (protocol, listener) in moved {
-            if let Some(old) = listeners[protocol as usize].take() {
-                tracing::info!(listener = protocol.field(), addr = %old.bound, "listener closed (moved by reload)");
+        for (endpoint, listener) in moved {
+            if let Some(old) = listeners[endpoint as usize].take() {
+                tracing::info!(listener = endpoint.field(), addr = %old.described, "listener closed (moved by reload)");
                 old.stop.cancel();
             }
             if let Some((configured, listener)) = listener {
-                listeners[protocol as usize] = Some(self.serve(protocol, configured, listener));
+                listeners[endpoint as usize] = Some(self.serve(endpoint, configured, listener));
             }
         }
         self.resize_connection_cap(config.limits.max_connections);
@@ -389,18 +357,6 @@ impl Server {
     }
 }
 
-async fn bind(field: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            field,
-            addr: addr.to_string(),
-            source,
-        })?;
-    tracing::info!(listener = field, addr = %listener.local_addr().map_or(addr.to_string(), |a| a.to_string()), "listening");
-    Ok(listener)
-}
-
 struct AcceptContext {
     current: Current,
     permits: Arc<Semaphore>,
@@ -412,7 +368,7 @@ struct AcceptContext {
     workers: Arc<Workers>,
 }
 
-async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protocol) {
+async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol: Protocol) {
     let AcceptContext {
         current,
         permits,
@@ -426,7 +382,7 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => return,
         };
-        let (mut stream, peer) = match accepted {
+        let accepted = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -438,47 +394,19 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
         let shared = current.load_full();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             shared.stats.rejected_connections.add(1);
-            let refusal: &[u8] = match protocol {
-                Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
-                _ => b"-ERR max number of clients reached\r\n",
-            };
-            let _ = stream.write_all(refusal).await;
+            accepted.refuse(protocol).await;
+            continue;
+        };
+        let Ok(handoff) = accepted.into_handoff() else {
             continue;
         };
         let shutdown = shutdown.clone();
         let current = current.clone();
-        // Hand the socket to a worker: it must be re-registered with that
-        // worker's reactor, so it crosses over as a std socket.
-        let Ok(stream) = stream.into_std() else {
-            continue;
-        };
         shared.stats.current_connections.add(1);
         shared.stats.total_connections.add(1);
         tracker.spawn_on(
             async move {
-                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                    let _ = stream.set_nodelay(true);
-                    let client = Client {
-                        protocol,
-                        peer,
-                        shared: shared.clone(),
-                        current,
-                        shutdown,
-                    };
-                    match shared.tls_for(protocol.listener()).cloned() {
-                        None => client.serve(stream).await,
-                        Some(acceptor) => {
-                            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await
-                            {
-                                Ok(Ok(stream)) => client.serve(stream).await,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed")
-                                }
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        }
-                    }
-                }
+                serve_handoff(handoff, protocol, shared.clone(), current, shutdown).await;
                 shared.stats.current_connections.sub(1);
                 drop(permit);
             },
@@ -487,10 +415,60 @@ async fn accept_loop(listener: TcpListener, ctx: AcceptContext, protocol: Protoc
     }
 }
 
-/// An accepted client, about to be served over TCP or TLS.
+/// Serves an accepted connection on the worker it was handed to.
+async fn serve_handoff(
+    handoff: Handoff,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    current: Current,
+    shutdown: CancellationToken,
+) {
+    match handoff {
+        Handoff::Tcp(stream, peer) => {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            let tls = shared.tls_for(protocol.listener()).cloned();
+            let client = Client {
+                protocol,
+                peer: Peer::Tcp(peer),
+                shared,
+                current,
+                shutdown,
+            };
+            match tls {
+                None => client.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => client.serve(stream).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        }
+        // Unix sockets are guarded by their file mode; `[tls]` names TCP listeners.
+        Handoff::Unix(stream, path) => {
+            let Ok(stream) = tokio::net::UnixStream::from_std(stream) else {
+                return;
+            };
+            let client = Client {
+                protocol,
+                peer: Peer::Unix(path),
+                shared,
+                current,
+                shutdown,
+            };
+            client.serve(stream).await;
+        }
+    }
+}
+
+/// An accepted client, about to be served over TCP, TLS or a Unix socket.
 struct Client {
     protocol: Protocol,
-    peer: SocketAddr,
+    peer: Peer,
     shared: Arc<Shared>,
     current: Current,
     shutdown: CancellationToken,

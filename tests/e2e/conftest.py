@@ -4,7 +4,8 @@ library pointing at it.
 
 The config routes Django session keys to their own memory store and the rest
 to another, so every test also crosses the router. Aliases with a KEY_PREFIX
-go to real backends behind Keyway, over both protocols: "pool" to two
+go to real backends behind Keyway, over both protocols (and the unix_ aliases
+reach the memory store through Keyway's Unix sockets): "pool" to two
 memcached servers, "rds" to a redis-server, "sqlite" to a SQLite file, "pg" to PostgreSQL and "maria"
 to MariaDB (those two started here by tests/servers/*.sh unless
 KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL name running ones). Their
@@ -28,6 +29,9 @@ CONFIG = """
 [listen]
 memcache = "127.0.0.1:{memcache}"
 resp = "127.0.0.1:{resp}"
+memcache_socket = "{workdir}/memcache.sock"
+resp_socket = "{workdir}/resp.sock"
+socket_mode = "0600"
 
 [backends.sessions]
 url = "memory://"
@@ -159,6 +163,9 @@ def start_keyway():
     _process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stderr=log, stdout=log)
     wait_for(ports["memcache"])
     wait_for(ports["resp"])
+    for name in ("memcache", "resp"):
+        ports[f"{name}_socket"] = str(Path(_workdir.name) / f"{name}.sock")
+        wait_until(f"Keyway's {name} socket", lambda: Path(ports[f"{name}_socket"]).exists(), timeout=10)
     return ports
 
 
@@ -181,6 +188,25 @@ def caches_for(ports):
         "django_redis": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url + "/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+        # Every client library through Keyway's Unix sockets, each written
+        # the way its documentation writes a socket LOCATION.
+        "unix_pymemcache": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": f"unix:{ports['memcache_socket']}",
+        },
+        "unix_pylibmc": {
+            "BACKEND": "django.core.cache.backends.memcached.PyLibMCCache",
+            "LOCATION": ports["memcache_socket"],
+        },
+        "unix_redis": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"unix://{ports['resp_socket']}",
+        },
+        "unix_django_redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"unix://{ports['resp_socket']}?db=0",
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         },
         # Every client library again, through Keyway to each real backend

@@ -5,11 +5,13 @@ import time
 import pytest
 from django.core.cache import caches
 
-# One alias per client library on the memory store, then every client
-# library through each real backend (see conftest).
+# One alias per client library on the memory store (over TCP and over
+# Keyway's Unix sockets), then every client library through each real
+# backend (see conftest).
 BACKEND_PREFIXES = ["pool", "rds", "sqlite", "pg", "maria"]
 CLIENTS = ["pymemcache", "pylibmc", "redis", "django_redis"]
-ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"] + [
+UNIX_SOCKET_ALIASES = [f"unix_{client}" for client in CLIENTS]
+ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"] + UNIX_SOCKET_ALIASES + [
     f"{prefix}_{client}" for prefix in BACKEND_PREFIXES for client in CLIENTS
 ]
 MEMCACHED = {alias for alias in ALIASES if alias.endswith(("pymemcache", "pylibmc"))}
@@ -185,3 +187,21 @@ def test_memcached_deletes_key_on_failed_set(cache):
     except Exception as error:  # pymemcache: MemcacheServerError, pylibmc: TooBig
         assert "too large" in str(error).lower() or "toobig" in type(error).__name__.lower()
     assert cache.get("small") is None
+
+
+def test_unix_socket_aliases_reach_keyway_through_its_sockets(request):
+    """The unix_ aliases really use the sockets: Keyway sees redis clients
+    as socket clients (CLIENT INFO flag U, as redis-server shows them), and
+    the memcached clients hold a connection per socket path."""
+    socket = request.config.keyway_ports["resp_socket"]
+    for client in (caches["unix_redis"]._cache.get_client(write=True), caches["unix_django_redis"].client.get_client()):
+        info = client.client_info()
+        assert (info["addr"], info["laddr"], info["flags"]) == (f"{socket}:0", f"{socket}:0", "U")
+    memcache_socket = request.config.keyway_ports["memcache_socket"]
+    pymemcache = caches["unix_pymemcache"]
+    pymemcache.set("through-the-socket", 1)
+    assert list(pymemcache._cache.clients) == [memcache_socket]
+    pylibmc = caches["unix_pylibmc"]
+    assert pylibmc.get("through-the-socket") == 1
+    # libmemcached names a socket server "<path>:0 (0)" in its stats replies.
+    assert [server for server, _ in pylibmc._cache.get_stats()] == [f"{memcache_socket}:0 (0)".encode()]

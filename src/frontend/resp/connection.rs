@@ -161,21 +161,31 @@ impl RespSession {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
-        let laddr = self
-            .shared
-            .resp_addr
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        // As redis shows them: a Unix socket client has the socket's path,
+        // port 0, at both ends, and flag U.
+        let (addr, laddr, flags) = match &self.peer {
+            crate::server::Peer::Tcp(peer) => (
+                peer.to_string(),
+                self.shared
+                    .resp_addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                'N',
+            ),
+            crate::server::Peer::Unix(path) => {
+                let end = format!("{}:0", path.display());
+                (end.clone(), end, 'U')
+            }
+        };
         let multi = self
             .transaction
             .as_ref()
             .map_or(-1, |t| t.queued.len() as i64);
         let resp = if self.version == Version::Resp3 { 3 } else { 2 };
         format!(
-            "id={} addr={} laddr={laddr} fd=-1 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 \
+            "id={} addr={addr} laddr={laddr} fd=-1 name={} age={} idle=0 flags={flags} db={} sub=0 psub=0 ssub=0 \
              multi={multi} cmd=client|info user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
             self.id,
-            self.peer,
             text(&self.name),
             self.connected.elapsed().as_secs(),
             self.db,

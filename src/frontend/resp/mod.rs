@@ -9,7 +9,6 @@ mod keys;
 mod scripts;
 mod strings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -31,7 +30,7 @@ pub struct RespSession {
     version: Version,
     db: Db,
     id: u64,
-    peer: SocketAddr,
+    peer: crate::server::Peer,
     connected: std::time::Instant,
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
@@ -60,7 +59,7 @@ struct Transaction {
 }
 
 impl RespSession {
-    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: crate::server::Peer) -> Self {
         let limits = Limits {
             max_args: shared.config.limits.max_args,
             max_bulk: shared.config.limits.max_bulk.as_usize(),

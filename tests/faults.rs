@@ -2,8 +2,9 @@
 //! accepts connections and never answers, one that answers slowly, one
 //! killed in the middle of a client's pipeline, a client that disconnects
 //! mid-request, one that declares a huge value and stalls, and ten thousand
-//! idle connections with a reload among them. Each shows no hang past the
-//! configured timeout, the protocol's error, bounded memory, and recovery.
+//! idle connections; a reload happens in the middle of each. Each shows no
+//! hang past the configured timeout, the protocol's error, bounded memory,
+//! and recovery.
 
 mod common;
 
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use std::ops::Add;
 
-use common::{exchange, free_port, start_keyway, start_memcached_at, ONE_MEMORY_ROUTE};
+use common::{
+    exchange, free_port, keyway_config, start_keyway, start_memcached_at, ONE_MEMORY_ROUTE,
+};
+use keyway::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,6 +39,19 @@ fn resident_bytes_of(pid: &str) -> u64 {
         .unwrap()
         * 4096
 }
+
+/// A reload (as SIGHUP does) to `body` under the same listeners, in the
+/// middle of a fault; it must take.
+async fn reload(keyway: &Server, body: &str) {
+    keyway
+        .reload(keyway_config(body))
+        .await
+        .expect("the reload takes");
+}
+
+/// A route added by the reloads that change nothing else.
+const UNRELATED_ROUTE: &str =
+    "[backends.other]\nurl = \"memory://\"\n[[routes]]\nprefix = \"other:\"\nbackend = \"other\"\n";
 
 /// One request, timed; the reply up to its end marker.
 async fn timed(addr: SocketAddr, request: &[u8]) -> (String, Duration) {
@@ -67,6 +84,20 @@ async fn a_backend_that_accepts_and_never_answers_fails_requests_within_the_time
     assert!(reply.starts_with("-ERR"), "{reply}");
     assert!(took < Duration::from_millis(1400), "{took:?}");
     println!("silent backend: errors after {took:?} (request_timeout_ms = 400)");
+
+    // A reload to a 250 ms timeout while a request waits on the silent backend:
+    // that request keeps the timeout it started with, the next gets the new one.
+    let kw = keyway.memcache_addr.unwrap();
+    let waiting = tokio::spawn(async move { timed(kw, b"get k\r\nquit\r\n").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reload(&keyway, &memcached_route(addr, 250)).await;
+    let (reply, in_flight) = waiting.await.unwrap();
+    assert!(reply.starts_with("SERVER_ERROR"), "{reply}");
+    assert!(in_flight < Duration::from_millis(1400), "{in_flight:?}");
+    let (reply, after) = timed(kw, b"get k\r\nquit\r\n").await;
+    assert!(reply.starts_with("SERVER_ERROR"), "{reply}");
+    assert!(after < Duration::from_millis(1250), "{after:?}");
+    println!("silent backend, reloaded mid-request: the waiting request erred after {in_flight:?}, the next after {after:?} (request_timeout_ms = 250)");
     held.abort();
 }
 
@@ -114,6 +145,17 @@ async fn a_slow_backend_answers_within_the_timeout_and_errors_past_it() {
     .await;
     assert_eq!(reply, "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n");
     assert!(slow >= Duration::from_millis(500), "{slow:?}");
+    // A reload while a slow request is on its way: it is answered all the same.
+    let kw = patient.memcache_addr.unwrap();
+    let on_its_way = tokio::spawn(async move { timed(kw, b"get k\r\nquit\r\n").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reload(
+        &patient,
+        &format!("{}{UNRELATED_ROUTE}", memcached_route(relay, 2000)),
+    )
+    .await;
+    let (reply, _) = on_its_way.await.unwrap();
+    assert_eq!(reply, "VALUE k 0 1\r\nv\r\nEND\r\n");
     let hasty = start_keyway(&memcached_route(relay, 100)).await;
     let (reply, took) = timed(hasty.memcache_addr.unwrap(), b"get k\r\nquit\r\n").await;
     assert!(reply.starts_with("SERVER_ERROR"), "{reply}");
@@ -155,6 +197,13 @@ async fn a_backend_killed_mid_pipeline_answers_every_request_then_recovers() {
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(memcached);
+    // And a reload while the pipelines meet the dead server.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    reload(
+        &keyway,
+        &format!("{}{UNRELATED_ROUTE}", memcached_route(addr, 500)),
+    )
+    .await;
     let mut totals = (0, 0);
     for client in clients {
         let (answered, failed) = client.await.unwrap();
@@ -208,6 +257,12 @@ async fn clients_that_vanish_or_stall_mid_request_cost_nothing_lasting() {
         .await
         .unwrap();
     stalls.push(memcache_stall);
+    // A reload while they stall changes none of that.
+    reload(
+        &keyway,
+        &format!("[limits]\nidle_timeout_seconds = 1\n{ONE_MEMORY_ROUTE}{UNRELATED_ROUTE}"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let grown = resident_bytes_of("self").saturating_sub(before);
     assert!(

@@ -329,3 +329,67 @@ async fn keyway_reaches_postgres_over_tls() {
         .unwrap();
     assert!(encrypted >= 1, "{output:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyway_reaches_mariadb_over_tls() {
+    let pki = Pki::new();
+    let port = free_port();
+    let _mariadb =
+        common::start_private_mariadb_tls(port, &pki.path("cert.pem"), &pki.path("key.pem"));
+    let ssl_accepts = || -> u64 {
+        let output = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
+            .args([
+                "--skip-ssl",
+                "-N",
+                "-e",
+                "SHOW GLOBAL STATUS LIKE 'Ssl_accepts'",
+            ])
+            .output()
+            .expect("mariadb client (apt-get install -y mariadb-client)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("Ssl_accepts: {output:?}"))
+    };
+    let before = ssl_accepts();
+    // Trusting the server's CA, checking its name; and trusting another CA.
+    let other = Pki::new();
+    let url = |ca: PathBuf| {
+        format!(
+            "mysql://root@localhost:{port}/keyway?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+            ca.display()
+        )
+    };
+    let body = format!(
+        "[backends.maria]\nurl = \"{}\"\ntable = \"keyway_tls_test\"\n\
+         [backends.untrusted]\nurl = \"{}\"\ntable = \"keyway_tls_test\"\nconnect_timeout_ms = 2000\n\
+         [[routes]]\nprefix = \"x:\"\nbackend = \"untrusted\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"maria\"\n",
+        url(pki.path("ca.pem")),
+        url(other.path("ca.pem")),
+    );
+    let keyway = start_keyway(&body).await;
+    let reply = common::exchange(
+        keyway.resp_addr.unwrap(),
+        b"SET my:k v\r\nGET my:k\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n$1\r\nv\r\n+OK\r\n"
+    );
+    // MariaDB counts Keyway's connections as TLS ones (the client above uses none).
+    let accepted = ssl_accepts() - before;
+    assert!(accepted > 0, "no TLS connection reached MariaDB");
+    println!("MariaDB accepted {accepted} TLS connections from Keyway");
+    // A server certificate from a CA Keyway does not trust fails with the reason.
+    let reply = common::exchange(keyway.resp_addr.unwrap(), b"GET x:k\r\nQUIT\r\n").await;
+    let text = String::from_utf8(reply).unwrap();
+    assert!(
+        text.starts_with("-ERR") && text.contains("certificate"),
+        "{text}"
+    );
+    println!("untrusted MariaDB: {}", text.lines().next().unwrap_or(""));
+}

@@ -237,17 +237,41 @@ pub fn mariadb_url() -> String {
         }
         let port = free_port();
         start_script("mariadb.sh", port);
-        wait_until(&format!("MariaDB on {port}"), || {
-            Command::new("mariadb")
-                .args(["-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
-                .args(["-e", "USE keyway"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
+        wait_for_mariadb(port);
         format!("mysql://root@127.0.0.1:{port}/keyway")
     })
     .clone()
+}
+
+/// A MariaDB of the caller's own on `port` serving TLS with this certificate
+/// and key (PEM); it stops within about a second once the guard is dropped.
+pub fn start_private_mariadb_tls(port: u16, cert: &Path, key: &Path) -> External {
+    let owner = Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .expect("sleep runs");
+    start_script_env(
+        "mariadb.sh",
+        port,
+        owner.id(),
+        &[("MARIADB_SSL_CERT", cert), ("MARIADB_SSL_KEY", key)],
+    );
+    wait_for_mariadb(port);
+    External {
+        child: owner,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    }
+}
+
+fn wait_for_mariadb(port: u16) {
+    wait_until(&format!("MariaDB on {port}"), || {
+        Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
+            .args(["-e", "USE keyway"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
 }
 
 /// A PostgreSQL of the caller's own on `port` (a new, empty cluster), which

@@ -469,21 +469,22 @@ impl Router {
             .map(|(slot, _)| slot)
     }
 
-    /// Forwards `count` whole RESP commands from a client speaking `version`
-    /// to the redis backend at `slot`; the client's commands among them are
-    /// counted by their `names`.
+    /// Forwards whole RESP commands from a client speaking `version` to the
+    /// redis backend at `slot`: the client's commands, named by `names` (and
+    /// counted by them), wrapped in MULTI ... EXEC when `in_transaction`.
     pub async fn forward<'n>(
         &self,
         slot: usize,
         version: keyway_protocol::resp::Version,
         db: Db,
         commands: &[u8],
-        count: usize,
-        names: impl Iterator<Item = &'n [u8]>,
+        names: impl ExactSizeIterator<Item = &'n [u8]>,
+        in_transaction: bool,
     ) -> Result<Vec<Bytes>> {
         let AnyBackend::Redis(redis) = &*self.backends[slot] else {
             unreachable!("redis_target only returns redis backends")
         };
+        let count = names.len() + if in_transaction { 2 } else { 0 };
         let started = std::time::Instant::now();
         let result = redis.forward(version, db, commands, count).await;
         let stats = &self.targets[slot].stats;

@@ -173,8 +173,8 @@ impl RespSession {
                 self.version,
                 self.db,
                 &commands,
-                names.len(),
                 names.iter().map(|name| &name[..]),
+                false,
             )
             .await;
         match replies {
@@ -275,7 +275,6 @@ impl RespSession {
             forward::encode_command(&mut commands, args);
         }
         forward::encode_command(&mut commands, &[Bytes::from_static(b"EXEC")]);
-        let count = queued.len() + 2;
         let replies = self
             .shared
             .router
@@ -284,8 +283,8 @@ impl RespSession {
                 self.version,
                 self.db,
                 &commands,
-                count,
                 queued.iter().map(|args| &args[0][..]),
+                true,
             )
             .await;
         let exec = match replies {
@@ -318,8 +317,8 @@ impl RespSession {
                 self.version,
                 self.db,
                 &command,
-                1,
                 std::iter::once(&args[0][..]),
+                false,
             )
             .await
         {

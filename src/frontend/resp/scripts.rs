@@ -131,8 +131,8 @@ impl RespSession {
                     self.version,
                     self.db,
                     &command,
-                    1,
                     std::iter::once(&b"script"[..]),
+                    false,
                 )
                 .await
                 .map_err(Reply::from)?;

@@ -181,84 +181,18 @@ async fn the_admin_listener_serves_https() {
     assert!(text.ends_with("ok\n"), "{text}");
 }
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port {port} never opened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn keyway_reaches_redis_and_memcached_over_tls() {
     let pki = Pki::new();
-    let (redis_port, memcached_port) = (free_port(), free_port());
-    let path = |name: &str| pki.path(name).display().to_string();
-    let _redis = Server(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args([
-                "--tls-cert-file",
-                &path("cert.pem"),
-                "--tls-key-file",
-                &path("key.pem"),
-            ])
-            .args([
-                "--tls-ca-cert-file",
-                &path("ca.pem"),
-                "--tls-auth-clients",
-                "no",
-            ])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server"),
+    let path = |name: &str| pki.path(name);
+    let redis = common::start_redis_tls(&path("cert.pem"), &path("key.pem"), &path("ca.pem"));
+    let ssl = format!(
+        "ssl_chain_cert={},ssl_key={}",
+        path("cert.pem").display(),
+        path("key.pem").display()
     );
-    let _memcached = Server(
-        Command::new("memcached")
-            .args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &memcached_port.to_string(),
-                "-U",
-                "0",
-                "-u",
-                "nobody",
-                "-Z",
-            ])
-            .args([
-                "-o",
-                &format!(
-                    "ssl_chain_cert={},ssl_key={}",
-                    path("cert.pem"),
-                    path("key.pem")
-                ),
-            ])
-            .spawn()
-            .expect("memcached"),
-    );
-    wait_port(redis_port);
-    wait_port(memcached_port);
+    let memcached = common::start_memcached_with(&["-Z", "-o", &ssl]);
+    let (redis_port, memcached_port) = (redis.addr.port(), memcached.addr.port());
     let body = format!(
         "[backends.r]\nurl = \"rediss://localhost:{redis_port}\"\ntls_ca_file = {ca:?}\n\
          [backends.m]\nurl = \"memcached://127.0.0.1:{memcached_port}\"\ntls = true\n\

@@ -97,6 +97,14 @@ pub fn start_memcached_at(port: u16) -> External {
     spawn("memcached", &memcached_args(port), port, "memcached")
 }
 
+/// memcached on a free port with `extra` arguments (`-Z -o ssl_...`).
+pub fn start_memcached_with(extra: &[&str]) -> External {
+    let port = free_port();
+    let mut args = memcached_args(port);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    spawn("memcached", &args, port, "memcached")
+}
+
 /// memcached with `-vv`: every command line it receives goes to `log`.
 pub fn start_memcached_logging(log: &Path) -> External {
     let port = free_port();
@@ -134,6 +142,32 @@ pub fn start_redis_at(port: u16) -> External {
 /// redis-server on a free port with `extra` arguments (`--requirepass x`...).
 pub fn start_redis_with(extra: &[&str]) -> External {
     start_redis_on(free_port(), extra)
+}
+
+/// redis-server speaking only TLS on a free port, with this certificate,
+/// key and CA (PEM); clients need no certificate.
+pub fn start_redis_tls(cert: &Path, key: &Path, ca: &Path) -> External {
+    let port = free_port();
+    let port_text = port.to_string();
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_string();
+    let (cert, key, ca) = (path(cert), path(key), path(ca));
+    // The later `--port 0` overrides the plain port (redis reads its
+    // arguments as config lines, in order).
+    let tls = [
+        "--port",
+        "0",
+        "--tls-port",
+        &port_text,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ];
+    start_redis_on(port, &tls)
 }
 
 fn start_redis_on(port: u16, extra: &[&str]) -> External {

@@ -92,6 +92,8 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .arg("--memcache-socket")
+        .arg(data.path().join("memcache.sock"))
         .arg("--data-dir")
         .arg(data.path())
         .stderr(Stdio::null())
@@ -114,7 +116,12 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
     let mut reply = [0u8; 21];
     memcache.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"VALUE k 0 1\r\nv\r\nEND\r\n");
-    drop((stream, memcache));
+    let mut socket =
+        std::os::unix::net::UnixStream::connect(data.path().join("memcache.sock")).unwrap();
+    socket.write_all(b"get k\r\n").unwrap();
+    socket.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    drop((stream, memcache, socket));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -132,6 +139,10 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        !data.path().join("memcache.sock").exists(),
+        "the socket file is removed on exit"
+    );
 }
 
 #[test]
@@ -251,34 +262,32 @@ fn all_present_after_restart(data: &Path, resp: u16, acked: &[String]) {
     child.wait().unwrap();
 }
 
-#[test]
-fn sigterm_under_load_finishes_what_was_sent_keeps_every_acknowledged_write_and_exits_0() {
+/// Four clients write sessions to SQLite until `signal` (kill's argument)
+/// reaches Keyway; after a restart every acknowledged write is there.
+fn acknowledged_writes_survive(signal: &str) -> std::process::ExitStatus {
     let data = tempfile::tempdir().unwrap();
     let resp = free_port();
     let mut child = start_default(data.path(), resp);
-    let acked = sessions_until_signalled(resp, &child, "-TERM");
+    let acked = sessions_until_signalled(resp, &child, signal);
     let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
     all_present_after_restart(data.path(), resp, &acked);
     println!(
-        "SIGTERM under load: {} acknowledged writes, all present after restart",
+        "kill {signal} under load: {} acknowledged writes, all present after restart",
         acked.len()
     );
+    status
+}
+
+#[test]
+fn sigterm_under_load_finishes_what_was_sent_keeps_every_acknowledged_write_and_exits_0() {
+    let status = acknowledged_writes_survive("-TERM");
+    assert!(status.success(), "exit status {status}");
 }
 
 /// SQL routes acknowledge a write only after its commit (SQLite in WAL mode
 /// with synchronous = FULL), so even `kill -9` loses nothing acknowledged.
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_sql_write() {
-    let data = tempfile::tempdir().unwrap();
-    let resp = free_port();
-    let mut child = start_default(data.path(), resp);
-    let acked = sessions_until_signalled(resp, &child, "-KILL");
-    let status = child.wait().unwrap();
+    let status = acknowledged_writes_survive("-KILL");
     assert!(!status.success(), "killed: {status}");
-    all_present_after_restart(data.path(), resp, &acked);
-    println!(
-        "kill -9 under load: {} acknowledged writes, all present after restart",
-        acked.len()
-    );
 }

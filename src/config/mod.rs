@@ -963,4 +963,41 @@ mod tests {
         assert_eq!(config.limits.max_bulk, Size(1 << 20));
         assert_eq!(config.backends["m"].capacity, Size(1 << 30));
     }
+
+    #[test]
+    fn socket_listeners_and_their_mode() {
+        let route =
+            "[backends.m]\nurl = \"memory://\"\n[[routes]]\nglob = \"*\"\nbackend = \"m\"\n";
+        let with = |listen: &str| Config::from_toml(&format!("[listen]\n{listen}\n{route}"));
+        let config =
+            with("memcache_socket = \"/run/k/mc.sock\"").expect("a socket alone is a listener");
+        assert_eq!(config.listen.socket_mode, FileMode(0o700));
+        let config = with("resp_socket = \"r.sock\"\nsocket_mode = \"0660\"").unwrap();
+        assert_eq!(config.listen.socket_mode, FileMode(0o660));
+        assert!(config.redacted_toml().contains("socket_mode = \"0660\""));
+        for (listen, field, says) in [
+            (
+                "resp_socket = \"r\"\nsocket_mode = \"0999\"",
+                "line 3",
+                "octal",
+            ),
+            (
+                "resp_socket = \"r\"\nsocket_mode = \"01777\"",
+                "line 3",
+                "octal",
+            ),
+            ("resp_socket = \"\"", "listen.resp_socket", "empty path"),
+            (
+                "memcache_socket = \"s\"\nresp_socket = \"s\"",
+                "listen.resp_socket",
+                "same path",
+            ),
+        ] {
+            let error = with(listen).unwrap_err().to_string();
+            assert!(
+                error.contains(field) && error.contains(says),
+                "{listen}: {error}"
+            );
+        }
+    }
 }

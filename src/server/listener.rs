@@ -217,7 +217,7 @@ fn bind_unix(path: &Path, mode: FileMode, own: bool) -> std::io::Result<UnixSock
                 "the path exists and is not a socket; remove it or choose another path",
             ));
         }
-        if !own && std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if !own && someone_listens(path) {
             return Err(Error::new(
                 ErrorKind::AddrInUse,
                 "another process is listening on this socket; stop it or choose another path",
@@ -247,6 +247,23 @@ fn bind_unix(path: &Path, mode: FileMode, own: bool) -> std::io::Result<UnixSock
         path: path.into(),
         identity,
     })
+}
+
+/// Whether a process accepts connections on the socket at `path`. The
+/// connect does not block: a listener whose backlog is full (which would
+/// block a plain connect) is live too.
+fn someone_listens(path: &Path) -> bool {
+    let Ok(socket) = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+    else {
+        return false;
+    };
+    if socket.set_nonblocking(true).is_err() {
+        return false;
+    }
+    match socket2::SockAddr::unix(path).and_then(|addr| socket.connect(&addr)) {
+        Ok(()) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::WouldBlock,
+    }
 }
 
 /// An accepted connection, before it is handed to a worker.

@@ -333,7 +333,8 @@ async fn ten_thousand_idle_connections_and_a_reload_among_them() {
         "10,000 idle connections: Keyway's resident memory grew {} KiB",
         grown / 1024
     );
-    assert!(grown < 120 << 20, "{grown}");
+    // About 6 KiB each: a 4 KiB read buffer and a 1.4 KiB task (TLS state is boxed).
+    assert!(grown < 80 << 20, "{grown}");
     // A reload among them: nobody is disconnected, new requests run on the new config.
     write_config("32MiB");
     std::process::Command::new("kill")

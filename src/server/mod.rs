@@ -439,13 +439,9 @@ async fn serve_handoff(
             };
             match tls {
                 None => client.serve(stream).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => client.serve(stream).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
+                // Boxed: the handshake and the TLS stream take over 2 KiB,
+                // which plain connections would otherwise carry too.
+                Some(acceptor) => Box::pin(client.serve_tls(stream, acceptor, peer)).await,
             }
         }
         // Unix sockets are guarded by their file mode; `[tls]` names TCP listeners.
@@ -475,6 +471,19 @@ struct Client {
 }
 
 impl Client {
+    async fn serve_tls(
+        self,
+        stream: tokio::net::TcpStream,
+        acceptor: crate::tls::Acceptor,
+        peer: SocketAddr,
+    ) {
+        match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve(stream).await,
+            Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
     async fn serve<S>(self, stream: S)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,

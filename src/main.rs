@@ -96,7 +96,10 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { file }) => {
             return match load(file) {
-                Ok(_) => {
+                Ok(config) => {
+                    for warning in topology_warnings(&config) {
+                        println!("warning: {warning}");
+                    }
                     println!("{}: ok", file.display());
                     ExitCode::SUCCESS
                 }
@@ -273,7 +276,15 @@ async fn bulk_copy(
     }
 }
 
+/// What to know before running `config` on several hosts.
+fn topology_warnings(config: &Config) -> Vec<String> {
+    config.topology_warnings(keyway::router::session_route(config))
+}
+
 async fn run(config: Config, cli: &Cli) -> ExitCode {
+    for warning in topology_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     let count = match config.runtime.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -143,6 +143,7 @@ async fn readiness(shared: &Shared) -> Response<Full<Bytes>> {
         "ready": ready,
         "backends": results.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         "failing": failing,
+        "degraded": degraded(shared),
     });
     let status = if ready {
         StatusCode::OK
@@ -150,6 +151,35 @@ async fn readiness(shared: &Shared) -> Response<Full<Bytes>> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     reply(status, "application/json", format!("{body}\n"))
+}
+
+/// Write-through caches that are not current (their change feed lags):
+/// Keyway still answers, from the durable store, so this alone does not
+/// make it unready.
+fn degraded(shared: &Shared) -> serde_json::Map<String, serde_json::Value> {
+    use crate::policy::Policy;
+    shared
+        .router
+        .policies()
+        .filter_map(|(name, policy)| {
+            let Policy::WriteThrough(wt) = policy else {
+                return None;
+            };
+            let coherence = wt.coherence();
+            if coherence.trusted() {
+                return None;
+            }
+            let lag = match coherence.lag()? {
+                std::time::Duration::MAX => "no change-log poll applied yet".to_string(),
+                lag => format!("last change-log poll applied {} ms ago", lag.as_millis()),
+            };
+            let why = format!(
+                "{lag} (max_staleness_ms {}): reads skip the cache and go to the durable store",
+                coherence.max_staleness().as_millis()
+            );
+            Some((format!("policies.{name}"), why.into()))
+        })
+        .collect()
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 mod auth;
+mod topology;
 pub use auth::{Auth, Secret, UserConfig, Users};
+pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
 
 /// The configuration Keyway runs with when given none: both listeners on
 /// loopback, every key in one memory store.
@@ -66,7 +68,19 @@ pub enum ListenerName {
 pub enum PolicyConfig {
     /// Django's `cached_db` at the proxy: writes commit to `durable` first,
     /// then reach `cache`; reads come from `cache`, refilled from `durable`.
-    WriteThrough { cache: String, durable: String },
+    WriteThrough {
+        cache: String,
+        durable: String,
+        /// How the cache learns of other Keyways' writes to `durable`:
+        /// `"watch"` (read the SQL store's change log) or `"none"` (only
+        /// this Keyway writes the store).
+        #[serde(default)]
+        coherence: Coherence,
+        /// The longest a cached value may lag a write another Keyway has
+        /// acknowledged; past it, reads skip the cache.
+        #[serde(default = "default_max_staleness_ms")]
+        max_staleness_ms: u64,
+    },
     /// Moving a live store: writes go to `to`, deletes to both, reads try
     /// `to` then `from`, copying what they find with its remaining TTL.
     Migrate { from: String, to: String },
@@ -104,6 +118,22 @@ pub enum PolicyConfig {
     },
 }
 
+/// How a write-through cache stays true to writes made through other
+/// Keyways (README "One host or several").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coherence {
+    /// Read the durable SQL store's change log and drop changed keys.
+    #[default]
+    Watch,
+    /// Trust that no other Keyway writes the durable store.
+    None,
+}
+
+fn default_max_staleness_ms() -> u64 {
+    100
+}
+
 /// When a replicated write is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,7 +159,7 @@ impl PolicyConfig {
     /// The names this policy is built on, with the field naming each.
     pub fn members(&self) -> Vec<(String, &str)> {
         match self {
-            PolicyConfig::WriteThrough { cache, durable } => {
+            PolicyConfig::WriteThrough { cache, durable, .. } => {
                 vec![("cache".into(), cache), ("durable".into(), durable)]
             }
             PolicyConfig::Migrate { from, to } => vec![("from".into(), from), ("to".into(), to)],
@@ -309,6 +339,10 @@ pub struct BackendConfig {
     /// The name the server's certificate must carry; the host of each
     /// server address when omitted.
     pub tls_server_name: Option<String>,
+    /// SQL backends: how often the change log is read while a per-host tier
+    /// (a write-through policy's memory cache) sits in front of the backend.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
 }
 
 impl BackendConfig {
@@ -324,6 +358,7 @@ impl BackendConfig {
             tls: false,
             tls_ca_file: None,
             tls_server_name: None,
+            poll_interval_ms: default_poll_interval_ms(),
         }
     }
 
@@ -363,6 +398,10 @@ fn default_connect_timeout_ms() -> u64 {
 
 fn default_request_timeout_ms() -> u64 {
     2000
+}
+
+fn default_poll_interval_ms() -> u64 {
+    20
 }
 
 fn default_table() -> String {
@@ -749,7 +788,7 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             self.validate_route(i, route)?;
         }
-        Ok(())
+        self.validate_coherence()
     }
 
     fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {

@@ -130,6 +130,7 @@ impl Collector for Figures {
         clients(&mut encoder, shared)?;
         memory(&mut encoder, shared)?;
         policies(&mut encoder, shared)?;
+        coherence(&mut encoder, shared)?;
         reloads(&mut encoder, shared)
     }
 }
@@ -506,6 +507,131 @@ fn policies(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
         None,
         MetricType::Counter,
         shadow_counter(|c| c.errors.load(Relaxed)),
+    )
+}
+
+/// SQL change logs and the write-through caches that follow them.
+fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
+    let sql: Vec<(&Target, &crate::backend::sql::SqlBackend)> = shared
+        .router
+        .targets()
+        .filter_map(|t| match t.backend()? {
+            AnyBackend::Sql(sql) => Some((t, sql)),
+            _ => None,
+        })
+        .collect();
+    family(
+        encoder,
+        "keyway_change_log_written",
+        "Change-log entries (one per changed key) this Keyway wrote with its SQL writes: the invalidations it sent to other Keyways.",
+        None,
+        MetricType::Counter,
+        sql.iter()
+            .map(|(t, sql)| (backend_labels(t), Sample::Counter(sql.changes_logged()))),
+    )?;
+    let feeds: Vec<_> = sql.iter().filter(|(_, sql)| sql.feed().started()).collect();
+    let feed_figure = |which: fn(&crate::backend::sql::changes::FeedFigures) -> u64| {
+        feeds.iter().map(move |(t, sql)| {
+            (
+                backend_labels(t),
+                Sample::Counter(which(&sql.feed().figures)),
+            )
+        })
+    };
+    family(
+        encoder,
+        "keyway_change_feed_up",
+        "1 while the SQL backend's change log is read successfully, 0 while polls fail (tiers in front of it are then skipped).",
+        None,
+        MetricType::Gauge,
+        feeds.iter().map(|(t, sql)| {
+            let up = sql.feed().figures.up.load(Relaxed);
+            (backend_labels(t), Sample::Gauge(i64::from(up)))
+        }),
+    )?;
+    family(
+        encoder,
+        "keyway_change_feed_polls",
+        "Polls of the SQL backend's change log.",
+        None,
+        MetricType::Counter,
+        feed_figure(|f| f.polls.load(Relaxed)),
+    )?;
+    family(
+        encoder,
+        "keyway_change_feed_poll_errors",
+        "Polls of the change log that failed.",
+        None,
+        MetricType::Counter,
+        feed_figure(|f| f.poll_errors.load(Relaxed)),
+    )?;
+    family(
+        encoder,
+        "keyway_change_feed_read",
+        "Change-log entries read (every writer's, this Keyway's included).",
+        None,
+        MetricType::Counter,
+        feed_figure(|f| f.changes_read.load(Relaxed)),
+    )?;
+    let watching: Vec<(&str, &crate::policy::Coherence)> = shared
+        .router
+        .policies()
+        .filter_map(|(name, policy)| match policy {
+            Policy::WriteThrough(wt) if wt.coherence().is_watching() => {
+                Some((name, wt.coherence()))
+            }
+            _ => None,
+        })
+        .collect();
+    let policy_figure = |which: fn(&crate::policy::CoherenceFigures) -> u64| {
+        watching
+            .iter()
+            .map(move |(name, c)| (vec![("policy", *name)], Sample::Counter(which(&c.figures))))
+    };
+    family(
+        encoder,
+        "keyway_coherence_trusted",
+        "1 while a write-through cache answers reads (its change feed is current within max_staleness_ms), 0 while reads go to the durable store.",
+        None,
+        MetricType::Gauge,
+        watching
+            .iter()
+            .map(|(name, c)| (vec![("policy", *name)], Sample::Gauge(i64::from(c.trusted())))),
+    )?;
+    family(
+        encoder,
+        "keyway_coherence_lag",
+        "Age of the last change-log poll a write-through cache applied: how stale it could be now.",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+        watching.iter().map(|(name, c)| {
+            let lag = c.lag().map_or(0.0, |lag| lag.as_secs_f64().min(1e9));
+            (vec![("policy", *name)], Sample::GaugeF(lag))
+        }),
+    )?;
+    family(
+        encoder,
+        "keyway_coherence_invalidations",
+        "Keys other Keyways changed that a write-through cache dropped: the invalidations it received.",
+        None,
+        MetricType::Counter,
+        policy_figure(|f| f.invalidations.load(Relaxed)),
+    )?;
+    family(
+        encoder,
+        "keyway_coherence_fallback_reads",
+        "Reads a write-through policy sent to its durable store because its cache was not current.",
+        None,
+        MetricType::Counter,
+        policy_figure(|f| f.fallback_reads.load(Relaxed)),
+    )?;
+    family(
+        encoder,
+        "keyway_coherence_resets",
+        "Times a write-through cache was emptied because changes may have been missed (feed started or fell behind).",
+        None,
+        MetricType::Counter,
+        policy_figure(|f| f.resets.load(Relaxed)),
     )
 }
 

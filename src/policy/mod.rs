@@ -11,6 +11,7 @@
 //! cycle. Routes to plain backends never pay for it.
 
 pub mod bulk_copy;
+mod coherence;
 mod failover;
 mod migrate;
 mod replicate;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use coherence::{Coherence, CoherenceFigures};
 pub use failover::{Failover, FailoverOptions};
 pub use migrate::Migrate;
 pub use replicate::Replicate;
@@ -61,7 +63,13 @@ pub enum Policy {
 impl Policy {
     /// Builds a configured policy; `member` finds a member by name (None
     /// while it is not built yet: policies are built after their members).
-    pub fn build(config: &PolicyConfig, member: impl Fn(&str) -> Option<Member>) -> Option<Self> {
+    /// `watches`: a write-through cache follows its durable store's change
+    /// log (`Config::watches`).
+    pub fn build(
+        config: &PolicyConfig,
+        watches: bool,
+        member: impl Fn(&str) -> Option<Member>,
+    ) -> Option<Self> {
         let all = |names: &[String]| {
             names
                 .iter()
@@ -69,8 +77,22 @@ impl Policy {
                 .collect::<Option<Vec<_>>>()
         };
         Some(match config {
-            PolicyConfig::WriteThrough { cache, durable } => {
-                Policy::WriteThrough(WriteThrough::new(member(cache)?, member(durable)?))
+            PolicyConfig::WriteThrough {
+                cache,
+                durable,
+                max_staleness_ms,
+                ..
+            } => {
+                let (cache, durable) = (member(cache)?, member(durable)?);
+                let coherence = match durable.0.backend() {
+                    Some(AnyBackend::Sql(sql)) if watches => Coherence::watching(
+                        cache.clone(),
+                        sql.subscribe(),
+                        Duration::from_millis(*max_staleness_ms),
+                    ),
+                    _ => Coherence::local(),
+                };
+                Policy::WriteThrough(WriteThrough::new(cache, durable, coherence))
             }
             PolicyConfig::Migrate { from, to } => {
                 Policy::Migrate(Migrate::new(member(from)?, member(to)?))

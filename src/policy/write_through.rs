@@ -9,9 +9,16 @@
 //! remaining TTL. Deletes remove the cache's copy first, then the durable
 //! item. When the cache fails, reads and writes go on with the durable
 //! member alone.
+//!
+//! Other Keyways may write the same durable store: [`Coherence`] drops the
+//! keys they change from this cache, and sends reads to the durable member
+//! while it cannot vouch for the cache (README "One host or several").
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::coherence::Coherence;
 use super::{copy_of, fill, misses, Member};
 use crate::backend::{Backend, Result};
 use crate::op::{
@@ -22,11 +29,20 @@ use crate::op::{
 pub struct WriteThrough {
     cache: Member,
     durable: Member,
+    coherence: Arc<Coherence>,
 }
 
 impl WriteThrough {
-    pub fn new(cache: Member, durable: Member) -> Self {
-        Self { cache, durable }
+    pub fn new(cache: Member, durable: Member, coherence: Arc<Coherence>) -> Self {
+        Self {
+            cache,
+            durable,
+            coherence,
+        }
+    }
+
+    pub fn coherence(&self) -> &Coherence {
+        &self.coherence
     }
 
     /// Drops the cache's copies of `keys`. A failure is logged, not
@@ -39,20 +55,69 @@ impl WriteThrough {
         }
     }
 
+    /// After a durable write of `keys` (whatever its outcome, even an error:
+    /// it may have committed): marks them changed and drops their copies.
+    async fn changed(&self, db: Db, keys: &[Bytes]) {
+        for key in keys {
+            self.coherence.bump(db, key);
+        }
+        self.invalidate(db, keys).await;
+    }
+
+    /// Runs a durable write of `keys` as this cache's writer, then drops
+    /// their copies.
+    async fn write_then_drop<T>(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        write: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let result = self.coherence.as_writer(write).await;
+        self.changed(db, keys).await;
+        result
+    }
+
+    /// Puts `store` (a copy of what the durable member now holds) into the
+    /// cache, unless the key changed since generation `stamp` was taken, and
+    /// drops it again if it changed while being put. Best effort.
+    async fn put_copy(&self, db: Db, store: Store, stamp: u64) -> bool {
+        let key = store.key.clone();
+        if self.coherence.generation(db, &key) != stamp {
+            return false;
+        }
+        if let Err(error) = self.cache.store(db, store).await {
+            tracing::debug!(%error, "write-through: cache write failed; dropping its copy");
+            self.invalidate(db, std::slice::from_ref(&key)).await;
+            return false;
+        }
+        if self.coherence.generation(db, &key) != stamp {
+            self.invalidate(db, std::slice::from_ref(&key)).await;
+        }
+        true
+    }
+
     /// Copies durable items into the cache where it has none, with their
-    /// remaining TTL. Best effort: the client already has its answer.
-    async fn refill(&self, db: Db, keys: &[Bytes], items: &[Option<Item>]) {
+    /// remaining TTL; `stamps` are the keys' generations from before the
+    /// durable member was read. Best effort: the client already has its answer.
+    async fn refill(&self, db: Db, keys: &[Bytes], items: &[Option<Item>], stamps: &[u64]) {
         let now = now_ms();
-        for (key, item) in keys.iter().zip(items) {
+        for ((key, item), &stamp) in keys.iter().zip(items).zip(stamps) {
             let Some(item) = item else { continue };
             if item.expiry.is_expired_at(now) {
                 continue;
             }
-            if let Err(error) = self.cache.store(db, copy_of(key, item)).await {
-                tracing::debug!(%error, "write-through: cache refill failed");
-                return;
+            if !self.put_copy(db, copy_of(key, item), stamp).await
+                && self.coherence.generation(db, key) == stamp
+            {
+                return; // the cache failed; do not try the others
             }
         }
+    }
+
+    fn stamps(&self, db: Db, keys: &[Bytes]) -> Vec<u64> {
+        keys.iter()
+            .map(|key| self.coherence.generation(db, key))
+            .collect()
     }
 
     /// A `cas` checks the id the client saw. After a cache hit that is the
@@ -60,6 +125,9 @@ impl WriteThrough {
     /// durable item, the write goes ahead against the durable item's own id.
     async fn durable_cas(&self, db: Db, key: &Bytes, seen: u64) -> Result<u64> {
         let keys = std::slice::from_ref(key);
+        if !self.coherence.trusted() {
+            return Ok(seen);
+        }
         let Ok(cached) = self.cache.get(db, keys).await else {
             return Ok(seen);
         };
@@ -78,6 +146,11 @@ impl WriteThrough {
 
 impl Backend for WriteThrough {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        if !self.coherence.trusted() {
+            // Other Keyways' writes may not have reached the cache yet.
+            self.coherence.fell_back();
+            return self.durable.get(db, keys).await;
+        }
         let mut items = match self.cache.get(db, keys).await {
             Ok(items) => items,
             Err(error) => {
@@ -89,8 +162,9 @@ impl Backend for WriteThrough {
         if missing.is_empty() {
             return Ok(items);
         }
+        let stamps = self.stamps(db, &missing_keys);
         let found = self.durable.get(db, &missing_keys).await?;
-        self.refill(db, &missing_keys, &found).await;
+        self.refill(db, &missing_keys, &found, &stamps).await;
         fill(&mut items, missing, found);
         Ok(items)
     }
@@ -102,15 +176,19 @@ impl Backend for WriteThrough {
         expiry: Expiry,
     ) -> Result<Vec<Option<Item>>> {
         // A TTL change is a write: the durable member first.
-        let items = self.durable.get_and_touch(db, keys, expiry).await?;
-        self.invalidate(db, keys).await;
-        self.refill(db, keys, &items).await;
+        let items = self
+            .write_then_drop(db, keys, self.durable.get_and_touch(db, keys, expiry))
+            .await?;
+        let stamps = self.stamps(db, keys);
+        self.refill(db, keys, &items, &stamps).await;
         Ok(items)
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        self.invalidate(db, std::slice::from_ref(key)).await;
-        self.durable.get_and_delete(db, key).await
+        let keys = std::slice::from_ref(key);
+        self.invalidate(db, keys).await;
+        self.write_then_drop(db, keys, self.durable.get_and_delete(db, key))
+            .await
     }
 
     async fn store(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
@@ -122,42 +200,41 @@ impl Backend for WriteThrough {
             && !store.return_old;
         let copy = plain_set.then(|| store.clone());
         let key = store.key.clone();
-        let outcome = self.durable.store(db, store).await?;
-        if outcome.status != StoreStatus::Stored {
-            return Ok(outcome);
+        let before = self.coherence.generation(db, &key);
+        let result = self
+            .coherence
+            .as_writer(self.durable.store(db, store))
+            .await;
+        if matches!(&result, Ok(outcome) if outcome.status != StoreStatus::Stored) {
+            return result;
         }
-        match copy {
-            Some(copy) => {
-                if let Err(error) = self.cache.store(db, copy).await {
-                    tracing::debug!(%error, "write-through: cache write failed; dropping its copy");
-                    self.invalidate(db, std::slice::from_ref(&key)).await;
-                }
+        match (copy, self.coherence.settle(db, &key, before), &result) {
+            (Some(copy), Some(stamp), Ok(_)) => {
+                self.put_copy(db, copy, stamp).await;
             }
-            None => self.invalidate(db, std::slice::from_ref(&key)).await,
+            _ => self.invalidate(db, std::slice::from_ref(&key)).await,
         }
-        Ok(outcome)
+        result
     }
 
     async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
         let keys: Vec<Bytes> = pairs.iter().map(|(key, _)| key.clone()).collect();
-        let stored = self.durable.store_all_if_absent(db, pairs).await?;
-        if stored {
-            self.invalidate(db, &keys).await;
-        }
-        Ok(stored)
+        self.write_then_drop(db, &keys, self.durable.store_all_if_absent(db, pairs))
+            .await
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
         // The cache's copy first: were it dropped after, a failure in between
         // would leave a deleted session readable from the cache.
         self.invalidate(db, keys).await;
-        self.durable.delete(db, keys).await
+        self.write_then_drop(db, keys, self.durable.delete(db, keys))
+            .await
     }
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
-        let outcome = self.durable.arith(db, key, arith).await?;
-        self.invalidate(db, std::slice::from_ref(key)).await;
-        Ok(outcome)
+        let keys = std::slice::from_ref(key);
+        self.write_then_drop(db, keys, self.durable.arith(db, key, arith))
+            .await
     }
 
     async fn expire(
@@ -167,11 +244,9 @@ impl Backend for WriteThrough {
         expiry: Expiry,
         condition: ExpireCondition,
     ) -> Result<bool> {
-        let changed = self.durable.expire(db, key, expiry, condition).await?;
-        if changed {
-            self.invalidate(db, std::slice::from_ref(key)).await;
-        }
-        Ok(changed)
+        let keys = std::slice::from_ref(key);
+        self.write_then_drop(db, keys, self.durable.expire(db, key, expiry, condition))
+            .await
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
@@ -195,6 +270,10 @@ impl Backend for WriteThrough {
 
     async fn flush(&self, db: Option<Db>) -> Result<()> {
         self.cache.flush(db).await?;
-        self.durable.flush(db).await
+        let result = self.coherence.as_writer(self.durable.flush(db)).await;
+        // A refill that read before the flush committed may have landed.
+        self.coherence.bump_all();
+        self.cache.flush(db).await?;
+        result
     }
 }

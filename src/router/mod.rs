@@ -32,6 +32,9 @@ pub enum RouteError {
 
 pub type Result<T> = std::result::Result<T, RouteError>;
 
+/// How long a start or reload waits for write-through caches to settle.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs a per-key batch call (`$call`, using `$backend: &Target` and
 /// `$keys: &[Bytes]`): straight through when one backend owns every key (the
 /// common case: no split, no copies, no merge), otherwise on each backend's
@@ -61,6 +64,12 @@ macro_rules! per_key {
             }
         }
     }};
+}
+
+/// The index of the route Django's session keys take, if any.
+pub fn session_route(config: &Config) -> Option<usize> {
+    RouteTable::compile(&config.routes, |_| 0)
+        .rule_for(crate::config::SAMPLE_SESSION_KEY.as_bytes())
 }
 
 pub struct Router {
@@ -145,7 +154,8 @@ impl Router {
                     None => {
                         fresh.push(name);
                         let member = |name: &str| Some(Member(targets[slot(name)?].clone()));
-                        let built = Policy::build(policy, member).expect("members exist");
+                        let watches = config.watches(name);
+                        let built = Policy::build(policy, watches, member).expect("members exist");
                         Target::new(name, Node::Policy(Arc::new(built)))
                     }
                 };
@@ -217,6 +227,19 @@ impl Router {
     pub fn target(&self, name: &str) -> Option<&Target> {
         let slot = self.target_names.iter().position(|n| n == name)?;
         Some(&self.targets[slot])
+    }
+
+    /// Waits (briefly) until every write-through cache that follows a
+    /// change log has applied its first poll, which empties it: started
+    /// before serving, so that emptying cannot drop copies of the first
+    /// requests' writes. A database that does not answer does not hold the
+    /// start up: its caches stay unused until it does.
+    pub async fn settle_caches(&self) {
+        let waits = self.policies().filter_map(|(_, policy)| match policy {
+            Policy::WriteThrough(wt) => Some(wt.coherence().settled(SETTLE_LIMIT)),
+            _ => None,
+        });
+        futures_util::future::join_all(waits).await;
     }
 
     /// Every policy with its configured name.

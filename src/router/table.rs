@@ -125,6 +125,13 @@ impl RouteTable {
         Some((self.rules[rule].1, self.limits[rule]))
     }
 
+    /// The index of the route `key` takes, or None if no rule matches.
+    pub fn rule_for(&self, key: &[u8]) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|(matcher, _)| matcher.matches(key))
+    }
+
     /// The target slot for `key`, or None if no rule matches.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
         self.rules

@@ -137,6 +137,7 @@ impl Server {
     /// Binds the configured listeners and serves connections on `workers`.
     pub async fn start_on(config: &Config, workers: Workers) -> Result<Self, StartError> {
         let router = Router::build(config)?;
+        router.settle_caches().await;
         let mut bound: [Option<(Spec, Listener)>; Endpoint::ALL.len()] = Default::default();
         for endpoint in Endpoint::ALL {
             if let Some(spec) = endpoint.configured(config) {
@@ -263,6 +264,7 @@ impl Server {
         let mut listeners = self.listeners.lock().await;
         let old = self.current.load_full();
         let router = Router::rebuild(&config, Some(&old.router))?;
+        router.settle_caches().await;
         // Bind every moved listener before touching anything, so a failure
         // leaves the old ones serving.
         let mut moved = Vec::new();

@@ -79,6 +79,25 @@ pub struct Statements {
     /// db.
     pub flush_db: String,
     pub flush_all: String,
+    /// The change log other Keyways poll (see `super::changes`).
+    pub changes: ChangeStatements,
+}
+
+/// The change log: `{t}_changes` holds (seq, kind, db, key, origin, at_ms)
+/// per changed key, `{t}_change_seq` the one counter row whose lock orders
+/// the writing transactions.
+pub struct ChangeStatements {
+    dialect: Dialect,
+    table: String,
+    /// Takes the counter row's lock until commit and moves it on.
+    pub bump: String,
+    /// → the counter (inside the writing transaction: this one's seq;
+    /// outside: the last committed seq).
+    pub current: String,
+    /// after_seq, limit → seq, kind, db, key (hex on MySQL), origin, in seq order.
+    pub poll: String,
+    /// before_ms: deletes older entries.
+    pub trim: String,
 }
 
 const COLUMNS: &str = "cache_value, flags, expires_ms, cas";
@@ -153,7 +172,11 @@ impl Statements {
                 format!("DELETE FROM {t} WHERE expires_ms <> 0 AND expires_ms <= ? LIMIT ?")
             }
         };
+        let changes = ChangeStatements::new(dialect, t);
+        let mut create = create;
+        create.extend(changes.create());
         let statements = Self {
+            changes,
             dialect,
             table: t.to_string(),
             create,
@@ -204,10 +227,91 @@ impl Statements {
             &mut self.scan,
             &mut self.sweep,
             &mut self.flush_db,
+            &mut self.changes.poll,
+            &mut self.changes.trim,
         ] {
             *sql = number_placeholders(d, sql);
         }
         self
+    }
+}
+
+impl ChangeStatements {
+    fn new(dialect: Dialect, table: &str) -> Self {
+        let t = table;
+        let key = match dialect {
+            Dialect::MySql => "HEX(cache_key)",
+            Dialect::Sqlite | Dialect::Postgres => "cache_key",
+        };
+        Self {
+            dialect,
+            table: t.to_string(),
+            bump: format!("UPDATE {t}_change_seq SET seq = seq + 1 WHERE id = 1"),
+            current: format!("SELECT seq FROM {t}_change_seq WHERE id = 1"),
+            poll: format!(
+                "SELECT seq, kind, db, {key}, origin FROM {t}_changes WHERE seq > ? ORDER BY seq LIMIT ?"
+            ),
+            trim: format!("DELETE FROM {t}_changes WHERE at_ms < ?"),
+        }
+    }
+
+    fn create(&self) -> Vec<String> {
+        let t = &self.table;
+        match self.dialect {
+            Dialect::Sqlite => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq INTEGER NOT NULL, \
+                     kind INTEGER NOT NULL, db INTEGER NOT NULL, cache_key BLOB NOT NULL, \
+                     origin INTEGER NOT NULL, at_ms INTEGER NOT NULL)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_changes_seq ON {t}_changes (seq)"),
+                format!("CREATE INDEX IF NOT EXISTS {t}_changes_at ON {t}_changes (at_ms)"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
+                ),
+                format!("INSERT OR IGNORE INTO {t}_change_seq (id, seq) VALUES (1, 0)"),
+            ],
+            Dialect::Postgres => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq BIGINT NOT NULL, \
+                     kind BIGINT NOT NULL, db BIGINT NOT NULL, cache_key BYTEA NOT NULL, \
+                     origin BIGINT NOT NULL, at_ms BIGINT NOT NULL)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_changes_seq ON {t}_changes (seq)"),
+                format!("CREATE INDEX IF NOT EXISTS {t}_changes_at ON {t}_changes (at_ms)"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL)"
+                ),
+                format!(
+                    "INSERT INTO {t}_change_seq (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+                ),
+            ],
+            Dialect::MySql => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq BIGINT NOT NULL, \
+                     kind BIGINT NOT NULL, db BIGINT NOT NULL, cache_key VARBINARY(1024) NOT NULL, \
+                     origin BIGINT NOT NULL, at_ms BIGINT NOT NULL, \
+                     KEY {t}_changes_seq (seq), KEY {t}_changes_at (at_ms)) ENGINE=InnoDB"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id BIGINT NOT NULL PRIMARY KEY, \
+                     seq BIGINT NOT NULL) ENGINE=InnoDB"
+                ),
+                format!("INSERT IGNORE INTO {t}_change_seq (id, seq) VALUES (1, 0)"),
+            ],
+        }
+    }
+
+    /// An insert of `rows` change entries of (seq, kind, db, key, origin, at_ms).
+    pub fn insert(&self, rows: usize) -> String {
+        let t = &self.table;
+        let values = vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ");
+        number_placeholders(
+            self.dialect,
+            &format!(
+                "INSERT INTO {t}_changes (seq, kind, db, cache_key, origin, at_ms) VALUES {values}"
+            ),
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 //! Expired rows are invisible to reads at once and deleted in the background,
 //! in bounded batches, by [`SqlBackend::sweep_expired`].
 
+pub mod changes;
 mod dialect;
 mod writer;
 pub use writer::BATCH_BOUNDS;
@@ -47,6 +48,11 @@ pub struct SqlBackend {
     queue: mpsc::Sender<Job>,
     schema: OnceCell<()>,
     request_timeout: Duration,
+    feed: Arc<changes::ChangeFeed>,
+    poll_interval: Duration,
+    /// Stops the change feed's poller with the backend.
+    stop: tokio_util::sync::CancellationToken,
+    _stop_guard: tokio_util::sync::DropGuard,
 }
 
 /// The URL sqlx connects to: `mariadb://` is spelled `mysql://`, and a
@@ -136,14 +142,20 @@ impl SqlBackend {
             // unlikely to repeat one another process or an earlier run used.
             next_cas: AtomicU64::new(now_ms() << 12),
             batch_sizes: writer::BatchSizes::default(),
+            changes_logged: AtomicU64::new(0),
         });
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(writer::run(shared.clone(), receiver));
+        let stop = tokio_util::sync::CancellationToken::new();
         Ok(Self {
             shared,
             queue,
             schema: OnceCell::new(),
             request_timeout: config.request_timeout(),
+            feed: Arc::default(),
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            _stop_guard: stop.clone().drop_guard(),
+            stop,
         })
     }
 
@@ -151,17 +163,28 @@ impl SqlBackend {
         self.shared.dialect
     }
 
-    /// Creates the table and its indexes when missing (`keyway migrate-schema`,
-    /// and before the first request).
+    /// Creates the table, its indexes and its change log when missing
+    /// (`keyway migrate-schema`, and before the first request).
     pub async fn create_schema(&self) -> Result<()> {
-        for sql in &self.shared.statements.create {
-            self.shared
-                .pool
-                .execute(sql.as_str())
-                .await
-                .map_err(|e| self.shared.unavailable(format!("creating the table: {e}")))?;
-        }
-        Ok(())
+        self.shared.create_schema().await
+    }
+
+    /// Polls of the change log from now on (see [`changes`]); the first
+    /// subscriber starts the polling, every `poll_interval`.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<changes::Poll>> {
+        self.feed
+            .subscribe(&self.shared, self.poll_interval, &self.stop)
+    }
+
+    pub fn feed(&self) -> &changes::ChangeFeed {
+        &self.feed
+    }
+
+    /// Change-log entries this process wrote.
+    pub fn changes_logged(&self) -> u64 {
+        self.shared
+            .changes_logged
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn ready(&self) -> Result<()> {
@@ -191,7 +214,11 @@ impl SqlBackend {
         self.timed(async {
             let (reply, answer) = oneshot::channel();
             self.queue
-                .send(Job { write, reply })
+                .send(Job {
+                    write,
+                    origin: changes::current_origin(),
+                    reply,
+                })
                 .await
                 .map_err(|_| self.shared.unavailable("the writer has stopped"))?;
             answer
@@ -233,6 +260,7 @@ impl SqlBackend {
         if self.schema.get().is_none() {
             return;
         }
+        changes::trim(&self.shared).await;
         let st = &self.shared.statements;
         for _ in 0..SWEEP_STATEMENTS {
             let result = sqlx::query(&st.sweep)

@@ -16,6 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::changes;
 use super::dialect::{Dialect, Statements};
 use crate::backend::{numeric, BackendError};
 use crate::op::{
@@ -52,6 +53,8 @@ pub enum Done {
 
 pub struct Job {
     pub write: Write,
+    /// Who wrote it, for the change log (see `changes::WRITE_ORIGIN`).
+    pub origin: u64,
     pub reply: oneshot::Sender<Result<Done, BackendError>>,
 }
 
@@ -62,6 +65,8 @@ pub struct Shared {
     pub next_cas: AtomicU64,
     /// How many writes each committed transaction carried, for `/metrics`.
     pub batch_sizes: BatchSizes,
+    /// Change-log entries this process wrote, for `/metrics`.
+    pub changes_logged: AtomicU64,
 }
 
 /// Upper bounds of the batch-size histogram's buckets (+Inf implied).
@@ -101,6 +106,32 @@ impl Shared {
         }
     }
 
+    /// Creates the table, its indexes and the change log where missing.
+    /// Several Keyways starting at once may race on PostgreSQL's catalog
+    /// ("duplicate key value" on a type): a second try finds the table.
+    pub async fn create_schema(&self) -> Result<(), BackendError> {
+        let mut tries = 0;
+        loop {
+            match self.try_create_schema().await {
+                Err(_) if tries < 3 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                }
+                result => {
+                    return result.map_err(|e| self.unavailable(format!("creating the table: {e}")))
+                }
+            }
+        }
+    }
+
+    async fn try_create_schema(&self) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        for sql in &self.statements.create {
+            self.pool.execute(sql.as_str()).await?;
+        }
+        Ok(())
+    }
+
     fn new_cas(&self) -> i64 {
         self.next_cas.fetch_add(1, Ordering::Relaxed) as i64
     }
@@ -110,7 +141,7 @@ impl Shared {
 pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let writes: Vec<&Write> = jobs.iter().map(|job| &job.write).collect();
+        let writes: Vec<&Job> = jobs.iter().collect();
         match run_batch(&shared, &writes).await {
             Ok(results) => {
                 shared.batch_sizes.record(writes.len());
@@ -122,7 +153,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
             // say) must not fail its neighbours: retry each on its own.
             Err(_) if jobs.len() > 1 => {
                 for job in jobs.drain(..) {
-                    let result = match run_batch(&shared, &[&job.write]).await {
+                    let result = match run_batch(&shared, &[&job]).await {
                         Ok(mut results) => {
                             shared.batch_sizes.record(1);
                             results.remove(0)
@@ -141,12 +172,12 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// One transaction for `writes`; the outer error aborts it (nothing
-/// committed), the inner ones are per-write answers (NOT_STORED is not an
-/// error, a non-numeric incr is).
+/// One transaction for `writes`, logging the keys they change; the outer
+/// error aborts it (nothing committed), the inner ones are per-write answers
+/// (NOT_STORED is not an error, a non-numeric incr is).
 async fn run_batch(
     shared: &Shared,
-    writes: &[&Write],
+    writes: &[&Job],
 ) -> Result<Vec<Result<Done, BackendError>>, sqlx::Error> {
     let begin = match shared.dialect {
         Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -159,10 +190,18 @@ async fn run_batch(
         pending: Vec::new(),
     };
     let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
-        results.push(batch.apply(write).await?);
+    let mut changes = Vec::new();
+    for job in writes {
+        results.push(batch.apply(&job.write).await?);
+        changes::changes_of(
+            &job.write,
+            job.origin,
+            shared.dialect.max_key(),
+            &mut changes,
+        );
     }
     batch.flush_pending().await?;
+    changes::log(shared, &mut tx, &mut changes).await?;
     tx.commit().await?;
     Ok(results)
 }

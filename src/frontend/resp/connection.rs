@@ -453,6 +453,23 @@ fn route_lines(shared: &crate::server::Shared) -> Vec<(&'static str, String)> {
         if let Some((open, max)) = backend.connections() {
             line.push_str(&format!(",connections={open},max_connections={max}"));
         }
+        if let crate::backend::AnyBackend::Sql(sql) = backend {
+            let feed = match (
+                sql.feed().started(),
+                sql.feed()
+                    .figures
+                    .up
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ) {
+                (false, _) => "off",
+                (true, true) => "up",
+                (true, false) => "down",
+            };
+            line.push_str(&format!(
+                ",change_log_written={},change_feed={feed}",
+                sql.changes_logged()
+            ));
+        }
         lines.push(("backend", line));
     }
     lines
@@ -487,7 +504,23 @@ fn policy_lines(router: &crate::router::Router) -> Vec<(&'static str, String)> {
                     ),
                 ));
             }
-            Policy::WriteThrough(_) => lines.push(("policy", format!("{name},kind=write-through"))),
+            Policy::WriteThrough(wt) => {
+                let c = wt.coherence();
+                let line = if c.is_watching() {
+                    let f = &c.figures;
+                    format!(
+                        "{name},kind=write-through,coherence=watch,trusted={},lag_ms={},invalidations={},fallback_reads={},resets={}",
+                        u8::from(c.trusted()),
+                        c.lag().map_or(0, |lag| lag.as_millis().min(u128::from(u32::MAX))),
+                        f.invalidations.load(Relaxed),
+                        f.fallback_reads.load(Relaxed),
+                        f.resets.load(Relaxed)
+                    )
+                } else {
+                    format!("{name},kind=write-through,coherence=none")
+                };
+                lines.push(("policy", line));
+            }
             Policy::Migrate(_) => lines.push(("policy", format!("{name},kind=migrate"))),
             Policy::Replicate(_) => lines.push(("policy", format!("{name},kind=replicate"))),
         }

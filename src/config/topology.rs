@@ -1,0 +1,204 @@
+//! Where a configuration keeps its truth when several Keyways run it (one
+//! per Horizon host behind a load balancer): which stores every host shares,
+//! which are per host, and whether each write-through cache can stay true to
+//! a store other hosts write (README "One host or several").
+
+use super::{problem, Coherence, Config, ConfigError, PolicyConfig};
+
+/// A key Django's cache session engine writes, to find the sessions' route.
+pub const SAMPLE_SESSION_KEY: &str =
+    ":1:django.contrib.sessions.cache0123456789abcdefghijklmnopqrstuv";
+
+/// Whether a backend URL names a store only this host reaches: memory, a
+/// SQLite file, or memcached/redis servers on loopback or Unix sockets.
+pub fn url_is_per_host(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    match scheme {
+        "memory" | "sqlite" => true,
+        "memcached" => rest
+            .split(',')
+            .filter(|server| !server.is_empty())
+            .all(|server| host_is_local(server_host(server))),
+        "redis" | "rediss" | "postgres" | "postgresql" | "mysql" | "mariadb" => {
+            let authority = rest.split('/').next().unwrap_or("");
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            rest.starts_with('/') || host_is_local(server_host(host_port))
+        }
+        _ => false,
+    }
+}
+
+/// The host of `host:port[:weight]`, `[v6]:port` or a socket path.
+fn server_host(server: &str) -> &str {
+    if server.starts_with('/') {
+        return server;
+    }
+    if let Some(rest) = server.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    server.split(':').next().unwrap_or(server)
+}
+
+fn host_is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host == "localhost"
+        || host == "::1"
+        || host.starts_with("127.")
+        || host.is_empty()
+}
+
+impl Config {
+    /// Whether what `name` (a backend or policy) holds lives on this host only.
+    pub fn is_per_host(&self, name: &str) -> bool {
+        match self.policies.get(name) {
+            None => self
+                .backends
+                .get(name)
+                .is_some_and(|backend| url_is_per_host(&backend.url)),
+            Some(PolicyConfig::WriteThrough { durable, .. }) => self.is_per_host(durable),
+            Some(PolicyConfig::Migrate { to, .. }) => self.is_per_host(to),
+            Some(PolicyConfig::Shadow { primary, .. }) => self.is_per_host(primary),
+            Some(
+                PolicyConfig::Failover { members, .. } | PolicyConfig::Replicate { members, .. },
+            ) => members.iter().all(|member| self.is_per_host(member)),
+        }
+    }
+
+    /// Whether the write-through policy `name` follows its durable store's
+    /// change log: its cache is per host, the store is shared or a SQLite
+    /// file (other processes may write it), and coherence is not "none".
+    pub fn watches(&self, name: &str) -> bool {
+        let Some(PolicyConfig::WriteThrough {
+            cache,
+            durable,
+            coherence,
+            ..
+        }) = self.policies.get(name)
+        else {
+            return false;
+        };
+        *coherence == Coherence::Watch && self.is_per_host(cache) && self.is_sql(durable)
+    }
+
+    fn is_sql(&self, name: &str) -> bool {
+        self.backends
+            .get(name)
+            .is_some_and(|backend| backend.is_durable())
+    }
+
+    /// Refuses a per-host cache in front of a shared store Keyway cannot
+    /// watch, unless the policy says `coherence = "none"`.
+    pub(super) fn validate_coherence(&self) -> Result<(), ConfigError> {
+        for (name, policy) in &self.policies {
+            let PolicyConfig::WriteThrough {
+                cache,
+                durable,
+                coherence,
+                max_staleness_ms,
+            } = policy
+            else {
+                continue;
+            };
+            if *coherence == Coherence::None || !self.is_per_host(cache) {
+                continue;
+            }
+            if !self.is_sql(durable) {
+                if self.is_per_host(durable) {
+                    continue; // nothing shared: nothing to watch
+                }
+                return Err(problem(
+                    format!("policies.{name}.durable"),
+                    format!(
+                        "{durable:?} is not a SQL backend, so Keyway cannot watch it for other \
+                         Keyways' writes, and the per-host cache {cache:?} in front of it would \
+                         serve values other hosts have changed or deleted; make the durable \
+                         member a SQL backend, or set coherence = \"none\" if this is the only \
+                         Keyway writing it"
+                    ),
+                ));
+            }
+            let poll = self.backends[durable].poll_interval_ms;
+            if poll == 0 {
+                return Err(problem(
+                    format!("backends.{durable}.poll_interval_ms"),
+                    "must be at least 1",
+                ));
+            }
+            if *max_staleness_ms <= poll {
+                return Err(problem(
+                    format!("policies.{name}.max_staleness_ms"),
+                    format!(
+                        "{max_staleness_ms} is not above backends.{durable}.poll_interval_ms \
+                         ({poll}): the cache would never be trusted; make it at least twice the \
+                         interval"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a user running this configuration on several hosts should know:
+    /// sessions kept per host (`session_route`: the index of the route
+    /// [`SAMPLE_SESSION_KEY`] takes), caches that do not watch their store.
+    pub fn topology_warnings(&self, session_route: Option<usize>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(i) = session_route {
+            let target = self.routes[i].target();
+            if self.is_per_host(target) {
+                warnings.push(format!(
+                    "routes[{i}]: Django sessions go to {target:?}, which is kept on this host \
+                     only; behind a load balancer that sends a user to several hosts, a user \
+                     signed in on one host is a stranger on the next (README \"One host or \
+                     several\")"
+                ));
+            }
+        }
+        for (name, policy) in &self.policies {
+            if let PolicyConfig::WriteThrough {
+                cache,
+                coherence: Coherence::None,
+                ..
+            } = policy
+            {
+                if self.is_per_host(cache) {
+                    warnings.push(format!(
+                        "policies.{name}: coherence = \"none\": the per-host cache {cache:?} \
+                         does not learn of other Keyways' writes; run a single Keyway on this store"
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_local_stores_are_per_host() {
+        for url in [
+            "memory://",
+            "sqlite://sessions.sqlite3",
+            "memcached://127.0.0.1:11211,localhost:11212",
+            "memcached:///run/memcached.sock",
+            "redis://127.0.0.1:6379/0",
+            "redis://:pw@[::1]:6379",
+            "postgres://keyway@127.0.0.1:5432/horizon",
+        ] {
+            assert!(url_is_per_host(url), "{url}");
+        }
+        for url in [
+            "memcached://10.0.0.11:11211,127.0.0.1:11211",
+            "redis://redis.example:6379",
+            "postgres://u@db/x",
+            "mysql://u:p@10.1.1.1:3306/x",
+        ] {
+            assert!(!url_is_per_host(url), "{url}");
+        }
+    }
+}

@@ -179,6 +179,54 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn tiered(durable_url: &str, extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!(
+            "[listen]\nresp = \"127.0.0.1:6379\"\n\
+             [backends.hot]\nurl = \"memory://\"\n\
+             [backends.store]\nurl = \"{durable_url}\"\n\
+             [policies.t]\nkind = \"write-through\"\ncache = \"hot\"\ndurable = \"store\"\n{extra}\n\
+             [[routes]]\nglob = \"*\"\npolicy = \"t\"\n"
+        ))
+    }
+
+    #[test]
+    fn a_per_host_cache_over_a_store_keyway_cannot_watch_is_refused_unless_said_so() {
+        let error = tiered("redis://redis.internal:6379", "").unwrap_err();
+        assert_eq!(error.field, "policies.t.durable");
+        assert!(error.message.contains("cannot watch"), "{error}");
+        assert!(tiered("memcached://10.0.0.1:11211", "").is_err());
+        let config = tiered("redis://redis.internal:6379", "coherence = \"none\"").unwrap();
+        assert!(!config.watches("t"));
+        assert!(config.topology_warnings(None)[0].contains("coherence = \"none\""));
+        // Nothing shared, nothing to watch.
+        assert!(tiered("redis://127.0.0.1:6379", "").is_ok());
+    }
+
+    #[test]
+    fn a_per_host_cache_over_sql_watches_it_within_a_bound_above_the_poll_interval() {
+        let config = tiered("postgres://k@db.internal/h", "").unwrap();
+        assert!(config.watches("t"));
+        assert!(tiered("sqlite://s.sqlite3", "").unwrap().watches("t"));
+        let error = tiered("postgres://k@db.internal/h", "max_staleness_ms = 20").unwrap_err();
+        assert_eq!(error.field, "policies.t.max_staleness_ms");
+    }
+
+    #[test]
+    fn sessions_kept_per_host_are_pointed_out() {
+        let config = Config::embedded_default();
+        let session_route = config
+            .routes
+            .iter()
+            .position(|r| r.glob.as_deref().is_some_and(|g| g.contains("sessions")));
+        let warnings = config.topology_warnings(session_route);
+        assert!(
+            warnings[0].contains("kept on this host only"),
+            "{warnings:?}"
+        );
+        let shared = tiered("postgres://k@db.internal/h", "").unwrap();
+        assert!(shared.topology_warnings(Some(0)).is_empty());
+    }
+
     #[test]
     fn loopback_and_local_stores_are_per_host() {
         for url in [

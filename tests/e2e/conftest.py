@@ -120,6 +120,10 @@ def wait_until(what, ready, timeout=60.0):
         time.sleep(0.1)
 
 
+# The PostgreSQL and MariaDB URLs the suite's Keyway uses (set at start).
+SQL_URLS = {}
+
+
 def start_sql_server(script, ready_command, url):
     """Runs tests/servers/<script> on a free port; it stops the server when
     this process exits."""
@@ -158,7 +162,8 @@ def start_keyway():
     )
     wait_for(ports["redis"])
     config = Path(_workdir.name) / "keyway.toml"
-    config.write_text(CONFIG.format(workdir=_workdir.name, **ports, **sql_urls()))
+    SQL_URLS.update(sql_urls())
+    config.write_text(CONFIG.format(workdir=_workdir.name, **ports, **SQL_URLS))
     log = open(Path(_workdir.name) / "keyway.log", "w")
     _process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stderr=log, stdout=log)
     wait_for(ports["memcache"])

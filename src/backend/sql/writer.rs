@@ -113,7 +113,9 @@ impl Shared {
         let mut tries = 0;
         loop {
             match self.try_create_schema().await {
-                Err(_) if tries < 3 => {
+                // Only the database's own refusals: an unreachable one
+                // must fail within the request's time.
+                Err(sqlx::Error::Database(_)) if tries < 3 => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
                 }

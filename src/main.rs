@@ -208,7 +208,7 @@ async fn bulk_copy(
     use keyway::policy::bulk_copy::BulkCopy;
     let (from, to) = match (policy, from_to) {
         (Some(name), _) => match config.policies.get(&name) {
-            Some(PolicyConfig::Migrate { from, to }) => (from.clone(), to.clone()),
+            Some(PolicyConfig::Migrate { from, to, .. }) => (from.clone(), to.clone()),
             Some(_) => {
                 eprintln!("policies.{name} is not a migrate policy; use --from and --to");
                 return ExitCode::FAILURE;

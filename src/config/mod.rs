@@ -83,7 +83,15 @@ pub enum PolicyConfig {
     },
     /// Moving a live store: writes go to `to`, deletes to both, reads try
     /// `to` then `from`, copying what they find with its remaining TTL.
-    Migrate { from: String, to: String },
+    Migrate {
+        from: String,
+        to: String,
+        /// `"watch"`: a per-host `to` over a shared `from` is refused (other
+        /// Keyways' deletes would not reach this host's copies); `"none"`:
+        /// only this Keyway uses `from`.
+        #[serde(default)]
+        coherence: Coherence,
+    },
     /// Ordered members: requests go to the first one that is up.
     Failover {
         members: Vec<String>,
@@ -162,7 +170,9 @@ impl PolicyConfig {
             PolicyConfig::WriteThrough { cache, durable, .. } => {
                 vec![("cache".into(), cache), ("durable".into(), durable)]
             }
-            PolicyConfig::Migrate { from, to } => vec![("from".into(), from), ("to".into(), to)],
+            PolicyConfig::Migrate { from, to, .. } => {
+                vec![("from".into(), from), ("to".into(), to)]
+            }
             PolicyConfig::Shadow {
                 primary, shadow, ..
             } => vec![("primary".into(), primary), ("shadow".into(), shadow)],

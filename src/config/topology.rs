@@ -92,6 +92,24 @@ impl Config {
     /// watch, unless the policy says `coherence = "none"`.
     pub(super) fn validate_coherence(&self) -> Result<(), ConfigError> {
         for (name, policy) in &self.policies {
+            if let PolicyConfig::Migrate {
+                from,
+                to,
+                coherence: Coherence::Watch,
+            } = policy
+            {
+                if self.is_per_host(to) && !self.is_per_host(from) {
+                    return Err(problem(
+                        format!("policies.{name}.to"),
+                        format!(
+                            "{to:?} is kept on this host only while {from:?} is shared: what one \
+                             Keyway copies here, another Keyway's delete (a logout) does not \
+                             reach; make `to` a write-through policy over a shared SQL store, or \
+                             set coherence = \"none\" if this is the only Keyway using {from:?}"
+                        ),
+                    ));
+                }
+            }
             let PolicyConfig::WriteThrough {
                 cache,
                 durable,
@@ -209,6 +227,23 @@ mod tests {
         assert!(tiered("sqlite://s.sqlite3", "").unwrap().watches("t"));
         let error = tiered("postgres://k@db.internal/h", "max_staleness_ms = 20").unwrap_err();
         assert_eq!(error.field, "policies.t.max_staleness_ms");
+    }
+
+    #[test]
+    fn a_migration_from_a_shared_store_into_a_per_host_one_is_refused_unless_said_so() {
+        let config = |to: &str, extra: &str| {
+            Config::from_toml(&format!(
+                "[listen]\nresp = \"127.0.0.1:6379\"\n\
+                 [backends.old]\nurl = \"memcached://10.0.0.11:11211\"\n\
+                 [backends.new]\nurl = \"{to}\"\n\
+                 [policies.m]\nkind = \"migrate\"\nfrom = \"old\"\nto = \"new\"\n{extra}\n\
+                 [[routes]]\nglob = \"*\"\npolicy = \"m\"\n"
+            ))
+        };
+        assert_eq!(config("memory://", "").unwrap_err().field, "policies.m.to");
+        assert!(config("sqlite://s.sqlite3", "").is_err());
+        assert!(config("memory://", "coherence = \"none\"").is_ok());
+        assert!(config("postgres://k@db.internal/h", "").is_ok());
     }
 
     #[test]

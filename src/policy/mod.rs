@@ -94,7 +94,7 @@ impl Policy {
                 };
                 Policy::WriteThrough(WriteThrough::new(cache, durable, coherence))
             }
-            PolicyConfig::Migrate { from, to } => {
+            PolicyConfig::Migrate { from, to, .. } => {
                 Policy::Migrate(Migrate::new(member(from)?, member(to)?))
             }
             PolicyConfig::Failover {

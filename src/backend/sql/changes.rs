@@ -4,8 +4,8 @@
 //! deleted.
 //!
 //! Every write transaction the [`writer`](super::writer) commits also adds one
-//! row per changed key to `{table}_changes`, numbered with a counter it bumps
-//! just before committing. The counter is one row, so its lock orders the
+//! row to `{table}_changes` — the keys it changed, packed — numbered with a
+//! counter it bumps just before committing. The counter is one row, so its lock orders the
 //! writing transactions of every process: a reader that sees number N has
 //! seen every change numbered below N (a plain sequence or auto-increment
 //! would not promise that: their numbers are taken at insert time and commit
@@ -29,7 +29,6 @@ use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::broadcast;
 
-use super::dialect::Dialect;
 use super::writer::{Shared, Write};
 use crate::op::{now_ms, Db};
 
@@ -48,12 +47,10 @@ pub fn current_origin() -> u64 {
 /// longer than [`GAP_AFTER`] tells its tiers to start afresh.
 const RETENTION: Duration = Duration::from_secs(300);
 const GAP_AFTER: Duration = Duration::from_secs(60);
-/// Entries read per poll query; more are read by further queries.
-const PAGE: i64 = 10_000;
+/// Log rows (transactions) read per poll query; more are read by further queries.
+const PAGE: i64 = 1_000;
 /// Polls kept for a slow tier before it must start afresh.
 const FEED_CAPACITY: usize = 1024;
-/// Entries per insert statement (6 parameters each).
-const INSERT_ROWS: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -128,37 +125,93 @@ pub(super) async fn log(
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
     changes.retain(|c| seen.insert((c.kind as u8, c.db, c.key.clone(), c.origin)));
     let st = &shared.statements.changes;
-    sqlx::query(&st.bump).execute(&mut *conn).await?;
-    let seq: i64 = sqlx::query(&st.current)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
-    let at = now_ms() as i64;
-    for chunk in changes.chunks(INSERT_ROWS) {
-        let sql = st.insert(chunk.len());
-        let mut query = sqlx::query(&sql);
-        for change in chunk {
-            query = query
-                .bind(seq)
-                .bind(change.kind as i64)
-                .bind(i64::from(change.db))
-                .bind(&change.key[..])
-                .bind(change.origin as i64);
-            query = query.bind(at);
-        }
-        query.execute(&mut *conn).await?;
+    if let Some(bump) = &st.bump {
+        sqlx::query(bump).execute(&mut *conn).await?;
     }
+    sqlx::query(&st.insert)
+        .bind(pack(changes))
+        .bind(now_ms() as i64)
+        .execute(&mut *conn)
+        .await?;
     shared
         .changes_logged
         .fetch_add(changes.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 
-/// Deletes log entries older than [`RETENTION`].
-pub(super) async fn trim(shared: &Shared) {
-    let before = now_ms().saturating_sub(RETENTION.as_millis() as u64) as i64;
-    let result = sqlx::query(&shared.statements.changes.trim)
-        .bind(before)
+/// A transaction's changes as one blob: per change its kind and db (a byte
+/// each), origin (8 bytes), key length (4 bytes, little-endian) and key.
+fn pack(changes: &[Change]) -> Vec<u8> {
+    let size = changes.iter().map(|c| 14 + c.key.len()).sum();
+    let mut out = Vec::with_capacity(size);
+    for change in changes {
+        out.push(change.kind as u8);
+        out.push(change.db);
+        out.extend_from_slice(&change.origin.to_le_bytes());
+        out.extend_from_slice(&(change.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&change.key);
+    }
+    out
+}
+
+/// The changes in a blob [`pack`] made; `None` if it is not one.
+fn unpack(blob: &[u8], out: &mut Vec<Change>) -> Option<()> {
+    let mut rest = blob;
+    while !rest.is_empty() {
+        let (head, tail) = rest.split_at_checked(14)?;
+        let kind = match head[0] {
+            0 => ChangeKind::Key,
+            1 => ChangeKind::FlushDb,
+            2 => ChangeKind::FlushAll,
+            _ => return None,
+        };
+        let origin = u64::from_le_bytes(head[2..10].try_into().ok()?);
+        let len = u32::from_le_bytes(head[10..14].try_into().ok()?) as usize;
+        let (key, tail) = tail.split_at_checked(len)?;
+        out.push(Change {
+            kind,
+            db: head[1],
+            key: Bytes::copy_from_slice(key),
+            origin,
+        });
+        rest = tail;
+    }
+    Some(())
+}
+
+/// Where the log stood at past sweeps, so that entries older than
+/// [`RETENTION`] can be deleted by number (the log has no time index: one
+/// index fewer on every write).
+#[derive(Default)]
+pub(super) struct TrimClock(parking_lot::Mutex<std::collections::VecDeque<(Instant, i64)>>);
+
+/// Notes where the log stands and deletes the entries written before the
+/// oldest mark that is at least [`RETENTION`] old. Runs with the sweeper.
+pub(super) async fn trim(shared: &Shared, clock: &TrimClock) {
+    let st = &shared.statements.changes;
+    let now = Instant::now();
+    let seq: i64 = match sqlx::query(&st.current).fetch_one(&shared.pool).await {
+        Ok(row) => match row.try_get(0) {
+            Ok(seq) => seq,
+            Err(_) => return,
+        },
+        Err(_) => return, // the database is down; the sweep after will do
+    };
+    let below = {
+        let mut marks = clock.0.lock();
+        marks.push_back((now, seq));
+        let mut below = None;
+        while marks
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= RETENTION)
+        {
+            below = marks.pop_front().map(|(_, seq)| seq);
+        }
+        below
+    };
+    let Some(below) = below else { return };
+    let result = sqlx::query(&st.trim)
+        .bind(below)
         .execute(&shared.pool)
         .await;
     if let Err(error) = result {
@@ -282,7 +335,7 @@ async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<(Vec<Chang
     let Some(after) = *last else {
         shared.create_schema().await.map_err(|e| e.to_string())?;
         let seq: i64 = sqlx::query(&st.current)
-            .fetch_one(&shared.pool)
+            .fetch_one(&shared.feed_pool)
             .await
             .and_then(|row| row.try_get(0))
             .map_err(|e| e.to_string())?;
@@ -291,61 +344,52 @@ async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<(Vec<Chang
     };
     let mut after = after;
     let mut changes = Vec::new();
-    let mut gap = false;
     loop {
         let rows = sqlx::query(&st.poll)
             .bind(after)
             .bind(PAGE)
-            .fetch_all(&shared.pool)
+            .fetch_all(&shared.feed_pool)
             .await
             .map_err(|e| e.to_string())?;
-        let full = rows.len() as i64 == PAGE;
-        let mut page_last = after;
         for row in &rows {
-            let (seq, change) = change_of(shared.dialect, row).map_err(|e| e.to_string())?;
-            page_last = seq;
-            changes.push(change);
+            let seq: i64 = row.try_get(0).map_err(|e| e.to_string())?;
+            let blob: Vec<u8> = row.try_get(1).map_err(|e| e.to_string())?;
+            unpack(&blob, &mut changes)
+                .ok_or_else(|| format!("change-log entry {seq} is not one Keyway wrote"))?;
+            after = seq;
         }
-        if !full {
-            after = page_last;
+        if (rows.len() as i64) < PAGE {
             break;
-        }
-        // The last seq of a full page may continue on the next: read it
-        // again (applying a change twice is harmless), unless the whole page
-        // was that one seq, which cannot be paged: then start afresh.
-        if rows.first().and_then(|r| r.try_get::<i64, _>(0).ok()) == Some(page_last) {
-            gap = true;
-            after = page_last;
-        } else {
-            after = page_last - 1;
         }
     }
     *last = Some(after);
-    Ok((changes, gap))
+    Ok((changes, false))
 }
 
-fn change_of(dialect: Dialect, row: &sqlx::any::AnyRow) -> Result<(i64, Change), sqlx::Error> {
-    let seq: i64 = row.try_get(0)?;
-    let kind = match row.try_get::<i64, _>(1)? {
-        1 => ChangeKind::FlushDb,
-        2 => ChangeKind::FlushAll,
-        _ => ChangeKind::Key,
-    };
-    let db: i64 = row.try_get(2)?;
-    let key = if dialect == Dialect::MySql {
-        let text: String = row.try_get(3)?;
-        hex::decode(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-    } else {
-        row.try_get::<Vec<u8>, _>(3)?
-    };
-    let origin: i64 = row.try_get(4)?;
-    Ok((
-        seq,
-        Change {
-            kind,
-            db: db as Db,
-            key: Bytes::from(key),
-            origin: origin as u64,
-        },
-    ))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_changes_unpack_to_the_same() {
+        let changes = vec![
+            Change {
+                kind: ChangeKind::Key,
+                db: 3,
+                key: Bytes::from_static(b"k\r\n\0"),
+                origin: u64::MAX,
+            },
+            Change {
+                kind: ChangeKind::FlushAll,
+                db: 0,
+                key: Bytes::new(),
+                origin: 0,
+            },
+        ];
+        let mut out = Vec::new();
+        unpack(&pack(&changes), &mut out).unwrap();
+        assert_eq!(out, changes);
+        assert!(unpack(&pack(&changes)[..5], &mut Vec::new()).is_none());
+        assert!(unpack(b"\x09", &mut Vec::new()).is_none());
+    }
 }

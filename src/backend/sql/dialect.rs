@@ -83,20 +83,24 @@ pub struct Statements {
     pub changes: ChangeStatements,
 }
 
-/// The change log: `{t}_changes` holds (seq, kind, db, key, origin, at_ms)
-/// per changed key, `{t}_change_seq` the one counter row whose lock orders
-/// the writing transactions.
+/// The change log: `{t}_changes` holds one row per writing transaction —
+/// its number, the changed keys packed in one blob, and when — and
+/// `{t}_change_seq` the one counter row whose lock orders the writing
+/// transactions.
 pub struct ChangeStatements {
     dialect: Dialect,
     table: String,
-    /// Takes the counter row's lock until commit and moves it on.
-    pub bump: String,
-    /// → the counter (inside the writing transaction: this one's seq;
-    /// outside: the last committed seq).
+    /// Takes the counter row's lock until commit and moves it on (None:
+    /// `insert` does it, in one statement on PostgreSQL).
+    pub bump: Option<String>,
+    /// → the last committed seq.
     pub current: String,
-    /// after_seq, limit → seq, kind, db, key (hex on MySQL), origin, in seq order.
+    /// changes, at_ms: this transaction's entry, numbered with the counter
+    /// it has just bumped (read in the statement: no round trip).
+    pub insert: String,
+    /// after_seq, limit → seq, changes; in seq order.
     pub poll: String,
-    /// before_ms: deletes older entries.
+    /// below_seq: deletes older entries.
     pub trim: String,
 }
 
@@ -227,6 +231,7 @@ impl Statements {
             &mut self.scan,
             &mut self.sweep,
             &mut self.flush_db,
+            &mut self.changes.insert,
             &mut self.changes.poll,
             &mut self.changes.trim,
         ] {
@@ -239,79 +244,48 @@ impl Statements {
 impl ChangeStatements {
     fn new(dialect: Dialect, table: &str) -> Self {
         let t = table;
-        let key = match dialect {
-            Dialect::MySql => "HEX(cache_key)",
-            Dialect::Sqlite | Dialect::Postgres => "cache_key",
-        };
         Self {
             dialect,
             table: t.to_string(),
-            bump: format!("UPDATE {t}_change_seq SET seq = seq + 1 WHERE id = 1"),
+            bump: (dialect != Dialect::Postgres)
+                .then(|| format!("UPDATE {t}_change_seq SET seq = seq + 1 WHERE id = 1")),
             current: format!("SELECT seq FROM {t}_change_seq WHERE id = 1"),
+            insert: match dialect {
+                Dialect::Postgres => format!(
+                    "WITH bumped AS (UPDATE {t}_change_seq SET seq = seq + 1 WHERE id = 1 \
+                     RETURNING seq) INSERT INTO {t}_changes (seq, changes, at_ms) \
+                     SELECT seq, ?, ? FROM bumped"
+                ),
+                Dialect::Sqlite | Dialect::MySql => format!(
+                    "INSERT INTO {t}_changes (seq, changes, at_ms) \
+                     VALUES ((SELECT seq FROM {t}_change_seq WHERE id = 1), ?, ?)"
+                ),
+            },
             poll: format!(
-                "SELECT seq, kind, db, {key}, origin FROM {t}_changes WHERE seq > ? ORDER BY seq LIMIT ?"
+                "SELECT seq, changes FROM {t}_changes WHERE seq > ? ORDER BY seq LIMIT ?"
             ),
-            trim: format!("DELETE FROM {t}_changes WHERE at_ms < ?"),
+            trim: format!("DELETE FROM {t}_changes WHERE seq < ?"),
         }
     }
 
     fn create(&self) -> Vec<String> {
         let t = &self.table;
-        match self.dialect {
-            Dialect::Sqlite => vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq INTEGER NOT NULL, \
-                     kind INTEGER NOT NULL, db INTEGER NOT NULL, cache_key BLOB NOT NULL, \
-                     origin INTEGER NOT NULL, at_ms INTEGER NOT NULL)"
-                ),
-                format!("CREATE INDEX IF NOT EXISTS {t}_changes_seq ON {t}_changes (seq)"),
-                format!("CREATE INDEX IF NOT EXISTS {t}_changes_at ON {t}_changes (at_ms)"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)"
-                ),
-                format!("INSERT OR IGNORE INTO {t}_change_seq (id, seq) VALUES (1, 0)"),
-            ],
-            Dialect::Postgres => vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq BIGINT NOT NULL, \
-                     kind BIGINT NOT NULL, db BIGINT NOT NULL, cache_key BYTEA NOT NULL, \
-                     origin BIGINT NOT NULL, at_ms BIGINT NOT NULL)"
-                ),
-                format!("CREATE INDEX IF NOT EXISTS {t}_changes_seq ON {t}_changes (seq)"),
-                format!("CREATE INDEX IF NOT EXISTS {t}_changes_at ON {t}_changes (at_ms)"),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL)"
-                ),
-                format!(
-                    "INSERT INTO {t}_change_seq (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
-                ),
-            ],
-            Dialect::MySql => vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_changes (seq BIGINT NOT NULL, \
-                     kind BIGINT NOT NULL, db BIGINT NOT NULL, cache_key VARBINARY(1024) NOT NULL, \
-                     origin BIGINT NOT NULL, at_ms BIGINT NOT NULL, \
-                     KEY {t}_changes_seq (seq), KEY {t}_changes_at (at_ms)) ENGINE=InnoDB"
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t}_change_seq (id BIGINT NOT NULL PRIMARY KEY, \
-                     seq BIGINT NOT NULL) ENGINE=InnoDB"
-                ),
-                format!("INSERT IGNORE INTO {t}_change_seq (id, seq) VALUES (1, 0)"),
-            ],
-        }
-    }
-
-    /// An insert of `rows` change entries of (seq, kind, db, key, origin, at_ms).
-    pub fn insert(&self, rows: usize) -> String {
-        let t = &self.table;
-        let values = vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ");
-        number_placeholders(
-            self.dialect,
-            &format!(
-                "INSERT INTO {t}_changes (seq, kind, db, cache_key, origin, at_ms) VALUES {values}"
+        let (int, blob, ignore, conflict, engine) = match self.dialect {
+            Dialect::Sqlite => ("INTEGER", "BLOB", "OR IGNORE ", "", ""),
+            Dialect::Postgres => ("BIGINT", "BYTEA", "", " ON CONFLICT (id) DO NOTHING", ""),
+            Dialect::MySql => ("BIGINT", "LONGBLOB", "IGNORE ", "", " ENGINE=InnoDB"),
+        };
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t}_changes (seq {int} NOT NULL PRIMARY KEY, \
+                 changes {blob} NOT NULL, at_ms {int} NOT NULL){engine}"
             ),
-        )
+            format!(
+                "CREATE TABLE IF NOT EXISTS {t}_change_seq (id {int} NOT NULL PRIMARY KEY, \
+                 seq {int} NOT NULL){engine}"
+            ),
+            format!("INSERT {ignore}INTO {t}_change_seq (id, seq) VALUES (1, 0){conflict}"),
+        ]
     }
 }
 

@@ -50,6 +50,7 @@ pub struct SqlBackend {
     request_timeout: Duration,
     feed: Arc<changes::ChangeFeed>,
     poll_interval: Duration,
+    trim_clock: changes::TrimClock,
     /// Stops the change feed's poller with the backend.
     stop: tokio_util::sync::CancellationToken,
     _stop_guard: tokio_util::sync::DropGuard,
@@ -97,6 +98,28 @@ fn connect_url(
     }
 }
 
+/// A lazily connecting pool of at most `connections`; SQLite connections
+/// are set up for WAL, full durability and waiting on locks.
+fn pool_options(dialect: Dialect, connections: u32, acquire_timeout: Duration) -> AnyPoolOptions {
+    let pool = AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(0)
+        .acquire_timeout(acquire_timeout);
+    if dialect != Dialect::Sqlite {
+        return pool;
+    }
+    pool.after_connect(|conn, _| {
+        Box::pin(async move {
+            // WAL lets reads run beside the writer; FULL makes every
+            // acknowledged commit survive a power cut, not only a crash.
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            conn.execute("PRAGMA synchronous = FULL").await?;
+            conn.execute("PRAGMA busy_timeout = 5000").await?;
+            Ok(())
+        })
+    })
+}
+
 /// The least time a SQLite connection may take to open (see `SqlBackend::new`).
 const SQLITE_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -118,23 +141,14 @@ impl SqlBackend {
             Dialect::Sqlite => config.connect_timeout().max(SQLITE_OPEN_TIMEOUT),
             _ => config.connect_timeout(),
         };
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(config.connections.unwrap_or(DEFAULT_CONNECTIONS) as u32)
-            .min_connections(0)
-            .acquire_timeout(acquire_timeout);
-        if dialect == Dialect::Sqlite {
-            pool = pool.after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets reads run beside the writer; FULL makes every
-                    // acknowledged commit survive a power cut, not only a crash.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    Ok(())
-                })
-            });
-        }
+        let connections = config.connections.unwrap_or(DEFAULT_CONNECTIONS) as u32;
+        let pool = pool_options(dialect, connections, acquire_timeout);
+        // The change feed polls on a connection of its own: were it to wait
+        // for one behind busy requests, the caches in front of this store
+        // would stop being trusted exactly when they help most.
+        let feed_pool = pool_options(dialect, 1, acquire_timeout);
         let shared = Arc::new(writer::Shared {
+            feed_pool: feed_pool.connect_lazy_with(options.clone()),
             pool: pool.connect_lazy_with(options),
             dialect,
             statements: Statements::new(dialect, &config.table),
@@ -153,6 +167,7 @@ impl SqlBackend {
             schema: OnceCell::new(),
             request_timeout: config.request_timeout(),
             feed: Arc::default(),
+            trim_clock: changes::TrimClock::default(),
             poll_interval: Duration::from_millis(config.poll_interval_ms),
             _stop_guard: stop.clone().drop_guard(),
             stop,
@@ -260,7 +275,7 @@ impl SqlBackend {
         if self.schema.get().is_none() {
             return;
         }
-        changes::trim(&self.shared).await;
+        changes::trim(&self.shared, &self.trim_clock).await;
         let st = &self.shared.statements;
         for _ in 0..SWEEP_STATEMENTS {
             let result = sqlx::query(&st.sweep)

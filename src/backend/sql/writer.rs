@@ -60,6 +60,8 @@ pub struct Job {
 
 pub struct Shared {
     pub pool: AnyPool,
+    /// One connection for the change feed's polls (`changes`).
+    pub feed_pool: AnyPool,
     pub dialect: Dialect,
     pub statements: Statements,
     pub next_cas: AtomicU64,

@@ -349,6 +349,11 @@ pub struct BackendConfig {
     /// The name the server's certificate must carry; the host of each
     /// server address when omitted.
     pub tls_server_name: Option<String>,
+    /// memcached backends: which server holds a key, as the client library
+    /// that filled the pool decides it (README "Putting Keyway in front of
+    /// an existing pool").
+    #[serde(default)]
+    pub placement: Placement,
     /// SQL backends: how often the change log is read while a per-host tier
     /// (a write-through policy's memory cache) sits in front of the backend.
     #[serde(default = "default_poll_interval_ms")]
@@ -369,6 +374,7 @@ impl BackendConfig {
             tls_ca_file: None,
             tls_server_name: None,
             poll_interval_ms: default_poll_interval_ms(),
+            placement: Placement::default(),
         }
     }
 
@@ -396,6 +402,21 @@ impl BackendConfig {
     pub fn is_durable(&self) -> bool {
         crate::backend::sql::Dialect::of_url(&self.url).is_some()
     }
+}
+
+/// How a memcached pool's client library places keys on its servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Ketama (md5), as libmemcached's ketama and twemproxy.
+    #[default]
+    Ketama,
+    /// pymemcache's HashClient (Django's PyMemcacheCache with a list LOCATION).
+    Pymemcache,
+    /// libmemcached's defaults (Django's PyLibMCCache without behaviors).
+    Pylibmc,
+    /// python-memcached's crc32 buckets (Django's MemcachedCache).
+    PythonMemcached,
 }
 
 fn default_capacity() -> Size {

@@ -25,7 +25,7 @@ impl MemcachedBackend {
     }
 
     fn server_of(&self, key: &[u8]) -> usize {
-        self.continuum.server_for(key)
+        self.placement.server_for(key)
     }
 
     /// Sends a one-key request (storage, delete, incr/decr, touch) to the

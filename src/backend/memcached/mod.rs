@@ -18,6 +18,7 @@
 
 mod forward;
 pub mod ketama;
+pub mod placement;
 mod wire;
 
 pub use wire::from_wire;
@@ -28,7 +29,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::try_join_all;
 use keyway_protocol::memcache::Response;
 
-use self::ketama::{Continuum, Server};
+use self::ketama::Server;
+use self::placement::Placement;
 use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
 use super::pipeline::{Expect, Memcache, MemcacheReply, Pool, PoolOptions};
 use super::{Backend, BackendError, Result};
@@ -68,7 +70,7 @@ fn unsupported(what: &str) -> BackendError {
 
 pub struct MemcachedBackend {
     pools: Vec<ServerPool>,
-    continuum: Continuum,
+    placement: Placement,
 }
 
 /// Parses `host:port[:weight],...` (the part after `memcached://`).
@@ -125,7 +127,7 @@ impl MemcachedBackend {
             .collect::<std::result::Result<Vec<_>, String>>()?;
         Ok(Self {
             pools,
-            continuum: Continuum::new(servers),
+            placement: Placement::new(config.placement, servers),
         })
     }
 
@@ -157,7 +159,7 @@ impl MemcachedBackend {
     }
 
     fn pool(&self, key: &WireKey) -> &ServerPool {
-        &self.pools[self.continuum.server_for(&key.hashed)]
+        &self.pools[self.placement.server_for(&key.hashed)]
     }
 
     /// One request to the server owning `key`, expecting `count` replies.
@@ -200,7 +202,7 @@ impl MemcachedBackend {
             .collect();
         for (position, key) in keys.iter().enumerate() {
             let key = wire_key(db, key)?;
-            let server = self.continuum.server_for(&key.hashed);
+            let server = self.placement.server_for(&key.hashed);
             meta(&mut batches[server].0, command, &key, flags);
             batches[server].1.push(position);
         }

@@ -1,0 +1,160 @@
+"""Keyway in front of a memcached pool that a Django client library filled
+with a list LOCATION: with the matching `placement`, Keyway finds every key
+the library wrote, and the library finds every key written through Keyway.
+
+Three real memcached servers; the libraries themselves place the keys
+(pymemcache's HashClient for PyMemcacheCache, libmemcached for
+PyLibMCCache), with Django's cache API on both sides.
+"""
+
+import subprocess
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from conftest import KEYWAY_BIN, free_port, wait_for
+
+KEYS = 3000
+
+BACKENDS = {
+    "pymemcache": "django.core.cache.backends.memcached.PyMemcacheCache",
+    "pylibmc": "django.core.cache.backends.memcached.PyLibMCCache",
+}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    ports = [free_port() for _ in range(3)]
+    servers = [
+        subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"])
+        for port in ports
+    ]
+    for port in ports:
+        wait_for(port)
+    yield ports
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def start_keyway(tmp_path, ports, placement):
+    port = free_port()
+    servers = ",".join(f"127.0.0.1:{p}" for p in ports)
+    config = tmp_path / f"{placement}.toml"
+    config.write_text(f"""
+[listen]
+memcache = "127.0.0.1:{port}"
+
+[backends.pool]
+url = "memcached://{servers}"
+placement = "{placement}"
+
+[[routes]]
+glob = "*"
+backend = "pool"
+""")
+    log = open(tmp_path / f"{placement}.log", "w")
+    process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+    wait_for(port)
+    return process, port
+
+
+def per_server(ports, keys):
+    """How many of `keys` (Django's full keys) each server holds."""
+    import pymemcache
+
+    counts = []
+    for port in ports:
+        client = pymemcache.Client(("127.0.0.1", port))
+        found = client.get_many(keys)
+        counts.append(len(found))
+        client.close()
+    return counts
+
+
+@pytest.mark.parametrize("library", ["pymemcache", "pylibmc"])
+def test_keyway_and_the_client_library_see_each_others_keys(tmp_path, pool, library):
+    keyway, port = start_keyway(tmp_path, pool, library)
+    backend = BACKENDS[library]
+    settings = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "direct": {"BACKEND": backend, "LOCATION": [f"127.0.0.1:{p}" for p in pool]},
+        "keyway": {"BACKEND": backend, "LOCATION": f"127.0.0.1:{port}"},
+    }
+    try:
+        with override_settings(CACHES=settings):
+            direct, keyway_cache = caches["direct"], caches["keyway"]
+            direct.clear()
+            # Written by the library over its list, read through Keyway.
+            written = {f"django.contrib.sessions.cache{i:032d}": f"session {i}" for i in range(KEYS)}
+            assert direct.set_many(written) == []
+            spread = per_server(pool, [f":1:{k}" for k in written])
+            assert sum(spread) == KEYS and min(spread) > KEYS / 6, spread
+            found = keyway_cache.get_many(list(written))
+            through_keyway = sum(1 for k, v in written.items() if found.get(k) == v)
+
+            # Written through Keyway, read by the library over its list.
+            direct.clear()
+            again = {f"user_pk_{i}_restrict": i for i in range(KEYS)}
+            assert keyway_cache.set_many(again) == []
+            found = direct.get_many(list(again))
+            through_library = sum(1 for k, v in again.items() if found.get(k) == v)
+            print(f"\n{library}: keys per server {spread}; written by {library}, found through Keyway: "
+                  f"{through_keyway}/{KEYS}; written through Keyway, found by {library}: {through_library}/{KEYS}")
+            assert through_keyway == KEYS
+            assert through_library == KEYS
+            direct.clear()
+            direct.close()
+            keyway_cache.close()
+    finally:
+        keyway.terminate()
+        assert keyway.wait(timeout=15) == 0
+
+
+def test_python_memcached_buckets_with_weights(tmp_path, pool):
+    """python-memcached (Django's MemcachedCache before 4.1): its crc32
+    buckets, each server repeated by its weight."""
+    import memcache
+
+    weights = [1, 2, 1]
+    servers = ",".join(f"127.0.0.1:{p}:{w}" for p, w in zip(pool, weights))
+    port = free_port()
+    config = tmp_path / "pm.toml"
+    config.write_text(f"""
+[listen]
+memcache = "127.0.0.1:{port}"
+[backends.pool]
+url = "memcached://{servers}"
+placement = "python-memcached"
+[[routes]]
+glob = "*"
+backend = "pool"
+""")
+    log = open(tmp_path / "pm.log", "w")
+    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+    wait_for(port)
+    try:
+        direct = memcache.Client([(f"127.0.0.1:{p}", w) for p, w in zip(pool, weights)])
+        through = memcache.Client([f"127.0.0.1:{port}"])
+        direct.flush_all()
+        written = {f":1:django.contrib.sessions.cache{i:032d}": f"session {i}" for i in range(KEYS)}
+        assert direct.set_multi(written) == []
+        spread = per_server(pool, list(written))
+        found = through.get_multi(list(written))
+        through_keyway = sum(1 for k, v in written.items() if found.get(k) == v)
+        direct.flush_all()
+        again = {f"user_pk_{i}_restrict": f"v{i}" for i in range(KEYS)}
+        assert through.set_multi(again) == []
+        found = direct.get_multi(list(again))
+        through_library = sum(1 for k, v in again.items() if found.get(k) == v)
+        print(f"\npython-memcached (weights {weights}): keys per server {spread}; found through Keyway "
+              f"{through_keyway}/{KEYS}; written through Keyway, found by python-memcached {through_library}/{KEYS}")
+        # The weight-2 server holds about half.
+        assert spread[1] > KEYS * 0.4, spread
+        assert through_keyway == KEYS
+        assert through_library == KEYS
+        direct.flush_all()
+    finally:
+        keyway.terminate()
+        assert keyway.wait(timeout=15) == 0

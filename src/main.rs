@@ -258,12 +258,13 @@ async fn bulk_copy(
     match copy.run().await {
         Ok(report) => {
             println!(
-                "{from} -> {to}: listed {}, copied {}, already there {}, gone or expired {}, \
-                 copies undone after a concurrent delete {} ({:.1} s)",
+                "{from} -> {to}: listed {}, copied {}, already there {}, deleted since listed {}, \
+                 expired {}, copies undone after a concurrent delete {} ({:.1} s)",
                 report.listed,
                 report.copied,
                 report.present,
                 report.gone,
+                report.expired,
                 report.undone,
                 started.elapsed().as_secs_f64()
             );

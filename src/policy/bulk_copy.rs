@@ -5,7 +5,9 @@
 //! memcached pool, with each server's `lru_crawler metadump all` (twice,
 //! merged: a dump is not a snapshot, and can miss an item memcached moves
 //! between its LRU queues meanwhile; reads through the migrate route copy
-//! any key both dumps miss). Each copy
+//! any key both dumps miss). A dumped key is read back from the server that
+//! listed it, whatever the pool's placement says: a pool some other client
+//! filled may hold keys where Keyway's placement would not look. Each copy
 //! is an add, so a newer write that reached the new store first is never
 //! overwritten, and running the command again only copies what is missing.
 //! A key deleted from the old store while its copy was being made (a logout
@@ -35,8 +37,11 @@ pub struct Report {
     pub copied: u64,
     /// Already in the new store (written or copied before): left alone.
     pub present: u64,
-    /// Listed but gone or expired by the time they were read.
+    /// Listed live, then gone by the time they were read (deleted — a
+    /// logout — or evicted in between).
     pub gone: u64,
+    /// Listed, but expired by the time they were read (or already when listed).
+    pub expired: u64,
     /// Copied, then found deleted from the old store meanwhile: deleted again.
     pub undone: u64,
 }
@@ -86,15 +91,18 @@ impl BulkCopy<'_> {
                     // passes: take two and merge them.
                     let servers = memcached.server_addrs();
                     let mut keys = dump_keys(&servers).await?;
-                    let mut seen: std::collections::HashSet<(Db, Bytes)> =
-                        keys.iter().cloned().collect();
-                    for key in dump_keys(&servers).await? {
-                        if seen.insert(key.clone()) {
-                            keys.push(key);
+                    let mut seen: std::collections::HashSet<(usize, Db, Bytes)> = keys
+                        .iter()
+                        .map(|l| (l.server, l.db, l.key.clone()))
+                        .collect();
+                    for listed in dump_keys(&servers).await? {
+                        if seen.insert((listed.server, listed.db, listed.key.clone())) {
+                            keys.push(listed);
                         }
                     }
                     self.progress.set_length(keys.len() as u64);
-                    self.copy_listed(keys, start, &mut report).await?;
+                    self.copy_listed(memcached, keys, start, &mut report)
+                        .await?;
                 }
                 _ => self.copy_scanned(start, &mut report).await?,
             },
@@ -125,7 +133,8 @@ impl BulkCopy<'_> {
                     page => page?,
                 };
                 report.listed += page.keys.len() as u64;
-                self.copy_batch(db, &page.keys, report).await?;
+                let items = self.from.get(db, &page.keys).await?;
+                self.copy_batch(db, &page.keys, items, report).await?;
                 cursor = page.cursor;
                 if cursor == 0 {
                     break;
@@ -143,28 +152,38 @@ impl BulkCopy<'_> {
         Ok(())
     }
 
-    /// Copies keys listed up front (memcached), resuming after `start.position` of them.
+    /// Copies keys listed up front (memcached), resuming after
+    /// `start.position` of them; each is read from the server that listed it.
     async fn copy_listed(
         &self,
-        keys: Vec<(Db, Bytes)>,
+        memcached: &crate::backend::memcached::MemcachedBackend,
+        keys: Vec<Listed>,
         start: Checkpoint,
         report: &mut Report,
     ) -> Result<(), CopyError> {
         let skip = start.position as usize;
         self.progress.set_position(skip.min(keys.len()) as u64);
         let mut done = skip;
+        let now_s = now_ms() / 1000;
         for chunk in keys.get(skip..).unwrap_or_default().chunks(BATCH) {
             report.listed += chunk.len() as u64;
-            // A dump mixes databases: copy each one's keys together.
-            for db in 0..DATABASES {
-                let batch: Vec<Bytes> = chunk
-                    .iter()
-                    .filter(|(key_db, _)| *key_db == db)
-                    .map(|(_, key)| key.clone())
-                    .collect();
-                if !batch.is_empty() {
-                    self.copy_batch(db, &batch, report).await?;
-                }
+            let (live, dead): (Vec<&Listed>, Vec<&Listed>) = chunk
+                .iter()
+                .partition(|listed| listed.expires.is_none_or(|at| at > now_s));
+            report.expired += dead.len() as u64;
+            self.progress.inc(dead.len() as u64);
+            // A dump mixes servers and databases: read each group together.
+            let mut groups: std::collections::BTreeMap<(usize, Db), Vec<Bytes>> =
+                std::collections::BTreeMap::new();
+            for listed in live {
+                groups
+                    .entry((listed.server, listed.db))
+                    .or_default()
+                    .push(listed.key.clone());
+            }
+            for ((server, db), batch) in groups {
+                let items = memcached.get_on(server, db, &batch).await?;
+                self.copy_batch(db, &batch, items, report).await?;
             }
             done += chunk.len();
             self.save_state(Checkpoint {
@@ -175,23 +194,28 @@ impl BulkCopy<'_> {
         Ok(())
     }
 
+    /// Copies `items` (what the old store holds for `keys`, just read).
     async fn copy_batch(
         &self,
         db: Db,
         keys: &[Bytes],
+        items: Vec<Option<crate::op::Item>>,
         report: &mut Report,
     ) -> Result<(), CopyError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let items = self.from.get(db, keys).await?;
         let now = now_ms();
         let mut copied = Vec::new();
         for (key, item) in keys.iter().zip(items) {
-            let Some(item) = item.filter(|item| !item.expiry.is_expired_at(now)) else {
+            let Some(item) = item else {
                 report.gone += 1;
                 continue;
             };
+            if item.expiry.is_expired_at(now) {
+                report.expired += 1;
+                continue;
+            }
             match self.to.store(db, copy_of(key, &item)).await?.status {
                 StoreStatus::Stored => copied.push((key.clone(), item.value)),
                 _ => report.present += 1,
@@ -244,12 +268,23 @@ impl BulkCopy<'_> {
     }
 }
 
+/// A key a server's dump listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    /// The server's position in the pool's URL.
+    server: usize,
+    db: Db,
+    key: Bytes,
+    /// Unix seconds it expires at (`None`: never).
+    expires: Option<u64>,
+}
+
 /// Every key of every server of a memcached pool, from `lru_crawler
 /// metadump all` (memcached 1.5+): one `key=<url-encoded> exp=...` line per
 /// item, then `END`. Keys are mapped back to Keyway's databases.
-async fn dump_keys(servers: &[std::net::SocketAddr]) -> Result<Vec<(Db, Bytes)>, CopyError> {
+async fn dump_keys(servers: &[std::net::SocketAddr]) -> Result<Vec<Listed>, CopyError> {
     let mut keys = Vec::new();
-    for &server in servers {
+    for (index, &server) in servers.iter().enumerate() {
         let mut stream = tokio::time::timeout(
             Duration::from_secs(5),
             tokio::net::TcpStream::connect(server),
@@ -302,7 +337,19 @@ async fn dump_keys(servers: &[std::net::SocketAddr]) -> Result<Vec<(Db, Bytes)>,
             } else {
                 raw
             };
-            keys.push(crate::backend::memcached::from_wire(&raw));
+            let (db, key) = crate::backend::memcached::from_wire(&raw);
+            let expires = line
+                .split(|&b| b == b' ')
+                .find_map(|token| token.strip_prefix(b"exp="))
+                .and_then(|exp| std::str::from_utf8(exp).ok()?.parse::<i64>().ok())
+                .filter(|&exp| exp >= 0)
+                .map(|exp| exp as u64);
+            keys.push(Listed {
+                server: index,
+                db,
+                key,
+                expires,
+            });
         }
     }
     Ok(keys)

@@ -158,3 +158,119 @@ backend = "pool"
     finally:
         keyway.terminate()
         assert keyway.wait(timeout=15) == 0
+
+
+SESSIONS = 300
+LOGOUTS = 20
+
+STORY = """
+[listen]
+memcache = "127.0.0.1:{port}"
+[runtime]
+data_dir = "{data}"
+[backends.old]
+url = "memcached://{servers}"
+placement = "{placement}"
+[backends.hot]
+url = "memory://"
+capacity = "16MiB"
+[backends.db]
+url = "sqlite://sessions.sqlite3"
+[policies.sessions]
+kind = "write-through"
+cache = "hot"
+durable = "db"
+[policies.moving]
+kind = "migrate"
+from = "old"
+to = "sessions"
+[[routes]]
+glob = "*django.contrib.sessions.*"
+policy = "{route}"
+[[routes]]
+glob = "*"
+backend = "old"
+"""
+
+
+@pytest.mark.parametrize("library", ["pymemcache", "pylibmc"])
+def test_sessions_move_from_a_pool_the_library_filled_without_a_logout(tmp_path, pool, library):
+    """Horizon's migration on the pool Django's own client filled with a list
+    LOCATION: sessions written by the library, some users returning through
+    the migrate route, some logging out, `keyway migrate` copying the rest,
+    then the durable route alone: nobody logged out, no logout undone."""
+    backend = BACKENDS[library]
+    port = free_port()
+    servers = ",".join(f"127.0.0.1:{p}" for p in pool)
+    config = tmp_path / "story.toml"
+
+    def keyway(route):
+        config.write_text(STORY.format(port=port, data=tmp_path / "data", servers=servers,
+                                       placement=library, route=route))
+        log = open(tmp_path / "story.log", "a")
+        process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+        wait_for(port)
+        return process
+
+    def stop(process):
+        caches["keyway"].close()
+        if library == "pylibmc":
+            # Django's close() leaves libmemcached's connections open (on
+            # purpose); without this the first request after the restart
+            # fails, as README "Deploying" says.
+            caches["keyway"]._cache.disconnect_all()
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+
+    settings = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "direct": {"BACKEND": backend, "LOCATION": [f"127.0.0.1:{p}" for p in pool]},
+        "keyway": {"BACKEND": backend, "LOCATION": f"127.0.0.1:{port}"},
+    }
+    with override_settings(CACHES=settings, SESSION_ENGINE="django.contrib.sessions.backends.cache"):
+        caches["direct"].clear()
+
+        def store(alias, key=None):
+            with override_settings(SESSION_CACHE_ALIAS=alias):
+                from django.contrib.sessions.backends.cache import SessionStore
+
+                return SessionStore(session_key=key)
+
+        def loadable(keys):
+            return sum(1 for i, k in keys.items() if store("keyway", k).load().get("user") == f"user{i}")
+
+        keys = {}
+        for i in range(SESSIONS):
+            session = store("direct")
+            session["user"] = f"user{i}"
+            session.set_expiry(3600)
+            session.save()
+            keys[i] = session.session_key
+        process = keyway("moving")
+        counts = {}
+        try:
+            returning = {i: k for i, k in keys.items() if i % 3 == 0}
+            counts["returning users found"] = loadable(returning)
+            logged_out = {i: keys[i] for i in range(1, 1 + 3 * LOGOUTS, 3)}
+            for key in logged_out.values():
+                store("keyway", key).delete()
+            result = subprocess.run([str(KEYWAY_BIN), "--config", str(config), "migrate", "--policy", "moving"],
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            counts["keyway migrate"] = result.stdout.strip()
+        finally:
+            stop(process)
+        caches["direct"].clear()  # the old pool is retired (and emptied)
+        process = keyway("sessions")
+        try:
+            staying = {i: k for i, k in keys.items() if i not in logged_out}
+            counts["found on the durable route"] = loadable(staying)
+            counts["logouts undone"] = sum(1 for k in logged_out.values() if store("keyway", k).load())
+        finally:
+            stop(process)
+    print(f"\n{library} migration story: {counts}")
+    assert counts["returning users found"] == len(returning)
+    assert f"listed {SESSIONS - LOGOUTS}," in counts["keyway migrate"]
+    assert "deleted since listed 0," in counts["keyway migrate"]
+    assert counts["found on the durable route"] == SESSIONS - LOGOUTS
+    assert counts["logouts undone"] == 0

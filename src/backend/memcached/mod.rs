@@ -183,7 +183,15 @@ impl MemcachedBackend {
         if let Some(touch) = &touch {
             flags.push(touch);
         }
-        self.per_key(db, keys, "mg", &flags, item).await
+        self.per_key(db, keys, "mg", &flags, item, None).await
+    }
+
+    /// Items for `keys` read from server `server` (by its position in the
+    /// URL), wherever the placement would look: `keyway migrate` reads each
+    /// key from the server whose dump listed it.
+    pub async fn get_on(&self, server: usize, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        self.per_key(db, keys, "mg", &["v", "f", "c", "t"], item, Some(server))
+            .await
     }
 
     /// Sends one meta command per key, batched per server (one pipelined
@@ -196,13 +204,14 @@ impl MemcachedBackend {
         command: &str,
         flags: &[&str],
         decode: impl Fn(Response) -> Result<T>,
+        on: Option<usize>,
     ) -> Result<Vec<T>> {
         let mut batches: Vec<(BytesMut, Vec<usize>)> = (0..self.pools.len())
             .map(|_| (BytesMut::new(), Vec::new()))
             .collect();
         for (position, key) in keys.iter().enumerate() {
             let key = wire_key(db, key)?;
-            let server = self.placement.server_for(&key.hashed);
+            let server = on.unwrap_or_else(|| self.placement.server_for(&key.hashed));
             meta(&mut batches[server].0, command, &key, flags);
             batches[server].1.push(position);
         }
@@ -349,11 +358,11 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        self.per_key(db, keys, "md", &[], |reply| match reply {
+        let deleted = |reply| match reply {
             Response::Meta { code, .. } => Ok(&code == b"HD"),
             other => Err(unexpected(other)),
-        })
-        .await
+        };
+        self.per_key(db, keys, "md", &[], deleted, None).await
     }
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {

@@ -406,11 +406,39 @@ async fn read_loop<F: Framer>(
     }
 }
 
+/// Every `interval`, resolves each pool's host name again
+/// ([`Pool::follow_name`]), for as long as any of the pools exists.
+pub fn follow_names<F: Framer>(pools: Vec<std::sync::Weak<Pool<F>>>, interval: Duration) {
+    if interval.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let mut alive = false;
+            for pool in pools.iter().filter_map(std::sync::Weak::upgrade) {
+                alive = true;
+                pool.follow_name().await;
+            }
+            if !alive {
+                return;
+            }
+        }
+    });
+}
+
 /// A few long-lived pipelined connections to one server, used round-robin
 /// and re-opened (with the handshake) when they break. Picking a live
 /// connection takes no lock; only reconnecting does.
 pub struct Pool<F: Framer> {
-    addr: SocketAddr,
+    /// Where new connections go: the configured address, or what the
+    /// followed name resolved to last.
+    addr: arc_swap::ArcSwap<SocketAddr>,
+    /// A host name resolved again before every new connection and every
+    /// `resolve_interval_seconds` (None: the configuration gave an address).
+    follow: Option<String>,
     slots: Vec<Slot<F>>,
     next: AtomicUsize,
     connect_timeout: Duration,
@@ -436,12 +464,21 @@ pub struct PoolOptions {
     pub handshake: Option<(Bytes, usize)>,
     /// Connect over TLS with this.
     pub tls: Option<crate::tls::Connector>,
+    /// The host name the address came from, to follow when it moves.
+    pub follow: Option<String>,
 }
 
 impl<F: Framer> Pool<F> {
     pub fn new(addr: SocketAddr, options: PoolOptions) -> Self {
+        // An address written as one has nothing to follow.
+        let follow = options.follow.filter(|host| {
+            host.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_err()
+        });
         Self {
-            addr,
+            addr: arc_swap::ArcSwap::from_pointee(addr),
+            follow,
             slots: (0..options.connections.max(1))
                 .map(|_| Slot {
                     current: ArcSwapOption::empty(),
@@ -458,7 +495,48 @@ impl<F: Framer> Pool<F> {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        **self.addr.load()
+    }
+
+    /// Resolves the followed host name again. When it no longer resolves to
+    /// the address in use, new connections go to the first address it does
+    /// resolve to: the pool's connections are let go (requests already sent
+    /// on them finish) and the change is logged. True if it changed. A name
+    /// that does not resolve leaves the address as it is.
+    pub async fn follow_name(&self) -> bool {
+        let Some(host) = &self.follow else {
+            return false;
+        };
+        let current = self.addr();
+        let lookup = tokio::net::lookup_host((host.as_str(), current.port()));
+        let resolved: Vec<SocketAddr> = match tokio::time::timeout(self.connect_timeout, lookup)
+            .await
+        {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(error)) => {
+                tracing::debug!(server = F::SERVER, host, %error, "cannot resolve; keeping the last address");
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let Some(&new) = resolved.first() else {
+            return false;
+        };
+        if resolved.contains(&current) {
+            return false;
+        }
+        tracing::info!(
+            server = F::SERVER,
+            host,
+            from = %current,
+            to = %new,
+            "backend address changed: new connections go to the new address"
+        );
+        self.addr.store(Arc::new(new));
+        for slot in &self.slots {
+            slot.current.store(None);
+        }
+        true
     }
 
     /// Connections open now.
@@ -500,8 +578,9 @@ impl<F: Framer> Pool<F> {
         if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
             return Ok(connection);
         }
+        self.follow_name().await;
         let connection = Connection::connect_with(
-            self.addr,
+            self.addr(),
             self.connect_timeout,
             self.request_timeout,
             self.max_value,
@@ -513,7 +592,7 @@ impl<F: Framer> Pool<F> {
                 .call(request.clone(), Expect::Count(*count))
                 .await?;
             if let Some(why) = replies.iter().find_map(F::failure) {
-                return Err(ConnectionError::Handshake(self.addr, why));
+                return Err(ConnectionError::Handshake(self.addr(), why));
             }
         }
         let connection = Arc::new(connection);

@@ -349,6 +349,11 @@ pub struct BackendConfig {
     /// The name the server's certificate must carry; the host of each
     /// server address when omitted.
     pub tls_server_name: Option<String>,
+    /// memcached and redis backends: seconds between resolving each
+    /// server's host name again (a name that moves is followed; every new
+    /// connection resolves it too); 0 only on reconnect.
+    #[serde(default = "default_resolve_interval_seconds")]
+    pub resolve_interval_seconds: u64,
     /// memcached backends: which server holds a key, as the client library
     /// that filled the pool decides it (README "Putting Keyway in front of
     /// an existing pool").
@@ -375,7 +380,13 @@ impl BackendConfig {
             tls_server_name: None,
             poll_interval_ms: default_poll_interval_ms(),
             placement: Placement::default(),
+            resolve_interval_seconds: default_resolve_interval_seconds(),
         }
+    }
+
+    /// How often server host names are resolved again (zero: never on a timer).
+    pub fn resolve_interval(&self) -> Duration {
+        Duration::from_secs(self.resolve_interval_seconds)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -429,6 +440,10 @@ fn default_connect_timeout_ms() -> u64 {
 
 fn default_request_timeout_ms() -> u64 {
     2000
+}
+
+fn default_resolve_interval_seconds() -> u64 {
+    30
 }
 
 fn default_poll_interval_ms() -> u64 {

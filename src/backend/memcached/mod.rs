@@ -24,6 +24,7 @@ mod wire;
 pub use wire::from_wire;
 
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::try_join_all;
@@ -69,7 +70,7 @@ fn unsupported(what: &str) -> BackendError {
 }
 
 pub struct MemcachedBackend {
-    pools: Vec<ServerPool>,
+    pools: Vec<Arc<ServerPool>>,
     placement: Placement,
 }
 
@@ -112,7 +113,7 @@ impl MemcachedBackend {
                     .uses_tls()
                     .then(|| config.tls_connector(&server.host))
                     .transpose()?;
-                Ok(ServerPool::new(
+                Ok(Arc::new(ServerPool::new(
                     addr,
                     PoolOptions {
                         connections,
@@ -121,10 +122,15 @@ impl MemcachedBackend {
                         max_value: MAX_VALUE,
                         handshake: None,
                         tls,
+                        follow: Some(server.host.clone()),
                     },
-                ))
+                )))
             })
             .collect::<std::result::Result<Vec<_>, String>>()?;
+        super::pipeline::follow_names(
+            pools.iter().map(Arc::downgrade).collect(),
+            config.resolve_interval(),
+        );
         Ok(Self {
             pools,
             placement: Placement::new(config.placement, servers),
@@ -133,7 +139,7 @@ impl MemcachedBackend {
 
     /// Each server's address, in configuration order.
     pub fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.pools.iter().map(ServerPool::addr).collect()
+        self.pools.iter().map(|pool| pool.addr()).collect()
     }
 
     /// `version` to every server, concurrently.

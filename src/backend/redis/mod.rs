@@ -20,6 +20,7 @@
 //! hash of the stored bytes: storing the same bytes again keeps the id.
 
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::resp::{parse_backend_reply, BackendReply as Reply};
@@ -65,10 +66,10 @@ return 1
 
 pub struct RedisBackend {
     /// RESP3 connections: Keyway's own operations and RESP3 clients' commands.
-    pool: Pool<Resp3>,
+    pool: Arc<Pool<Resp3>>,
     /// RESP2 connections for RESP2 clients' commands, so they get redis's
     /// RESP2 reply shapes (opened only if such a client comes).
-    pool2: Pool<Resp2>,
+    pool2: Arc<Pool<Resp2>>,
     base_db: u8,
     script_sha: String,
 }
@@ -283,9 +284,12 @@ impl RedisBackend {
             max_value: MAX_REPLY,
             handshake: handshake(version),
             tls: tls.clone(),
+            follow: Some(url.host.clone()),
         };
-        let pool = Pool::new(addr, options(Version::Resp3));
-        let pool2 = Pool::new(addr, options(Version::Resp2));
+        let pool = Arc::new(Pool::new(addr, options(Version::Resp3)));
+        let pool2 = Arc::new(Pool::new(addr, options(Version::Resp2)));
+        super::pipeline::follow_names(vec![Arc::downgrade(&pool)], config.resolve_interval());
+        super::pipeline::follow_names(vec![Arc::downgrade(&pool2)], config.resolve_interval());
         Ok(Self {
             pool,
             pool2,

@@ -73,13 +73,23 @@ def per_server(ports, keys):
     return counts
 
 
-@pytest.mark.parametrize("library", ["pymemcache", "pylibmc"])
-def test_keyway_and_the_client_library_see_each_others_keys(tmp_path, pool, library):
-    keyway, port = start_keyway(tmp_path, pool, library)
+# (library, Keyway's placement, the list client's OPTIONS)
+PAIRS = [
+    ("pymemcache", "pymemcache", {}),
+    ("pylibmc", "pylibmc", {}),
+    # pylibmc's ketama_weighted behavior is libmemcached's weighted ketama:
+    # the same continuum as twemproxy's, Keyway's default.
+    ("pylibmc", "ketama", {"behaviors": {"ketama_weighted": True}}),
+]
+
+
+@pytest.mark.parametrize("library,placement,options", PAIRS, ids=["pymemcache", "pylibmc", "pylibmc-ketama_weighted"])
+def test_keyway_and_the_client_library_see_each_others_keys(tmp_path, pool, library, placement, options):
+    keyway, port = start_keyway(tmp_path, pool, placement)
     backend = BACKENDS[library]
     settings = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "direct": {"BACKEND": backend, "LOCATION": [f"127.0.0.1:{p}" for p in pool]},
+        "direct": {"BACKEND": backend, "LOCATION": [f"127.0.0.1:{p}" for p in pool], "OPTIONS": options},
         "keyway": {"BACKEND": backend, "LOCATION": f"127.0.0.1:{port}"},
     }
     try:
@@ -100,7 +110,7 @@ def test_keyway_and_the_client_library_see_each_others_keys(tmp_path, pool, libr
             assert keyway_cache.set_many(again) == []
             found = direct.get_many(list(again))
             through_library = sum(1 for k, v in again.items() if found.get(k) == v)
-            print(f"\n{library}: keys per server {spread}; written by {library}, found through Keyway: "
+            print(f"\n{library} {options} / placement {placement}: keys per server {spread}; written by {library}, found through Keyway: "
                   f"{through_keyway}/{KEYS}; written through Keyway, found by {library}: {through_library}/{KEYS}")
             assert through_keyway == KEYS
             assert through_library == KEYS

@@ -23,6 +23,9 @@ command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v mariadb >/dev/null || need+=(mariadb-client)
 # pylibmc has wheels only for CPython 3.11; on 3.12+ it builds against these.
 dpkg -s libmemcached-dev zlib1g-dev >/dev/null 2>&1 || need+=(libmemcached-dev zlib1g-dev)
+# The legacy client stacks (tests/e2e_legacy) run on Debian's Python 3.11.
+python3.11 -c 'import ensurepip' 2>/dev/null || need+=(python3.11 python3.11-venv)
+command -v unshare >/dev/null || need+=(util-linux)   # tests/dns.rs: a private /etc/hosts
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -60,6 +63,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked
 cargo test --workspace --locked
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
+
+# Django 4.0's MemcachedCache (python-memcached 1.59) and django-redis-cache
+# 3.0.1, as older Horizon deployments run them: Python 3.11, a venv of their own.
+legacy=target/e2e-legacy-venv
+if ! cmp -s tests/e2e_legacy/requirements.txt "$legacy/requirements.txt" 2>/dev/null; then
+    rm -rf "$legacy"
+    python3.11 -m venv "$legacy"
+    "$legacy/bin/pip" install -q --disable-pip-version-check -r tests/e2e_legacy/requirements.txt
+    cp tests/e2e_legacy/requirements.txt "$legacy/requirements.txt"
+fi
+KEYWAY_BIN=target/debug/keyway "$legacy/bin/python" -m pytest -q -p no:cacheprovider tests/e2e_legacy
 
 # Fuzz smoke: every cargo-fuzz target for KEYWAY_FUZZ_SECONDS (default 60),
 # from its committed seeds. Needs the nightly toolchain; installs cargo-fuzz.

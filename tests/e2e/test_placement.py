@@ -38,9 +38,10 @@ def pool():
         server.wait(timeout=10)
 
 
-def start_keyway(tmp_path, ports, placement):
+def start_keyway(tmp_path, ports, placement, weights=None):
     port = free_port()
-    servers = ",".join(f"127.0.0.1:{p}" for p in ports)
+    weights = weights or [1] * len(ports)
+    servers = ",".join(f"127.0.0.1:{p}:{w}" for p, w in zip(ports, weights))
     config = tmp_path / f"{placement}.toml"
     config.write_text(f"""
 [listen]
@@ -128,22 +129,7 @@ def test_python_memcached_buckets_with_weights(tmp_path, pool):
     import memcache
 
     weights = [1, 2, 1]
-    servers = ",".join(f"127.0.0.1:{p}:{w}" for p, w in zip(pool, weights))
-    port = free_port()
-    config = tmp_path / "pm.toml"
-    config.write_text(f"""
-[listen]
-memcache = "127.0.0.1:{port}"
-[backends.pool]
-url = "memcached://{servers}"
-placement = "python-memcached"
-[[routes]]
-glob = "*"
-backend = "pool"
-""")
-    log = open(tmp_path / "pm.log", "w")
-    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
-    wait_for(port)
+    keyway, port = start_keyway(tmp_path, pool, "python-memcached", weights)
     try:
         direct = memcache.Client([(f"127.0.0.1:{p}", w) for p, w in zip(pool, weights)])
         through = memcache.Client([f"127.0.0.1:{port}"])

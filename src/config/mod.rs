@@ -426,6 +426,8 @@ pub enum Placement {
     Pymemcache,
     /// libmemcached's defaults (Django's PyLibMCCache without behaviors).
     Pylibmc,
+    /// libmemcached's unweighted ketama (pylibmc's `ketama` behavior).
+    PylibmcKetama,
     /// python-memcached's crc32 buckets (Django's MemcachedCache).
     PythonMemcached,
 }

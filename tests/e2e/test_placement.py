@@ -81,10 +81,12 @@ PAIRS = [
     # pylibmc's ketama_weighted behavior is libmemcached's weighted ketama:
     # the same continuum as twemproxy's, Keyway's default.
     ("pylibmc", "ketama", {"behaviors": {"ketama_weighted": True}}),
+    ("pylibmc", "pylibmc-ketama", {"behaviors": {"ketama": True}}),
 ]
 
 
-@pytest.mark.parametrize("library,placement,options", PAIRS, ids=["pymemcache", "pylibmc", "pylibmc-ketama_weighted"])
+@pytest.mark.parametrize("library,placement,options", PAIRS,
+                         ids=["pymemcache", "pylibmc", "pylibmc-ketama_weighted", "pylibmc-ketama"])
 def test_keyway_and_the_client_library_see_each_others_keys(tmp_path, pool, library, placement, options):
     keyway, port = start_keyway(tmp_path, pool, placement)
     backend = BACKENDS[library]

@@ -10,6 +10,9 @@
 //!   (`pymemcache/client/rendezvous.py`);
 //! - `pylibmc`: libmemcached's defaults, as pylibmc (Django's `PyLibMCCache`)
 //!   uses them without behaviors: one-at-a-time hash, modulo the server count;
+//! - `pylibmc-ketama`: libmemcached's unweighted ketama (pylibmc's `ketama`
+//!   behavior): 100 points per server, each the one-at-a-time hash of
+//!   `"host[:port]-i"`; its `ketama_weighted` behavior is `ketama`;
 //! - `python-memcached`: python-memcached's (`MemcachedCache`) bucket list,
 //!   each server repeated by its weight, indexed by crc32.
 
@@ -21,6 +24,8 @@ pub enum Placement {
     /// Node names (`host:port`), by server index.
     Rendezvous(Vec<String>),
     Modula(usize),
+    /// libmemcached's unweighted continuum: sorted (point, server index).
+    OneAtATimeContinuum(Vec<(u32, usize)>),
     /// Server index per bucket.
     Buckets(Vec<usize>),
 }
@@ -36,6 +41,24 @@ impl Placement {
                     .collect(),
             ),
             PlacementKind::Pylibmc => Placement::Modula(servers.len()),
+            PlacementKind::PylibmcKetama => {
+                let mut points: Vec<(u32, usize)> = servers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(index, server)| {
+                        // libmemcached leaves the default port out of the name.
+                        let name = if server.port == 11211 {
+                            server.host.clone()
+                        } else {
+                            format!("{}:{}", server.host, server.port)
+                        };
+                        (0..LIBMEMCACHED_POINTS_PER_SERVER)
+                            .map(move |i| (one_at_a_time(format!("{name}-{i}").as_bytes()), index))
+                    })
+                    .collect();
+                points.sort_unstable();
+                Placement::OneAtATimeContinuum(points)
+            }
             PlacementKind::PythonMemcached => Placement::Buckets(
                 servers
                     .iter()
@@ -54,12 +77,23 @@ impl Placement {
             // libmemcached does not hash when there is one server.
             Placement::Modula(1) => 0,
             Placement::Modula(count) => one_at_a_time(key) as usize % count,
+            // One server: libmemcached does not hash.
+            Placement::OneAtATimeContinuum(points) if points.len() <= LIBMEMCACHED_ONE_SERVER => 0,
+            Placement::OneAtATimeContinuum(points) => {
+                let hash = one_at_a_time(key);
+                let at = points.partition_point(|&(point, _)| point < hash);
+                points.get(at).unwrap_or(&points[0]).1
+            }
             Placement::Buckets(buckets) => {
                 buckets[python_memcached_hash(key) as usize % buckets.len()]
             }
         }
     }
 }
+
+/// libmemcached's `MEMCACHED_POINTS_PER_SERVER` (unweighted ketama).
+const LIBMEMCACHED_POINTS_PER_SERVER: u32 = 100;
+const LIBMEMCACHED_ONE_SERVER: usize = LIBMEMCACHED_POINTS_PER_SERVER as usize;
 
 /// pymemcache's `RendezvousHash.get_node`: the highest score wins; a tie
 /// goes to the greater node name.

@@ -260,3 +260,97 @@ async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sql::changes::Change;
+    use crate::backend::{memory::MemoryBackend, AnyBackend, Backend};
+    use crate::op::{Store, StoreMode};
+    use crate::policy::{Node, Target};
+
+    fn memory() -> Member {
+        let backend = AnyBackend::Memory(MemoryBackend::new(1 << 20));
+        Member(Target::new("hot", Node::Backend(Arc::new(backend))))
+    }
+
+    async fn put(cache: &Member, key: &'static [u8]) {
+        let store = Store::new(
+            Bytes::from_static(key),
+            Bytes::from_static(b"v"),
+            StoreMode::Set,
+            crate::op::ExpiryUpdate::Set(crate::op::Expiry::Never),
+        );
+        cache.store(0, store).await.unwrap();
+    }
+
+    async fn cached(cache: &Member, key: &'static [u8]) -> bool {
+        cache.0.get(0, &[Bytes::from_static(key)]).await.unwrap()[0].is_some()
+    }
+
+    fn change(key: &'static [u8], origin: u64) -> Change {
+        Change {
+            kind: ChangeKind::Key,
+            db: 0,
+            key: Bytes::from_static(key),
+            origin,
+        }
+    }
+
+    #[test]
+    fn a_write_may_cache_its_item_only_if_nothing_else_changed_the_key_meanwhile() {
+        let coherence = Coherence::new(None);
+        let before = coherence.generation(0, b"k");
+        assert_eq!(coherence.settle(0, b"k", before), Some(before + 1));
+        // Two writes that began together: the second to finish must not cache.
+        let (a, b) = (coherence.generation(0, b"k"), coherence.generation(0, b"k"));
+        assert!(coherence.settle(0, b"k", a).is_some());
+        assert!(coherence.settle(0, b"k", b).is_none());
+    }
+
+    #[tokio::test]
+    async fn others_changes_are_dropped_own_ones_kept_and_a_gap_empties_the_cache() {
+        let cache = memory();
+        let coherence = Coherence::new(None);
+        for key in [&b"mine"[..], b"theirs", b"other"] {
+            put(&cache, key).await;
+        }
+        let poll = Poll {
+            started: Instant::now(),
+            changes: vec![change(b"mine", coherence.origin), change(b"theirs", 7)],
+            gap: false,
+        };
+        let stamp = coherence.generation(0, b"theirs");
+        assert!(coherence.apply(&cache, &poll, false).await);
+        assert!(cached(&cache, b"mine").await);
+        assert!(!cached(&cache, b"theirs").await);
+        assert!(coherence.generation(0, b"theirs") > stamp);
+        assert_eq!(coherence.figures.invalidations.load(Ordering::Relaxed), 1);
+        let gap = Poll {
+            started: Instant::now(),
+            changes: Vec::new(),
+            gap: true,
+        };
+        assert!(coherence.apply(&cache, &gap, false).await);
+        assert!(!cached(&cache, b"other").await);
+        assert_eq!(coherence.figures.resets.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_cache_is_trusted_only_within_the_bound_of_the_last_applied_poll() {
+        assert!(Coherence::local().trusted());
+        let watching = Coherence::new(Some(Watch {
+            base: Instant::now(),
+            applied: AtomicU64::new(0),
+            max_staleness: Duration::from_millis(40),
+            _stop: CancellationToken::new().drop_guard(),
+        }));
+        assert!(!watching.trusted(), "no poll applied yet");
+        watching.mark_applied(Instant::now());
+        assert!(watching.trusted());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!watching.trusted(), "the last poll is older than the bound");
+        watching.mark_applied(Instant::now());
+        assert!(watching.trusted());
+    }
+}

@@ -23,6 +23,8 @@ use keyway::op::{
 /// What a backend needs kept alive while a case runs (servers, temp dirs).
 type Guard = Box<dyn std::any::Any + Send>;
 
+/// Every backend kind, each on a fresh store; with `KEYWAY_QUICK` set
+/// (`./tests/run.sh quick`), memory and SQLite only.
 fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
     static TABLES: AtomicUsize = AtomicUsize::new(0);
     let sql = |url: String| {
@@ -36,6 +38,13 @@ fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
         (AnyBackend::build(&config, dir.path()).unwrap(), dir)
     };
     let memory = AnyBackend::Memory(MemoryBackend::new(64 * 1024 * 1024));
+    let (sqlite, sqlite_dir) = sql("sqlite://items.sqlite3".into());
+    if std::env::var_os("KEYWAY_QUICK").is_some() {
+        return vec![
+            ("memory", memory, Box::new(())),
+            ("sqlite", sqlite, Box::new(sqlite_dir)),
+        ];
+    }
     let servers = vec![start_memcached(), start_memcached()];
     let url = format!("memcached://{},{}:2", servers[0].addr, servers[1].addr);
     let memcached = AnyBackend::build(&BackendConfig::new(url), Path::new(".")).unwrap();
@@ -45,7 +54,6 @@ fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
         Path::new("."),
     )
     .unwrap();
-    let (sqlite, sqlite_dir) = sql("sqlite://items.sqlite3".into());
     let (postgres, _) = sql(postgres_url());
     let (mariadb, _) = sql(mariadb_url());
     vec![

@@ -9,8 +9,19 @@
 # Python 3.12+ venv under target/e2e-venv). Tests start their own servers on
 # free loopback ports (PostgreSQL and MariaDB through tests/servers/*.sh,
 # unless KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL name running ones).
+#
+# `./tests/run.sh quick` is the inner loop: style gates, unit and property
+# tests, the conformance suite on memory and SQLite, the protocol, routing and
+# policy tests, and Django's cache API and sessions through one alias per
+# client library (KEYWAY_QUICK=1 narrows the suites). The full run is the
+# default and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-full}
+case "$mode" in
+    full | quick) ;;
+    *) echo "usage: tests/run.sh [quick]" >&2; exit 2 ;;
+esac
 
 need=()
 command -v memcached >/dev/null || need+=(memcached)
@@ -61,6 +72,17 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked
+
+if [ "$mode" = quick ]; then
+    export KEYWAY_QUICK=1
+    cargo test --workspace --locked --lib --bins
+    cargo test --locked --test conformance --test memcache --test resp --test routing \
+        --test policies --test backends --test ketama
+    KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+        tests/e2e/test_django_cache.py tests/e2e/test_sessions.py
+    exit 0
+fi
+
 cargo test --workspace --locked
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 

@@ -133,8 +133,8 @@ impl BulkCopy<'_> {
                     page => page?,
                 };
                 report.listed += page.keys.len() as u64;
-                let items = self.from.get(db, &page.keys).await?;
-                self.copy_batch(db, &page.keys, items, report).await?;
+                self.copy_batch(Source::Route(self.from), db, &page.keys, report)
+                    .await?;
                 cursor = page.cursor;
                 if cursor == 0 {
                     break;
@@ -182,8 +182,8 @@ impl BulkCopy<'_> {
                     .push(listed.key.clone());
             }
             for ((server, db), batch) in groups {
-                let items = memcached.get_on(server, db, &batch).await?;
-                self.copy_batch(db, &batch, items, report).await?;
+                let source = Source::Server(memcached, server);
+                self.copy_batch(source, db, &batch, report).await?;
             }
             done += chunk.len();
             self.save_state(Checkpoint {
@@ -194,17 +194,18 @@ impl BulkCopy<'_> {
         Ok(())
     }
 
-    /// Copies `items` (what the old store holds for `keys`, just read).
+    /// Copies `keys` as `source` holds them now.
     async fn copy_batch(
         &self,
+        source: Source<'_>,
         db: Db,
         keys: &[Bytes],
-        items: Vec<Option<crate::op::Item>>,
         report: &mut Report,
     ) -> Result<(), CopyError> {
         if keys.is_empty() {
             return Ok(());
         }
+        let items = source.get(db, keys).await?;
         let now = now_ms();
         let mut copied = Vec::new();
         for (key, item) in keys.iter().zip(items) {
@@ -227,7 +228,7 @@ impl BulkCopy<'_> {
         // new store's value is no longer ours.
         if !copied.is_empty() {
             let copied_keys: Vec<Bytes> = copied.iter().map(|(key, _)| key.clone()).collect();
-            let still = self.from.get(db, &copied_keys).await?;
+            let still = source.get(db, &copied_keys).await?;
             let now_in_to = self.to.get(db, &copied_keys).await?;
             for (((key, value), old), new) in copied.iter().zip(still).zip(now_in_to) {
                 if old.is_none() && new.is_some_and(|new| new.value == *value) {
@@ -265,6 +266,26 @@ impl BulkCopy<'_> {
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, &self.state))
             .map_err(|e| CopyError::State(self.state.clone(), e))
+    }
+}
+
+/// Where a batch is read from, and read again after its copy: the same
+/// place both times, or a key another placement put elsewhere would read as
+/// deleted on the second look and its copy be undone.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// Through the old store's route (SCAN-listed keys).
+    Route(&'a Target),
+    /// One server of a memcached pool (the server whose dump listed the keys).
+    Server(&'a crate::backend::memcached::MemcachedBackend, usize),
+}
+
+impl Source<'_> {
+    async fn get(self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<crate::op::Item>>, CopyError> {
+        Ok(match self {
+            Source::Route(target) => target.get(db, keys).await?,
+            Source::Server(memcached, server) => memcached.get_on(server, db, keys).await?,
+        })
     }
 }
 

@@ -272,3 +272,56 @@ def test_sessions_move_from_a_pool_the_library_filled_without_a_logout(tmp_path,
     assert "deleted since listed 0," in counts["keyway migrate"]
     assert counts["found on the durable route"] == SESSIONS - LOGOUTS
     assert counts["logouts undone"] == 0
+
+
+def test_keyway_migrate_copies_every_key_whatever_the_configured_placement(tmp_path, pool):
+    """`keyway migrate` reads each key from the server whose dump listed it,
+    so even a pool configured with the wrong placement (ketama here, over a
+    pool pymemcache filled) is copied whole, and no copy is undone."""
+    port = free_port()
+    servers = ",".join(f"127.0.0.1:{p}" for p in pool)
+    config = tmp_path / "mismatch.toml"
+    config.write_text(f"""
+[listen]
+memcache = "127.0.0.1:{port}"
+[runtime]
+data_dir = "{tmp_path / 'data'}"
+[backends.old]
+url = "memcached://{servers}"
+[backends.db]
+url = "sqlite://sessions.sqlite3"
+[[routes]]
+glob = "*django.contrib.sessions.*"
+backend = "db"
+[[routes]]
+glob = "*"
+backend = "old"
+""")
+    settings = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "direct": {"BACKEND": BACKENDS["pymemcache"], "LOCATION": [f"127.0.0.1:{p}" for p in pool]},
+        "keyway": {"BACKEND": BACKENDS["pymemcache"], "LOCATION": f"127.0.0.1:{port}"},
+    }
+    with override_settings(CACHES=settings):
+        direct = caches["direct"]
+        direct.clear()
+        written = {f"django.contrib.sessions.cache{i:032d}": f"session {i}" for i in range(SESSIONS)}
+        assert direct.set_many(written) == []
+        result = subprocess.run([str(KEYWAY_BIN), "--config", str(config), "migrate", "--from", "old", "--to", "db"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        print(f"\nketama configured over a pymemcache-filled pool: {result.stdout.strip()}")
+        assert f"listed {SESSIONS}, copied {SESSIONS}," in result.stdout
+        assert "copies undone after a concurrent delete 0" in result.stdout
+        log = open(tmp_path / "mismatch.log", "w")
+        keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+        wait_for(port)
+        try:
+            found = caches["keyway"].get_many(list(written))
+            assert found == written, f"{len(found)} of {SESSIONS} in the new store"
+        finally:
+            caches["keyway"].close()
+            keyway.terminate()
+            assert keyway.wait(timeout=15) == 0
+        direct.clear()
+        direct.close()

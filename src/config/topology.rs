@@ -10,43 +10,37 @@ pub const SAMPLE_SESSION_KEY: &str =
     ":1:django.contrib.sessions.cache0123456789abcdefghijklmnopqrstuv";
 
 /// Whether a backend URL names a store only this host reaches: memory, a
-/// SQLite file, or memcached/redis servers on loopback or Unix sockets.
+/// SQLite file, or memcached/redis/SQL servers on loopback. Server lists
+/// are read with the backends' own parsers.
 pub fn url_is_per_host(url: &str) -> bool {
     let Some((scheme, rest)) = url.split_once("://") else {
         return false;
     };
     match scheme {
         "memory" | "sqlite" => true,
-        "memcached" => rest
-            .split(',')
-            .filter(|server| !server.is_empty())
-            .all(|server| host_is_local(server_host(server))),
-        "redis" | "rediss" | "postgres" | "postgresql" | "mysql" | "mariadb" => {
-            let authority = rest.split('/').next().unwrap_or("");
+        "memcached" => crate::backend::memcached::parse_servers(rest)
+            .is_ok_and(|servers| servers.iter().all(|server| host_is_local(&server.host))),
+        "redis" | "rediss" => {
+            crate::backend::redis::parse_url(rest).is_ok_and(|url| host_is_local(&url.host))
+        }
+        "postgres" | "postgresql" | "mysql" | "mariadb" => {
+            // [user[:password]@]host[:port][/database][?options]
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
             let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            rest.starts_with('/') || host_is_local(server_host(host_port))
+            let host = match host_port.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(v6),
+                None => host_port.split(':').next().unwrap_or(host_port),
+            };
+            // No host: a Unix socket on this machine.
+            host.is_empty() || host_is_local(host)
         }
         _ => false,
     }
 }
 
-/// The host of `host:port[:weight]`, `[v6]:port` or a socket path.
-fn server_host(server: &str) -> &str {
-    if server.starts_with('/') {
-        return server;
-    }
-    if let Some(rest) = server.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    server.split(':').next().unwrap_or(server)
-}
-
 fn host_is_local(host: &str) -> bool {
-    host.starts_with('/')
-        || host == "localhost"
-        || host == "::1"
-        || host.starts_with("127.")
-        || host.is_empty()
+    let host = host.trim_matches(['[', ']']);
+    host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 impl Config {
@@ -268,10 +262,10 @@ mod tests {
             "memory://",
             "sqlite://sessions.sqlite3",
             "memcached://127.0.0.1:11211,localhost:11212",
-            "memcached:///run/memcached.sock",
             "redis://127.0.0.1:6379/0",
             "redis://:pw@[::1]:6379",
             "postgres://keyway@127.0.0.1:5432/horizon",
+            "postgres:///horizon?host=/run/postgresql",
         ] {
             assert!(url_is_per_host(url), "{url}");
         }

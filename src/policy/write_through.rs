@@ -79,11 +79,12 @@ impl WriteThrough {
 
     /// Puts `store` (a copy of what the durable member now holds) into the
     /// cache, unless the key changed since generation `stamp` was taken, and
-    /// drops it again if it changed while being put. Best effort.
+    /// drops it again if it changed while being put. Best effort; false when
+    /// the cache failed.
     async fn put_copy(&self, db: Db, store: Store, stamp: u64) -> bool {
         let key = store.key.clone();
         if self.coherence.generation(db, &key) != stamp {
-            return false;
+            return true;
         }
         if let Err(error) = self.cache.store(db, store).await {
             tracing::debug!(%error, "write-through: cache write failed; dropping its copy");
@@ -106,9 +107,7 @@ impl WriteThrough {
             if item.expiry.is_expired_at(now) {
                 continue;
             }
-            if !self.put_copy(db, copy_of(key, item), stamp).await
-                && self.coherence.generation(db, key) == stamp
-            {
+            if !self.put_copy(db, copy_of(key, item), stamp).await {
                 return; // the cache failed; do not try the others
             }
         }

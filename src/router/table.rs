@@ -118,10 +118,7 @@ impl RouteTable {
 
     /// The target slot for `key` and its route's TTL limits.
     pub fn route_with_limits(&self, key: &[u8]) -> Option<(usize, TtlLimits)> {
-        let rule = self
-            .rules
-            .iter()
-            .position(|(matcher, _)| matcher.matches(key))?;
+        let rule = self.rule_for(key)?;
         Some((self.rules[rule].1, self.limits[rule]))
     }
 
@@ -134,10 +131,7 @@ impl RouteTable {
 
     /// The target slot for `key`, or None if no rule matches.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
-        self.rules
-            .iter()
-            .find(|(matcher, _)| matcher.matches(key))
-            .map(|(_, slot)| *slot)
+        Some(self.rules[self.rule_for(key)?].1)
     }
 }
 

@@ -78,38 +78,30 @@ pub struct Poll {
     pub gap: bool,
 }
 
-/// The changes `write` makes, written as `origin`.
+/// The changes `write` makes, written as `origin` (keys too long for the
+/// table are refused, so they change nothing).
 pub(super) fn changes_of(write: &Write, origin: u64, max_key: usize, out: &mut Vec<Change>) {
-    let mut key = |db: Db, key: &Bytes| {
-        if key.len() <= max_key {
-            out.push(Change {
-                kind: ChangeKind::Key,
-                db,
-                key: key.clone(),
-                origin,
-            });
-        }
-    };
-    match write {
-        Write::Store(db, store) => key(*db, &store.key),
-        Write::StoreAllIfAbsent(db, pairs) => pairs.iter().for_each(|(k, _)| key(*db, k)),
-        Write::Delete(db, keys) | Write::Touch(db, keys, _) => {
-            keys.iter().for_each(|k| key(*db, k))
-        }
-        Write::GetAndDelete(db, k) | Write::Arith(db, k, _) | Write::Expire(db, k, ..) => {
-            key(*db, k)
-        }
-        Write::Flush(db) => out.push(Change {
-            kind: if db.is_some() {
-                ChangeKind::FlushDb
-            } else {
-                ChangeKind::FlushAll
-            },
+    if let Write::Flush(db) = write {
+        let kind = match db {
+            Some(_) => ChangeKind::FlushDb,
+            None => ChangeKind::FlushAll,
+        };
+        out.push(Change {
+            kind,
             db: db.unwrap_or(0),
             key: Bytes::new(),
             origin,
-        }),
+        });
     }
+    let Some((db, keys)) = write.keys() else {
+        return;
+    };
+    out.extend(keys.filter(|key| key.len() <= max_key).map(|key| Change {
+        kind: ChangeKind::Key,
+        db,
+        key: key.clone(),
+        origin,
+    }));
 }
 
 /// Adds `changes` to the log inside the writing transaction `conn`, as its
@@ -190,12 +182,10 @@ pub(super) struct TrimClock(parking_lot::Mutex<std::collections::VecDeque<(Insta
 pub(super) async fn trim(shared: &Shared, clock: &TrimClock) {
     let st = &shared.statements.changes;
     let now = Instant::now();
-    let seq: i64 = match sqlx::query(&st.current).fetch_one(&shared.pool).await {
-        Ok(row) => match row.try_get(0) {
-            Ok(seq) => seq,
-            Err(_) => return,
-        },
-        Err(_) => return, // the database is down; the sweep after will do
+    let current = sqlx::query(&st.current).fetch_one(&shared.pool).await;
+    // The database is down: the sweep after will do.
+    let Ok(seq) = current.and_then(|row| row.try_get::<i64, _>(0)) else {
+        return;
     };
     let below = {
         let mut marks = clock.0.lock();
@@ -264,6 +254,15 @@ impl ChangeFeed {
     pub fn started(&self) -> bool {
         self.sender.get().is_some()
     }
+
+    /// `off` (no tier follows it), `up` or `down`, for INFO.
+    pub fn state(&self) -> &'static str {
+        match (self.started(), self.figures.up.load(Ordering::Relaxed)) {
+            (false, _) => "off",
+            (true, true) => "up",
+            (true, false) => "down",
+        }
+    }
 }
 
 async fn poll_loop(
@@ -278,7 +277,9 @@ async fn poll_loop(
     let mut last: Option<i64> = None;
     let mut last_success: Option<Instant> = None;
     let figures = &feed.figures;
-    let mut down_logged = false;
+    // What the last poll found: None before the first, so that a feed that
+    // never comes up is reported too.
+    let mut was_up: Option<bool> = None;
     loop {
         tokio::select! {
             _ = every.tick() => {}
@@ -290,47 +291,43 @@ async fn poll_loop(
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {} ms", limit.as_millis())));
         figures.polls.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok((changes, mut gap)) => {
-                gap |= last_success.is_none_or(|at| started - at > GAP_AFTER);
-                last_success = Some(started);
-                figures
-                    .changes_read
-                    .fetch_add(changes.len() as u64, Ordering::Relaxed);
-                if !figures.up.swap(true, Ordering::Relaxed) && down_logged {
-                    tracing::info!(
-                        backend = shared.dialect.name(),
-                        "change feed up: tiers in front of this store serve reads again"
-                    );
-                }
-                // No receivers is fine: a tier subscribes again on reload.
-                let _ = sender.send(Arc::new(Poll {
-                    started,
-                    changes,
-                    gap,
-                }));
-            }
-            Err(error) => {
-                figures.poll_errors.fetch_add(1, Ordering::Relaxed);
-                figures.up.store(false, Ordering::Relaxed);
-                if !down_logged {
-                    down_logged = true;
-                    tracing::warn!(
-                        backend = shared.dialect.name(),
-                        %error,
-                        "change feed down: reads skip the tiers in front of this store and go to it directly until it answers"
-                    );
-                }
-                continue;
-            }
+        figures.up.store(result.is_ok(), Ordering::Relaxed);
+        match (&result, was_up) {
+            (Ok(_), Some(false)) => tracing::info!(
+                backend = shared.dialect.name(),
+                "change feed up: tiers in front of this store serve reads again"
+            ),
+            (Err(error), None | Some(true)) => tracing::warn!(
+                backend = shared.dialect.name(),
+                %error,
+                "change feed down: reads skip the tiers in front of this store and go to it directly until it answers"
+            ),
+            _ => {}
         }
-        down_logged = false;
+        was_up = Some(result.is_ok());
+        let Ok(changes) = result else {
+            figures.poll_errors.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        // The first poll, or one after a long outage, may have missed
+        // changes (trimmed from the log meanwhile): tiers start afresh.
+        let gap = last_success.is_none_or(|at| started - at > GAP_AFTER);
+        last_success = Some(started);
+        figures
+            .changes_read
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        // No receivers is fine: a tier subscribes again on reload.
+        let _ = sender.send(Arc::new(Poll {
+            started,
+            changes,
+            gap,
+        }));
     }
 }
 
 /// Reads the entries after `last` (creating the log first if it is missing).
-/// The first call only learns where the log stands, and reports a gap.
-async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<(Vec<Change>, bool), String> {
+/// The first call only learns where the log stands.
+async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<Vec<Change>, String> {
     let st = &shared.statements.changes;
     let Some(after) = *last else {
         shared.create_schema().await.map_err(|e| e.to_string())?;
@@ -340,7 +337,7 @@ async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<(Vec<Chang
             .and_then(|row| row.try_get(0))
             .map_err(|e| e.to_string())?;
         *last = Some(seq);
-        return Ok((Vec::new(), true));
+        return Ok(Vec::new());
     };
     let mut after = after;
     let mut changes = Vec::new();
@@ -363,7 +360,7 @@ async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<(Vec<Chang
         }
     }
     *last = Some(after);
-    Ok((changes, false))
+    Ok(changes)
 }
 
 #[cfg(test)]

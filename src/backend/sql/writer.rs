@@ -40,6 +40,21 @@ pub enum Write {
     Flush(Option<Db>),
 }
 
+impl Write {
+    /// The database and keys the write changes; `None` for a flush.
+    pub fn keys(&self) -> Option<(Db, Box<dyn Iterator<Item = &Bytes> + '_>)> {
+        Some(match self {
+            Write::Store(db, store) => (*db, Box::new(std::iter::once(&store.key))),
+            Write::StoreAllIfAbsent(db, pairs) => (*db, Box::new(pairs.iter().map(|(k, _)| k))),
+            Write::Delete(db, keys) | Write::Touch(db, keys, _) => (*db, Box::new(keys.iter())),
+            Write::GetAndDelete(db, key)
+            | Write::Arith(db, key, _)
+            | Write::Expire(db, key, ..) => (*db, Box::new(std::iter::once(key))),
+            Write::Flush(_) => return None,
+        })
+    }
+}
+
 /// A write's answer, one variant per `Write` shape.
 pub enum Done {
     Store(StoreOutcome),
@@ -145,10 +160,9 @@ impl Shared {
 pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let writes: Vec<&Job> = jobs.iter().collect();
-        match run_batch(&shared, &writes).await {
+        match run_batch(&shared, &jobs).await {
             Ok(results) => {
-                shared.batch_sizes.record(writes.len());
+                shared.batch_sizes.record(jobs.len());
                 for (job, result) in jobs.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
@@ -157,7 +171,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
             // say) must not fail its neighbours: retry each on its own.
             Err(_) if jobs.len() > 1 => {
                 for job in jobs.drain(..) {
-                    let result = match run_batch(&shared, &[&job]).await {
+                    let result = match run_batch(&shared, std::slice::from_ref(&job)).await {
                         Ok(mut results) => {
                             shared.batch_sizes.record(1);
                             results.remove(0)
@@ -181,7 +195,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
 /// (NOT_STORED is not an error, a non-numeric incr is).
 async fn run_batch(
     shared: &Shared,
-    writes: &[&Job],
+    writes: &[Job],
 ) -> Result<Vec<Result<Done, BackendError>>, sqlx::Error> {
     let begin = match shared.dialect {
         Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -325,16 +339,7 @@ impl Batch<'_> {
 
     fn too_long_key<'w>(&self, write: &'w Write) -> Option<&'w Bytes> {
         let max = self.shared.dialect.max_key();
-        let mut keys: Box<dyn Iterator<Item = &Bytes>> = match write {
-            Write::Store(_, store) => Box::new(std::iter::once(&store.key)),
-            Write::StoreAllIfAbsent(_, pairs) => Box::new(pairs.iter().map(|(k, _)| k)),
-            Write::Delete(_, keys) | Write::Touch(_, keys, _) => Box::new(keys.iter()),
-            Write::GetAndDelete(_, key) | Write::Arith(_, key, _) | Write::Expire(_, key, ..) => {
-                Box::new(std::iter::once(key))
-            }
-            Write::Flush(_) => return None,
-        };
-        keys.find(|key| key.len() > max)
+        write.keys()?.1.find(|key| key.len() > max)
     }
 
     fn plain_set(&mut self, db: Db, store: &Store) -> Done {

@@ -454,20 +454,10 @@ fn route_lines(shared: &crate::server::Shared) -> Vec<(&'static str, String)> {
             line.push_str(&format!(",connections={open},max_connections={max}"));
         }
         if let crate::backend::AnyBackend::Sql(sql) = backend {
-            let feed = match (
-                sql.feed().started(),
-                sql.feed()
-                    .figures
-                    .up
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                (false, _) => "off",
-                (true, true) => "up",
-                (true, false) => "down",
-            };
             line.push_str(&format!(
-                ",change_log_written={},change_feed={feed}",
-                sql.changes_logged()
+                ",change_log_written={},change_feed={}",
+                sql.changes_logged(),
+                sql.feed().state()
             ));
         }
         lines.push(("backend", line));

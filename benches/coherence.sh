@@ -22,12 +22,8 @@ rounds=${ROUNDS:-2}
 keys=${KEYS:-10000}
 gets=${GETS:-2000000}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
+# free_port, wait_port, pids (killed on exit)
+source benches/lib.sh
 
 cargo build --release --locked -q
 pg_port=$(free_port)

@@ -13,7 +13,6 @@ routes are unprotected so that cache.clear() empties them between tests.
 """
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 
 import django
 from django.conf import settings
+
+import net
+from net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYWAY_BIN = Path(os.environ.get("KEYWAY_BIN", ROOT / "target" / "debug" / "keyway"))
@@ -95,21 +97,8 @@ _pool = []
 _workdir = tempfile.TemporaryDirectory(prefix="keyway-e2e-")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"Keyway did not listen on port {port}; see {_workdir.name}/keyway.log")
+    net.wait_for(port, timeout, hint=f"; if it is Keyway's, see {_workdir.name}/keyway.log")
 
 
 def wait_until(what, ready, timeout=60.0):

@@ -5,37 +5,22 @@ three real memcached servers that Keyway also fronts (`placement =
 "python-memcached"`)."""
 
 import os
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import django
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from net import free_port, wait_for  # noqa: E402  (the e2e suite's loopback helpers)
+
 KEYWAY_BIN = Path(os.environ.get("KEYWAY_BIN", ROOT / "target" / "debug" / "keyway"))
 
 _processes = []
 _workdir = tempfile.TemporaryDirectory(prefix="keyway-legacy-")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def pytest_configure(config):

@@ -220,10 +220,28 @@ fn stores(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `n` Keyways over one table, each ready: it has created (or found) the
+/// table and its change log and answers a write. Three processes creating
+/// one SQLite file's schema at once, under a loaded disk, can hold each
+/// other's first write past its timeout; that start-up is not what these
+/// tests measure.
 fn hosts(dir: &std::path::Path, durable: &str, table: &str, n: usize) -> Vec<Host> {
-    (0..n)
+    let hosts: Vec<Host> = (0..n)
         .map(|i| Host::start(dir, &format!("host{i}"), durable, table))
-        .collect()
+        .collect();
+    for host in &hosts {
+        let mut client = Client::connect(host.port).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.cmd(&[b"SET", b"warm-up", b"1"]) != Reply::Simple("OK".into()) {
+            assert!(
+                Instant::now() < deadline,
+                "keyway on {} never stored a key",
+                host.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    hosts
 }
 
 /// Reads `key` on `client` until `done` holds for the reply; the time it took.

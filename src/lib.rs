@@ -15,4 +15,6 @@ pub mod pattern;
 pub mod policy;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod tls;
+pub mod workers;

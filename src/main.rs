@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use keyway::backend::AnyBackend;
 use keyway::config::Config;
-use keyway::server::{Server, Workers};
+use keyway::server::Server;
+use keyway::workers::Workers;
 
 /// Keyway: a cache and session proxy for memcached and redis clients.
 ///

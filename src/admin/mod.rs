@@ -4,6 +4,8 @@
 //! current generation of the configuration on every request, so it follows
 //! reloads.
 
+mod prometheus;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ListenerName;
-use crate::server::{Current, Shared};
+use crate::session::{Current, Shared};
 
 /// How long `/readyz` waits for a backend beyond its own timeouts.
 const PROBE_SLACK: Duration = Duration::from_millis(500);
@@ -88,8 +90,8 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
     match request.uri().path() {
         "/metrics" => reply(
             StatusCode::OK,
-            crate::metrics::prometheus::CONTENT_TYPE,
-            crate::metrics::prometheus::render(shared.clone()),
+            prometheus::CONTENT_TYPE,
+            prometheus::render(shared.clone()),
         ),
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => readiness(shared).await,

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, BackendUrl};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
 };
@@ -125,40 +125,31 @@ pub enum AnyBackend {
     Redis(Box<redis::RedisBackend>),
 }
 
+/// Why a backend could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("url \"{0}\": unsupported scheme; supported: memory://, memcached://, redis://, rediss://, sqlite://, postgres://, mysql://")]
-    UnsupportedScheme(String),
-    #[error("url \"{0}\": {1}")]
-    BadUrl(String, String),
-}
+#[error("url \"{0}\": {1}")]
+pub struct BuildError(String, String);
 
 impl AnyBackend {
     /// Builds the backend `config` describes; relative `sqlite://` paths are
     /// taken under `data_dir`. Needs a tokio runtime (SQL backends start
     /// their writer); nothing connects until the first request.
     pub fn build(config: &BackendConfig, data_dir: &Path) -> std::result::Result<Self, BuildError> {
-        let bad = |why: String| BuildError::BadUrl(config.url.clone(), why);
-        if sql::Dialect::of_url(&config.url).is_some() {
-            return Ok(AnyBackend::Sql(
-                sql::SqlBackend::new(config, data_dir).map_err(bad)?,
-            ));
-        }
-        match config.url.split_once("://") {
-            Some(("memory", _)) => Ok(AnyBackend::Memory(memory::MemoryBackend::new(
-                config.capacity.as_u64(),
-            ))),
-            Some(("memcached", servers)) => {
-                let servers = memcached::parse_servers(servers).map_err(bad)?;
-                Ok(AnyBackend::Memcached(
-                    memcached::MemcachedBackend::new(&servers, config).map_err(bad)?,
-                ))
+        let bad = |why: String| BuildError(config.url.clone(), why);
+        Ok(match config.endpoint().map_err(bad)? {
+            BackendUrl::Memory => {
+                AnyBackend::Memory(memory::MemoryBackend::new(config.capacity.as_u64()))
             }
-            Some(("redis" | "rediss", rest)) => Ok(AnyBackend::Redis(Box::new(
-                redis::RedisBackend::new(rest, config).map_err(bad)?,
-            ))),
-            _ => Err(BuildError::UnsupportedScheme(config.url.clone())),
-        }
+            BackendUrl::Memcached(servers) => AnyBackend::Memcached(
+                memcached::MemcachedBackend::new(&servers, config).map_err(bad)?,
+            ),
+            BackendUrl::Redis { url, .. } => AnyBackend::Redis(Box::new(
+                redis::RedisBackend::new(&url, config).map_err(bad)?,
+            )),
+            BackendUrl::Sql(dialect) => {
+                AnyBackend::Sql(sql::SqlBackend::new(dialect, config, data_dir).map_err(bad)?)
+            }
+        })
     }
 
     /// Removes expired items where the backend does not do it itself.

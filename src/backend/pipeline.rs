@@ -559,7 +559,7 @@ impl<F: Framer> Pool<F> {
     fn slot_index(&self) -> usize {
         let n = self.slots.len();
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        match crate::server::current_worker() {
+        match crate::workers::current_worker() {
             Some((worker, workers)) if workers > 0 && n >= workers => {
                 let mine = (n - worker).div_ceil(workers);
                 worker + (turn % mine) * workers

@@ -11,8 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 mod auth;
 mod topology;
+pub mod url;
 pub use auth::{Auth, Secret, UserConfig, Users};
 pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
+use url::validate_table_name;
+pub use url::{BackendUrl, Dialect, MemcachedServer, RedisUrl};
 
 /// The configuration Keyway runs with when given none: both listeners on
 /// loopback, every key in one memory store.
@@ -411,7 +414,12 @@ impl BackendConfig {
     /// SQL backends are durable: their routes are protected from flushes
     /// unless a route says otherwise.
     pub fn is_durable(&self) -> bool {
-        crate::backend::sql::Dialect::of_url(&self.url).is_some()
+        Dialect::of_url(&self.url).is_some()
+    }
+
+    /// The URL, parsed ([`BackendUrl`]).
+    pub fn endpoint(&self) -> Result<BackendUrl, String> {
+        BackendUrl::parse(&self.url)
     }
 }
 
@@ -713,28 +721,12 @@ impl Config {
             return Err(problem("limits.item_size", "must be at least 1KiB"));
         }
         for (name, backend) in &self.backends {
-            if let Some(servers) = backend.url.strip_prefix("memcached://") {
-                crate::backend::memcached::parse_servers(servers)
-                    .map_err(|why| problem(format!("backends.{name}.url"), why))?;
-            } else if let Some(rest) = backend
-                .url
-                .strip_prefix("redis://")
-                .or_else(|| backend.url.strip_prefix("rediss://"))
-            {
-                crate::backend::redis::parse_url(rest)
-                    .map_err(|why| problem(format!("backends.{name}.url"), why))?;
-            } else if backend.is_durable() {
-                crate::backend::sql::validate_table_name(&backend.table)
+            let url = backend
+                .endpoint()
+                .map_err(|why| problem(format!("backends.{name}.url"), why))?;
+            if matches!(url, BackendUrl::Sql(_)) {
+                validate_table_name(&backend.table)
                     .map_err(|why| problem(format!("backends.{name}.table"), why))?;
-            } else if !backend.url.starts_with("memory://") {
-                return Err(problem(
-                    format!("backends.{name}.url"),
-                    format!(
-                        "{:?}: unsupported scheme; this build supports memory://, memcached://, \
-                         redis://, rediss://, sqlite://, postgres:// and mysql://",
-                        backend.url
-                    ),
-                ));
             }
             if backend.connections == Some(0) {
                 return Err(problem(

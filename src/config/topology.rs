@@ -3,44 +3,16 @@
 //! which are per host, and whether each write-through cache can stay true to
 //! a store other hosts write (README "One host or several").
 
-use super::{problem, Coherence, Config, ConfigError, PolicyConfig};
+use super::{problem, BackendUrl, Coherence, Config, ConfigError, PolicyConfig};
 
 /// A key Django's cache session engine writes, to find the sessions' route.
 pub const SAMPLE_SESSION_KEY: &str =
     ":1:django.contrib.sessions.cache0123456789abcdefghijklmnopqrstuv";
 
 /// Whether a backend URL names a store only this host reaches: memory, a
-/// SQLite file, or memcached/redis/SQL servers on loopback. Server lists
-/// are read with the backends' own parsers.
+/// SQLite file, or memcached/redis/SQL servers on loopback.
 pub fn url_is_per_host(url: &str) -> bool {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return false;
-    };
-    match scheme {
-        "memory" | "sqlite" => true,
-        "memcached" => crate::backend::memcached::parse_servers(rest)
-            .is_ok_and(|servers| servers.iter().all(|server| host_is_local(&server.host))),
-        "redis" | "rediss" => {
-            crate::backend::redis::parse_url(rest).is_ok_and(|url| host_is_local(&url.host))
-        }
-        "postgres" | "postgresql" | "mysql" | "mariadb" => {
-            // [user[:password]@]host[:port][/database][?options]
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            let host = match host_port.strip_prefix('[') {
-                Some(v6) => v6.split(']').next().unwrap_or(v6),
-                None => host_port.split(':').next().unwrap_or(host_port),
-            };
-            // No host: a Unix socket on this machine.
-            host.is_empty() || host_is_local(host)
-        }
-        _ => false,
-    }
-}
-
-fn host_is_local(host: &str) -> bool {
-    let host = host.trim_matches(['[', ']']);
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    BackendUrl::parse(url).is_ok_and(|parsed| parsed.is_per_host(url))
 }
 
 impl Config {

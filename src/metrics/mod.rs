@@ -2,18 +2,23 @@
 //! policy names), recorded on the hot path and read by the admin listener's
 //! `/metrics` ([`prometheus`]) and by INFO.
 //!
-//! Like [`crate::server::Counter`], every figure is sharded per thread: each
-//! thread adds to its own cache line, so recording a request costs a few
-//! uncontended atomic adds and two clock reads; a scrape sums the shards.
+//! Every figure is sharded per thread ([`sharded`]): recording a request
+//! costs a few uncontended atomic adds and two clock reads; a scrape sums
+//! the shards. Process-wide counters (connections, commands, bytes) are in
+//! [`process`].
 
-pub mod prometheus;
+mod process;
+pub mod sharded;
+
+pub use process::Stats;
+pub use sharded::Counter;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Instant;
 
 use crate::backend::{BackendError, Result};
 use crate::op::{ArithOutcome, Item, ScanPage, StoreOutcome, Ttl};
-use crate::server::thread_slot;
+use sharded::Sharded;
 
 /// Command families, the `family` label: what a dashboard groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +127,6 @@ pub const LATENCY_BOUNDS_US: [u64; 14] = [
 ];
 const BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
 const FAMILIES: usize = Family::ALL.len();
-const SHARDS: usize = 16;
 
 #[derive(Default)]
 struct FamilyCells {
@@ -132,7 +136,6 @@ struct FamilyCells {
     buckets: [AtomicU64; BUCKETS],
 }
 
-#[repr(align(128))]
 #[derive(Default)]
 struct Shard {
     families: [FamilyCells; FAMILIES],
@@ -152,7 +155,7 @@ pub enum Health {
 /// One target's figures.
 pub struct TargetStats {
     name: String,
-    shards: Box<[Shard; SHARDS]>,
+    shards: Sharded<Shard>,
     health: AtomicU8,
 }
 
@@ -171,7 +174,7 @@ impl TargetStats {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            shards: Box::default(),
+            shards: Sharded::default(),
             health: AtomicU8::new(Health::Unknown as u8),
         }
     }
@@ -181,7 +184,7 @@ impl TargetStats {
     }
 
     fn shard(&self) -> &Shard {
-        &self.shards[thread_slot() % SHARDS]
+        self.shards.local()
     }
 
     /// Counts one request of `family` that started at `started`.

@@ -1,7 +1,6 @@
 //! One task per client connection: read what is available, let the frontend
 //! answer every complete request in it (pipelining), write all replies at once.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,33 +9,7 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{Current, Shared};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    Continue,
-    /// Close after writing what is buffered (quit, or an unframeable stream).
-    Close,
-    /// Write what is buffered, then go on with the requests still in the
-    /// input before reading more: the turn reached limits.max_pipeline or
-    /// limits.max_output_buffer.
-    Yield,
-}
-
-/// A protocol frontend's per-connection state.
-pub trait Session: Send {
-    /// Answers every complete request in `input`, consuming it and appending
-    /// replies to `output`, in order.
-    fn process(
-        &mut self,
-        input: &mut BytesMut,
-        output: &mut BytesMut,
-    ) -> impl Future<Output = Flow> + Send;
-
-    /// The generation of the configuration this session runs on; replaced
-    /// between batches when a reload swaps in a new one.
-    fn shared_mut(&mut self) -> &mut Arc<Shared>;
-}
+use crate::session::{Current, Flow, Session};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers grown past this by a large request or reply are given back once

@@ -295,11 +295,3 @@ impl Accepted {
         })
     }
 }
-
-/// Where a client connected from, as CLIENT LIST shows it.
-#[derive(Clone, Debug)]
-pub enum Peer {
-    Tcp(SocketAddr),
-    /// A Unix socket client; redis shows the socket's path for both ends.
-    Unix(Arc<Path>),
-}

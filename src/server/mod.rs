@@ -3,8 +3,6 @@
 
 mod connection;
 mod listener;
-mod stats;
-mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -16,60 +14,14 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use connection::{Flow, Session};
-pub use listener::Peer;
 use listener::{Endpoint, Handoff, Listener, Protocol, Spec};
-pub use stats::{thread_slot, Counter, Stats};
-pub use workers::{current_worker, worker_count, Workers};
 
 use crate::config::{Config, ConfigError, ListenerName};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
+use crate::metrics::Stats;
 use crate::router::Router;
-
-/// What connections share: one generation of the running configuration.
-/// A reload builds the next generation and swaps it in ([`Server::reload`]);
-/// a connection picks the new one up before its next batch of requests, so
-/// requests already read finish on the routes they started on.
-pub struct Shared {
-    pub router: Router,
-    /// Process-wide counters, carried from generation to generation.
-    pub stats: Arc<Stats>,
-    /// The configuration this generation runs (limits, `/config`).
-    pub config: Config,
-    /// `[auth]` users with their passwords read.
-    pub users: crate::config::Users,
-    /// `[tls]`: the acceptor, and the listeners that use it.
-    pub tls: Option<(crate::tls::Acceptor, Vec<ListenerName>)>,
-    pub next_client_id: Arc<AtomicU64>,
-    /// Addresses actually bound (port 0 resolved), for INFO and tests.
-    pub memcache_addr: Option<SocketAddr>,
-    pub resp_addr: Option<SocketAddr>,
-    pub admin_addr: Option<SocketAddr>,
-}
-
-impl Shared {
-    /// The TLS acceptor, if `listener` speaks TLS.
-    pub fn tls_for(&self, listener: ListenerName) -> Option<&crate::tls::Acceptor> {
-        let (acceptor, listeners) = self.tls.as_ref()?;
-        listeners.contains(&listener).then_some(acceptor)
-    }
-
-    /// Memory backends' figures summed, for `stats` and INFO.
-    pub fn memory_usage(&self) -> crate::backend::memory::Usage {
-        let mut total = crate::backend::memory::Usage::default();
-        for (_, backend) in self.router.backends() {
-            let usage = backend.usage();
-            total.items += usage.items;
-            total.bytes += usage.bytes;
-            total.capacity += usage.capacity;
-            total.evictions += usage.evictions;
-        }
-        total
-    }
-}
-
-/// The current generation, swapped atomically by a reload.
-pub type Current = Arc<ArcSwap<Shared>>;
+use crate::session::{Current, Peer, Shared};
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

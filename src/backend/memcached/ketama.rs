@@ -16,12 +16,7 @@ const POINTS_PER_HASH: u32 = 4;
 /// libmemcached leaves the port out of the hashed name on the default port.
 const DEFAULT_PORT: u16 = 11211;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
-    pub host: String,
-    pub port: u16,
-    pub weight: u32,
-}
+pub use crate::config::MemcachedServer as Server;
 
 impl Server {
     /// The name hashed onto the continuum.

@@ -74,30 +74,6 @@ pub struct MemcachedBackend {
     placement: Placement,
 }
 
-/// Parses `host:port[:weight],...` (the part after `memcached://`).
-pub fn parse_servers(list: &str) -> std::result::Result<Vec<Server>, String> {
-    list.split(',')
-        .map(|spec| {
-            let mut parts = spec.trim().rsplitn(3, ':').collect::<Vec<_>>();
-            parts.reverse();
-            let (host, port, weight) = match parts.as_slice() {
-                [host, port] => (*host, *port, "1"),
-                [host, port, weight] => (*host, *port, *weight),
-                _ => return Err(format!("{spec:?} is not host:port[:weight]")),
-            };
-            Ok(Server {
-                host: host.to_string(),
-                port: port.parse().map_err(|_| format!("{spec:?}: bad port"))?,
-                weight: weight
-                    .parse()
-                    .ok()
-                    .filter(|w| *w > 0)
-                    .ok_or_else(|| format!("{spec:?}: bad weight"))?,
-            })
-        })
-        .collect()
-}
-
 impl MemcachedBackend {
     pub fn new(servers: &[Server], config: &BackendConfig) -> std::result::Result<Self, String> {
         let connections = config.connections.unwrap_or(DEFAULT_CONNECTIONS);

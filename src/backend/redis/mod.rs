@@ -30,7 +30,7 @@ use keyway_protocol::resp::Version;
 
 use super::pipeline::{Expect, Framer, Pool, PoolOptions, Resp2, Resp3};
 use super::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, RedisUrl};
 use crate::op::{
     now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
     ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
@@ -72,61 +72,6 @@ pub struct RedisBackend {
     pool2: Arc<Pool<Resp2>>,
     base_db: u8,
     script_sha: String,
-}
-
-/// The parts of a redis URL.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RedisUrl {
-    pub host: String,
-    pub port: u16,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub db: u8,
-}
-
-/// Parses what follows `redis://`: `[[user]:password@]host[:port][/db]`.
-pub fn parse_url(rest: &str) -> std::result::Result<RedisUrl, String> {
-    let (credentials, address) = match rest.rsplit_once('@') {
-        Some((credentials, address)) => (Some(credentials), address),
-        None => (None, rest),
-    };
-    let (address, db) = match address.split_once('/') {
-        Some((address, "")) => (address, 0),
-        Some((address, db)) => (
-            address,
-            db.parse()
-                .ok()
-                .filter(|db| *db < 16)
-                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
-        ),
-        None => (address, 0),
-    };
-    let (host, port) = match address.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse()
-                .map_err(|_| format!("{port:?} is not a port"))?,
-        ),
-        None => (address, 6379),
-    };
-    if host.is_empty() {
-        return Err("needs a host, e.g. redis://127.0.0.1:6379".into());
-    }
-    let (user, password) = match credentials {
-        None => (None, None),
-        Some(credentials) => match credentials.split_once(':') {
-            Some(("", password)) => (None, Some(password.to_string())),
-            Some((user, password)) => (Some(user.to_string()), Some(password.to_string())),
-            None => (None, Some(credentials.to_string())),
-        },
-    };
-    Ok(RedisUrl {
-        host: host.to_string(),
-        port,
-        user,
-        password,
-        db,
-    })
 }
 
 /// Appends one command as a RESP array of bulk strings.
@@ -241,8 +186,7 @@ enum Change {
 }
 
 impl RedisBackend {
-    pub fn new(rest: &str, config: &BackendConfig) -> std::result::Result<Self, String> {
-        let url = parse_url(rest)?;
+    pub fn new(url: &RedisUrl, config: &BackendConfig) -> std::result::Result<Self, String> {
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
@@ -713,28 +657,6 @@ impl Backend for RedisBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_parse() {
-        assert_eq!(
-            parse_url("user:pw@127.0.0.1:6380/2").unwrap(),
-            RedisUrl {
-                host: "127.0.0.1".into(),
-                port: 6380,
-                user: Some("user".into()),
-                password: Some("pw".into()),
-                db: 2
-            }
-        );
-        let plain = parse_url("localhost").unwrap();
-        assert_eq!((plain.port, plain.db, plain.password), (6379, 0, None));
-        assert_eq!(
-            parse_url(":pw@h:1").unwrap().password.as_deref(),
-            Some("pw")
-        );
-        assert!(parse_url("h:1/16").is_err());
-        assert!(parse_url("h:x").is_err());
-    }
 
     #[test]
     fn values_keep_their_flags() {

@@ -2,33 +2,9 @@
 //! the three dialects differ only in column types, placeholders, upsert
 //! syntax, row locking and how a bounded delete is written.
 
-/// Which database a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-    MySql,
-}
+pub use crate::config::Dialect;
 
 impl Dialect {
-    pub fn of_url(url: &str) -> Option<Self> {
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme)?;
-        match scheme {
-            "sqlite" => Some(Dialect::Sqlite),
-            "postgres" | "postgresql" => Some(Dialect::Postgres),
-            "mysql" | "mariadb" => Some(Dialect::MySql),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "sqlite",
-            Dialect::Postgres => "postgres",
-            Dialect::MySql => "mysql",
-        }
-    }
-
     /// Longest key the table accepts: MySQL indexes at most 3072 bytes, so
     /// its key column is a VARBINARY(1024); the others take any length.
     pub fn max_key(self) -> usize {
@@ -36,23 +12,6 @@ impl Dialect {
             Dialect::MySql => 1024,
             Dialect::Sqlite | Dialect::Postgres => usize::MAX,
         }
-    }
-}
-
-/// `table` must be a plain identifier: it is spliced into SQL text.
-pub fn validate_table_name(table: &str) -> Result<(), String> {
-    let mut chars = table.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && table.len() <= 48;
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{table:?} is not a table name; use letters, digits and _ (at most 48), not starting with a digit"
-        ))
     }
 }
 
@@ -325,25 +284,5 @@ mod tests {
         assert!(Statements::new(Dialect::MySql, "t")
             .upsert(1)
             .contains("VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY"));
-    }
-
-    #[test]
-    fn table_names_are_identifiers() {
-        assert!(validate_table_name("keyway_items").is_ok());
-        assert!(validate_table_name("_t2").is_ok());
-        for bad in ["", "2t", "t; DROP TABLE x", "a-b", "\"t\""] {
-            assert!(validate_table_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn urls_name_their_dialect() {
-        assert_eq!(Dialect::of_url("sqlite://x.db"), Some(Dialect::Sqlite));
-        assert_eq!(
-            Dialect::of_url("postgresql://u@h/d"),
-            Some(Dialect::Postgres)
-        );
-        assert_eq!(Dialect::of_url("mariadb://u@h/d"), Some(Dialect::MySql));
-        assert_eq!(Dialect::of_url("memory://"), None);
     }
 }

@@ -24,8 +24,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Executor, Row};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
+pub use self::dialect::Dialect;
 use self::dialect::Statements;
-pub use self::dialect::{validate_table_name, Dialect};
 use self::writer::{live_item, Done, Job, Write};
 use super::{Backend, BackendError, Result, SCAN_CURSOR_MASK};
 use crate::config::BackendConfig;
@@ -126,11 +126,14 @@ const SQLITE_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 impl SqlBackend {
     /// Builds the pool (connecting lazily, so Keyway starts while the
     /// database is down) and starts the writer. Needs a tokio runtime.
-    pub fn new(config: &BackendConfig, data_dir: &Path) -> std::result::Result<Self, String> {
+    pub fn new(
+        dialect: Dialect,
+        config: &BackendConfig,
+        data_dir: &Path,
+    ) -> std::result::Result<Self, String> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let dialect = Dialect::of_url(&config.url).ok_or("not a SQL url")?;
-        validate_table_name(&config.table)?;
+        crate::config::url::validate_table_name(&config.table)?;
         let url = connect_url(dialect, &config.url, data_dir)?;
         let options = AnyConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
         // Opening a SQLite file is local, but its first open creates the

@@ -13,7 +13,7 @@ use super::error_reply;
 use crate::backend::memcached::MemcachedBackend;
 use crate::metrics::{Family, TargetStats};
 use crate::router::RouteError;
-use crate::server::Shared;
+use crate::session::Shared;
 
 /// Forwards `request` (whose bytes are `raw`) if a memcached route owns its
 /// keys, writing memcached's reply to `out`. False: run it as operations.

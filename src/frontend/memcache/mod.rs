@@ -12,13 +12,14 @@ use keyway_protocol::memcache::{
     encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
 };
 
+use crate::metrics::Counter;
 use crate::metrics::Family;
 use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus,
 };
 use crate::router::RouteError;
-use crate::server::{Counter, Flow, Session, Shared};
+use crate::session::{Flow, Session, Shared};
 
 /// What `version` reports: memcached's version (clients parse it), then ours.
 pub const VERSION: &str = concat!("1.6.18-keyway-", env!("CARGO_PKG_VERSION"));
@@ -378,7 +379,7 @@ fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
         ("cmd_set", get(&stats.sets)),
         ("cmd_flush", routed(Family::Flush)),
         ("cmd_touch", routed(Family::Touch)),
-        ("threads", crate::server::worker_count().to_string()),
+        ("threads", crate::workers::worker_count().to_string()),
         ("get_hits", get(&stats.get_hits)),
         ("get_misses", get(&stats.get_misses)),
         ("bytes_read", get(&stats.bytes_read)),

@@ -164,7 +164,7 @@ impl RespSession {
         // As redis shows them: a Unix socket client has the socket's path,
         // port 0, at both ends, and flag U.
         let (addr, laddr, flags) = match &self.peer {
-            crate::server::Peer::Tcp(peer) => (
+            crate::session::Peer::Tcp(peer) => (
                 peer.to_string(),
                 self.shared
                     .resp_addr
@@ -172,7 +172,7 @@ impl RespSession {
                     .unwrap_or_default(),
                 'N',
             ),
-            crate::server::Peer::Unix(path) => {
+            crate::session::Peer::Unix(path) => {
                 let end = format!("{}:0", path.display());
                 (end.clone(), end, 'U')
             }
@@ -417,7 +417,7 @@ fn resident_bytes() -> u64 {
 }
 
 /// INFO's keyway section: each route (matcher, target, its figures) and each backend.
-fn route_lines(shared: &crate::server::Shared) -> Vec<(&'static str, String)> {
+fn route_lines(shared: &crate::session::Shared) -> Vec<(&'static str, String)> {
     let mut lines = Vec::new();
     for (i, route) in shared.config.routes.iter().enumerate() {
         let Some(target) = shared.router.target(route.target()) else {

@@ -17,7 +17,7 @@ use keyway_protocol::resp::{encode, Decoder, Limits, Reply, Version};
 use crate::backend::BackendError;
 use crate::op::Db;
 use crate::router::RouteError;
-use crate::server::{Flow, Session, Shared};
+use crate::session::{Flow, Peer, Session, Shared};
 
 pub use commands::{CommandSpec, COMMANDS};
 
@@ -30,7 +30,7 @@ pub struct RespSession {
     version: Version,
     db: Db,
     id: u64,
-    peer: crate::server::Peer,
+    peer: Peer,
     connected: std::time::Instant,
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
@@ -59,7 +59,7 @@ struct Transaction {
 }
 
 impl RespSession {
-    pub fn new(shared: Arc<Shared>, peer: crate::server::Peer) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: Peer) -> Self {
         let limits = Limits {
             max_args: shared.config.limits.max_args,
             max_bulk: shared.config.limits.max_bulk.as_usize(),

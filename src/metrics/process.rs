@@ -1,54 +1,10 @@
-//! Process-wide counters behind memcached `stats` and redis `INFO`.
-//!
-//! Hot counters are sharded per worker thread (each on its own cache line) so
-//! that counting a request never bounces a cache line between cores; reading
-//! sums the shards.
+//! Process-wide counters behind memcached `stats` and redis `INFO`, sharded
+//! per thread ([`Counter`]).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-const SHARDS: usize = 16;
-
-#[repr(align(128))]
-#[derive(Default)]
-struct Slot(AtomicU64);
-
-/// A counter that many threads add to and few read.
-#[derive(Default)]
-pub struct Counter {
-    slots: [Slot; SHARDS],
-}
-
-impl std::fmt::Debug for Counter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.get())
-    }
-}
-
-/// A small per-thread number, for picking a shard.
-pub fn thread_slot() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    SLOT.with(|slot| *slot)
-}
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.slots[thread_slot()].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn sub(&self, n: u64) {
-        self.slots[thread_slot()].0.fetch_sub(n, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.slots.iter().fold(0u64, |sum, slot| {
-            sum.wrapping_add(slot.0.load(Ordering::Relaxed))
-        })
-    }
-}
+use super::sharded::Counter;
 
 #[derive(Debug)]
 pub struct Stats {

@@ -19,10 +19,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::{Family, LATENCY_BOUNDS_US};
 use crate::backend::AnyBackend;
+use crate::metrics::{Family, LATENCY_BOUNDS_US};
 use crate::policy::{Policy, Target};
-use crate::server::Shared;
+use crate::session::Shared;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -254,7 +254,7 @@ fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
         None,
         MetricType::Gauge,
         leaves.iter().map(|t| {
-            let down = t.stats.health() == super::Health::Down;
+            let down = t.stats.health() == crate::metrics::Health::Down;
             (labels(t), Sample::Gauge(i64::from(!down)))
         }),
     )?;

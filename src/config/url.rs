@@ -1,0 +1,270 @@
+//! Backend URLs, parsed in one place into a typed [`BackendUrl`]: `check-config`
+//! and the backends read the same parse, so each mistake has one message.
+
+/// What a backend URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendUrl {
+    /// `memory://`
+    Memory,
+    /// `memcached://host:port[:weight],...`
+    Memcached(Vec<MemcachedServer>),
+    /// `redis://` or, with TLS, `rediss://`.
+    Redis { url: RedisUrl, tls: bool },
+    /// `sqlite://`, `postgres[ql]://`, `mysql://`, `mariadb://`: the URL is
+    /// handed to the driver as written.
+    Sql(Dialect),
+}
+
+/// Schemes this build understands, for the one "unsupported scheme" message.
+const SCHEMES: &str =
+    "memory://, memcached://, redis://, rediss://, sqlite://, postgres:// and mysql://";
+
+impl BackendUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let unsupported = || format!("{url:?}: unsupported scheme; this build supports {SCHEMES}");
+        let (scheme, rest) = url.split_once("://").ok_or_else(unsupported)?;
+        if let Some(dialect) = Dialect::of_scheme(scheme) {
+            return Ok(BackendUrl::Sql(dialect));
+        }
+        match scheme {
+            "memory" => Ok(BackendUrl::Memory),
+            "memcached" => parse_servers(rest).map(BackendUrl::Memcached),
+            "redis" | "rediss" => Ok(BackendUrl::Redis {
+                url: parse_redis(rest)?,
+                tls: scheme == "rediss",
+            }),
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// Whether the URL names a store only this host reaches: memory, a
+    /// SQLite file, or memcached/redis/SQL servers on loopback.
+    pub fn is_per_host(&self, url: &str) -> bool {
+        match self {
+            BackendUrl::Memory | BackendUrl::Sql(Dialect::Sqlite) => true,
+            BackendUrl::Memcached(servers) => {
+                servers.iter().all(|server| host_is_local(&server.host))
+            }
+            BackendUrl::Redis { url, .. } => host_is_local(&url.host),
+            BackendUrl::Sql(Dialect::Postgres | Dialect::MySql) => {
+                // [user[:password]@]host[:port][/database][?options]
+                let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+                let authority = rest.split(['/', '?']).next().unwrap_or("");
+                let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                let host = match host_port.strip_prefix('[') {
+                    Some(v6) => v6.split(']').next().unwrap_or(v6),
+                    None => host_port.split(':').next().unwrap_or(host_port),
+                };
+                // No host: a Unix socket on this machine.
+                host.is_empty() || host_is_local(host)
+            }
+        }
+    }
+}
+
+/// Whether `host` is this machine: a loopback address or `localhost`.
+pub fn host_is_local(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// One server of a memcached pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedServer {
+    pub host: String,
+    pub port: u16,
+    pub weight: u32,
+}
+
+/// Parses `host:port[:weight],...` (the part after `memcached://`).
+pub fn parse_servers(list: &str) -> Result<Vec<MemcachedServer>, String> {
+    list.split(',')
+        .map(|spec| {
+            let mut parts = spec.trim().rsplitn(3, ':').collect::<Vec<_>>();
+            parts.reverse();
+            let (host, port, weight) = match parts.as_slice() {
+                [host, port] => (*host, *port, "1"),
+                [host, port, weight] => (*host, *port, *weight),
+                _ => return Err(format!("{spec:?} is not host:port[:weight]")),
+            };
+            Ok(MemcachedServer {
+                host: host.to_string(),
+                port: port.parse().map_err(|_| format!("{spec:?}: bad port"))?,
+                weight: weight
+                    .parse()
+                    .ok()
+                    .filter(|w| *w > 0)
+                    .ok_or_else(|| format!("{spec:?}: bad weight"))?,
+            })
+        })
+        .collect()
+}
+
+/// The parts of a redis URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub db: u8,
+}
+
+/// Parses what follows `redis://`: `[[user]:password@]host[:port][/db]`.
+pub fn parse_redis(rest: &str) -> Result<RedisUrl, String> {
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, rest),
+    };
+    let (address, db) = match address.split_once('/') {
+        Some((address, "")) => (address, 0),
+        Some((address, db)) => (
+            address,
+            db.parse()
+                .ok()
+                .filter(|db| *db < 16)
+                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
+        ),
+        None => (address, 0),
+    };
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse()
+                .map_err(|_| format!("{port:?} is not a port"))?,
+        ),
+        None => (address, 6379),
+    };
+    if host.is_empty() {
+        return Err("needs a host, e.g. redis://127.0.0.1:6379".into());
+    }
+    let (user, password) = match credentials {
+        None => (None, None),
+        Some(credentials) => match credentials.split_once(':') {
+            Some(("", password)) => (None, Some(password.to_string())),
+            Some((user, password)) => (Some(user.to_string()), Some(password.to_string())),
+            None => (None, Some(credentials.to_string())),
+        },
+    };
+    Ok(RedisUrl {
+        host: host.to_string(),
+        port,
+        user,
+        password,
+        db,
+    })
+}
+
+/// Which database a SQL URL names (the SQL each needs: `backend::sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    pub fn of_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::MySql),
+            _ => None,
+        }
+    }
+
+    pub fn of_url(url: &str) -> Option<Self> {
+        Self::of_scheme(url.split_once("://")?.0)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+        }
+    }
+}
+
+/// A SQL table name Keyway will interpolate into its statements.
+pub fn validate_table_name(table: &str) -> Result<(), String> {
+    let mut chars = table.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && table.len() <= 48;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{table:?} is not a table name; use letters, digits and _ (at most 48), not starting with a digit"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_urls_parse() {
+        assert_eq!(
+            parse_redis("user:pw@127.0.0.1:6380/2").unwrap(),
+            RedisUrl {
+                host: "127.0.0.1".into(),
+                port: 6380,
+                user: Some("user".into()),
+                password: Some("pw".into()),
+                db: 2
+            }
+        );
+        let plain = parse_redis("localhost").unwrap();
+        assert_eq!((plain.port, plain.db, plain.password), (6379, 0, None));
+        assert_eq!(
+            parse_redis(":pw@h:1").unwrap().password.as_deref(),
+            Some("pw")
+        );
+        assert!(parse_redis("h:1/16").is_err());
+        assert!(parse_redis("h:x").is_err());
+    }
+
+    #[test]
+    fn table_names_are_identifiers() {
+        assert!(validate_table_name("keyway_items").is_ok());
+        assert!(validate_table_name("_t2").is_ok());
+        for bad in ["", "2t", "t; DROP TABLE x", "a-b", "\"t\""] {
+            assert!(validate_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_name_their_kind() {
+        assert_eq!(
+            BackendUrl::parse("sqlite://x.db"),
+            Ok(BackendUrl::Sql(Dialect::Sqlite))
+        );
+        assert_eq!(
+            BackendUrl::parse("postgresql://u@h/d"),
+            Ok(BackendUrl::Sql(Dialect::Postgres))
+        );
+        assert_eq!(
+            BackendUrl::parse("mariadb://u@h/d"),
+            Ok(BackendUrl::Sql(Dialect::MySql))
+        );
+        assert_eq!(BackendUrl::parse("memory://"), Ok(BackendUrl::Memory));
+        assert!(matches!(
+            BackendUrl::parse("rediss://h:1"),
+            Ok(BackendUrl::Redis { tls: true, .. })
+        ));
+        for bad in ["memcache://h:1", "h:1", "redis://h:x", "memcached://h"] {
+            assert!(BackendUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(BackendUrl::parse("ftp://x")
+            .unwrap_err()
+            .contains("unsupported scheme"));
+    }
+}

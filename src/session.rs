@@ -1,0 +1,98 @@
+//! The contract between the layers that serve connections (`server`,
+//! `frontend`, `admin`) and what they serve: one generation of the running
+//! configuration ([`Shared`]), the per-connection [`Session`] a frontend
+//! implements, and what a turn of it asks of the connection task ([`Flow`]).
+//! It sits below the listeners and the frontends, so neither reaches into
+//! the other.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
+
+use crate::config::{Config, ListenerName};
+use crate::metrics::Stats;
+use crate::router::Router;
+
+/// What connections share: one generation of the running configuration.
+/// A reload builds the next generation and swaps it in ([`Server::reload`]);
+/// a connection picks the new one up before its next batch of requests, so
+/// requests already read finish on the routes they started on.
+pub struct Shared {
+    pub router: Router,
+    /// Process-wide counters, carried from generation to generation.
+    pub stats: Arc<Stats>,
+    /// The configuration this generation runs (limits, `/config`).
+    pub config: Config,
+    /// `[auth]` users with their passwords read.
+    pub users: crate::config::Users,
+    /// `[tls]`: the acceptor, and the listeners that use it.
+    pub tls: Option<(crate::tls::Acceptor, Vec<ListenerName>)>,
+    pub next_client_id: Arc<AtomicU64>,
+    /// Addresses actually bound (port 0 resolved), for INFO and tests.
+    pub memcache_addr: Option<SocketAddr>,
+    pub resp_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl Shared {
+    /// The TLS acceptor, if `listener` speaks TLS.
+    pub fn tls_for(&self, listener: ListenerName) -> Option<&crate::tls::Acceptor> {
+        let (acceptor, listeners) = self.tls.as_ref()?;
+        listeners.contains(&listener).then_some(acceptor)
+    }
+
+    /// Memory backends' figures summed, for `stats` and INFO.
+    pub fn memory_usage(&self) -> crate::backend::memory::Usage {
+        let mut total = crate::backend::memory::Usage::default();
+        for (_, backend) in self.router.backends() {
+            let usage = backend.usage();
+            total.items += usage.items;
+            total.bytes += usage.bytes;
+            total.capacity += usage.capacity;
+            total.evictions += usage.evictions;
+        }
+        total
+    }
+}
+
+/// The current generation, swapped atomically by a reload.
+pub type Current = Arc<ArcSwap<Shared>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Close after writing what is buffered (quit, or an unframeable stream).
+    Close,
+    /// Write what is buffered, then go on with the requests still in the
+    /// input before reading more: the turn reached limits.max_pipeline or
+    /// limits.max_output_buffer.
+    Yield,
+}
+
+/// A protocol frontend's per-connection state.
+pub trait Session: Send {
+    /// Answers every complete request in `input`, consuming it and appending
+    /// replies to `output`, in order.
+    fn process(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+    ) -> impl Future<Output = Flow> + Send;
+
+    /// The generation of the configuration this session runs on; replaced
+    /// between batches when a reload swaps in a new one.
+    fn shared_mut(&mut self) -> &mut Arc<Shared>;
+}
+
+/// Where a client connected from, as CLIENT LIST shows it.
+#[derive(Clone, Debug)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// A Unix socket client; redis shows the socket's path for both ends.
+    Unix(Arc<Path>),
+}

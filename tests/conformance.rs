@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{mariadb_url, postgres_url, start_memcached, start_redis};
 use keyway::backend::memory::MemoryBackend;
-use keyway::backend::{AnyBackend, Backend, BackendError};
+use keyway::backend::{AnyBackend, Backend, BackendError, Ops};
 use keyway::config::BackendConfig;
 use keyway::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
@@ -78,7 +78,7 @@ fn store(key: &str, value: &str, mode: StoreMode) -> Store {
     Store::new(b(key), b(value), mode, ExpiryUpdate::Set(Expiry::Never))
 }
 
-async fn value<B: Backend>(backend: &B, db: u8, key: &str) -> Option<(String, u32)> {
+async fn value<B: Ops>(backend: &B, db: u8, key: &str) -> Option<(String, u32)> {
     backend
         .get(db, &[b(key)])
         .await

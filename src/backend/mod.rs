@@ -1,7 +1,8 @@
 //! Backends: where items finally live. One trait, one async method per
-//! operation, and one conformance suite (`tests/conformance.rs`) that every
+//! operation ([`call`] describes each operation once), and one conformance suite (`tests/conformance.rs`) that every
 //! implementation must pass. A backend is chosen by the scheme of its URL.
 
+pub mod call;
 pub mod memcached;
 pub mod memory;
 pub mod numeric;
@@ -13,6 +14,8 @@ use std::future::Future;
 use std::path::Path;
 
 use bytes::Bytes;
+
+pub use call::{execute_typed, Answer, Call, Execute, Ops};
 
 use crate::config::{BackendConfig, BackendUrl};
 use crate::op::{
@@ -206,83 +209,13 @@ impl AnyBackend {
     }
 }
 
-macro_rules! dispatch {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            AnyBackend::Memory(backend) => backend.$method($($arg),*).await,
-            AnyBackend::Memcached(backend) => backend.$method($($arg),*).await,
-            AnyBackend::Sql(backend) => backend.$method($($arg),*).await,
-            AnyBackend::Redis(backend) => backend.$method($($arg),*).await,
+impl Execute for AnyBackend {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        match self {
+            AnyBackend::Memory(backend) => execute_typed(backend, call).await,
+            AnyBackend::Memcached(backend) => execute_typed(backend, call).await,
+            AnyBackend::Sql(backend) => execute_typed(backend, call).await,
+            AnyBackend::Redis(backend) => execute_typed(&**backend, call).await,
         }
-    };
+    }
 }
-
-/// Implements [`Backend`] for a type by forwarding every operation through
-/// `$dispatch` (a macro matching on the type's variants).
-macro_rules! backend_by_dispatch {
-    ($type:ty, $dispatch:ident) => {
-        impl Backend for $type {
-            async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
-                $dispatch!(self, get(db, keys))
-            }
-            async fn get_and_touch(
-                &self,
-                db: Db,
-                keys: &[Bytes],
-                expiry: Expiry,
-            ) -> Result<Vec<Option<Item>>> {
-                $dispatch!(self, get_and_touch(db, keys, expiry))
-            }
-            async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-                $dispatch!(self, get_and_delete(db, key))
-            }
-            async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-                $dispatch!(self, store(db, store))
-            }
-            async fn store_all_if_absent(
-                &self,
-                db: Db,
-                pairs: Vec<(Bytes, Bytes)>,
-            ) -> Result<bool> {
-                $dispatch!(self, store_all_if_absent(db, pairs))
-            }
-            async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-                $dispatch!(self, delete(db, keys))
-            }
-            async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
-                $dispatch!(self, arith(db, key, arith))
-            }
-            async fn expire(
-                &self,
-                db: Db,
-                key: &Bytes,
-                expiry: Expiry,
-                condition: ExpireCondition,
-            ) -> Result<bool> {
-                $dispatch!(self, expire(db, key, expiry, condition))
-            }
-            async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-                $dispatch!(self, ttl(db, key))
-            }
-            async fn scan(
-                &self,
-                db: Db,
-                cursor: u64,
-                pattern: Option<&[u8]>,
-                count: usize,
-            ) -> Result<ScanPage> {
-                $dispatch!(self, scan(db, cursor, pattern, count))
-            }
-            async fn len(&self, db: Db) -> Result<usize> {
-                $dispatch!(self, len(db))
-            }
-            async fn flush(&self, db: Option<Db>) -> Result<()> {
-                $dispatch!(self, flush(db))
-            }
-        }
-    };
-}
-
-pub(crate) use backend_by_dispatch;
-
-backend_by_dispatch!(AnyBackend, dispatch);

@@ -16,108 +16,9 @@ pub use sharded::Counter;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::backend::{BackendError, Result};
-use crate::op::{ArithOutcome, Item, ScanPage, StoreOutcome, Ttl};
+use crate::backend::{Answer, BackendError, Result};
+pub use crate::op::Family;
 use sharded::Sharded;
-
-/// Command families, the `family` label: what a dashboard groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Get,
-    Set,
-    Delete,
-    Arith,
-    Touch,
-    Keys,
-    Flush,
-    /// Commands forwarded to redis as they came that are none of the above
-    /// (hashes, lists, scripts...).
-    Other,
-}
-
-impl Family {
-    pub const ALL: [Family; 8] = [
-        Family::Get,
-        Family::Set,
-        Family::Delete,
-        Family::Arith,
-        Family::Touch,
-        Family::Keys,
-        Family::Flush,
-        Family::Other,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Get => "get",
-            Family::Set => "set",
-            Family::Delete => "delete",
-            Family::Arith => "arith",
-            Family::Touch => "touch",
-            Family::Keys => "keys",
-            Family::Flush => "flush",
-            Family::Other => "other",
-        }
-    }
-
-    /// The family of a `Backend` trait method, by its name.
-    pub fn of_method(method: &str) -> Family {
-        match method {
-            "get" | "get_and_touch" | "get_and_delete" => Family::Get,
-            "store" | "store_all_if_absent" => Family::Set,
-            "delete" => Family::Delete,
-            "arith" => Family::Arith,
-            "expire" | "ttl" => Family::Touch,
-            "scan" | "len" => Family::Keys,
-            "flush" => Family::Flush,
-            _ => Family::Other,
-        }
-    }
-
-    /// The family of a memcached or redis command forwarded as it came.
-    pub fn of_command(name: &[u8]) -> Family {
-        const TABLE: &[(&str, Family)] = &[
-            ("get", Family::Get),
-            ("gets", Family::Get),
-            ("gat", Family::Get),
-            ("gats", Family::Get),
-            ("mget", Family::Get),
-            ("getex", Family::Get),
-            ("getdel", Family::Get),
-            ("set", Family::Set),
-            ("add", Family::Set),
-            ("replace", Family::Set),
-            ("append", Family::Set),
-            ("prepend", Family::Set),
-            ("cas", Family::Set),
-            ("setex", Family::Set),
-            ("psetex", Family::Set),
-            ("setnx", Family::Set),
-            ("mset", Family::Set),
-            ("msetnx", Family::Set),
-            ("getset", Family::Set),
-            ("delete", Family::Delete),
-            ("del", Family::Delete),
-            ("unlink", Family::Delete),
-            ("incr", Family::Arith),
-            ("decr", Family::Arith),
-            ("incrby", Family::Arith),
-            ("decrby", Family::Arith),
-            ("touch", Family::Touch),
-            ("expire", Family::Touch),
-            ("pexpire", Family::Touch),
-            ("expireat", Family::Touch),
-            ("pexpireat", Family::Touch),
-            ("persist", Family::Touch),
-            ("ttl", Family::Touch),
-            ("pttl", Family::Touch),
-        ];
-        TABLE
-            .iter()
-            .find(|(command, _)| command.as_bytes().eq_ignore_ascii_case(name))
-            .map_or(Family::Other, |(_, family)| *family)
-    }
-}
 
 /// Upper bounds of the latency histogram's buckets, in microseconds (the
 /// last bucket, +Inf, is implied).
@@ -202,7 +103,7 @@ impl TargetStats {
 
     /// Counts a call's result: request, error, hits and misses, and the
     /// health change it shows (logged once per change, for backends).
-    pub fn record_result<T: Reads>(&self, family: Family, started: Instant, result: &Result<T>) {
+    pub fn record_result(&self, family: Family, started: Instant, result: &Result<Answer>) {
         let failed = match result {
             Ok(value) => {
                 let (hits, misses) = value.hits_and_misses();
@@ -282,35 +183,6 @@ impl TargetStats {
     }
 }
 
-/// What a result says about reads: keys found and keys missed.
-pub trait Reads {
-    fn hits_and_misses(&self) -> (u64, u64) {
-        (0, 0)
-    }
-}
-
-impl Reads for Vec<Option<Item>> {
-    fn hits_and_misses(&self) -> (u64, u64) {
-        let hits = self.iter().filter(|item| item.is_some()).count() as u64;
-        (hits, self.len() as u64 - hits)
-    }
-}
-
-impl Reads for Option<Item> {
-    fn hits_and_misses(&self) -> (u64, u64) {
-        (self.is_some() as u64, self.is_none() as u64)
-    }
-}
-
-impl Reads for StoreOutcome {}
-impl Reads for ArithOutcome {}
-impl Reads for Ttl {}
-impl Reads for ScanPage {}
-impl Reads for Vec<bool> {}
-impl Reads for bool {}
-impl Reads for usize {}
-impl Reads for () {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +202,7 @@ mod tests {
     #[test]
     fn reads_count_hits_and_misses() {
         let stats = TargetStats::new("t");
-        let result: Result<Vec<Option<Item>>> = Ok(vec![None, None]);
+        let result: Result<Answer> = Ok(Answer::Items(vec![None, None]));
         stats.record_result(Family::Get, Instant::now(), &result);
         assert_eq!(stats.hits_and_misses(), (0, 2));
     }

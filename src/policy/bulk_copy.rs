@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{copy_of, Node, Target};
-use crate::backend::{AnyBackend, Backend, BackendError};
+use crate::backend::{AnyBackend, BackendError, Ops};
 use crate::op::{now_ms, Db, StoreStatus, DATABASES};
 
 /// Keys per batch.

@@ -26,6 +26,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Member;
 use crate::backend::sql::changes::{ChangeKind, Poll, WRITE_ORIGIN};
+use crate::backend::Ops;
 use crate::op::Db;
 
 /// Generation buckets: keys share one when their hashes collide, which
@@ -265,7 +266,7 @@ async fn follow(
 mod tests {
     use super::*;
     use crate::backend::sql::changes::Change;
-    use crate::backend::{memory::MemoryBackend, AnyBackend, Backend};
+    use crate::backend::{memory::MemoryBackend, AnyBackend, Ops};
     use crate::op::{Store, StoreMode};
     use crate::policy::{Node, Target};
 

@@ -19,12 +19,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{BoxFuture, Member};
-use crate::backend::{Backend, BackendError, Result};
-use crate::op::{
-    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
-    StoreOutcome, Ttl,
-};
+use super::Member;
+use crate::backend::{Answer, BackendError, Call, Execute, Ops, Result};
+use crate::op::{now_ms, Expiry, ExpiryUpdate, Store};
 
 /// Settings of a [`Failover`].
 pub struct FailoverOptions {
@@ -113,9 +110,12 @@ impl Failover {
     /// Runs `op` on the first member that is up; on a backend failure, on
     /// the next one that is up. When every member is down, the first is
     /// tried anyway: better a request that may fail than one refused unasked.
-    async fn call<'a, T, F>(&'a self, op: F) -> Result<T>
+    /// Runs `op` on the first member that is up, then on the next when it
+    /// fails.
+    async fn call<'a, F, Fut>(&'a self, op: F) -> Result<Answer>
     where
-        F: Fn(usize, &'a Member) -> BoxFuture<'a, T>,
+        F: Fn(usize, &'a Member) -> Fut,
+        Fut: std::future::Future<Output = Result<Answer>>,
     {
         let mut order: Vec<usize> = (0..self.members.len()).filter(|&i| self.is_up(i)).collect();
         if order.is_empty() {
@@ -141,9 +141,11 @@ impl Failover {
 
     /// Runs `op` on every member that is up, concurrently, and answers with
     /// the first of them that succeeded.
-    async fn on_all<'a, T, F>(&'a self, op: F) -> Result<T>
+    /// Runs `op` on every member that is up (removals).
+    async fn on_all<'a, F, Fut>(&'a self, op: F) -> Result<Answer>
     where
-        F: Fn(usize, &'a Member) -> BoxFuture<'a, T>,
+        F: Fn(usize, &'a Member) -> Fut,
+        Fut: std::future::Future<Output = Result<Answer>>,
     {
         let up: Vec<usize> = (0..self.members.len()).filter(|&i| self.is_up(i)).collect();
         if up.is_empty() {
@@ -184,75 +186,18 @@ impl Failover {
     }
 }
 
-impl Backend for Failover {
-    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
-        self.call(|_, member| member.get(db, keys)).await
-    }
-
-    async fn get_and_touch(
-        &self,
-        db: Db,
-        keys: &[Bytes],
-        expiry: Expiry,
-    ) -> Result<Vec<Option<Item>>> {
-        self.call(|_, member| member.get_and_touch(db, keys, expiry))
-            .await
-    }
-
-    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        self.on_all(|_, member| member.get_and_delete(db, key))
-            .await
-    }
-
-    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        self.call(|index, member| member.store(db, self.capped(index, store.clone())))
-            .await
-    }
-
-    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
-        self.call(|_, member| member.store_all_if_absent(db, pairs.clone()))
-            .await
-    }
-
-    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        self.on_all(|_, member| member.delete(db, keys)).await
-    }
-
-    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
-        self.call(|_, member| member.arith(db, key, arith)).await
-    }
-
-    async fn expire(
-        &self,
-        db: Db,
-        key: &Bytes,
-        expiry: Expiry,
-        condition: ExpireCondition,
-    ) -> Result<bool> {
-        self.call(|_, member| member.expire(db, key, expiry, condition))
-            .await
-    }
-
-    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-        self.call(|_, member| member.ttl(db, key)).await
-    }
-
-    async fn scan(
-        &self,
-        db: Db,
-        cursor: u64,
-        pattern: Option<&[u8]>,
-        count: usize,
-    ) -> Result<ScanPage> {
-        self.call(|_, member| member.scan(db, cursor, pattern, count))
-            .await
-    }
-
-    async fn len(&self, db: Db) -> Result<usize> {
-        self.call(|_, member| member.len(db)).await
-    }
-
-    async fn flush(&self, db: Option<Db>) -> Result<()> {
-        self.on_all(|_, member| member.flush(db)).await
+impl Execute for Failover {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        match call {
+            Call::Store { db, store } => {
+                self.call(|index, member| {
+                    let store = self.capped(index, store.clone());
+                    member.execute(Call::Store { db, store })
+                })
+                .await
+            }
+            call if call.removes() => self.on_all(|_, member| member.execute(call.clone())).await,
+            call => self.call(|_, member| member.execute(call.clone())).await,
+        }
     }
 }

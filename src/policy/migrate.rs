@@ -13,7 +13,7 @@
 use bytes::Bytes;
 
 use super::{copy_of, fill, misses, Member};
-use crate::backend::{Backend, BackendError, Result};
+use crate::backend::{Backend, BackendError, Ops, Result};
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,

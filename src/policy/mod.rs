@@ -32,12 +32,10 @@ pub use replicate::Replicate;
 pub use shadow::{Shadow, ShadowCounts, ShadowOptions};
 pub use write_through::WriteThrough;
 
-use crate::backend::{backend_by_dispatch, AnyBackend, Backend, Result};
+use crate::backend::{execute_typed, Answer, AnyBackend, Call, Execute, Result};
 use crate::config::PolicyConfig;
-use crate::metrics::{Family, TargetStats};
-use crate::op::{
-    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
-};
+use crate::metrics::TargetStats;
+use crate::op::{Item, Store};
 
 /// What a route (or a policy member) sends keys to, with its figures.
 #[derive(Clone)]
@@ -156,105 +154,52 @@ impl Target {
 
 /// Every call through a target is counted (requests, errors, latency, hits
 /// and misses by command family); a backend's answers also track its health.
-macro_rules! dispatch_target {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+impl Execute for Target {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
         let started = std::time::Instant::now();
-        let result = match &$self.node {
+        let family = call.family();
+        let result = match &self.node {
             Node::Backend(backend) => {
-                let result = backend.$method($($arg),*).await;
-                $self.stats.observe_health(&result);
+                let result = backend.execute(call).await;
+                self.stats.observe_health(&result);
                 result
             }
-            Node::Policy(policy) => policy.$method($($arg),*).await,
+            Node::Policy(policy) => policy.execute(call).await,
         };
-        $self
-            .stats
-            .record_result(Family::of_method(stringify!($method)), started, &result);
+        self.stats.record_result(family, started, &result);
         result
-    }};
+    }
 }
 
-macro_rules! dispatch_policy {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Policy::WriteThrough(policy) => policy.$method($($arg),*).await,
-            Policy::Migrate(policy) => policy.$method($($arg),*).await,
-            Policy::Failover(policy) => policy.$method($($arg),*).await,
-            Policy::Replicate(policy) => policy.$method($($arg),*).await,
-            Policy::Shadow(policy) => policy.$method($($arg),*).await,
+impl Execute for Policy {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        match self {
+            Policy::WriteThrough(policy) => execute_typed(policy, call).await,
+            Policy::Migrate(policy) => execute_typed(policy, call).await,
+            Policy::Failover(policy) => policy.execute(call).await,
+            Policy::Replicate(policy) => policy.execute(call).await,
+            Policy::Shadow(policy) => policy.execute(call).await,
         }
-    };
+    }
 }
-
-backend_by_dispatch!(Target, dispatch_target);
-backend_by_dispatch!(Policy, dispatch_policy);
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// A policy's member, called through boxed futures (see the module docs).
-/// Plain functions, not `async fn`s: the coercion to a trait object must sit
-/// outside the async bodies whose types it erases.
+/// A plain function, not an `async fn`: the coercion to a trait object must
+/// sit outside the async body whose type it erases.
 #[derive(Clone)]
 pub struct Member(pub Target);
 
 impl Member {
-    pub fn get<'a>(&'a self, db: Db, keys: &'a [Bytes]) -> BoxFuture<'a, Vec<Option<Item>>> {
-        Box::pin(self.0.get(db, keys))
+    fn boxed<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Answer> {
+        Box::pin(self.0.execute(call))
     }
-    pub fn get_and_touch<'a>(
-        &'a self,
-        db: Db,
-        keys: &'a [Bytes],
-        expiry: Expiry,
-    ) -> BoxFuture<'a, Vec<Option<Item>>> {
-        Box::pin(self.0.get_and_touch(db, keys, expiry))
-    }
-    pub fn get_and_delete<'a>(&'a self, db: Db, key: &'a Bytes) -> BoxFuture<'a, Option<Item>> {
-        Box::pin(self.0.get_and_delete(db, key))
-    }
-    pub fn store(&self, db: Db, store: Store) -> BoxFuture<'_, StoreOutcome> {
-        Box::pin(self.0.store(db, store))
-    }
-    pub fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> BoxFuture<'_, bool> {
-        Box::pin(self.0.store_all_if_absent(db, pairs))
-    }
-    pub fn delete<'a>(&'a self, db: Db, keys: &'a [Bytes]) -> BoxFuture<'a, Vec<bool>> {
-        Box::pin(self.0.delete(db, keys))
-    }
-    pub fn arith<'a>(
-        &'a self,
-        db: Db,
-        key: &'a Bytes,
-        arith: Arith,
-    ) -> BoxFuture<'a, ArithOutcome> {
-        Box::pin(self.0.arith(db, key, arith))
-    }
-    pub fn expire<'a>(
-        &'a self,
-        db: Db,
-        key: &'a Bytes,
-        expiry: Expiry,
-        condition: ExpireCondition,
-    ) -> BoxFuture<'a, bool> {
-        Box::pin(self.0.expire(db, key, expiry, condition))
-    }
-    pub fn ttl<'a>(&'a self, db: Db, key: &'a Bytes) -> BoxFuture<'a, Ttl> {
-        Box::pin(self.0.ttl(db, key))
-    }
-    pub fn scan<'a>(
-        &'a self,
-        db: Db,
-        cursor: u64,
-        pattern: Option<&'a [u8]>,
-        count: usize,
-    ) -> BoxFuture<'a, ScanPage> {
-        Box::pin(self.0.scan(db, cursor, pattern, count))
-    }
-    pub fn len(&self, db: Db) -> BoxFuture<'_, usize> {
-        Box::pin(self.0.len(db))
-    }
-    pub fn flush(&self, db: Option<Db>) -> BoxFuture<'_, ()> {
-        Box::pin(self.0.flush(db))
+}
+
+impl Execute for Member {
+    fn execute<'a>(&'a self, call: Call<'a>) -> impl Future<Output = Result<Answer>> + Send + 'a {
+        self.boxed(call)
     }
 }
 

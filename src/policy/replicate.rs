@@ -17,12 +17,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::{BoxFuture, Member};
-use crate::backend::{Backend, BackendError, Result};
+use super::Member;
+use crate::backend::{Answer, BackendError, Call, Execute, Ops, Result};
 use crate::config::Ack;
-use crate::op::{
-    Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome, Ttl,
-};
+use crate::op::{Db, Item};
 
 pub struct Replicate {
     members: Vec<Member>,
@@ -37,7 +35,10 @@ impl Replicate {
     }
 
     /// A read: the first member, then the next when one fails.
-    async fn read<'a, T>(&'a self, op: impl Fn(&'a Member) -> BoxFuture<'a, T>) -> Result<T> {
+    async fn read<'a, Fut>(&'a self, op: impl Fn(&'a Member) -> Fut) -> Result<Answer>
+    where
+        Fut: Future<Output = Result<Answer>>,
+    {
         let mut last = None;
         for member in &self.members {
             match op(member).await {
@@ -51,7 +52,7 @@ impl Replicate {
     /// A write on every member. `op` builds each member's call from owned
     /// arguments, so that with `ack = "first"` the others can finish after
     /// the client has its answer.
-    async fn write<T: Send + 'static>(&self, op: impl Fn(Member) -> Owned<T>) -> Result<T> {
+    async fn write(&self, op: impl Fn(Member) -> Owned<Answer>) -> Result<Answer> {
         match self.ack {
             Ack::All => {
                 let results = join_all(self.members.iter().cloned().map(&op)).await;
@@ -85,10 +86,27 @@ impl Replicate {
     }
 }
 
-impl Backend for Replicate {
-    /// Misses on one member are asked of the next: a member that restarted
+impl Execute for Replicate {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        match call {
+            Call::Get { db, keys } => self.get_from_any(db, &keys).await.map(Answer::Items),
+            call if call.writes() => {
+                let call = call.into_owned();
+                self.write(move |member| {
+                    let call = call.clone();
+                    Box::pin(async move { member.execute(call).await })
+                })
+                .await
+            }
+            call => self.read(|member| member.execute(call.clone())).await,
+        }
+    }
+}
+
+impl Replicate {
+    /// Each key from the first member that has it. Misses on one member are asked of the next: a member that restarted
     /// empty (memcached) still lets the others answer.
-    async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+    async fn get_from_any(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         let mut items: Vec<Option<Item>> = vec![None; keys.len()];
         let mut missing: Vec<usize> = (0..keys.len()).collect();
         let mut answered = false;
@@ -114,101 +132,5 @@ impl Backend for Replicate {
             (false, Some(error)) => Err(error),
             _ => Ok(items),
         }
-    }
-
-    async fn get_and_touch(
-        &self,
-        db: Db,
-        keys: &[Bytes],
-        expiry: Expiry,
-    ) -> Result<Vec<Option<Item>>> {
-        let keys = keys.to_vec();
-        self.write(move |m| {
-            let keys = keys.clone();
-            Box::pin(async move { m.get_and_touch(db, &keys, expiry).await })
-        })
-        .await
-    }
-
-    async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        let key = key.clone();
-        self.write(move |m| {
-            let key = key.clone();
-            Box::pin(async move { m.get_and_delete(db, &key).await })
-        })
-        .await
-    }
-
-    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        self.write(move |m| {
-            let store = store.clone();
-            Box::pin(async move { m.store(db, store).await })
-        })
-        .await
-    }
-
-    async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
-        self.write(move |m| {
-            let pairs = pairs.clone();
-            Box::pin(async move { m.store_all_if_absent(db, pairs).await })
-        })
-        .await
-    }
-
-    async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        let keys = keys.to_vec();
-        self.write(move |m| {
-            let keys = keys.clone();
-            Box::pin(async move { m.delete(db, &keys).await })
-        })
-        .await
-    }
-
-    async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
-        let key = key.clone();
-        self.write(move |m| {
-            let key = key.clone();
-            Box::pin(async move { m.arith(db, &key, arith).await })
-        })
-        .await
-    }
-
-    async fn expire(
-        &self,
-        db: Db,
-        key: &Bytes,
-        expiry: Expiry,
-        condition: ExpireCondition,
-    ) -> Result<bool> {
-        let key = key.clone();
-        self.write(move |m| {
-            let key = key.clone();
-            Box::pin(async move { m.expire(db, &key, expiry, condition).await })
-        })
-        .await
-    }
-
-    async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-        self.read(|member| member.ttl(db, key)).await
-    }
-
-    async fn scan(
-        &self,
-        db: Db,
-        cursor: u64,
-        pattern: Option<&[u8]>,
-        count: usize,
-    ) -> Result<ScanPage> {
-        self.read(|member| member.scan(db, cursor, pattern, count))
-            .await
-    }
-
-    async fn len(&self, db: Db) -> Result<usize> {
-        self.read(|member| member.len(db)).await
-    }
-
-    async fn flush(&self, db: Option<Db>) -> Result<()> {
-        self.write(move |m| Box::pin(async move { m.flush(db).await }))
-            .await
     }
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::coherence::Coherence;
 use super::{copy_of, fill, misses, Member};
-use crate::backend::{Backend, Result};
+use crate::backend::{Backend, Ops, Result};
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, StoreStatus, Ttl,

@@ -13,7 +13,7 @@ pub use table::RouteTable;
 use std::sync::Arc;
 
 use crate::backend::memcached::MemcachedBackend;
-use crate::backend::{AnyBackend, Backend, BackendError, BuildError};
+use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
 use crate::config::{BackendConfig, Config, PolicyConfig};
 use crate::metrics::{Family, TargetStats};
 use crate::op::{

@@ -5,9 +5,13 @@
 //! flags word, CAS ids, absolute expiry times and redis's numbered databases are
 //! all part of the model, so any frontend works with any backend.
 
+mod family;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+
+pub use family::Family;
 
 /// A redis database number (SELECT); memcached clients always use 0.
 pub type Db = u8;

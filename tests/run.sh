@@ -97,10 +97,10 @@ if ! cmp -s tests/e2e_legacy/requirements.txt "$legacy/requirements.txt" 2>/dev/
 fi
 KEYWAY_BIN=target/debug/keyway "$legacy/bin/python" -m pytest -q -p no:cacheprovider tests/e2e_legacy
 
-# Fuzz smoke: every cargo-fuzz target for KEYWAY_FUZZ_SECONDS (default 60),
+# Fuzz smoke: every cargo-fuzz target for KEYWAY_FUZZ_SECONDS (default 15),
 # from its committed seeds. Needs the nightly toolchain; installs cargo-fuzz.
 # (Long runs: README, Fuzzing.) KEYWAY_FUZZ_SECONDS=0 skips it.
-fuzz_seconds=${KEYWAY_FUZZ_SECONDS:-60}
+fuzz_seconds=${KEYWAY_FUZZ_SECONDS:-15}
 if ((fuzz_seconds > 0)); then
     if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
         echo "fuzz smoke needs the nightly toolchain: rustup toolchain install nightly" >&2

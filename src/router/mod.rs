@@ -53,7 +53,7 @@ macro_rules! per_key {
                 let mut out = vec![Default::default(); all.len()];
                 for (slot, positions) in router.split(all)? {
                     let group: Vec<Bytes> = positions.iter().map(|&p| all[p].clone()).collect();
-                    let $backend: &Target = &router.targets[slot];
+                    let $backend: &Target = &router.slots[slot].target;
                     let $keys: &[Bytes] = &group;
                     let results = $call.await?;
                     for (position, result) in positions.into_iter().zip(results) {
@@ -74,19 +74,34 @@ pub fn session_route(config: &Config) -> Option<usize> {
 
 pub struct Router {
     table: RouteTable,
-    /// Every configured backend, in config order, with its name.
-    backends: Vec<Arc<AnyBackend>>,
-    names: Vec<String>,
-    /// What route slots point at: the backends (same index), then the policies.
-    targets: Vec<Target>,
-    target_names: Vec<String>,
-    /// Target slots some route uses, each once: what KEYS/SCAN/DBSIZE walk.
+    /// What route slots point at: every backend in config order, then the
+    /// policies (each after its members).
+    slots: Vec<Slot>,
+    /// Slots some route uses, each once, in route order: what
+    /// KEYS/SCAN/DBSIZE walk.
     routed: Vec<usize>,
-    /// Per backend: a route marks it protected, so flushes pass it over.
-    protected: Vec<bool>,
-    /// What each backend and policy was built from, so that a reload can
-    /// keep those that did not change (their connections, their figures).
-    built_from: BTreeMap<String, Built>,
+}
+
+/// A backend or policy, as the router holds it.
+struct Slot {
+    name: String,
+    target: Target,
+    /// What it was built from, so that a reload can keep it when that did
+    /// not change (its connections, its figures).
+    built: Built,
+    /// A backend a route marks protected: flushes pass it over.
+    protected: bool,
+}
+
+impl Slot {
+    fn new(name: &str, target: Target, built: Built) -> Self {
+        Self {
+            name: name.to_string(),
+            target,
+            built,
+            protected: false,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq)]
@@ -108,15 +123,10 @@ impl Router {
         previous: Option<&Router>,
     ) -> std::result::Result<Self, BuildError> {
         let kept = |name: &str, built: &Built| {
-            let previous = previous?;
-            (previous.built_from.get(name) == Some(built))
-                .then(|| previous.target(name).cloned())
-                .flatten()
+            let slot = previous?.slot(name)?;
+            (slot.built == *built).then(|| slot.target.clone())
         };
-        let mut built_from = BTreeMap::new();
-        let mut backends = Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        let mut targets: Vec<Target> = Vec::new();
+        let mut slots: Vec<Slot> = Vec::new();
         let mut fresh: Vec<&str> = Vec::new();
         for (name, backend) in &config.backends {
             let built = Built::Backend(backend.clone(), config.runtime.data_dir.clone());
@@ -128,22 +138,15 @@ impl Router {
                     Target::new(name, Node::Backend(Arc::new(backend)))
                 }
             };
-            let Node::Backend(backend) = &target.node else {
-                unreachable!("kept under a backend's settings")
-            };
-            backends.push(backend.clone());
-            names.push(name.clone());
-            targets.push(target);
-            built_from.insert(name.clone(), built);
+            slots.push(Slot::new(name, target, built));
         }
-        let mut target_names = names.clone();
         // Policies after their members: each pass builds those whose members
         // exist. A policy is kept when it and every member it names were.
         let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|(name, policy)| {
-                let slot = |name: &str| target_names.iter().position(|n| n == name);
+                let slot = |name: &str| slots.iter().position(|slot| slot.name == *name);
                 if policy.members().iter().any(|(_, m)| slot(m).is_none()) {
                     return true;
                 }
@@ -153,15 +156,13 @@ impl Router {
                     Some(target) => target,
                     None => {
                         fresh.push(name);
-                        let member = |name: &str| Some(Member(targets[slot(name)?].clone()));
+                        let member = |name: &str| Some(Member(slots[slot(name)?].target.clone()));
                         let watches = config.watches(name);
                         let built = Policy::build(policy, watches, member).expect("members exist");
                         Target::new(name, Node::Policy(Arc::new(built)))
                     }
                 };
-                targets.push(target);
-                target_names.push((*name).clone());
-                built_from.insert((*name).clone(), built);
+                slots.push(Slot::new(name, target, built));
                 false
             });
             assert!(
@@ -170,35 +171,35 @@ impl Router {
             );
         }
         let slot_of = |name: &str| {
-            target_names
+            slots
                 .iter()
-                .position(|n| n == name)
+                .position(|slot| slot.name == name)
                 .expect("validated by Config::validate")
         };
         let table = RouteTable::compile(&config.routes, slot_of);
         let mut routed = Vec::new();
-        let mut protected = vec![false; backends.len()];
+        let mut protected = Vec::new();
         for route in &config.routes {
             let slot = slot_of(route.target());
             if !routed.contains(&slot) {
                 routed.push(slot);
             }
             if route.protected.unwrap_or(config.is_durable(route.target())) {
-                for leaf in config.leaves(route.target()) {
-                    protected[slot_of(leaf)] = true;
-                }
+                protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
             }
+        }
+        for slot in protected {
+            slots[slot].protected = true;
         }
         Ok(Self {
             table,
-            backends,
-            names,
-            targets,
-            target_names,
+            slots,
             routed,
-            protected,
-            built_from,
         })
+    }
+
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|slot| slot.name == name)
     }
 
     /// Requests of `family` through the targets routes name (each request
@@ -206,27 +207,25 @@ impl Router {
     pub fn routed_requests(&self, family: Family) -> u64 {
         self.routed
             .iter()
-            .map(|&slot| self.targets[slot].stats.family(family).requests)
+            .map(|&slot| self.slots[slot].target.stats.family(family).requests)
             .sum()
     }
 
     /// Every backend and policy, with its figures.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
-        self.targets.iter()
+        self.slots.iter().map(|slot| &slot.target)
     }
 
     /// Every backend with its configured name.
     pub fn backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
-        self.names
+        self.slots
             .iter()
-            .map(String::as_str)
-            .zip(self.backends.iter().map(|b| &**b))
+            .filter_map(|slot| Some((slot.name.as_str(), slot.target.backend()?)))
     }
 
     /// The backend or policy configured as `name`.
     pub fn target(&self, name: &str) -> Option<&Target> {
-        let slot = self.target_names.iter().position(|n| n == name)?;
-        Some(&self.targets[slot])
+        Some(&self.slot(name)?.target)
     }
 
     /// Waits (briefly) until every write-through cache that follows a
@@ -244,16 +243,15 @@ impl Router {
 
     /// Every policy with its configured name.
     pub fn policies(&self) -> impl Iterator<Item = (&str, &Policy)> {
-        self.target_names
+        self.slots
             .iter()
-            .zip(&self.targets)
-            .filter_map(|(name, target)| Some((name.as_str(), target.policy()?)))
+            .filter_map(|slot| Some((slot.name.as_str(), slot.target.policy()?)))
     }
 
     fn backend_for(&self, key: &[u8]) -> Result<&Target> {
         self.table
             .route(key)
-            .map(|slot| &self.targets[slot])
+            .map(|slot| &self.slots[slot].target)
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
@@ -318,7 +316,7 @@ impl Router {
     fn route_limited(&self, key: &[u8]) -> Result<(&Target, table::TtlLimits)> {
         self.table
             .route_with_limits(key)
-            .map(|(slot, limits)| (&self.targets[slot], limits))
+            .map(|(slot, limits)| (&self.slots[slot].target, limits))
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
@@ -396,7 +394,7 @@ impl Router {
     ) -> Result<ScanPage> {
         let mut slot = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
-        while let Some(backend) = self.routed.get(slot).map(|&t| &self.targets[t]) {
+        while let Some(backend) = self.routed.get(slot).map(|&t| &self.slots[t].target) {
             // Backends that cannot list keys (memcached) are passed over, as documented.
             let page = match backend.scan(db, inner, pattern, count).await {
                 Err(BackendError::Unsupported(_)) => ScanPage {
@@ -435,7 +433,7 @@ impl Router {
     /// Live keys in `db` over every route target that can count them.
     pub async fn len(&self, db: Db) -> Result<usize> {
         let mut total = 0;
-        for backend in self.routed.iter().map(|&t| &self.targets[t]) {
+        for backend in self.routed.iter().map(|&t| &self.slots[t].target) {
             total += match backend.len(db).await {
                 Err(BackendError::Unsupported(_)) => 0, // cannot count: passed over, as for SCAN
                 len => len?,
@@ -449,7 +447,11 @@ impl Router {
     /// No keys, no target.
     pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
         let slot = self.forwarding_slot(keys)?;
-        matches!(self.targets[slot].backend(), Some(AnyBackend::Redis(_))).then_some(slot)
+        matches!(
+            self.slots[slot].target.backend(),
+            Some(AnyBackend::Redis(_))
+        )
+        .then_some(slot)
     }
 
     /// The one target slot all `keys` route to, by routes without TTL limits
@@ -471,7 +473,7 @@ impl Router {
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
     ) -> Option<(&MemcachedBackend, &TargetStats)> {
-        let target = &self.targets[self.forwarding_slot(keys)?];
+        let target = &self.slots[self.forwarding_slot(keys)?].target;
         match target.backend() {
             Some(AnyBackend::Memcached(memcached)) => Some((memcached, &target.stats)),
             _ => None,
@@ -485,11 +487,12 @@ impl Router {
 
     /// Slots of every redis backend.
     pub fn redis_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.backends
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| matches!(***b, AnyBackend::Redis(_)))
-            .map(|(slot, _)| slot)
+        (0..self.slots.len()).filter(|&slot| {
+            matches!(
+                self.slots[slot].target.backend(),
+                Some(AnyBackend::Redis(_))
+            )
+        })
     }
 
     /// Forwards whole RESP commands from a client speaking `version` to the
@@ -504,13 +507,13 @@ impl Router {
         names: impl ExactSizeIterator<Item = &'n [u8]>,
         in_transaction: bool,
     ) -> Result<Vec<Bytes>> {
-        let AnyBackend::Redis(redis) = &*self.backends[slot] else {
+        let Some(AnyBackend::Redis(redis)) = self.slots[slot].target.backend() else {
             unreachable!("redis_target only returns redis backends")
         };
         let count = names.len() + if in_transaction { 2 } else { 0 };
         let started = std::time::Instant::now();
         let result = redis.forward(version, db, commands, count).await;
-        let stats = &self.targets[slot].stats;
+        let stats = &self.slots[slot].target.stats;
         stats.observe_health(&result);
         for name in names {
             stats.record(Family::of_command(name), started, result.is_err());
@@ -520,8 +523,8 @@ impl Router {
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).
     pub async fn flush(&self, db: Option<Db>) -> Result<()> {
-        for (backend, protected) in self.backends.iter().zip(&self.protected) {
-            if !protected {
+        for slot in &self.slots {
+            if let Some(backend) = slot.target.backend().filter(|_| !slot.protected) {
                 backend.flush(db).await?;
             }
         }

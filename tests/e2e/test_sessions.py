@@ -7,17 +7,32 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from test_django_cache import ALIASES
+from test_django_cache import ALIASES, TTL_ALIASES
 
 ENGINES = ["django.contrib.sessions.backends.cache", "django.contrib.sessions.backends.cached_db"]
 
 
-@pytest.fixture(params=[(engine, alias) for engine in ENGINES for alias in ALIASES], ids=lambda p: f"{p[0].rsplit('.', 1)[1]}-{p[1]}")
-def store_class(request):
+def _param_id(param):
+    engine, alias = param
+    return f"{engine.rsplit('.', 1)[1]}-{alias}"
+
+
+def _session_store(request):
     engine, alias = request.param
     caches[alias].clear()
     with override_settings(SESSION_ENGINE=engine, SESSION_CACHE_ALIAS=alias):
         yield import_module(engine).SessionStore
+
+
+@pytest.fixture(params=[(engine, alias) for engine in ENGINES for alias in ALIASES], ids=_param_id)
+def store_class(request):
+    yield from _session_store(request)
+
+
+# Expiry waits two seconds: the aliases test_django_cache waits on (TTL_ALIASES).
+@pytest.fixture(params=[(engine, alias) for engine in ENGINES for alias in TTL_ALIASES], ids=_param_id)
+def ttl_store_class(request):
+    yield from _session_store(request)
 
 
 def test_save_load_exists_delete(store_class):
@@ -60,7 +75,8 @@ def test_cycle_key_keeps_data(store_class):
     assert store_class(session_key=session.session_key)["cart"] == [1, 2, 3]
 
 
-def test_expiry(store_class):
+def test_expiry(ttl_store_class):
+    store_class = ttl_store_class
     session = store_class()
     session["x"] = 1
     session.set_expiry(1)

@@ -209,13 +209,17 @@ impl AnyBackend {
     }
 }
 
+/// The memory backend's calls run inline; the others' are boxed: their
+/// futures hold a network round trip's state (SQL's most of all), and
+/// inline they would make every request's future, memory routes' included,
+/// as large as the largest. One allocation is nothing beside a round trip.
 impl Execute for AnyBackend {
     async fn execute(&self, call: Call<'_>) -> Result<Answer> {
         match self {
             AnyBackend::Memory(backend) => execute_typed(backend, call).await,
-            AnyBackend::Memcached(backend) => execute_typed(backend, call).await,
-            AnyBackend::Sql(backend) => execute_typed(backend, call).await,
-            AnyBackend::Redis(backend) => execute_typed(&**backend, call).await,
+            AnyBackend::Memcached(backend) => Box::pin(execute_typed(backend, call)).await,
+            AnyBackend::Sql(backend) => Box::pin(execute_typed(backend, call)).await,
+            AnyBackend::Redis(backend) => Box::pin(execute_typed(&**backend, call)).await,
         }
     }
 }

@@ -164,7 +164,9 @@ impl Execute for Target {
                 self.stats.observe_health(&result);
                 result
             }
-            Node::Policy(policy) => policy.execute(call).await,
+            // Boxed, as a member's calls are: a policy's future is large
+            // and would otherwise size every route's.
+            Node::Policy(policy) => Box::pin(policy.execute(call)).await,
         };
         self.stats.record_result(family, started, &result);
         result

@@ -1,0 +1,288 @@
+//! `Config::validate`, a function per section: every message names the
+//! field to fix and how.
+
+use std::net::SocketAddr;
+
+use super::url::validate_table_name;
+use super::{
+    problem, BackendConfig, BackendUrl, Config, ConfigError, PolicyConfig, RouteConfig, Users,
+};
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_listen()?;
+        Users::load(&self.auth)?;
+        self.validate_tls()?;
+        self.validate_limits()?;
+        for (name, backend) in &self.backends {
+            backend.validate(name)?;
+        }
+        for (name, policy) in &self.policies {
+            self.validate_policy(name, policy)?;
+        }
+        if self.routes.is_empty() {
+            return Err(problem(
+                "routes",
+                "no routes; add at least one [[routes]] with glob = \"*\"",
+            ));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            self.validate_route(i, route)?;
+        }
+        self.validate_coherence()
+    }
+
+    fn validate_listen(&self) -> Result<(), ConfigError> {
+        let listen = &self.listen;
+        if listen.memcache.is_none()
+            && listen.resp.is_none()
+            && listen.memcache_socket.is_none()
+            && listen.resp_socket.is_none()
+        {
+            return Err(problem(
+                "listen",
+                "no listener configured; set listen.memcache and/or listen.resp (or a *_socket path)",
+            ));
+        }
+        for (name, path) in [
+            ("listen.memcache_socket", &listen.memcache_socket),
+            ("listen.resp_socket", &listen.resp_socket),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(problem(
+                    name,
+                    "empty path; write e.g. \"/run/keyway/memcache.sock\"",
+                ));
+            }
+        }
+        if listen.memcache_socket.is_some() && listen.memcache_socket == listen.resp_socket {
+            return Err(problem(
+                "listen.resp_socket",
+                "the same path as listen.memcache_socket; each protocol needs its own socket",
+            ));
+        }
+        for (name, addr) in [
+            ("listen.memcache", &self.listen.memcache),
+            ("listen.resp", &self.listen.resp),
+            ("listen.admin", &self.listen.admin),
+        ] {
+            if let Some(addr) = addr {
+                addr.parse::<SocketAddr>().map_err(|_| {
+                    problem(
+                        name,
+                        format!("{addr:?} is not an address; write e.g. \"127.0.0.1:6379\""),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[tls]`'s files, and which backends may take `tls`.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        if let Some(tls) = &self.tls {
+            crate::tls::acceptor(&tls.cert_file, &tls.key_file)
+                .map_err(|why| problem("tls", why))?;
+        }
+        for (name, backend) in &self.backends {
+            if backend.uses_tls() {
+                if backend.is_durable() || backend.url.starts_with("memory://") {
+                    return Err(problem(
+                        format!("backends.{name}.tls"),
+                        "only memcached and redis backends take tls; SQL URLs take sslmode= (PostgreSQL) or ssl-mode= (MySQL)",
+                    ));
+                }
+                backend
+                    .tls_connector("localhost")
+                    .map_err(|why| problem(format!("backends.{name}"), why))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        if self.limits.max_connections == 0 {
+            return Err(problem("limits.max_connections", "must be at least 1"));
+        }
+        if self.limits.max_pipeline == 0 {
+            return Err(problem("limits.max_pipeline", "must be at least 1"));
+        }
+        if self.limits.client_write_timeout_seconds == 0 {
+            return Err(problem(
+                "limits.client_write_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.item_size.0 < 1024 {
+            return Err(problem("limits.item_size", "must be at least 1KiB"));
+        }
+        Ok(())
+    }
+
+    fn validate_policy(&self, name: &str, policy: &PolicyConfig) -> Result<(), ConfigError> {
+        if self.backends.contains_key(name) {
+            return Err(problem(
+                format!("policies.{name}"),
+                "a backend has the same name; give the policy another",
+            ));
+        }
+        let members = policy.members();
+        if members.len() < 2 {
+            return Err(problem(
+                format!("policies.{name}"),
+                "needs at least two members",
+            ));
+        }
+        if members
+            .iter()
+            .enumerate()
+            .any(|(i, (_, a))| members[..i].iter().any(|(_, b)| a == b))
+        {
+            return Err(problem(
+                format!("policies.{name}"),
+                "names the same member twice",
+            ));
+        }
+        if let PolicyConfig::Shadow { fraction, .. } = policy {
+            if !(0.0..=1.0).contains(fraction) {
+                return Err(problem(
+                    format!("policies.{name}.fraction"),
+                    "must be between 0.0 and 1.0",
+                ));
+            }
+        }
+        if let PolicyConfig::Failover {
+            failures_to_mark_down,
+            probe_interval_ms,
+            ..
+        } = policy
+        {
+            if *failures_to_mark_down == 0 || *probe_interval_ms == 0 {
+                return Err(problem(
+                    format!("policies.{name}"),
+                    "failures_to_mark_down and probe_interval_ms must be at least 1",
+                ));
+            }
+        }
+        for (field, member) in &members {
+            if !self.backends.contains_key(*member) && !self.policies.contains_key(*member) {
+                return Err(problem(
+                    format!("policies.{name}.{field}"),
+                    format!("no backend or policy named {member:?}"),
+                ));
+            }
+        }
+        // Members of members, breadth first: a policy must not contain itself.
+        let mut seen = vec![name];
+        let mut next: Vec<&str> = members.iter().map(|(_, m)| *m).collect();
+        while let Some(member) = next.pop() {
+            if member == name {
+                return Err(problem(
+                    format!("policies.{name}"),
+                    format!("it contains itself (through {})", seen[1..].join(" -> ")),
+                ));
+            }
+            if seen.contains(&member) {
+                continue; // a cycle elsewhere: reported under its own policy
+            }
+            if let Some(inner) = self.policies.get(member) {
+                seen.push(member);
+                next.extend(inner.members().into_iter().map(|(_, m)| m));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
+        let matchers = [&route.prefix, &route.glob, &route.regex, &route.django]
+            .iter()
+            .filter(|m| m.is_some())
+            .count();
+        if matchers != 1 {
+            return Err(problem(
+                format!("routes[{i}]"),
+                "needs exactly one of prefix, glob, regex or django",
+            ));
+        }
+        if route.key_prefix.is_some() && route.django.is_none() {
+            return Err(problem(
+                format!("routes[{i}].key_prefix"),
+                "only goes with django = \"...\"",
+            ));
+        }
+        if let (Some(min), Some(max)) = (route.min_ttl_seconds, route.max_ttl_seconds) {
+            if min > max {
+                return Err(problem(
+                    format!("routes[{i}].min_ttl_seconds"),
+                    "is above max_ttl_seconds",
+                ));
+            }
+        }
+        if route.max_ttl_seconds == Some(0) || route.min_ttl_seconds == Some(0) {
+            return Err(problem(
+                format!("routes[{i}]"),
+                "min_ttl_seconds and max_ttl_seconds must be at least 1",
+            ));
+        }
+        if let Some(regex) = &route.regex {
+            regex::bytes::Regex::new(regex)
+                .map_err(|e| problem(format!("routes[{i}].regex"), e.to_string()))?;
+        }
+        match (&route.backend, &route.policy) {
+            (Some(backend), None) if !self.backends.contains_key(backend) => {
+                let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+                Err(problem(
+                    format!("routes[{i}].backend"),
+                    format!(
+                        "no backend named {backend:?} (defined: {})",
+                        known.join(", ")
+                    ),
+                ))
+            }
+            (None, Some(policy)) if !self.policies.contains_key(policy) => {
+                let known: Vec<&str> = self.policies.keys().map(String::as_str).collect();
+                Err(problem(
+                    format!("routes[{i}].policy"),
+                    format!("no policy named {policy:?} (defined: {})", known.join(", ")),
+                ))
+            }
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err(problem(
+                format!("routes[{i}]"),
+                "needs exactly one of backend or policy",
+            )),
+        }
+    }
+}
+
+impl BackendConfig {
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let backend = self;
+        let url = backend
+            .endpoint()
+            .map_err(|why| problem(format!("backends.{name}.url"), why))?;
+        if matches!(url, BackendUrl::Sql(_)) {
+            validate_table_name(&backend.table)
+                .map_err(|why| problem(format!("backends.{name}.table"), why))?;
+        }
+        if backend.connections == Some(0) {
+            return Err(problem(
+                format!("backends.{name}.connections"),
+                "must be at least 1",
+            ));
+        }
+        if backend.connect_timeout_ms == 0 || backend.request_timeout_ms == 0 {
+            return Err(problem(
+                format!("backends.{name}"),
+                "connect_timeout_ms and request_timeout_ms must be at least 1",
+            ));
+        }
+        if backend.capacity.0 < 1024 * 1024 {
+            return Err(problem(
+                format!("backends.{name}.capacity"),
+                "must be at least 1MiB",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -19,7 +19,7 @@ seconds=${2:-10}
 requests=${REQUESTS:-1000000}
 rounds=${ROUNDS:-3}
 
-# free_port, wait_port, pids (killed on exit)
+# free_port, wait_port, pids (killed on exit), redis_bench, memaslap_bench
 source benches/lib.sh
 
 sha=$(git rev-parse --short "$rev")
@@ -66,20 +66,12 @@ start "$after" 'policy = "both"'; after_policy=$resp
 echo "machine: $(nproc) cores, $(uname -r); before = $sha, after = working tree on $(git rev-parse --short HEAD)"
 for round in $(seq "$rounds"); do
     echo "## round $round: redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests -r 100000"
-    for target in "before:$before_resp" "after:$after_resp"; do
-        name=${target%%:*}; port=${target##*:}
-        redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P 16 -d 256 -n "$requests" -r 100000 -q 2>/dev/null |
-            tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name memory /"
-    done
+    redis_bench "$before_resp" "before memory" "$requests"
+    redis_bench "$after_resp" "after memory" "$requests"
     echo "## round $round: the same through a failover policy over two memory backends"
-    for target in "before:$before_policy" "after:$after_policy"; do
-        name=${target%%:*}; port=${target##*:}
-        redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P 16 -d 256 -n "$requests" -r 100000 -q 2>/dev/null |
-            tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name failover /"
-    done
+    redis_bench "$before_policy" "before failover" "$requests"
+    redis_bench "$after_policy" "after failover" "$requests"
     echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s"
-    for target in "before:$before_mc" "after:$after_mc"; do
-        name=${target%%:*}; port=${target##*:}
-        memcaslap -s "127.0.0.1:$port" -c 50 -T 2 -X 256 -t "${seconds}s" | grep -E '^Run time' | sed "s/^/$name /"
-    done
+    memaslap_bench "$before_mc" before "$seconds"
+    memaslap_bench "$after_mc" after "$seconds"
 done

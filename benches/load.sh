@@ -15,7 +15,7 @@ seconds=${1:-20}
 requests=${REQUESTS:-2000000}
 rounds=${ROUNDS:-3}
 
-# free_port, wait_port, pids (killed on exit)
+# free_port, wait_port, pids (killed on exit), redis_bench, memaslap_bench
 source benches/lib.sh
 
 cargo build --release --locked -q
@@ -40,15 +40,10 @@ for port in "$redis_port" "$memcached_port" "$kw_mc" "$kw_resp"; do wait_port "$
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(memcached -V)"
 echo
 for round in $(seq "$rounds"); do
-echo "## round $round: redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests -r 100000"
-for target in "redis-server:$redis_port" "keyway:$kw_resp"; do
-    name=${target%%:*}; port=${target##*:}
-    redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -c 50 -P 16 -d 256 -n "$requests" -r 100000 -q 2>/dev/null |
-        tr '\r' '\n' | grep 'requests per second' | sed "s/^/$name /"
-done
-echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s (default 9:1 get:set mix)"
-for target in "memcached:$memcached_port" "keyway:$kw_mc"; do
-    name=${target%%:*}; port=${target##*:}
-    memcaslap -s "127.0.0.1:$port" -c 50 -T 2 -X 256 -t "${seconds}s" | grep -E '^Run time' | sed "s/^/$name /"
-done
+    echo "## round $round: redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests -r 100000"
+    redis_bench "$redis_port" redis-server "$requests"
+    redis_bench "$kw_resp" keyway "$requests"
+    echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s (default 9:1 get:set mix)"
+    memaslap_bench "$memcached_port" memcached "$seconds"
+    memaslap_bench "$kw_mc" keyway "$seconds"
 done

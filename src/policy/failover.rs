@@ -110,8 +110,6 @@ impl Failover {
     /// Runs `op` on the first member that is up; on a backend failure, on
     /// the next one that is up. When every member is down, the first is
     /// tried anyway: better a request that may fail than one refused unasked.
-    /// Runs `op` on the first member that is up, then on the next when it
-    /// fails.
     async fn call<'a, F, Fut>(&'a self, op: F) -> Result<Answer>
     where
         F: Fn(usize, &'a Member) -> Fut,
@@ -141,7 +139,6 @@ impl Failover {
 
     /// Runs `op` on every member that is up, concurrently, and answers with
     /// the first of them that succeeded.
-    /// Runs `op` on every member that is up (removals).
     async fn on_all<'a, F, Fut>(&'a self, op: F) -> Result<Answer>
     where
         F: Fn(usize, &'a Member) -> Fut,

@@ -104,8 +104,9 @@ impl Execute for Replicate {
 }
 
 impl Replicate {
-    /// Each key from the first member that has it. Misses on one member are asked of the next: a member that restarted
-    /// empty (memcached) still lets the others answer.
+    /// Each key from the first member that has it: misses on one member are
+    /// asked of the next, so a member that restarted empty (memcached) still
+    /// lets the others answer.
     async fn get_from_any(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         let mut items: Vec<Option<Item>> = vec![None; keys.len()];
         let mut missing: Vec<usize> = (0..keys.len()).collect();

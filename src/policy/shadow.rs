@@ -67,13 +67,11 @@ impl Shadow {
 
     /// Repeats a request on the shadow in the background and compares its
     /// answer with the primary's.
-    /// Sends a sampled copy of `call` to the shadow member once the primary
-    /// has answered it, and counts whether the shadow answered alike.
+    /// Sends `call` (sampled before the primary ran it) to the shadow
+    /// member once the primary has answered it, and counts whether the
+    /// shadow answered alike.
     fn mirror(&self, call: Call<'static>, primary: &Result<Answer>) {
         let Ok(expected) = primary else { return };
-        if call.lists() || !self.sampled(call.writes()) {
-            return;
-        }
         let expected = expected.clone();
         let shadow = self.shadow.clone();
         let counts = self.counts.clone();
@@ -95,9 +93,14 @@ impl Shadow {
 
 impl Execute for Shadow {
     async fn execute(&self, call: Call<'_>) -> Result<Answer> {
-        let copy = call.clone().into_owned();
+        // Listings are not compared: the two stores hold different keys.
+        // Only a sampled call is copied (its keys owned, to outlive this one).
+        let copy =
+            (!call.lists() && self.sampled(call.writes())).then(|| call.clone().into_owned());
         let result = self.primary.execute(call).await;
-        self.mirror(copy, &result);
+        if let Some(copy) = copy {
+            self.mirror(copy, &result);
+        }
         result
     }
 }

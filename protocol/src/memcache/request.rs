@@ -7,6 +7,10 @@
 //! are zero-copy slices of it.
 
 use bytes::{Buf, Bytes, BytesMut};
+use nom::bytes::complete::{take_till1, take_while};
+use nom::multi::fold_many0;
+use nom::sequence::{preceded, terminated};
+use nom::Offset;
 
 use super::number::{strtoflags, strtol_i32, strtoull};
 
@@ -413,21 +417,27 @@ fn parse_delete(
     Ok(Request::Delete { key, noreply })
 }
 
+/// A command line's tokens, as memcached splits it: runs of bytes other than
+/// a space (tabs belong to tokens), any number of spaces between them.
 fn tokenize(line: &[u8]) -> Vec<Span> {
-    let mut spans = Vec::with_capacity(8);
-    let mut start = 0;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b' ' {
-            if i > start {
-                spans.push((start, i));
-            }
-            start = i + 1;
-        }
-    }
-    if line.len() > start {
-        spans.push((start, line.len()));
-    }
-    spans
+    let token = preceded(
+        take_while(|byte| byte == b' '),
+        take_till1(|byte| byte == b' '),
+    );
+    let spans = fold_many0(
+        token,
+        || Vec::with_capacity(8),
+        |mut spans, token: &[u8]| {
+            let start = line.offset(token);
+            spans.push((start, start + token.len()));
+            spans
+        },
+    );
+    // Cannot fail: what is left after the last token is spaces.
+    terminated(spans, take_while(|byte| byte == b' '))(line).map_or_else(
+        |_: nom::Err<nom::error::Error<&[u8]>>| Vec::new(),
+        |(_, spans)| spans,
+    )
 }
 
 fn is_get_family(command: &[u8]) -> bool {

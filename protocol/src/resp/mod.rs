@@ -1,6 +1,7 @@
 //! RESP: request decoding (our own flat parser with limits) and RESP2/RESP3
 //! reply encoding (through redis-protocol).
 
+mod inline;
 mod reply;
 mod request;
 mod response;

@@ -158,7 +158,7 @@ impl Decoder {
         } else {
             newline
         };
-        let spans = split_inline(&buf[..end])?;
+        let spans = super::inline::split(&buf[..end])?;
         if spans.len() > self.limits.max_args {
             return Err(DecodeError::InvalidMultibulkLength);
         }
@@ -169,7 +169,7 @@ impl Decoder {
 /// Where an argument lives: a slice of the raw request, or (for quoted inline
 /// arguments with escapes) bytes of its own.
 #[derive(Debug)]
-enum Span {
+pub(super) enum Span {
     Slice(usize, usize),
     Owned(Vec<u8>),
 }
@@ -219,98 +219,6 @@ fn parse_i64(text: &[u8]) -> Option<i64> {
         };
     }
     Some(value)
-}
-
-/// redis's `sdssplitargs`: whitespace-separated words, with "double quotes"
-/// (C escapes and \xHH) and 'single quotes' (only \').
-fn split_inline(line: &[u8]) -> Result<Vec<Span>, DecodeError> {
-    let mut spans = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == line.len() {
-            return Ok(spans);
-        }
-        let (span, next) = match line[i] {
-            b'"' => double_quoted(line, i + 1)?,
-            b'\'' => single_quoted(line, i + 1)?,
-            _ => {
-                let start = i;
-                while i < line.len() && !line[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                (Span::Slice(start, i), i)
-            }
-        };
-        spans.push(span);
-        i = next;
-    }
-}
-
-fn double_quoted(line: &[u8], mut i: usize) -> Result<(Span, usize), DecodeError> {
-    let mut out = Vec::new();
-    loop {
-        match line.get(i) {
-            None => return Err(DecodeError::UnbalancedQuotes),
-            Some(b'\\') if i + 3 < line.len() && line[i + 1] == b'x' => {
-                let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 4;
-                    }
-                    None => {
-                        out.push(b'x');
-                        i += 2;
-                    }
-                }
-            }
-            Some(b'\\') if i + 1 < line.len() => {
-                out.push(match line[i + 1] {
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'b' => 0x08,
-                    b'a' => 0x07,
-                    other => other,
-                });
-                i += 2;
-            }
-            Some(b'"') => return closing_quote(line, i, out),
-            Some(&byte) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-}
-
-fn single_quoted(line: &[u8], mut i: usize) -> Result<(Span, usize), DecodeError> {
-    let mut out = Vec::new();
-    loop {
-        match line.get(i) {
-            None => return Err(DecodeError::UnbalancedQuotes),
-            Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
-                out.push(b'\'');
-                i += 2;
-            }
-            Some(b'\'') => return closing_quote(line, i, out),
-            Some(&byte) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-}
-
-/// A closing quote must be followed by whitespace or the end of the line.
-fn closing_quote(line: &[u8], quote: usize, out: Vec<u8>) -> Result<(Span, usize), DecodeError> {
-    match line.get(quote + 1) {
-        Some(next) if !next.is_ascii_whitespace() => Err(DecodeError::UnbalancedQuotes),
-        _ => Ok((Span::Owned(out), quote + 1)),
-    }
 }
 
 #[cfg(test)]

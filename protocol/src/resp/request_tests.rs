@@ -36,6 +36,40 @@ fn multibulk_and_inline() {
     assert_eq!(args(b"*1\r\n$0\r\n\r\n"), Ok(vec![words(&[""])]));
 }
 
+/// redis 7.0.15's own answers (GET after an inline SET) to quotes opened in
+/// the middle of an argument, signed and short hex escapes, and a lone
+/// backslash in single quotes.
+#[test]
+fn inline_arguments_split_as_redis_splits_them() {
+    let table: &[(&[u8], &str)] = &[
+        (b"SET k a\"b c\"\r\n", "ab c"),
+        (b"SET k \"\\x+1\"\r\n", "x+1"),
+        (b"SET k a'b'\r\n", "ab"),
+        (b"SET k 'x\\y'\r\n", "x\\y"),
+        (b"SET k \"\\x4\"\r\n", "x4"),
+        (b"SET k \"\\x41\\t\"\r\n", "A\t"),
+    ];
+    for (line, value) in table {
+        assert_eq!(
+            args(line),
+            Ok(vec![words(&["SET", "k", value])]),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    for line in [
+        &b"SET k ab\"c\r\n"[..],
+        b"SET k 'a\r\n",
+        b"SET k \"a\\\"\r\n",
+    ] {
+        assert_eq!(args(line), Err(DecodeError::UnbalancedQuotes), "{line:?}");
+    }
+    // Arguments without quotes stay slices of the request.
+    let mut buf = BytesMut::from(&b"SET key value\r\n"[..]);
+    let command = Decoder::default().decode(&mut buf).unwrap().unwrap();
+    assert_eq!(command.args[1].as_ptr(), command.raw[4..].as_ptr());
+}
+
 #[test]
 fn raw_is_the_exact_request() {
     let mut decoder = Decoder::default();

@@ -327,3 +327,64 @@ async fn keyway_reaches_mariadb_over_tls() {
     );
     println!("untrusted MariaDB: {}", text.lines().next().unwrap_or(""));
 }
+
+/// `keyway migrate` lists a memcached pool's keys over the backend's TLS
+/// settings, as its requests go (memcached with `-Z` accepts nothing else).
+#[tokio::test(flavor = "multi_thread")]
+async fn keyway_migrate_lists_a_tls_memcached_pool() {
+    let pki = Pki::new();
+    let path = |name: &str| pki.path(name);
+    let ssl = format!(
+        "ssl_chain_cert={},ssl_key={}",
+        path("cert.pem").display(),
+        path("key.pem").display()
+    );
+    let memcached = common::start_memcached_with(&["-Z", "-o", &ssl]);
+    let dir = tempfile::tempdir().unwrap();
+    let old = format!(
+        "[backends.old]\nurl = \"memcached://127.0.0.1:{port}\"\ntls = true\n\
+         tls_ca_file = {ca:?}\ntls_server_name = \"localhost\"\n",
+        port = memcached.addr.port(),
+        ca = path("ca.pem")
+    );
+    let through = start_keyway(&format!(
+        "{old}[[routes]]\nglob = \"*\"\nbackend = \"old\"\n"
+    ))
+    .await;
+    let mut sets = String::new();
+    for i in 0..50 {
+        sets.push_str(&format!("set user:{i} {i} 600 2\r\n{i:02}\r\n"));
+    }
+    sets.push_str("quit\r\n");
+    let reply = common::exchange(through.memcache_addr.unwrap(), sets.as_bytes()).await;
+    assert_eq!(reply, "STORED\r\n".repeat(50).as_bytes());
+
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\nresp = \"127.0.0.1:0\"\n[runtime]\ndata_dir = \"{dir}\"\n{old}\
+             [backends.db]\nurl = \"sqlite://items.sqlite3\"\n\
+             [policies.moving]\nkind = \"migrate\"\nfrom = \"old\"\nto = \"db\"\n\
+             [[routes]]\nglob = \"*\"\npolicy = \"moving\"\n",
+            dir = dir.path().display(),
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "migrate",
+            "--policy",
+            "moving",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.starts_with("old -> db: listed 50, copied 50,"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

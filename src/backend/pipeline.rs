@@ -455,6 +455,10 @@ struct Slot<F: Framer> {
     reconnecting: tokio::sync::Mutex<()>,
 }
 
+/// A byte stream to a server, plain or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Settings for a [`Pool`].
 pub struct PoolOptions {
     pub connections: usize,
@@ -598,6 +602,27 @@ impl<F: Framer> Pool<F> {
         let connection = Arc::new(connection);
         slot.current.store(Some(connection.clone()));
         Ok(connection)
+    }
+
+    /// A connection of its own to the pool's server, made as the pool's are
+    /// (the name followed, TLS as configured, within the connect timeout),
+    /// outside the pipeline: for a long exchange, such as memcached's key
+    /// dump, that must not hold up pipelined requests.
+    pub async fn dedicated(&self) -> Result<Box<dyn Io>, ConnectionError> {
+        self.follow_name().await;
+        let addr = self.addr();
+        let connecting = async {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(match &self.tls {
+                None => Box::new(stream) as Box<dyn Io>,
+                Some(tls) => Box::new(tls.connect(stream).await?),
+            })
+        };
+        tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| ConnectionError::Timeout(addr, self.connect_timeout))?
+            .map_err(|e: std::io::Error| ConnectionError::Io(addr, e.to_string()))
     }
 
     /// Sends one encoded request on a pooled connection and waits for its replies.

@@ -16,12 +16,11 @@
 //! from there.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{copy_of, Node, Target};
+use crate::backend::memcached::Listed;
 use crate::backend::{AnyBackend, BackendError, Ops};
 use crate::op::{now_ms, Db, StoreStatus, DATABASES};
 
@@ -89,13 +88,12 @@ impl BulkCopy<'_> {
                     // One dump can miss an item that memcached's LRU
                     // maintainer moves between queues while the crawler
                     // passes: take two and merge them.
-                    let servers = memcached.server_addrs();
-                    let mut keys = dump_keys(&servers).await?;
+                    let mut keys = memcached.list_keys().await.map_err(CopyError::Cannot)?;
                     let mut seen: std::collections::HashSet<(usize, Db, Bytes)> = keys
                         .iter()
                         .map(|l| (l.server, l.db, l.key.clone()))
                         .collect();
-                    for listed in dump_keys(&servers).await? {
+                    for listed in memcached.list_keys().await.map_err(CopyError::Cannot)? {
                         if seen.insert((listed.server, listed.db, listed.key.clone())) {
                             keys.push(listed);
                         }
@@ -286,122 +284,5 @@ impl Source<'_> {
             Source::Route(target) => target.get(db, keys).await?,
             Source::Server(memcached, server) => memcached.get_on(server, db, keys).await?,
         })
-    }
-}
-
-/// A key a server's dump listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Listed {
-    /// The server's position in the pool's URL.
-    server: usize,
-    db: Db,
-    key: Bytes,
-    /// Unix seconds it expires at (`None`: never).
-    expires: Option<u64>,
-}
-
-/// Every key of every server of a memcached pool, from `lru_crawler
-/// metadump all` (memcached 1.5+): one `key=<url-encoded> exp=...` line per
-/// item, then `END`. Keys are mapped back to Keyway's databases.
-async fn dump_keys(servers: &[std::net::SocketAddr]) -> Result<Vec<Listed>, CopyError> {
-    let mut keys = Vec::new();
-    for (index, &server) in servers.iter().enumerate() {
-        let mut stream = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(server),
-        )
-        .await
-        .map_err(|_| CopyError::Cannot(format!("{server}: no connection within 5 s")))?
-        .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
-        stream
-            .write_all(b"lru_crawler metadump all\r\n")
-            .await
-            .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
-        let mut dump = Vec::new();
-        let started = Instant::now();
-        while !dump.ends_with(b"END\r\n") {
-            let mut chunk = [0u8; 64 * 1024];
-            let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
-                .await
-                .map_err(|_| CopyError::Cannot(format!("{server}: metadump stalled")))?
-                .map_err(|e| CopyError::Cannot(format!("{server}: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            dump.extend_from_slice(&chunk[..n]);
-            if dump.starts_with(b"ERROR")
-                || dump.starts_with(b"BUSY")
-                || dump.starts_with(b"CLIENT_ERROR")
-            {
-                let line = String::from_utf8_lossy(&dump).trim_end().to_string();
-                return Err(CopyError::Cannot(format!(
-                    "{server}: lru_crawler metadump refused ({line}); memcached 1.5+ with the LRU crawler enabled is needed to list keys"
-                )));
-            }
-        }
-        tracing::debug!(%server, bytes = dump.len(), elapsed = ?started.elapsed(), "metadump read");
-        for line in dump.split(|&b| b == b'\n') {
-            let Some(encoded) = line
-                .strip_prefix(b"key=")
-                .and_then(|rest| rest.split(|&b| b == b' ').next())
-            else {
-                continue;
-            };
-            let raw = percent_decode(encoded);
-            let base64 = line.split(|&b| b == b' ').any(|token| token == b"b");
-            let raw = if base64 {
-                use base64::Engine;
-                match base64::engine::general_purpose::STANDARD.decode(&raw) {
-                    Ok(raw) => raw,
-                    Err(_) => continue,
-                }
-            } else {
-                raw
-            };
-            let (db, key) = crate::backend::memcached::from_wire(&raw);
-            let expires = line
-                .split(|&b| b == b' ')
-                .find_map(|token| token.strip_prefix(b"exp="))
-                .and_then(|exp| std::str::from_utf8(exp).ok()?.parse::<i64>().ok())
-                .filter(|&exp| exp >= 0)
-                .map(|exp| exp as u64);
-            keys.push(Listed {
-                server: index,
-                db,
-                key,
-                expires,
-            });
-        }
-    }
-    Ok(keys)
-}
-
-fn percent_decode(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if text[i] == b'%' && i + 2 < text.len() {
-            if let (Some(h), Some(l)) = (hex(text[i + 1]), hex(text[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(text[i]);
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode(b"a%20b%2"), b"a b%2");
-        assert_eq!(percent_decode(b"%ffkw%01x"), b"\xffkw\x01x");
-        assert_eq!(percent_decode(b"plain"), b"plain");
     }
 }

@@ -18,9 +18,11 @@
 
 mod forward;
 pub mod ketama;
+mod listing;
 pub mod placement;
 mod wire;
 
+pub use listing::Listed;
 pub use wire::from_wire;
 
 use std::net::ToSocketAddrs;
@@ -116,6 +118,12 @@ impl MemcachedBackend {
     /// Each server's address, in configuration order.
     pub fn server_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.pools.iter().map(|pool| pool.addr()).collect()
+    }
+
+    /// Every key on every server, from `lru_crawler metadump all`
+    /// (memcached 1.5+), with the server that listed it.
+    pub async fn list_keys(&self) -> std::result::Result<Vec<Listed>, String> {
+        listing::list_keys(&self.pools).await
     }
 
     /// `version` to every server, concurrently.

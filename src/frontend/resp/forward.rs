@@ -15,10 +15,9 @@
 //! commands share pipelined connections with other clients.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
+use keyway_protocol::resp::Reply;
 
 use super::commands::{lookup, CommandSpec};
-use crate::backend::redis::{client_value, FLAGS_MARKER};
 
 /// Where a command's keys are.
 #[derive(Clone, Copy)]
@@ -340,53 +339,6 @@ pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
         out.put_slice(format!("${}\r\n", arg.len()).as_bytes());
         out.put_slice(arg);
         out.put_slice(b"\r\n");
-    }
-}
-
-/// Whether `name` replies with stored string values (which may carry the
-/// flags header of a value written over memcached).
-fn returns_values(name: &[u8]) -> bool {
-    [&b"get"[..], b"getdel", b"getex", b"getset", b"mget", b"set"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
-}
-
-/// Writes redis's reply (`raw`, in the client's version) to a forwarded
-/// command `name` as the client should see it: as redis sent it, unless it
-/// holds a value written over memcached with flags, whose header is removed.
-pub fn write_reply(name: &[u8], raw: &Bytes, version: Version, out: &mut BytesMut) {
-    if !(returns_values(name) && has_flags_header(raw)) {
-        out.extend_from_slice(raw);
-        return;
-    }
-    match parse_backend_reply(raw, version) {
-        Ok(reply) => encode(&client_reply(name, reply), version, out),
-        Err(_) => out.extend_from_slice(raw),
-    }
-}
-
-/// Whether a raw reply might hold a value with a flags header.
-pub fn has_flags_header(raw: &[u8]) -> bool {
-    memchr::memmem::find(raw, FLAGS_MARKER).is_some()
-}
-
-/// [`write_reply`] on a parsed reply.
-pub fn client_reply(name: &[u8], reply: Reply) -> Reply {
-    if !returns_values(name) {
-        return reply;
-    }
-    match reply {
-        Reply::Bulk(value) => Reply::Bulk(client_value(&value)),
-        Reply::Array(values) => Reply::Array(
-            values
-                .into_iter()
-                .map(|v| match v {
-                    Reply::Bulk(value) => Reply::Bulk(client_value(&value)),
-                    other => other,
-                })
-                .collect(),
-        ),
-        other => other,
     }
 }
 

@@ -180,7 +180,7 @@ impl RespSession {
         match replies {
             Ok(replies) => {
                 for (name, raw) in names.iter().zip(&replies) {
-                    forward::write_reply(name, raw, self.version, out);
+                    crate::backend::redis::write_reply(name, raw, self.version, out);
                 }
             }
             Err(error) => {
@@ -297,7 +297,7 @@ impl RespSession {
                     queued
                         .iter()
                         .zip(results)
-                        .map(|(args, reply)| forward::client_reply(&args[0], reply))
+                        .map(|(args, reply)| crate::backend::redis::client_reply(&args[0], reply))
                         .collect(),
                 ),
                 Ok(other) => other,
@@ -324,7 +324,7 @@ impl RespSession {
         {
             Ok(replies) => {
                 match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
-                    Ok(reply) => forward::client_reply(&args[0], reply),
+                    Ok(reply) => crate::backend::redis::client_reply(&args[0], reply),
                     Err(error) => Reply::error(format!("ERR {error}")),
                 }
             }

@@ -1,0 +1,56 @@
+//! What a RESP client sees of the values this backend stores: a value
+//! written over memcached carries its flags in a header (`FLAGS_MARKER`),
+//! which replies to redis clients must not show. Forwarded commands' replies
+//! pass through here.
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
+
+use super::{client_value, FLAGS_MARKER};
+
+/// Whether `name` replies with stored string values (which may carry the
+/// flags header of a value written over memcached).
+pub fn returns_values(name: &[u8]) -> bool {
+    [&b"get"[..], b"getdel", b"getex", b"getset", b"mget", b"set"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Writes redis's reply (`raw`, in the client's version) to a forwarded
+/// command `name` as the client should see it: as redis sent it, unless it
+/// holds a value written over memcached with flags, whose header is removed.
+pub fn write_reply(name: &[u8], raw: &Bytes, version: Version, out: &mut BytesMut) {
+    if !(returns_values(name) && has_flags_header(raw)) {
+        out.extend_from_slice(raw);
+        return;
+    }
+    match parse_backend_reply(raw, version) {
+        Ok(reply) => encode(&client_reply(name, reply), version, out),
+        Err(_) => out.extend_from_slice(raw),
+    }
+}
+
+/// Whether a raw reply might hold a value with a flags header.
+pub fn has_flags_header(raw: &[u8]) -> bool {
+    memchr::memmem::find(raw, FLAGS_MARKER).is_some()
+}
+
+/// [`write_reply`] on a parsed reply.
+pub fn client_reply(name: &[u8], reply: Reply) -> Reply {
+    if !returns_values(name) {
+        return reply;
+    }
+    match reply {
+        Reply::Bulk(value) => Reply::Bulk(client_value(&value)),
+        Reply::Array(values) => Reply::Array(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Reply::Bulk(value) => Reply::Bulk(client_value(&value)),
+                    other => other,
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}

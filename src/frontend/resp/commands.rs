@@ -1,12 +1,30 @@
 //! The RESP command table: names, arities (redis's convention: positive is
-//! exact, negative is a minimum, both counting the name) and key positions,
-//! used for arity errors, MULTI queuing and `COMMAND` replies.
+//! exact, negative is a minimum, both counting the name), key positions and
+//! the module that runs each, used for dispatch, arity errors, MULTI queuing
+//! and `COMMAND` replies. A command Keyway serves is named here once; its
+//! module matches on the name to run it.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+/// Which module of the frontend runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// strings.rs
+    Strings,
+    /// keys.rs
+    Keys,
+    /// scripts.rs
+    Scripts,
+    /// MULTI, EXEC, DISCARD (mod.rs)
+    Transaction,
+    /// connection.rs: the connection and server commands
+    Connection,
+}
+
 pub struct CommandSpec {
     pub name: &'static str,
+    pub group: Group,
     pub arity: i32,
     pub flags: &'static [&'static str],
     pub first_key: i32,
@@ -16,12 +34,14 @@ pub struct CommandSpec {
 
 const fn spec(
     name: &'static str,
+    group: Group,
     arity: i32,
     flags: &'static [&'static str],
     keys: (i32, i32, i32),
 ) -> CommandSpec {
     CommandSpec {
         name,
+        group,
         arity,
         flags,
         first_key: keys.0,
@@ -37,55 +57,57 @@ const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 
+use Group::{Connection, Keys, Scripts, Strings, Transaction};
+
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("get", 2, R, ONE_KEY),
-    spec("set", -3, W, ONE_KEY),
-    spec("setnx", 3, W, ONE_KEY),
-    spec("setex", 4, W, ONE_KEY),
-    spec("psetex", 4, W, ONE_KEY),
-    spec("getdel", 2, W, ONE_KEY),
-    spec("getex", -2, W, ONE_KEY),
-    spec("mget", -2, R, ALL_KEYS),
-    spec("mset", -3, W, (1, -1, 2)),
-    spec("msetnx", -3, W, (1, -1, 2)),
-    spec("incr", 2, W, ONE_KEY),
-    spec("decr", 2, W, ONE_KEY),
-    spec("incrby", 3, W, ONE_KEY),
-    spec("decrby", 3, W, ONE_KEY),
-    spec("append", 3, W, ONE_KEY),
-    spec("strlen", 2, R, ONE_KEY),
-    spec("del", -2, W, ALL_KEYS),
-    spec("unlink", -2, W, ALL_KEYS),
-    spec("exists", -2, R, ALL_KEYS),
-    spec("expire", -3, W, ONE_KEY),
-    spec("pexpire", -3, W, ONE_KEY),
-    spec("expireat", -3, W, ONE_KEY),
-    spec("pexpireat", -3, W, ONE_KEY),
-    spec("ttl", 2, R, ONE_KEY),
-    spec("pttl", 2, R, ONE_KEY),
-    spec("persist", 2, W, ONE_KEY),
-    spec("type", 2, R, ONE_KEY),
-    spec("keys", 2, R, NO_KEYS),
-    spec("scan", -2, R, NO_KEYS),
-    spec("dbsize", 1, R, NO_KEYS),
-    spec("flushdb", -1, W, NO_KEYS),
-    spec("flushall", -1, W, NO_KEYS),
-    spec("multi", 1, F, NO_KEYS),
-    spec("exec", 1, F, NO_KEYS),
-    spec("discard", 1, F, NO_KEYS),
-    spec("eval", -3, &["noscript"], NO_KEYS),
-    spec("evalsha", -3, &["noscript"], NO_KEYS),
-    spec("script", -2, &["noscript"], NO_KEYS),
-    spec("hello", -1, F, NO_KEYS),
-    spec("auth", -2, F, NO_KEYS),
-    spec("ping", -1, F, NO_KEYS),
-    spec("echo", 2, F, NO_KEYS),
-    spec("quit", -1, F, NO_KEYS),
-    spec("select", 2, F, NO_KEYS),
-    spec("client", -2, F, NO_KEYS),
-    spec("command", -1, F, NO_KEYS),
-    spec("info", -1, F, NO_KEYS),
-    spec("time", 1, F, NO_KEYS),
+    spec("get", Strings, 2, R, ONE_KEY),
+    spec("set", Strings, -3, W, ONE_KEY),
+    spec("setnx", Strings, 3, W, ONE_KEY),
+    spec("setex", Strings, 4, W, ONE_KEY),
+    spec("psetex", Strings, 4, W, ONE_KEY),
+    spec("getdel", Strings, 2, W, ONE_KEY),
+    spec("getex", Strings, -2, W, ONE_KEY),
+    spec("mget", Strings, -2, R, ALL_KEYS),
+    spec("mset", Strings, -3, W, (1, -1, 2)),
+    spec("msetnx", Strings, -3, W, (1, -1, 2)),
+    spec("incr", Strings, 2, W, ONE_KEY),
+    spec("decr", Strings, 2, W, ONE_KEY),
+    spec("incrby", Strings, 3, W, ONE_KEY),
+    spec("decrby", Strings, 3, W, ONE_KEY),
+    spec("append", Strings, 3, W, ONE_KEY),
+    spec("strlen", Strings, 2, R, ONE_KEY),
+    spec("del", Keys, -2, W, ALL_KEYS),
+    spec("unlink", Keys, -2, W, ALL_KEYS),
+    spec("exists", Keys, -2, R, ALL_KEYS),
+    spec("expire", Keys, -3, W, ONE_KEY),
+    spec("pexpire", Keys, -3, W, ONE_KEY),
+    spec("expireat", Keys, -3, W, ONE_KEY),
+    spec("pexpireat", Keys, -3, W, ONE_KEY),
+    spec("ttl", Keys, 2, R, ONE_KEY),
+    spec("pttl", Keys, 2, R, ONE_KEY),
+    spec("persist", Keys, 2, W, ONE_KEY),
+    spec("type", Keys, 2, R, ONE_KEY),
+    spec("keys", Keys, 2, R, NO_KEYS),
+    spec("scan", Keys, -2, R, NO_KEYS),
+    spec("dbsize", Keys, 1, R, NO_KEYS),
+    spec("flushdb", Keys, -1, W, NO_KEYS),
+    spec("flushall", Keys, -1, W, NO_KEYS),
+    spec("multi", Transaction, 1, F, NO_KEYS),
+    spec("exec", Transaction, 1, F, NO_KEYS),
+    spec("discard", Transaction, 1, F, NO_KEYS),
+    spec("eval", Scripts, -3, &["noscript"], NO_KEYS),
+    spec("evalsha", Scripts, -3, &["noscript"], NO_KEYS),
+    spec("script", Scripts, -2, &["noscript"], NO_KEYS),
+    spec("hello", Connection, -1, F, NO_KEYS),
+    spec("auth", Connection, -2, F, NO_KEYS),
+    spec("ping", Connection, -1, F, NO_KEYS),
+    spec("echo", Connection, 2, F, NO_KEYS),
+    spec("quit", Connection, -1, F, NO_KEYS),
+    spec("select", Connection, 2, F, NO_KEYS),
+    spec("client", Connection, -2, F, NO_KEYS),
+    spec("command", Connection, -1, F, NO_KEYS),
+    spec("info", Connection, -1, F, NO_KEYS),
+    spec("time", Connection, 1, F, NO_KEYS),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =

@@ -19,7 +19,7 @@ use crate::op::Db;
 use crate::router::RouteError;
 use crate::session::{Flow, Peer, Session, Shared};
 
-pub use commands::{CommandSpec, COMMANDS};
+pub use commands::{CommandSpec, Group, COMMANDS};
 
 /// A command's result; `Err` carries the error reply so handlers can use `?`.
 type CmdResult = Result<Reply, Reply>;
@@ -120,7 +120,7 @@ impl RespSession {
             return Flow::Close;
         }
         let reply = match check_arity(spec, &args) {
-            Ok(()) => self.execute(spec.expect("checked").name, &args).await,
+            Ok(()) => self.execute(spec.expect("checked"), &args).await,
             Err(error) => error,
         };
         encode(&reply, self.version, out);
@@ -192,28 +192,25 @@ impl RespSession {
         }
     }
 
-    async fn execute(&mut self, name: &'static str, args: &[Bytes]) -> Reply {
-        let result = match name {
+    async fn execute(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+        let result = match spec.name {
             "multi" => self.multi(),
             "exec" => return self.exec().await,
             "discard" => self.discard(),
-            _ => self.run(name, args).await,
+            _ => self.run(spec, args).await,
         };
         result.unwrap_or_else(|error| error)
     }
 
-    /// Runs one (non-transaction-control) command.
-    async fn run(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
-        match name {
-            "get" | "set" | "setnx" | "setex" | "psetex" | "getdel" | "getex" | "mget" | "mset"
-            | "msetnx" | "incr" | "decr" | "incrby" | "decrby" | "append" | "strlen" => {
-                self.string_command(name, args).await
-            }
-            "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat"
-            | "ttl" | "pttl" | "persist" | "type" | "keys" | "scan" | "flushdb" | "flushall"
-            | "dbsize" => self.key_command(name, args).await,
-            "eval" | "evalsha" | "script" => self.script_command(name, args).await,
-            _ => self.connection_command(name, args).await,
+    /// Runs one (non-transaction-control) command, in the module its
+    /// [`Group`] names.
+    async fn run(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        let name = spec.name;
+        match spec.group {
+            Group::Strings => self.string_command(name, args).await,
+            Group::Keys => self.key_command(name, args).await,
+            Group::Scripts => self.script_command(name, args).await,
+            Group::Connection | Group::Transaction => self.connection_command(name, args).await,
         }
     }
 
@@ -247,10 +244,7 @@ impl RespSession {
         let mut replies = Vec::with_capacity(transaction.queued.len());
         for args in transaction.queued {
             let reply = match commands::lookup(&args[0]) {
-                Some(spec) => self
-                    .run(spec.name, &args)
-                    .await
-                    .unwrap_or_else(|error| error),
+                Some(spec) => self.run(spec, &args).await.unwrap_or_else(|error| error),
                 None => match self.forward_slot(&args) {
                     Some(slot) => self.forward_one(slot, &args).await,
                     None => not_on_this_route(&args[0]),

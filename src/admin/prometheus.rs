@@ -130,6 +130,7 @@ impl Collector for Figures {
         clients(&mut encoder, shared)?;
         memory(&mut encoder, shared)?;
         policies(&mut encoder, shared)?;
+        change_log(&mut encoder, shared)?;
         coherence(&mut encoder, shared)?;
         reloads(&mut encoder, shared)
     }
@@ -190,6 +191,12 @@ fn requests(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
             (labels(t, *f), sample)
         }),
     )?;
+    reads(encoder, &targets)?;
+    routes(encoder, shared)
+}
+
+/// Hits and misses by target.
+fn reads(encoder: &mut DescriptorEncoder, targets: &[&Target]) -> Result<(), Error> {
     let reads: Vec<_> = targets
         .iter()
         .map(|target| (*target, target.stats.hits_and_misses()))
@@ -214,7 +221,11 @@ fn requests(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
         reads
             .iter()
             .map(|(t, (_, misses))| (target_labels(t), Sample::Counter(*misses))),
-    )?;
+    )
+}
+
+/// Each route, as an info metric.
+fn routes(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let routes: Vec<(String, String, String)> = shared
         .config
         .routes
@@ -511,7 +522,8 @@ fn policies(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
 }
 
 /// SQL change logs and the write-through caches that follow them.
-fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
+/// Each SQL backend's change log: what this Keyway wrote to it and read from it.
+fn change_log(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let sql: Vec<(&Target, &crate::backend::sql::SqlBackend)> = shared
         .router
         .targets()
@@ -573,6 +585,11 @@ fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Err
         MetricType::Counter,
         feed_figure(|f| f.changes_read.load(Relaxed)),
     )?;
+    Ok(())
+}
+
+/// What each write-through cache that follows a change log makes of it.
+fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let watching: Vec<(&str, &crate::policy::Coherence)> = shared
         .router
         .policies()

@@ -172,7 +172,16 @@ impl Config {
                 ));
             }
         }
-        // Members of members, breadth first: a policy must not contain itself.
+        self.check_not_recursive(name, &members)?;
+        Ok(())
+    }
+
+    /// Members of members, breadth first: a policy must not contain itself.
+    fn check_not_recursive(
+        &self,
+        name: &str,
+        members: &[(String, &str)],
+    ) -> Result<(), ConfigError> {
         let mut seen = vec![name];
         let mut next: Vec<&str> = members.iter().map(|(_, m)| *m).collect();
         while let Some(member) = next.pop() {

@@ -122,6 +122,42 @@ impl Router {
         config: &Config,
         previous: Option<&Router>,
     ) -> std::result::Result<Self, BuildError> {
+        let mut slots = Self::build_slots(config, previous)?;
+        let slot_of = |name: &str| {
+            slots
+                .iter()
+                .position(|slot| slot.name == name)
+                .expect("validated by Config::validate")
+        };
+        let table = RouteTable::compile(&config.routes, slot_of);
+        let mut routed = Vec::new();
+        let mut protected = Vec::new();
+        for route in &config.routes {
+            let slot = slot_of(route.target());
+            if !routed.contains(&slot) {
+                routed.push(slot);
+            }
+            if route.protected.unwrap_or(config.is_durable(route.target())) {
+                protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
+            }
+        }
+        for slot in protected {
+            slots[slot].protected = true;
+        }
+        Ok(Self {
+            table,
+            slots,
+            routed,
+        })
+    }
+
+    /// Every backend, then every policy after its members, each taken over
+    /// from `previous` when what it was built from did not change (a policy
+    /// also needs every member it names kept).
+    fn build_slots(
+        config: &Config,
+        previous: Option<&Router>,
+    ) -> std::result::Result<Vec<Slot>, BuildError> {
         let kept = |name: &str, built: &Built| {
             let slot = previous?.slot(name)?;
             (slot.built == *built).then(|| slot.target.clone())
@@ -140,8 +176,7 @@ impl Router {
             };
             slots.push(Slot::new(name, target, built));
         }
-        // Policies after their members: each pass builds those whose members
-        // exist. A policy is kept when it and every member it names were.
+        // Each pass builds the policies whose members exist.
         let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
@@ -170,32 +205,7 @@ impl Router {
                 "validated: policies do not contain themselves"
             );
         }
-        let slot_of = |name: &str| {
-            slots
-                .iter()
-                .position(|slot| slot.name == name)
-                .expect("validated by Config::validate")
-        };
-        let table = RouteTable::compile(&config.routes, slot_of);
-        let mut routed = Vec::new();
-        let mut protected = Vec::new();
-        for route in &config.routes {
-            let slot = slot_of(route.target());
-            if !routed.contains(&slot) {
-                routed.push(slot);
-            }
-            if route.protected.unwrap_or(config.is_durable(route.target())) {
-                protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
-            }
-        }
-        for slot in protected {
-            slots[slot].protected = true;
-        }
-        Ok(Self {
-            table,
-            slots,
-            routed,
-        })
+        Ok(slots)
     }
 
     fn slot(&self, name: &str) -> Option<&Slot> {

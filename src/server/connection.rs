@@ -16,6 +16,28 @@ const READ_CHUNK: usize = 16 * 1024;
 /// it is done, so an idle connection holds little memory.
 const KEEP_CAPACITY: usize = 4 * READ_CHUNK;
 
+/// A reload swapped in a new generation: requests read from now on run on
+/// it. (A pointer comparison when nothing changed.)
+fn adopt_latest<S: Session>(session: &mut S, current: &Current) {
+    let latest = current.load();
+    let shared = session.shared_mut();
+    if !Arc::ptr_eq(&latest, shared) {
+        *shared = Arc::clone(&latest);
+    }
+}
+
+/// Empties the written output, and gives back buffers that a large request
+/// or reply grew, so an idle connection holds little memory.
+fn give_back(input: &mut BytesMut, output: &mut BytesMut) {
+    output.clear();
+    if output.capacity() > KEEP_CAPACITY {
+        *output = BytesMut::new();
+    }
+    if input.is_empty() && input.capacity() > KEEP_CAPACITY {
+        *input = BytesMut::with_capacity(READ_CHUNK / 4);
+    }
+}
+
 pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     mut stream: T,
     mut session: S,
@@ -66,15 +88,8 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 last_active = Instant::now();
             }
         }
-        // A reload swapped in a new generation: requests read from now on
-        // run on it. (A pointer comparison when nothing changed.)
-        let latest = current.load();
-        let shared = session.shared_mut();
-        if !Arc::ptr_eq(&latest, shared) {
-            *shared = Arc::clone(&latest);
-        }
-        drop(latest);
-        let write_timeout = shared.config.limits.client_write_timeout();
+        adopt_latest(&mut session, &current);
+        let write_timeout = session.shared_mut().config.limits.client_write_timeout();
         // Boxed: the future of a turn is over 5 KiB (every backend's request
         // future is in it), and inline it would sit in every connection's
         // task, idle or not. One allocation per turn instead.
@@ -84,14 +99,8 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 break;
             }
             stats.bytes_written.add(output.len() as u64);
-            output.clear();
-            if output.capacity() > KEEP_CAPACITY {
-                output = BytesMut::new();
-            }
         }
-        if input.is_empty() && input.capacity() > KEEP_CAPACITY {
-            input = BytesMut::with_capacity(READ_CHUNK / 4);
-        }
+        give_back(&mut input, &mut output);
         match flow {
             Flow::Close => break,
             Flow::Continue => pending = false,

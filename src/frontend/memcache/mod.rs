@@ -111,6 +111,49 @@ fn error_reply(error: &RouteError) -> Reply {
     }
 }
 
+/// A storage command whose value was over the item size limit.
+async fn too_large(shared: &Shared, command: StoreCommand, key: Bytes) -> Reply {
+    // memcached drops the old value on a failed set so readers never
+    // see stale data (Django's test_memcached_deletes_key_on_failed_set).
+    if command == StoreCommand::Set {
+        let _ = shared.router.delete(DB, &[key]).await;
+    }
+    Reply::ServerError("object too large for cache".into())
+}
+
+async fn delete(shared: &Shared, key: Bytes) -> Reply {
+    match shared.router.delete(DB, &[key]).await {
+        Ok(deleted) if deleted[0] => Reply::Deleted,
+        Ok(_) => Reply::NotFound,
+        Err(e) => error_reply(&e),
+    }
+}
+
+async fn arith(shared: &Shared, key: Bytes, delta: u64, incr: bool) -> Reply {
+    match shared
+        .router
+        .arith(DB, &key, Arith::Memcache { delta, incr })
+        .await
+    {
+        Ok(ArithOutcome::Unsigned(n)) => Reply::Number(n),
+        Ok(_) => Reply::NotFound,
+        Err(e) => error_reply(&e),
+    }
+}
+
+async fn touch(shared: &Shared, key: Bytes, exptime: i32) -> Reply {
+    let expiry = expiry_from_exptime(exptime);
+    match shared
+        .router
+        .expire(DB, &key, expiry, ExpireCondition::Always)
+        .await
+    {
+        Ok(true) => Reply::Touched,
+        Ok(false) => Reply::NotFound,
+        Err(e) => error_reply(&e),
+    }
+}
+
 async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> Flow {
     let (noreply, reply) = match request {
         Request::Get { keys, with_cas } => {
@@ -147,59 +190,19 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             command,
             key,
             noreply,
-        } => {
-            // memcached drops the old value on a failed set so readers never
-            // see stale data (Django's test_memcached_deletes_key_on_failed_set).
-            if command == StoreCommand::Set {
-                let _ = shared.router.delete(DB, &[key]).await;
-            }
-            (
-                noreply,
-                Reply::ServerError("object too large for cache".into()),
-            )
-        }
-        Request::Delete { key, noreply } => {
-            let reply = match shared.router.delete(DB, &[key]).await {
-                Ok(deleted) if deleted[0] => Reply::Deleted,
-                Ok(_) => Reply::NotFound,
-                Err(e) => error_reply(&e),
-            };
-            (noreply, reply)
-        }
+        } => (noreply, too_large(shared, command, key).await),
+        Request::Delete { key, noreply } => (noreply, delete(shared, key).await),
         Request::Arith {
             key,
             delta,
             incr,
             noreply,
-        } => {
-            let reply = match shared
-                .router
-                .arith(DB, &key, Arith::Memcache { delta, incr })
-                .await
-            {
-                Ok(ArithOutcome::Unsigned(n)) => Reply::Number(n),
-                Ok(_) => Reply::NotFound,
-                Err(e) => error_reply(&e),
-            };
-            (noreply, reply)
-        }
+        } => (noreply, arith(shared, key, delta, incr).await),
         Request::Touch {
             key,
             exptime,
             noreply,
-        } => {
-            let expiry = expiry_from_exptime(exptime);
-            let reply = match shared
-                .router
-                .expire(DB, &key, expiry, ExpireCondition::Always)
-                .await
-            {
-                Ok(true) => Reply::Touched,
-                Ok(false) => Reply::NotFound,
-                Err(e) => error_reply(&e),
-            };
-            (noreply, reply)
-        }
+        } => (noreply, touch(shared, key, exptime).await),
         Request::FlushAll { delay, noreply } => (noreply, flush_all(shared, delay).await),
         Request::Version => (false, Reply::Version(VERSION.into())),
         Request::Verbosity { noreply } => (noreply, Reply::Ok),

@@ -204,8 +204,6 @@ impl RespSession {
                 .iter()
                 .any(|w| w == "all" || w == "everything" || w == "default");
         let include = |section: &str| all || wanted.iter().any(|w| w == section);
-        let stats = &self.shared.stats;
-        let usage = self.shared.memory_usage();
         let mut out = String::new();
         let mut section = |title: &str, lines: Vec<(&str, String)>| {
             if include(&title.to_lowercase()) {
@@ -218,89 +216,103 @@ impl RespSession {
                 }
             }
         };
-        let port = self.shared.resp_addr.map_or(0, |a| a.port());
-        section(
-            "Server",
-            vec![
-                ("redis_version", REDIS_VERSION.into()),
-                ("keyway_version", env!("CARGO_PKG_VERSION").into()),
-                ("redis_mode", "standalone".into()),
-                ("process_id", std::process::id().to_string()),
-                ("tcp_port", port.to_string()),
-                ("uptime_in_seconds", stats.uptime_seconds().to_string()),
-                (
-                    "uptime_in_days",
-                    (stats.uptime_seconds() / 86400).to_string(),
-                ),
-            ],
-        );
-        section(
-            "Clients",
-            vec![
-                (
-                    "connected_clients",
-                    stats.current_connections.get().to_string(),
-                ),
-                (
-                    "maxclients",
-                    self.shared.config.limits.max_connections.to_string(),
-                ),
-                ("blocked_clients", "0".into()),
-            ],
-        );
-        section(
-            "Memory",
-            vec![
-                ("used_memory", usage.bytes.to_string()),
-                ("used_memory_human", human_bytes(usage.bytes)),
-                ("used_memory_rss", resident_bytes().to_string()),
-                ("maxmemory", usage.capacity.to_string()),
-                ("maxmemory_human", human_bytes(usage.capacity)),
-                ("maxmemory_policy", "allkeys-lru".into()),
-            ],
-        );
-        section(
-            "Stats",
-            vec![
-                (
-                    "total_connections_received",
-                    stats.total_connections.get().to_string(),
-                ),
-                ("total_commands_processed", stats.commands.get().to_string()),
-                ("total_net_input_bytes", stats.bytes_read.get().to_string()),
-                (
-                    "total_net_output_bytes",
-                    stats.bytes_written.get().to_string(),
-                ),
-                (
-                    "rejected_connections",
-                    stats.rejected_connections.get().to_string(),
-                ),
-                ("evicted_keys", usage.evictions.to_string()),
-                (
-                    "acl_access_denied_auth",
-                    stats.auth_failures.get().to_string(),
-                ),
-                ("keyspace_hits", stats.get_hits.get().to_string()),
-                ("keyspace_misses", stats.get_misses.get().to_string()),
-            ],
-        );
+        section("Server", self.server_lines());
+        section("Clients", self.client_lines());
+        section("Memory", self.memory_lines());
+        section("Stats", self.stats_lines());
         let mut keyway = route_lines(&self.shared);
         keyway.extend(policy_lines(&self.shared.router));
         section("Keyway", keyway);
         if include("keyspace") {
-            let mut lines = Vec::new();
-            for db in 0..DATABASES {
-                if let Ok(keys) = self.shared.router.len(db).await {
-                    if keys > 0 {
-                        lines.push((format!("db{db}"), format!("keys={keys}")));
-                    }
-                }
-            }
+            let lines = self.keyspace_lines().await;
             let lines = lines.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             section("Keyspace", lines);
         }
         out
+    }
+
+    fn server_lines(&self) -> Vec<(&'static str, String)> {
+        let stats = &self.shared.stats;
+        let port = self.shared.resp_addr.map_or(0, |a| a.port());
+        vec![
+            ("redis_version", REDIS_VERSION.into()),
+            ("keyway_version", env!("CARGO_PKG_VERSION").into()),
+            ("redis_mode", "standalone".into()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", port.to_string()),
+            ("uptime_in_seconds", stats.uptime_seconds().to_string()),
+            (
+                "uptime_in_days",
+                (stats.uptime_seconds() / 86400).to_string(),
+            ),
+        ]
+    }
+
+    fn client_lines(&self) -> Vec<(&'static str, String)> {
+        let stats = &self.shared.stats;
+        vec![
+            (
+                "connected_clients",
+                stats.current_connections.get().to_string(),
+            ),
+            (
+                "maxclients",
+                self.shared.config.limits.max_connections.to_string(),
+            ),
+            ("blocked_clients", "0".into()),
+        ]
+    }
+
+    fn memory_lines(&self) -> Vec<(&'static str, String)> {
+        let usage = self.shared.memory_usage();
+        vec![
+            ("used_memory", usage.bytes.to_string()),
+            ("used_memory_human", human_bytes(usage.bytes)),
+            ("used_memory_rss", resident_bytes().to_string()),
+            ("maxmemory", usage.capacity.to_string()),
+            ("maxmemory_human", human_bytes(usage.capacity)),
+            ("maxmemory_policy", "allkeys-lru".into()),
+        ]
+    }
+
+    fn stats_lines(&self) -> Vec<(&'static str, String)> {
+        let (stats, usage) = (&self.shared.stats, self.shared.memory_usage());
+        vec![
+            (
+                "total_connections_received",
+                stats.total_connections.get().to_string(),
+            ),
+            ("total_commands_processed", stats.commands.get().to_string()),
+            ("total_net_input_bytes", stats.bytes_read.get().to_string()),
+            (
+                "total_net_output_bytes",
+                stats.bytes_written.get().to_string(),
+            ),
+            (
+                "rejected_connections",
+                stats.rejected_connections.get().to_string(),
+            ),
+            ("evicted_keys", usage.evictions.to_string()),
+            (
+                "acl_access_denied_auth",
+                stats.auth_failures.get().to_string(),
+            ),
+            ("keyspace_hits", stats.get_hits.get().to_string()),
+            ("keyspace_misses", stats.get_misses.get().to_string()),
+        ]
+    }
+
+    /// `db<n>:keys=<count>` for every database holding keys.
+    async fn keyspace_lines(&self) -> Vec<(String, String)> {
+        let mut lines = Vec::new();
+        for db in 0..DATABASES {
+            if let Ok(keys) = self.shared.router.len(db).await {
+                if keys > 0 {
+                    lines.push((format!("db{db}"), format!("keys={keys}")));
+                }
+            }
+        }
+        lines
     }
 }
 

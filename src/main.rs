@@ -199,28 +199,40 @@ async fn migrate_schema(config: Config) -> ExitCode {
     status
 }
 
+/// What `keyway migrate` copies from and to: a migrate policy's `from` and
+/// `to`, or `--from` and `--to`.
+fn copy_ends(
+    config: &Config,
+    policy: Option<String>,
+    from_to: Option<(String, String)>,
+) -> Result<(String, String), String> {
+    use keyway::config::PolicyConfig;
+    match (policy, from_to) {
+        (Some(name), _) => match config.policies.get(&name) {
+            Some(PolicyConfig::Migrate { from, to, .. }) => Ok((from.clone(), to.clone())),
+            Some(_) => Err(format!(
+                "policies.{name} is not a migrate policy; use --from and --to"
+            )),
+            None => Err(format!("no policy named {name:?} in the configuration")),
+        },
+        (None, Some(pair)) => Ok(pair),
+        (None, None) => unreachable!("clap requires --policy or --from/--to"),
+    }
+}
+
 async fn bulk_copy(
     config: Config,
     policy: Option<String>,
     from_to: Option<(String, String)>,
     state: Option<PathBuf>,
 ) -> ExitCode {
-    use keyway::config::PolicyConfig;
     use keyway::policy::bulk_copy::BulkCopy;
-    let (from, to) = match (policy, from_to) {
-        (Some(name), _) => match config.policies.get(&name) {
-            Some(PolicyConfig::Migrate { from, to, .. }) => (from.clone(), to.clone()),
-            Some(_) => {
-                eprintln!("policies.{name} is not a migrate policy; use --from and --to");
-                return ExitCode::FAILURE;
-            }
-            None => {
-                eprintln!("no policy named {name:?} in the configuration");
-                return ExitCode::FAILURE;
-            }
-        },
-        (None, Some(pair)) => pair,
-        (None, None) => unreachable!("clap requires --policy or --from/--to"),
+    let (from, to) = match copy_ends(&config, policy, from_to) {
+        Ok(ends) => ends,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::FAILURE;
+        }
     };
     let router = match keyway::router::Router::build(&config) {
         Ok(router) => router,

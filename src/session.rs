@@ -60,6 +60,52 @@ impl Shared {
     }
 }
 
+/// The process's figures at one instant: read once per request for them
+/// and shown three ways — memcached `stats`, redis `INFO` and `/metrics` —
+/// so the three cannot drift apart.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub uptime_seconds: u64,
+    pub current_connections: u64,
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    /// Client commands read, both protocols.
+    pub commands: u64,
+    /// Stores (memcached set/add/..., redis SET and the like).
+    pub sets: u64,
+    pub get_hits: u64,
+    pub get_misses: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub auth_failures: u64,
+    /// The memory backends' figures, summed.
+    pub memory: crate::backend::memory::Usage,
+    pub max_connections: usize,
+    pub worker_threads: usize,
+}
+
+impl Shared {
+    pub fn report(&self) -> Report {
+        let stats = &self.stats;
+        Report {
+            uptime_seconds: stats.uptime_seconds(),
+            current_connections: stats.current_connections.get(),
+            total_connections: stats.total_connections.get(),
+            rejected_connections: stats.rejected_connections.get(),
+            commands: stats.commands.get(),
+            sets: stats.sets.get(),
+            get_hits: stats.get_hits.get(),
+            get_misses: stats.get_misses.get(),
+            bytes_read: stats.bytes_read.get(),
+            bytes_written: stats.bytes_written.get(),
+            auth_failures: stats.auth_failures.get(),
+            memory: self.memory_usage(),
+            max_connections: self.config.limits.max_connections,
+            worker_threads: crate::workers::worker_count(),
+        }
+    }
+}
+
 /// The current generation, swapped atomically by a reload.
 pub type Current = Arc<ArcSwap<Shared>>;
 

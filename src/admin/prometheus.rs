@@ -326,7 +326,7 @@ fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
 
 /// Client connections, commands and bytes.
 fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
-    let stats = &shared.stats;
+    let report = shared.report();
     let none = || Vec::<(&str, &str)>::new();
     let one = |name: &str, help: &str, unit: Option<&Unit>, kind: MetricType, sample: Sample| {
         (
@@ -343,56 +343,56 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
             "Client connections open now (memcached and RESP listeners).",
             None,
             MetricType::Gauge,
-            Sample::Gauge(stats.current_connections.get() as i64),
+            Sample::Gauge(report.current_connections as i64),
         ),
         one(
             "keyway_client_connections_accepted",
             "Client connections accepted since start.",
             None,
             MetricType::Counter,
-            Sample::Counter(stats.total_connections.get()),
+            Sample::Counter(report.total_connections),
         ),
         one(
             "keyway_client_connections_rejected",
             "Client connections refused at limits.max_connections.",
             None,
             MetricType::Counter,
-            Sample::Counter(stats.rejected_connections.get()),
+            Sample::Counter(report.rejected_connections),
         ),
         one(
             "keyway_client_commands",
             "Client commands read (both protocols).",
             None,
             MetricType::Counter,
-            Sample::Counter(stats.commands.get()),
+            Sample::Counter(report.commands),
         ),
         one(
             "keyway_client_read",
             "Bytes read from clients.",
             Some(&Unit::Bytes),
             MetricType::Counter,
-            Sample::Counter(stats.bytes_read.get()),
+            Sample::Counter(report.bytes_read),
         ),
         one(
             "keyway_client_written",
             "Bytes written to clients.",
             Some(&Unit::Bytes),
             MetricType::Counter,
-            Sample::Counter(stats.bytes_written.get()),
+            Sample::Counter(report.bytes_written),
         ),
         one(
             "keyway_auth_failures",
             "AUTH and HELLO AUTH attempts with a wrong user or password.",
             None,
             MetricType::Counter,
-            Sample::Counter(stats.auth_failures.get()),
+            Sample::Counter(report.auth_failures),
         ),
         one(
             "keyway_uptime",
             "Seconds since Keyway started.",
             Some(&Unit::Seconds),
             MetricType::Gauge,
-            Sample::Gauge(stats.uptime_seconds() as i64),
+            Sample::Gauge(report.uptime_seconds as i64),
         ),
     ];
     for (name, help, unit, kind, sample) in singles {

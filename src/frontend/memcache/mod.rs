@@ -12,7 +12,6 @@ use keyway_protocol::memcache::{
     encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
 };
 
-use crate::metrics::Counter;
 use crate::metrics::Family;
 use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
@@ -363,30 +362,29 @@ fn slab_stats(shared: &Shared) -> Vec<(&'static str, String)> {
 }
 
 fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
-    let stats = &shared.stats;
-    let usage = shared.memory_usage();
-    let get = |c: &Counter| c.get().to_string();
+    let report = shared.report();
+    let usage = report.memory;
     let routed = |family: Family| shared.router.routed_requests(family).to_string();
     vec![
         ("pid", std::process::id().to_string()),
-        ("uptime", stats.uptime_seconds().to_string()),
+        ("uptime", report.uptime_seconds.to_string()),
         ("time", (now_ms() / 1000).to_string()),
         ("version", VERSION.to_string()),
-        ("curr_connections", get(&stats.current_connections)),
-        ("total_connections", get(&stats.total_connections)),
-        ("rejected_connections", get(&stats.rejected_connections)),
+        ("curr_connections", report.current_connections.to_string()),
+        ("total_connections", report.total_connections.to_string()),
         (
-            "cmd_get",
-            (stats.get_hits.get() + stats.get_misses.get()).to_string(),
+            "rejected_connections",
+            report.rejected_connections.to_string(),
         ),
-        ("cmd_set", get(&stats.sets)),
+        ("cmd_get", (report.get_hits + report.get_misses).to_string()),
+        ("cmd_set", report.sets.to_string()),
         ("cmd_flush", routed(Family::Flush)),
         ("cmd_touch", routed(Family::Touch)),
-        ("threads", crate::workers::worker_count().to_string()),
-        ("get_hits", get(&stats.get_hits)),
-        ("get_misses", get(&stats.get_misses)),
-        ("bytes_read", get(&stats.bytes_read)),
-        ("bytes_written", get(&stats.bytes_written)),
+        ("threads", report.worker_threads.to_string()),
+        ("get_hits", report.get_hits.to_string()),
+        ("get_misses", report.get_misses.to_string()),
+        ("bytes_read", report.bytes_read.to_string()),
+        ("bytes_written", report.bytes_written.to_string()),
         ("limit_maxbytes", usage.capacity.to_string()),
         ("curr_items", usage.items.to_string()),
         ("bytes", usage.bytes.to_string()),

@@ -6,6 +6,7 @@ use keyway_protocol::resp::{Reply, Version};
 
 use super::{parse_i64, wrong_arity, CmdResult, RespSession, COMMANDS};
 use crate::op::{now_ms, DATABASES};
+use crate::session::Report;
 
 /// The redis version Keyway answers to: clients gate features on it, and
 /// Keyway implements the 7.0 behaviour of every command it accepts.
@@ -216,10 +217,11 @@ impl RespSession {
                 }
             }
         };
-        section("Server", self.server_lines());
-        section("Clients", self.client_lines());
-        section("Memory", self.memory_lines());
-        section("Stats", self.stats_lines());
+        let report = self.shared.report();
+        section("Server", self.server_lines(&report));
+        section("Clients", Self::client_lines(&report));
+        section("Memory", Self::memory_lines(&report));
+        section("Stats", Self::stats_lines(&report));
         let mut keyway = route_lines(&self.shared);
         keyway.extend(policy_lines(&self.shared.router));
         section("Keyway", keyway);
@@ -231,8 +233,7 @@ impl RespSession {
         out
     }
 
-    fn server_lines(&self) -> Vec<(&'static str, String)> {
-        let stats = &self.shared.stats;
+    fn server_lines(&self, report: &Report) -> Vec<(&'static str, String)> {
         let port = self.shared.resp_addr.map_or(0, |a| a.port());
         vec![
             ("redis_version", REDIS_VERSION.into()),
@@ -240,31 +241,24 @@ impl RespSession {
             ("redis_mode", "standalone".into()),
             ("process_id", std::process::id().to_string()),
             ("tcp_port", port.to_string()),
-            ("uptime_in_seconds", stats.uptime_seconds().to_string()),
+            ("uptime_in_seconds", report.uptime_seconds.to_string()),
             (
                 "uptime_in_days",
-                (stats.uptime_seconds() / 86400).to_string(),
+                (report.uptime_seconds / 86400).to_string(),
             ),
         ]
     }
 
-    fn client_lines(&self) -> Vec<(&'static str, String)> {
-        let stats = &self.shared.stats;
+    fn client_lines(report: &Report) -> Vec<(&'static str, String)> {
         vec![
-            (
-                "connected_clients",
-                stats.current_connections.get().to_string(),
-            ),
-            (
-                "maxclients",
-                self.shared.config.limits.max_connections.to_string(),
-            ),
+            ("connected_clients", report.current_connections.to_string()),
+            ("maxclients", report.max_connections.to_string()),
             ("blocked_clients", "0".into()),
         ]
     }
 
-    fn memory_lines(&self) -> Vec<(&'static str, String)> {
-        let usage = self.shared.memory_usage();
+    fn memory_lines(report: &Report) -> Vec<(&'static str, String)> {
+        let usage = report.memory;
         vec![
             ("used_memory", usage.bytes.to_string()),
             ("used_memory_human", human_bytes(usage.bytes)),
@@ -275,30 +269,23 @@ impl RespSession {
         ]
     }
 
-    fn stats_lines(&self) -> Vec<(&'static str, String)> {
-        let (stats, usage) = (&self.shared.stats, self.shared.memory_usage());
+    fn stats_lines(report: &Report) -> Vec<(&'static str, String)> {
         vec![
             (
                 "total_connections_received",
-                stats.total_connections.get().to_string(),
+                report.total_connections.to_string(),
             ),
-            ("total_commands_processed", stats.commands.get().to_string()),
-            ("total_net_input_bytes", stats.bytes_read.get().to_string()),
-            (
-                "total_net_output_bytes",
-                stats.bytes_written.get().to_string(),
-            ),
+            ("total_commands_processed", report.commands.to_string()),
+            ("total_net_input_bytes", report.bytes_read.to_string()),
+            ("total_net_output_bytes", report.bytes_written.to_string()),
             (
                 "rejected_connections",
-                stats.rejected_connections.get().to_string(),
+                report.rejected_connections.to_string(),
             ),
-            ("evicted_keys", usage.evictions.to_string()),
-            (
-                "acl_access_denied_auth",
-                stats.auth_failures.get().to_string(),
-            ),
-            ("keyspace_hits", stats.get_hits.get().to_string()),
-            ("keyspace_misses", stats.get_misses.get().to_string()),
+            ("evicted_keys", report.memory.evictions.to_string()),
+            ("acl_access_denied_auth", report.auth_failures.to_string()),
+            ("keyspace_hits", report.get_hits.to_string()),
+            ("keyspace_misses", report.get_misses.to_string()),
         ]
     }
 

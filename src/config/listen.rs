@@ -1,0 +1,77 @@
+//! `[listen]` and `[tls]`: where Keyway listens and how.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `[tls]`: the certificate and key the listeners in `listeners` present
+/// (PEM files, read at start and on every reload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Which listeners speak TLS (only TLS): "memcache", "resp", "admin".
+    pub listeners: Vec<ListenerName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerName {
+    Memcache,
+    Resp,
+    Admin,
+}
+
+/// Listener addresses; an omitted listener is off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub memcache: Option<String>,
+    pub resp: Option<String>,
+    /// HTTP: `/metrics`, `/healthz`, `/readyz`, `/config`.
+    pub admin: Option<String>,
+    /// Unix socket paths: memcached text has no authentication, so a socket
+    /// whose file mode admits only Keyway's clients is how to guard it.
+    pub memcache_socket: Option<PathBuf>,
+    pub resp_socket: Option<PathBuf>,
+    /// The sockets' file mode, octal as memcached's `-a` and redis's
+    /// `unixsocketperm` (memcached's default: only the owner connects).
+    #[serde(default)]
+    pub socket_mode: FileMode,
+}
+
+/// A Unix file mode, written in octal (`"0660"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl Default for FileMode {
+    fn default() -> Self {
+        FileMode(0o700)
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match u32::from_str_radix(&text, 8) {
+            Ok(mode) if mode <= 0o777 => Ok(FileMode(mode)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a file mode; write it in octal as a string, e.g. \"0660\""
+            ))),
+        }
+    }
+}

@@ -523,24 +523,7 @@ async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_ag
         ),
     )
     .unwrap();
-    let migrate = || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "migrate",
-                "--policy",
-                "moving",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let migrate = || common::keyway_migrate(&config, "moving");
     let first = migrate();
     assert!(
         first.starts_with("old -> db: listed 1201, copied 1201, already there 0,"),

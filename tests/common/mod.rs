@@ -377,3 +377,25 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `keyway --config <config> migrate --policy <policy>` to its end and
+/// returns what it printed; panics with its error output if it failed.
+#[allow(dead_code)] // not every test binary migrates
+pub fn keyway_migrate(config: &Path, policy: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "migrate",
+            "--policy",
+            policy,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "keyway migrate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}

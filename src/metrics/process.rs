@@ -59,6 +59,24 @@ impl Stats {
         }
     }
 
+    /// memcached's `stats reset`: the running totals start again from zero
+    /// (open connections, uptime and reload figures are kept).
+    pub fn reset(&self) {
+        for counter in [
+            &self.total_connections,
+            &self.rejected_connections,
+            &self.commands,
+            &self.get_hits,
+            &self.get_misses,
+            &self.sets,
+            &self.bytes_read,
+            &self.bytes_written,
+            &self.auth_failures,
+        ] {
+            counter.reset();
+        }
+    }
+
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()
     }

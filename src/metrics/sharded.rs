@@ -64,6 +64,14 @@ impl Counter {
         self.0.local().fetch_sub(n, Ordering::Relaxed);
     }
 
+    /// Back to zero. Adds racing with it may survive it; a reset is an
+    /// operator's request, not an accounting boundary.
+    pub fn reset(&self) {
+        for cell in self.0.iter() {
+            cell.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn get(&self) -> u64 {
         self.0.iter().fold(0u64, |sum, cell| {
             sum.wrapping_add(cell.load(Ordering::Relaxed))

@@ -28,9 +28,11 @@ pub fn strtoull(token: &[u8]) -> Option<u64> {
     Some(magnitude)
 }
 
-/// Parses a 32-bit flags word like `safe_strtoflags`.
+/// Parses a 32-bit flags word like `safe_strtoflags` (`safe_strtoul` on a
+/// 64-bit build): any unsigned 64-bit number, truncated to 32 bits, so
+/// `4294967296` stores 0, as memcached 1.6 does.
 pub fn strtoflags(token: &[u8]) -> Option<u32> {
-    u32::try_from(strtoull(token)?).ok()
+    strtoull(token).map(|flags| flags as u32)
 }
 
 fn split_sign(token: &[u8]) -> (bool, &[u8]) {
@@ -90,7 +92,9 @@ mod tests {
         assert_eq!(strtoull(b"-1"), None);
         assert_eq!(strtoull(b"-0"), Some(0));
         assert_eq!(strtoflags(b"4294967295"), Some(u32::MAX));
-        assert_eq!(strtoflags(b"4294967296"), None);
+        assert_eq!(strtoflags(b"4294967296"), Some(0));
+        assert_eq!(strtoflags(b"18446744073709551615"), Some(u32::MAX));
+        assert_eq!(strtoflags(b"18446744073709551616"), None);
         assert_eq!(strtoflags(b"x"), None);
     }
 }

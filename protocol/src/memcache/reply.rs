@@ -22,6 +22,12 @@ pub enum Reply {
     /// The new value after incr/decr.
     Number(u64),
     Version(String),
+    /// `stats reset`'s answer.
+    Reset,
+    /// `mn`'s answer (meta no-op).
+    MetaNoOp,
+    /// A fixed line memcached answers as it is (`ERROR: shutdown not enabled`).
+    Line(&'static str),
     /// One `STAT <name> <value>` line; a stats reply is these then `End`.
     Stat(String, String),
     /// Unknown command.
@@ -66,6 +72,9 @@ pub fn encode(reply: &Reply, buf: &mut BytesMut) {
             buf.put_slice(b"\r\n");
         }
         Reply::Version(v) => put_line(buf, &["VERSION ", v]),
+        Reply::Reset => buf.put_slice(b"RESET\r\n"),
+        Reply::MetaNoOp => buf.put_slice(b"MN\r\n"),
+        Reply::Line(line) => put_line(buf, &[line]),
         Reply::Stat(name, value) => put_line(buf, &["STAT ", name, " ", value]),
         Reply::Error => buf.put_slice(b"ERROR\r\n"),
         Reply::ClientError(why) => put_line(buf, &["CLIENT_ERROR ", why]),

@@ -111,6 +111,15 @@ pub enum Request {
     Stats {
         args: Vec<Bytes>,
     },
+    /// `cache_memlimit <megabytes>` (8 or more; memcached refuses less).
+    CacheMemlimit {
+        megabytes: u32,
+        noreply: bool,
+    },
+    /// `mn`: the meta no-op, answered `MN`.
+    MetaNoOp,
+    /// `shutdown [graceful]`, which memcached refuses unless started with `-A`.
+    Shutdown,
     Quit,
 }
 
@@ -131,6 +140,10 @@ pub enum DecodeError {
     /// No end of line within the configured limit.
     #[error("CLIENT_ERROR line too long")]
     LineTooLong,
+    /// A refused command whose line ends in `noreply`: memcached answers
+    /// nothing, not even the error.
+    #[error("")]
+    Silenced,
 }
 
 impl DecodeError {
@@ -208,7 +221,9 @@ impl Decoder {
             }
         }
         let line = buf.split_to(newline + 1).freeze();
-        parse_simple(&line, &spans, &self.limits).map(|request| Some((request, line)))
+        parse_simple(&line, &spans, &self.limits)
+            .map(|request| Some((request, line.clone())))
+            .map_err(|error| silenced(error, &line, &spans))
     }
 
     /// A line without its newline yet is too long only once its content must
@@ -251,6 +266,7 @@ impl Decoder {
         let header = match parse_store_header(buf, command, spans, &self.limits) {
             Ok(header) => header,
             Err(error) => {
+                let error = silenced(error, buf, spans);
                 buf.advance(newline + 1);
                 return Err(error);
             }
@@ -341,6 +357,39 @@ fn parse_store_header(
     })
 }
 
+/// memcached reads `noreply` off a command's line before checking its
+/// fields, so a refused line that ends in it gets no answer at all. Lines
+/// refused before that (an unknown command, a wrong token count: `ERROR`)
+/// are answered whatever they end in.
+fn silenced(error: DecodeError, line: &[u8], spans: &[Span]) -> DecodeError {
+    const TAKES_NOREPLY: &[&[u8]] = &[
+        b"set",
+        b"add",
+        b"replace",
+        b"append",
+        b"prepend",
+        b"cas",
+        b"delete",
+        b"incr",
+        b"decr",
+        b"touch",
+        b"flush_all",
+        b"verbosity",
+        b"cache_memlimit",
+    ];
+    let token = |i: usize| &line[spans[i].0..spans[i].1];
+    let quiet = spans.len() > 1
+        && token(spans.len() - 1) == b"noreply"
+        && TAKES_NOREPLY.contains(&token(0));
+    match error {
+        DecodeError::Client(_) if quiet => DecodeError::Silenced,
+        DecodeError::UnknownCommand if quiet && token(0) == b"cache_memlimit" => {
+            DecodeError::Silenced
+        }
+        other => other,
+    }
+}
+
 fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request, DecodeError> {
     let token = |i: usize| line.slice(spans[i].0..spans[i].1);
     let args = spans.len() - 1;
@@ -358,7 +407,8 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
             keys: keys(1)?,
             with_cas: spans[0].1 - spans[0].0 == 4,
         }),
-        b"gat" | b"gats" if args >= 2 => Ok(Request::GetAndTouch {
+        // No keys is not an error: memcached answers END.
+        b"gat" | b"gats" if args >= 1 => Ok(Request::GetAndTouch {
             exptime: strtol_i32(&token(1))
                 .ok_or(DecodeError::Client("invalid exptime argument"))?,
             keys: keys(2)?,
@@ -386,12 +436,25 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
             };
             Ok(Request::FlushAll { delay, noreply })
         }
-        b"version" if args == 0 => Ok(Request::Version),
-        b"verbosity" if args == 1 || args == 2 => Ok(Request::Verbosity { noreply }),
+        // memcached ignores what follows `version`, `quit` and `mn`.
+        b"version" => Ok(Request::Version),
+        b"verbosity" if args == 1 || args == 2 => {
+            // The level is read like `safe_strtoul` reads it, then ignored.
+            strtoull(&token(1)).ok_or(DecodeError::Client(BAD_FORMAT))?;
+            Ok(Request::Verbosity { noreply })
+        }
+        b"cache_memlimit" if args == 1 || args == 2 => Ok(Request::CacheMemlimit {
+            megabytes: strtoull(&token(1))
+                .map(|mb| mb as u32)
+                .ok_or(DecodeError::UnknownCommand)?,
+            noreply,
+        }),
+        b"mn" => Ok(Request::MetaNoOp),
+        b"shutdown" => Ok(Request::Shutdown),
         b"stats" => Ok(Request::Stats {
             args: (1..spans.len()).map(token).collect(),
         }),
-        b"quit" if args == 0 => Ok(Request::Quit),
+        b"quit" => Ok(Request::Quit),
         _ => Err(DecodeError::UnknownCommand),
     }
 }

@@ -232,6 +232,34 @@ fn other_commands() {
             }),
         ),
         ("quit\r\n", Ok(Request::Quit)),
+        // As memcached 1.6.18 answers (tests/differential.rs compares them).
+        ("quit now\r\n", Ok(Request::Quit)),
+        ("version foo bar\r\n", Ok(Request::Version)),
+        ("mn\r\n", Ok(Request::MetaNoOp)),
+        ("shutdown graceful\r\n", Ok(Request::Shutdown)),
+        (
+            "gat 10\r\n",
+            Ok(Request::GetAndTouch {
+                exptime: 10,
+                keys: vec![],
+                with_cas: false,
+            }),
+        ),
+        (
+            "verbosity x\r\n",
+            Err(DecodeError::Client("bad command line format")),
+        ),
+        ("verbosity x noreply\r\n", Err(DecodeError::Silenced)),
+        ("incr k x noreply\r\n", Err(DecodeError::Silenced)),
+        ("delete k 1 noreply\r\n", Err(DecodeError::Silenced)),
+        (
+            "cache_memlimit 100\r\n",
+            Ok(Request::CacheMemlimit {
+                megabytes: 100,
+                noreply: false,
+            }),
+        ),
+        ("cache_memlimit x\r\n", Err(DecodeError::UnknownCommand)),
         ("\r\n", Err(DecodeError::UnknownCommand)),
         ("bogus\r\n", Err(DecodeError::UnknownCommand)),
     ];

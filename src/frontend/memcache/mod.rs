@@ -77,7 +77,7 @@ impl Session for MemcacheSession {
                         return Flow::Close;
                     }
                 }
-                Err(DecodeError::BadDataChunk { noreply: true }) => {}
+                Err(DecodeError::BadDataChunk { noreply: true } | DecodeError::Silenced) => {}
                 Err(error) => {
                     let fatal = error.is_fatal();
                     output.extend_from_slice(error.to_string().as_bytes());
@@ -204,6 +204,15 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
         } => (noreply, touch(shared, key, exptime).await),
         Request::FlushAll { delay, noreply } => (noreply, flush_all(shared, delay).await),
         Request::Version => (false, Reply::Version(VERSION.into())),
+        Request::MetaNoOp => (false, Reply::MetaNoOp),
+        Request::Shutdown => (false, Reply::Line("ERROR: shutdown not enabled")),
+        // Accepted as memcached accepts it; Keyway's memory is each memory
+        // backend's `capacity` (README "Protocol compatibility").
+        Request::CacheMemlimit { megabytes, noreply } if megabytes < 8 => (
+            noreply,
+            Reply::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"),
+        ),
+        Request::CacheMemlimit { noreply, .. } => (noreply, Reply::Ok),
         Request::Verbosity { noreply } => (noreply, Reply::Ok),
         Request::Stats { args } => {
             return write_stats(shared, &args, out).await;
@@ -280,6 +289,10 @@ fn write_values(
 }
 
 async fn flush_all(shared: &Arc<Shared>, delay: i32) -> Reply {
+    // memcached's clock ticks in seconds and a delayed flush takes effect
+    // one tick early: `flush_all 1` empties the cache at once, `flush_all
+    // 2` a second later.
+    let delay = if delay > 0 { delay - 1 } else { delay };
     let expiry = expiry_from_exptime(delay);
     let wait_ms = match expiry {
         Expiry::At(at) if delay > 0 => at.saturating_sub(now_ms()),
@@ -307,6 +320,22 @@ async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flo
         Some(b"settings") => settings_stats(shared),
         Some(b"items") => return write_numbered(item_stats(shared), out),
         Some(b"slabs") => slab_stats(shared),
+        Some(b"reset") => {
+            shared.stats.reset();
+            encode(&Reply::Reset, out);
+            return Flow::Continue;
+        }
+        Some(b"detail") => {
+            // Keyway keeps no per-prefix figures: on and off are accepted,
+            // and the dump is empty.
+            let reply = match args.get(1).map(|a| &a[..]) {
+                Some(b"on" | b"off") => Reply::Ok,
+                Some(b"dump") => Reply::End,
+                _ => Reply::ClientError("usage: stats detail on|off|dump".into()),
+            };
+            encode(&reply, out);
+            return Flow::Continue;
+        }
         Some(_) => {
             encode(&Reply::Error, out);
             return Flow::Continue;

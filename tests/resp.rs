@@ -11,7 +11,7 @@ use common::{exchange, show, start_keyway, start_redis, ONE_MEMORY_ROUTE};
 /// Inline scripts (as telnet sends them) whose replies carry nothing run-specific.
 const SCRIPTS: &[&str] = &[
     "PING\r\nPING hello\r\nECHO \"a b\"\r\nping\r\n",
-    "SET k v\r\nGET k\r\nGET missing\r\nSET k v2 GET\r\nSET k v3 NX\r\nSET k2 v XX\r\nSET k2 v NX GET\r\nGET k2\r\n",
+    "SET k v\r\nGET k\r\nGET missing\r\nSET k v2 GET\r\nSET k v3 NX\r\nSET k2 v XX\r\nSET k2 v NX GET\r\nGET k2\r\nSET k2 w NX GET\r\nGET k2\r\nSET k3 v XX GET\r\nGET k3\r\n",
     "SET k v EX 100\r\nTTL k\r\nSET k v KEEPTTL\r\nTTL k\r\nSET k v\r\nTTL k\r\nTTL nope\r\nPTTL nope\r\n",
     "SET k v EX 0\r\nSET k v EX -5\r\nSET k v EX x\r\nSET k v PX\r\nSET k v NX XX\r\nSET k v EX 10 PX 10\r\nSET k v BOGUS\r\n",
     "SETNX a 1\r\nSETNX a 2\r\nGET a\r\nSETEX b 100 x\r\nSETEX b 0 x\r\nPSETEX c 100000 y\r\nGETDEL a\r\nGETDEL a\r\n",

@@ -219,7 +219,9 @@ impl MemoryBackend {
                 flags,
                 expiry,
             } => (value, flags, expiry),
-            StorePlan::Refuse(status) => return Ok(StoreOutcome::refused(status)),
+            StorePlan::Refuse(status) => {
+                return Ok(StoreOutcome::refused_showing(status, &store, current))
+            }
         };
         let len = value.len();
         let item = Item {

@@ -137,6 +137,16 @@ impl StoreOutcome {
             len: 0,
         }
     }
+
+    /// A refused write that still answers with the item as it is, when the
+    /// store asked for it (redis `SET ... NX GET` on a present key answers
+    /// the value it left in place).
+    pub fn refused_showing(status: StoreStatus, store: &Store, current: Option<Item>) -> Self {
+        Self {
+            old: current.filter(|_| store.return_old),
+            ..Self::refused(status)
+        }
+    }
 }
 
 /// Arithmetic on a decimal value, in one of the two servers' semantics.

@@ -487,7 +487,10 @@ impl Backend for RedisBackend {
         }
         self.read_decide_write(db, &store.key, |current| {
             Ok(match plan_store(&store, current.as_ref(), Bytes::clone) {
-                StorePlan::Refuse(status) => (Change::Keep, StoreOutcome::refused(status)),
+                StorePlan::Refuse(status) => (
+                    Change::Keep,
+                    StoreOutcome::refused_showing(status, &store, current.clone()),
+                ),
                 StorePlan::Write {
                     value,
                     flags,

@@ -459,7 +459,10 @@ impl Batch<'_> {
                 flags,
                 expiry,
             } => (value, flags, expiry),
-            StorePlan::Refuse(status) => return Ok(Ok(Done::Store(StoreOutcome::refused(status)))),
+            StorePlan::Refuse(status) => {
+                let outcome = StoreOutcome::refused_showing(status, store, current);
+                return Ok(Ok(Done::Store(outcome)));
+            }
         };
         let len = value.len();
         let item = Item {

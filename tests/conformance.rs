@@ -196,24 +196,27 @@ for_each_backend!(conditional_stores, |_kind, backend| {
 
 // redis 7: `SET k v NX GET` on a present key answers the value it leaves
 // in place; `XX GET` on an absent one answers nil and stores nothing.
-for_each_backend!(refused_stores_still_return_the_old_item, |_kind, backend| {
-    backend
-        .store(0, store("k", "old", StoreMode::Set))
-        .await
-        .unwrap();
-    let mut add = store("k", "new", StoreMode::Add);
-    add.return_old = true;
-    let outcome = backend.store(0, add).await.unwrap();
-    assert_eq!(outcome.status, StoreStatus::NotStored);
-    assert_eq!(outcome.old.map(|item| item.value), Some(b("old")));
-    assert_eq!(value(&backend, 0, "k").await, Some(("old".into(), 0)));
-    let mut replace = store("absent", "new", StoreMode::Replace);
-    replace.return_old = true;
-    let outcome = backend.store(0, replace).await.unwrap();
-    assert_eq!(outcome.status, StoreStatus::NotStored);
-    assert_eq!(outcome.old, None);
-    assert_eq!(value(&backend, 0, "absent").await, None);
-});
+for_each_backend!(
+    refused_stores_still_return_the_old_item,
+    |_kind, backend| {
+        backend
+            .store(0, store("k", "old", StoreMode::Set))
+            .await
+            .unwrap();
+        let mut add = store("k", "new", StoreMode::Add);
+        add.return_old = true;
+        let outcome = backend.store(0, add).await.unwrap();
+        assert_eq!(outcome.status, StoreStatus::NotStored);
+        assert_eq!(outcome.old.map(|item| item.value), Some(b("old")));
+        assert_eq!(value(&backend, 0, "k").await, Some(("old".into(), 0)));
+        let mut replace = store("absent", "new", StoreMode::Replace);
+        replace.return_old = true;
+        let outcome = backend.store(0, replace).await.unwrap();
+        assert_eq!(outcome.status, StoreStatus::NotStored);
+        assert_eq!(outcome.old, None);
+        assert_eq!(value(&backend, 0, "absent").await, None);
+    }
+);
 
 for_each_backend!(append_prepend_keep_flags_and_expiry, |_kind, backend| {
     assert_eq!(

@@ -30,6 +30,7 @@ const SCRIPTS: &[&str] = &[
     "AUTH x\r\nAUTH default x\r\nAUTH bob x\r\n",
     "HELLO 4\r\nHELLO x\r\nHELLO 2 FOO\r\nEVALSHA 0000000000000000000000000000000000000000 0\r\n",
     "SET a 1\r\nKEYS *\r\nKEYS nomatch*\r\nSCAN x\r\nSCAN 0 COUNT 0\r\nSCAN 0 MATCH\r\n",
+    "ROLE\r\nROLE x\r\nLASTSAVE x\r\nCONFIG\r\nCONFIG GET\r\nCONFIG FOO\r\nCONFIG GET databases\r\nCONFIG GET nonexistent\r\nCONFIG GET DATA*\r\nCONFIG GET save\r\nCONFIG GET appendonly\r\nCONFIG GET cluster-enabled\r\n",
 ];
 
 fn with_quit(script: &str, prefix: &str) -> Vec<u8> {
@@ -160,6 +161,39 @@ async fn redis_cli_works() {
         assert_eq!(redis_cli(port, &["KEYS", "g*"]), "greeting\n");
         assert!(redis_cli(port, &["INFO", "server"]).contains("redis_version:7.0.15"));
         assert!(redis_cli(port, &["INFO", "keyspace"]).contains("db0:keys=2"));
+        // The sections monitoring tools read, with every redis 7 field name
+        // they look for.
+        let cpu = redis_cli(port, &["INFO", "cpu"]);
+        assert!(cpu.starts_with("# CPU\r\nused_cpu_sys:"), "{cpu}");
+        assert!(cpu.contains("used_cpu_user:"), "{cpu}");
+        let replication = redis_cli(port, &["INFO", "replication"]);
+        assert!(
+            replication.contains("role:master\r\nconnected_slaves:0\r\n"),
+            "{replication}"
+        );
+        assert!(redis_cli(port, &["INFO", "persistence"]).contains("rdb_last_save_time:"));
+        assert_eq!(redis_cli(port, &["ROLE"]), "master\n0\n\n");
+        assert_eq!(
+            redis_cli(port, &["CONFIG", "GET", "databases"]),
+            "databases\n16\n"
+        );
+        let all = redis_cli(port, &["INFO"]);
+        let sections: Vec<&str> = all.lines().filter(|l| l.starts_with("# ")).collect();
+        assert_eq!(
+            sections,
+            [
+                "# Server",
+                "# Clients",
+                "# Memory",
+                "# Persistence",
+                "# Stats",
+                "# Replication",
+                "# CPU",
+                "# Keyway",
+                "# Keyspace"
+            ],
+            "{all}"
+        );
         // Interactive mode: commands typed on stdin, as a person would.
         let mut child = Command::new("redis-cli")
             .args(["-p", &port.to_string()])

@@ -18,8 +18,10 @@ pub enum Group {
     Scripts,
     /// MULTI, EXEC, DISCARD (mod.rs)
     Transaction,
-    /// connection.rs: the connection and server commands
+    /// connection.rs: the connection commands, INFO, COMMAND, CLIENT
     Connection,
+    /// server.rs: what tools ask a server about itself
+    Server,
 }
 
 pub struct CommandSpec {
@@ -57,7 +59,7 @@ const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 
-use Group::{Connection, Keys, Scripts, Strings, Transaction};
+use Group::{Connection, Keys, Scripts, Server, Strings, Transaction};
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec("get", Strings, 2, R, ONE_KEY),
@@ -108,6 +110,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("command", Connection, -1, F, NO_KEYS),
     spec("info", Connection, -1, F, NO_KEYS),
     spec("time", Connection, 1, F, NO_KEYS),
+    spec("role", Server, 1, F, NO_KEYS),
+    spec("lastsave", Server, 1, F, NO_KEYS),
+    spec("config", Server, -2, &["admin", "noscript"], NO_KEYS),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =

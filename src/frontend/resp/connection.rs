@@ -221,7 +221,10 @@ impl RespSession {
         section("Server", self.server_lines(&report));
         section("Clients", Self::client_lines(&report));
         section("Memory", Self::memory_lines(&report));
+        section("Persistence", self.persistence_lines());
         section("Stats", Self::stats_lines(&report));
+        section("Replication", Self::replication_lines());
+        section("CPU", Self::cpu_lines());
         let mut keyway = route_lines(&self.shared);
         keyway.extend(policy_lines(&self.shared.router));
         section("Keyway", keyway);

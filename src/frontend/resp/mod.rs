@@ -7,6 +7,7 @@ mod connection;
 mod forward;
 mod keys;
 mod scripts;
+mod server;
 mod strings;
 
 use std::sync::Arc;
@@ -210,6 +211,7 @@ impl RespSession {
             Group::Strings => self.string_command(name, args).await,
             Group::Keys => self.key_command(name, args).await,
             Group::Scripts => self.script_command(name, args).await,
+            Group::Server => self.server_command(name, args),
             Group::Connection | Group::Transaction => self.connection_command(name, args).await,
         }
     }

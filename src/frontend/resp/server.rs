@@ -1,0 +1,151 @@
+//! What tools ask a redis server about itself: `ROLE`, `LASTSAVE`, `CONFIG`,
+//! and INFO's Persistence, Replication and CPU sections. Keyway is a
+//! standalone master that never saves: where it has a figure it gives it,
+//! where redis has a constant for a server like that it gives redis's.
+
+use bytes::Bytes;
+use keyway_protocol::resp::Reply;
+
+use super::{wrong_arity, CmdResult, RespSession};
+use crate::op::now_ms;
+use crate::pattern::glob_match;
+
+impl RespSession {
+    pub(super) fn server_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+        match name {
+            "role" => Ok(Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"master")),
+                Reply::Integer(0),
+                Reply::Array(Vec::new()),
+            ])),
+            "lastsave" => Ok(Reply::Integer(self.started_unix() as i64)),
+            "config" => self.config(args),
+            _ => unreachable!("dispatched by name: {name}"),
+        }
+    }
+
+    /// When this process started, in unix seconds: redis's LASTSAVE and
+    /// `rdb_last_save_time` for a server that never saved.
+    fn started_unix(&self) -> u64 {
+        (now_ms() / 1000).saturating_sub(self.shared.stats.uptime_seconds())
+    }
+
+    fn config(&mut self, args: &[Bytes]) -> CmdResult {
+        let sub = args[1].to_ascii_lowercase();
+        match &sub[..] {
+            b"get" if args.len() < 3 => Err(wrong_arity("config|get")),
+            b"get" => Ok(Reply::Map(self.config_get(&args[2..]))),
+            b"set" => Err(Reply::error(
+                "ERR CONFIG SET is not supported by Keyway: change its configuration file and \
+                 reload it (SIGHUP)",
+            )),
+            b"resetstat" if args.len() == 2 => {
+                self.shared.stats.reset();
+                Ok(Reply::ok())
+            }
+            b"resetstat" => Err(wrong_arity("config|resetstat")),
+            _ => Err(Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))),
+        }
+    }
+
+    /// The parameters clients and exporters read, each once however many
+    /// patterns match it, in this table's order (as redis lists its own).
+    fn config_get(&self, patterns: &[Bytes]) -> Vec<(Reply, Reply)> {
+        let config = &self.shared.config;
+        let limits = &config.limits;
+        let resp = self.shared.resp_addr;
+        let parameters: [(&str, String); 11] = [
+            ("databases", crate::op::DATABASES.to_string()),
+            ("maxmemory", self.shared.memory_usage().capacity.to_string()),
+            ("maxmemory-policy", "allkeys-lru".into()),
+            ("maxclients", limits.max_connections.to_string()),
+            ("timeout", limits.idle_timeout_seconds.to_string()),
+            ("port", resp.map_or(0, |a| a.port()).to_string()),
+            ("bind", resp.map_or(String::new(), |a| a.ip().to_string())),
+            ("proto-max-bulk-len", limits.max_bulk.as_u64().to_string()),
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("cluster-enabled", "no".into()),
+        ];
+        parameters
+            .into_iter()
+            .filter(|(name, _)| {
+                patterns
+                    .iter()
+                    .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+            })
+            .map(|(name, value)| {
+                (
+                    Reply::Bulk(Bytes::from_static(name.as_bytes())),
+                    Reply::Bulk(Bytes::from(value)),
+                )
+            })
+            .collect()
+    }
+
+    pub(super) fn persistence_lines(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("loading", "0".into()),
+            ("async_loading", "0".into()),
+            ("rdb_changes_since_last_save", "0".into()),
+            ("rdb_bgsave_in_progress", "0".into()),
+            ("rdb_last_save_time", self.started_unix().to_string()),
+            ("rdb_last_bgsave_status", "ok".into()),
+            ("aof_enabled", "0".into()),
+            ("aof_rewrite_in_progress", "0".into()),
+        ]
+    }
+
+    pub(super) fn replication_lines() -> Vec<(&'static str, String)> {
+        vec![
+            ("role", "master".into()),
+            ("connected_slaves", "0".into()),
+            ("master_failover_state", "no-failover".into()),
+            ("master_replid", "0".repeat(40)),
+            ("master_replid2", "0".repeat(40)),
+            ("master_repl_offset", "0".into()),
+            ("second_repl_offset", "-1".into()),
+            ("repl_backlog_active", "0".into()),
+            ("repl_backlog_size", "1048576".into()),
+            ("repl_backlog_first_byte_offset", "0".into()),
+            ("repl_backlog_histlen", "0".into()),
+        ]
+    }
+
+    /// CPU time this process used, from /proc/self/stat (Linux).
+    pub(super) fn cpu_lines() -> Vec<(&'static str, String)> {
+        let (user, system) = cpu_seconds().unwrap_or((0.0, 0.0));
+        vec![
+            ("used_cpu_sys", format!("{system:.6}")),
+            ("used_cpu_user", format!("{user:.6}")),
+            ("used_cpu_sys_children", "0.000000".into()),
+            ("used_cpu_user_children", "0.000000".into()),
+        ]
+    }
+}
+
+/// User and system CPU seconds of this process: fields 14 and 15 of
+/// /proc/self/stat, in clock ticks of 1/100 s (Linux's USER_HZ).
+fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // after_name starts at field 3.
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? as f64 / 100.0, ticks(15)? as f64 / 100.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let spin = (0..2_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b));
+        assert!(spin > 0);
+        let (user, system) = super::cpu_seconds().expect("linux /proc");
+        assert!(user + system > 0.0, "{user} {system}");
+    }
+}

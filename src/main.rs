@@ -13,8 +13,10 @@ use keyway::workers::Workers;
 /// Keyway: a cache and session proxy for memcached and redis clients.
 ///
 /// With no arguments it runs the embedded default: memcached protocol on
-/// 127.0.0.1:11211, RESP (redis protocol) on 127.0.0.1:6379, every key in one
-/// in-memory store of 256 MiB.
+/// 127.0.0.1:11211, RESP (redis protocol) on 127.0.0.1:6379, /metrics and
+/// health checks on 127.0.0.1:9121; Django sessions in a SQLite file in the
+/// data directory (./keyway-data), kept across restarts; every other key in
+/// a 256 MiB in-memory store. Both listeners serve the same keys.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {

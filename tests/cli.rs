@@ -165,6 +165,39 @@ fn migrate_schema_creates_the_default_session_table_in_the_data_dir() {
         "backends.sessions: table keyway_items ready (sqlite)\n"
     );
     assert!(data.join("sessions.sqlite3").exists());
+    // Sessions hold users' tokens: the data directory and the file are the
+    // service user's alone, whatever the umask (the test runs under 022).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("sessions.sqlite3")), 0o600);
+    for side in ["sessions.sqlite3-wal", "sessions.sqlite3-shm"] {
+        if data.join(side).exists() {
+            assert_eq!(mode(&data.join(side)), 0o600, "{side}");
+        }
+    }
+}
+
+/// A data directory that is already open to others is used, with a warning.
+#[test]
+fn an_open_data_directory_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new(KEYWAY)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate-schema")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("open to other local users") && log.contains("chmod 700"),
+        "{log}"
+    );
 }
 
 /// Keyway with the embedded default (sessions in SQLite under `data`) on a free RESP port.

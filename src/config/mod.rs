@@ -25,7 +25,7 @@ pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
 pub use url::{BackendUrl, Dialect, MemcachedServer, RedisUrl};
 
 /// The configuration Keyway runs with when given none: both listeners on
-/// loopback, every key in one memory store.
+/// loopback, Django sessions in a SQLite file, every other key in memory.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../deploy/config/default.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

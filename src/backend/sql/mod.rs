@@ -81,10 +81,7 @@ fn connect_url(
             } else {
                 data_dir.join(path)
             };
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
-            }
+            private_file(&path)?;
             let mut query = query.to_string();
             if !query.split('&').any(|p| p.starts_with("mode=")) {
                 query = if query.is_empty() {
@@ -94,6 +91,47 @@ fn connect_url(
                 };
             }
             Ok(format!("sqlite://{}?{query}", path.display()))
+        }
+    }
+}
+
+/// Makes a SQLite file's directory (mode 0700) and the file (mode 0600) if
+/// they are missing, before SQLite opens it: its rows are sessions, which
+/// hold users' Keystone tokens, and SQLite would create the file readable by
+/// every local user (0644 under the usual umask). Its WAL and shared-memory
+/// files take the database file's mode. A looser mode that is already there
+/// is left alone, with a warning.
+fn private_file(path: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+        warn_if_open(dir, "directory", 0o700);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    warn_if_open(path, "file", 0o600);
+    return Ok(());
+
+    fn warn_if_open(path: &Path, what: &str, wanted: u32) {
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "this SQLite {what} is open to other local users, and the sessions in it hold \
+                 users' tokens: chmod {wanted:o} it"
+            );
         }
     }
 }

@@ -23,7 +23,12 @@ use crate::router::Router;
 /// a connection picks the new one up before its next batch of requests, so
 /// requests already read finish on the routes they started on.
 pub struct Shared {
+    /// Every route: what the admin listener reports and reloads compare.
     pub router: Router,
+    /// The routes memcached-protocol clients see (`routes[].listener`).
+    pub memcache_router: Router,
+    /// The routes RESP clients see.
+    pub resp_router: Router,
     /// Process-wide counters, carried from generation to generation.
     pub stats: Arc<Stats>,
     /// The configuration this generation runs (limits, `/config`).

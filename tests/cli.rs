@@ -111,11 +111,16 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
     let mut reply = [0u8; 12];
     stream.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"+OK\r\n$1\r\nv\r\n");
+    // The embedded default keeps each listener's keys apart: the RESP
+    // client's `k` is not the memcached clients' `k`.
     let mut memcache = TcpStream::connect(("127.0.0.1", mc)).unwrap();
-    memcache.write_all(b"get k\r\n").unwrap();
-    let mut reply = [0u8; 21];
+    memcache
+        .write_all(b"get k\r\nset k 0 0 1\r\nv\r\n")
+        .unwrap();
+    let mut reply = [0u8; 13];
     memcache.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    assert_eq!(&reply, b"END\r\nSTORED\r\n");
+    let mut reply = [0u8; 21];
     let mut socket =
         std::os::unix::net::UnixStream::connect(data.path().join("memcache.sock")).unwrap();
     socket.write_all(b"get k\r\n").unwrap();
@@ -162,7 +167,8 @@ fn migrate_schema_creates_the_default_session_table_in_the_data_dir() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "backends.sessions: table keyway_items ready (sqlite)\n"
+        "backends.resp-sessions: table keyway_resp_items ready (sqlite)\n\
+         backends.sessions: table keyway_items ready (sqlite)\n"
     );
     assert!(data.join("sessions.sqlite3").exists());
     // Sessions hold users' tokens: the data directory and the file are the

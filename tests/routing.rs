@@ -186,3 +186,42 @@ async fn reload_keeps_unchanged_backends_and_their_items() {
 fn text(reply: Vec<u8>) -> String {
     String::from_utf8(reply).unwrap()
 }
+
+/// Routes limited to one listener: memcached-protocol and RESP clients see
+/// keyspaces of their own (a value a memcached client pickled under its
+/// flags never reaches a redis client), while a route without `listener`
+/// serves both; a flush through one listener leaves the other's keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_can_keep_the_listeners_keyspaces_apart() {
+    let keyway = start_keyway(
+        "[backends.mc]\nurl = \"memory://\"\n[backends.rs]\nurl = \"memory://\"\n\
+         [backends.both]\nurl = \"memory://\"\n\
+         [[routes]]\nprefix = \"shared:\"\nbackend = \"both\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"mc\"\nlistener = \"memcache\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"rs\"\nlistener = \"resp\"\n",
+    )
+    .await;
+    let (mc, resp) = (keyway.memcache_addr.unwrap(), keyway.resp_addr.unwrap());
+    let reply = exchange(
+        mc,
+        b"set session 1 0 6\r\npickle\r\nset shared:k 0 0 1\r\nm\r\nquit\r\n",
+    )
+    .await;
+    assert_eq!(show(&reply), show(b"STORED\r\nSTORED\r\n"));
+    let reply = exchange(
+        resp,
+        b"GET session\r\nSET session json\r\nGET shared:k\r\nDBSIZE\r\nFLUSHALL\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(
+        show(&reply),
+        show(b"$-1\r\n+OK\r\n$1\r\nm\r\n:2\r\n+OK\r\n+OK\r\n")
+    );
+    // RESP's FLUSHALL emptied its own store and the shared one, not the
+    // memcached clients' store.
+    let reply = exchange(mc, b"get session shared:k\r\nquit\r\n").await;
+    assert_eq!(
+        show(&reply),
+        show(b"VALUE session 1 6\r\npickle\r\nEND\r\n")
+    );
+}

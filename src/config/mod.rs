@@ -20,7 +20,7 @@ pub use backends::{redact_url, BackendConfig, Placement};
 pub use limits::{Limits, Runtime, Size};
 pub use listen::{FileMode, Listen, ListenerName, Tls};
 pub use policies::{Ack, Coherence, PolicyConfig};
-pub use routes::RouteConfig;
+pub use routes::{RouteConfig, RouteListener};
 pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
 pub use url::{BackendUrl, Dialect, MemcachedServer, RedisUrl};
 

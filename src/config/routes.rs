@@ -26,6 +26,25 @@ pub struct RouteConfig {
     /// to true for SQL backends (a durable session table must not vanish
     /// because Django's cache.clear() ran) and false for the others.
     pub protected: Option<bool>,
+    /// The listener whose clients this route serves (`"memcache"` or
+    /// `"resp"`); both when absent. Routes for one listener are a keyspace
+    /// the other listener's clients never see.
+    pub listener: Option<RouteListener>,
+}
+
+/// A listener a route can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteListener {
+    Memcache,
+    Resp,
+}
+
+impl RouteConfig {
+    /// Whether this route serves `listener`'s clients.
+    pub fn serves(&self, listener: RouteListener) -> bool {
+        self.listener.is_none_or(|only| only == listener)
+    }
 }
 
 impl RouteConfig {

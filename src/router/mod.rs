@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
-use crate::config::{BackendConfig, Config, PolicyConfig};
+use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
 use crate::metrics::{Family, TargetStats};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
@@ -80,9 +80,13 @@ pub struct Router {
     /// Slots some route uses, each once, in route order: what
     /// KEYS/SCAN/DBSIZE walk.
     routed: Vec<usize>,
+    /// Per slot: a backend this router's routes store in, so that a flush
+    /// through one listener's keyspace leaves the other's alone.
+    reaches: Vec<bool>,
 }
 
 /// A backend or policy, as the router holds it.
+#[derive(Clone)]
 struct Slot {
     name: String,
     target: Target,
@@ -91,6 +95,13 @@ struct Slot {
     built: Built,
     /// A backend a route marks protected: flushes pass it over.
     protected: bool,
+}
+
+fn position(slots: &[Slot], name: &str) -> usize {
+    slots
+        .iter()
+        .position(|slot| slot.name == name)
+        .expect("validated by Config::validate")
 }
 
 impl Slot {
@@ -123,20 +134,9 @@ impl Router {
         previous: Option<&Router>,
     ) -> std::result::Result<Self, BuildError> {
         let mut slots = Self::build_slots(config, previous)?;
-        let slot_of = |name: &str| {
-            slots
-                .iter()
-                .position(|slot| slot.name == name)
-                .expect("validated by Config::validate")
-        };
-        let table = RouteTable::compile(&config.routes, slot_of);
-        let mut routed = Vec::new();
+        let slot_of = |name: &str| position(&slots, name);
         let mut protected = Vec::new();
         for route in &config.routes {
-            let slot = slot_of(route.target());
-            if !routed.contains(&slot) {
-                routed.push(slot);
-            }
             if route.protected.unwrap_or(config.is_durable(route.target())) {
                 protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
             }
@@ -144,11 +144,44 @@ impl Router {
         for slot in protected {
             slots[slot].protected = true;
         }
-        Ok(Self {
+        let mut router = Self::over(slots, config, config.routes.iter());
+        // Every backend, routed or not, as before listeners had keyspaces.
+        router.reaches = vec![true; router.slots.len()];
+        Ok(router)
+    }
+
+    /// This router's backends and policies behind only the routes that
+    /// serve `listener`: the keyspace its clients see.
+    pub fn for_listener(&self, config: &Config, listener: RouteListener) -> Router {
+        let routes = config.routes.iter().filter(|route| route.serves(listener));
+        Self::over(self.slots.clone(), config, routes)
+    }
+
+    fn over<'r>(
+        slots: Vec<Slot>,
+        config: &Config,
+        routes: impl Iterator<Item = &'r RouteConfig> + Clone,
+    ) -> Router {
+        let slot_of = |name: &str| position(&slots, name);
+        let compiled: Vec<RouteConfig> = routes.clone().cloned().collect();
+        let table = RouteTable::compile(&compiled, slot_of);
+        let mut routed = Vec::new();
+        let mut reaches = vec![false; slots.len()];
+        for route in routes {
+            let slot = slot_of(route.target());
+            if !routed.contains(&slot) {
+                routed.push(slot);
+            }
+            for leaf in config.leaves(route.target()) {
+                reaches[slot_of(leaf)] = true;
+            }
+        }
+        Router {
             table,
             slots,
             routed,
-        })
+            reaches,
+        }
     }
 
     /// Every backend, then every policy after its members, each taken over
@@ -533,8 +566,12 @@ impl Router {
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).
     pub async fn flush(&self, db: Option<Db>) -> Result<()> {
-        for slot in &self.slots {
-            if let Some(backend) = slot.target.backend().filter(|_| !slot.protected) {
+        for (slot, reached) in self.slots.iter().zip(&self.reaches) {
+            if let Some(backend) = slot
+                .target
+                .backend()
+                .filter(|_| *reached && !slot.protected)
+            {
                 backend.flush(db).await?;
             }
         }

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use listener::{Endpoint, Handoff, Listener, Protocol, Spec};
 
-use crate::config::{Config, ConfigError, ListenerName};
+use crate::config::{Config, ConfigError, ListenerName, RouteListener};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::metrics::Stats;
 use crate::router::Router;
@@ -103,6 +103,8 @@ impl Server {
                 .and_then(|(_, listener)| listener.tcp_addr())
         };
         let shared = Shared {
+            memcache_router: router.for_listener(config, RouteListener::Memcache),
+            resp_router: router.for_listener(config, RouteListener::Resp),
             router,
             stats: Arc::new(Stats::default()),
             users: crate::config::Users::load(&config.auth)?,
@@ -240,6 +242,8 @@ impl Server {
             None => listeners[endpoint as usize].as_ref().and_then(|r| r.bound),
         };
         let next = Shared {
+            memcache_router: router.for_listener(&config, RouteListener::Memcache),
+            resp_router: router.for_listener(&config, RouteListener::Resp),
             router,
             stats: old.stats.clone(),
             users: crate::config::Users::load(&config.auth)?,

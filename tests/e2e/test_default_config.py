@@ -64,8 +64,15 @@ def test_sessions_survive_a_restart_with_the_default_config(tmp_path, client):
         stop(process)
     # The session is a row in the SQLite file, expiring in about an hour
     # (absolute time, so the restart does not extend it).
+    # Each listener keeps its own keyspace: memcached clients' sessions in
+    # keyway_items, RESP clients' in keyway_resp_items, in one file.
+    table, other = {"pymemcache": ("keyway_items", "keyway_resp_items"),
+                    "redis": ("keyway_resp_items", "keyway_items")}[client]
     with sqlite3.connect(data_dir / "sessions.sqlite3") as db:
-        rows = db.execute("SELECT cache_key, expires_ms FROM keyway_items").fetchall()
+        rows = db.execute(f"SELECT cache_key, expires_ms FROM {table}").fetchall()
+        # The other listener's table is made on its first use: absent or empty.
+        exists = db.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (other,)).fetchone()
+        assert exists == (0,) or db.execute(f"SELECT count(*) FROM {other}").fetchone() == (0,)
     assert [k.decode() for k, _ in rows] == [f":1:django.contrib.sessions.cache{key}"]
     remaining = rows[0][1] / 1000 - time.time()
     assert 3500 < remaining <= 3600, remaining

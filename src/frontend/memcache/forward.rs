@@ -59,7 +59,7 @@ fn target<'a>(
         return None;
     }
     shared
-        .router
+        .memcache_router
         .memcached_target(keys.iter().map(|key| &key[..]))
 }
 

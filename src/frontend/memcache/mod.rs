@@ -115,13 +115,13 @@ async fn too_large(shared: &Shared, command: StoreCommand, key: Bytes) -> Reply 
     // memcached drops the old value on a failed set so readers never
     // see stale data (Django's test_memcached_deletes_key_on_failed_set).
     if command == StoreCommand::Set {
-        let _ = shared.router.delete(DB, &[key]).await;
+        let _ = shared.memcache_router.delete(DB, &[key]).await;
     }
     Reply::ServerError("object too large for cache".into())
 }
 
 async fn delete(shared: &Shared, key: Bytes) -> Reply {
-    match shared.router.delete(DB, &[key]).await {
+    match shared.memcache_router.delete(DB, &[key]).await {
         Ok(deleted) if deleted[0] => Reply::Deleted,
         Ok(_) => Reply::NotFound,
         Err(e) => error_reply(&e),
@@ -130,7 +130,7 @@ async fn delete(shared: &Shared, key: Bytes) -> Reply {
 
 async fn arith(shared: &Shared, key: Bytes, delta: u64, incr: bool) -> Reply {
     match shared
-        .router
+        .memcache_router
         .arith(DB, &key, Arith::Memcache { delta, incr })
         .await
     {
@@ -143,7 +143,7 @@ async fn arith(shared: &Shared, key: Bytes, delta: u64, incr: bool) -> Reply {
 async fn touch(shared: &Shared, key: Bytes, exptime: i32) -> Reply {
     let expiry = expiry_from_exptime(exptime);
     match shared
-        .router
+        .memcache_router
         .expire(DB, &key, expiry, ExpireCondition::Always)
         .await
     {
@@ -156,7 +156,7 @@ async fn touch(shared: &Shared, key: Bytes, exptime: i32) -> Reply {
 async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> Flow {
     let (noreply, reply) = match request {
         Request::Get { keys, with_cas } => {
-            let items = shared.router.get(DB, &keys).await;
+            let items = shared.memcache_router.get(DB, &keys).await;
             return write_values(shared, keys, items, with_cas, out);
         }
         Request::GetAndTouch {
@@ -165,7 +165,7 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             with_cas,
         } => {
             let items = shared
-                .router
+                .memcache_router
                 .get_and_touch(DB, &keys, expiry_from_exptime(exptime))
                 .await;
             return write_values(shared, keys, items, with_cas, out);
@@ -246,7 +246,7 @@ async fn store(
     let expiry = expiry.unwrap_or(ExpiryUpdate::Set(expiry_from_exptime(exptime)));
     let mut store = Store::new(key, value, mode, expiry);
     store.flags = flags;
-    match shared.router.store(DB, store).await {
+    match shared.memcache_router.store(DB, store).await {
         Ok(outcome) => match outcome.status {
             StoreStatus::Stored => Reply::Stored,
             StoreStatus::NotStored => Reply::NotStored,
@@ -299,7 +299,7 @@ async fn flush_all(shared: &Arc<Shared>, delay: i32) -> Reply {
         _ => 0,
     };
     if wait_ms == 0 {
-        return match shared.router.flush(Some(DB)).await {
+        return match shared.memcache_router.flush(Some(DB)).await {
             Ok(()) => Reply::Ok,
             Err(e) => error_reply(&e),
         };
@@ -307,7 +307,7 @@ async fn flush_all(shared: &Arc<Shared>, delay: i32) -> Reply {
     let shared = shared.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-        if let Err(error) = shared.router.flush(Some(DB)).await {
+        if let Err(error) = shared.memcache_router.flush(Some(DB)).await {
             tracing::warn!(%error, "delayed flush_all failed");
         }
     });

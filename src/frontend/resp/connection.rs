@@ -296,7 +296,7 @@ impl RespSession {
     async fn keyspace_lines(&self) -> Vec<(String, String)> {
         let mut lines = Vec::new();
         for db in 0..DATABASES {
-            if let Ok(keys) = self.shared.router.len(db).await {
+            if let Ok(keys) = self.shared.resp_router.len(db).await {
                 if keys > 0 {
                     lines.push((format!("db{db}"), format!("keys={keys}")));
                 }

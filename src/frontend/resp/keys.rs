@@ -11,7 +11,7 @@ const KEYS_BATCH: usize = 1000;
 
 impl RespSession {
     pub(super) async fn key_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
-        let router = &self.shared.router;
+        let router = &self.shared.resp_router;
         let db = self.db;
         match name {
             "del" | "unlink" => {
@@ -108,7 +108,7 @@ impl RespSession {
         let expiry = Expiry::At(at.max(0) as u64);
         let changed = self
             .shared
-            .router
+            .resp_router
             .expire(self.db, &args[1], expiry, condition)
             .await?;
         Ok(Reply::Integer(i64::from(changed)))
@@ -143,7 +143,7 @@ impl RespSession {
         }
         let page = self
             .shared
-            .router
+            .resp_router
             .scan(self.db, cursor, pattern.as_deref(), count as usize)
             .await?;
         let keys = if only_strings {

@@ -146,7 +146,7 @@ impl RespSession {
 
     /// The redis backend `args` can be forwarded to, if any (see [`forward`]).
     fn forward_slot(&self, args: &[Bytes]) -> Option<usize> {
-        if !self.shared.router.has_redis() {
+        if !self.shared.resp_router.has_redis() {
             return None;
         }
         let forward::Plan::Keys(positions) = forward::plan(args) else {
@@ -156,7 +156,7 @@ impl RespSession {
         if scripts::is_builtin_call(args) {
             return None;
         }
-        self.shared.router.redis_target(positions.keys(args))
+        self.shared.resp_router.redis_target(positions.keys(args))
     }
 
     /// Sends the batched forwarded commands and writes their replies.
@@ -168,7 +168,7 @@ impl RespSession {
         let commands = batch.commands.split().freeze();
         let replies = self
             .shared
-            .router
+            .resp_router
             .forward(
                 slot,
                 self.version,
@@ -273,7 +273,7 @@ impl RespSession {
         forward::encode_command(&mut commands, &[Bytes::from_static(b"EXEC")]);
         let replies = self
             .shared
-            .router
+            .resp_router
             .forward(
                 slot,
                 self.version,
@@ -307,7 +307,7 @@ impl RespSession {
         forward::encode_command(&mut command, args);
         match self
             .shared
-            .router
+            .resp_router
             .forward(
                 slot,
                 self.version,

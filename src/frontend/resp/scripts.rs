@@ -115,7 +115,7 @@ impl RespSession {
     /// routes will find it.
     async fn load_script(&self, args: &[Bytes]) -> CmdResult {
         let sha = sha1_hex(&args[2]);
-        let redis: Vec<usize> = self.shared.router.redis_slots().collect();
+        let redis: Vec<usize> = self.shared.resp_router.redis_slots().collect();
         if find(sha.as_bytes()).is_some() || redis.is_empty() {
             return script_subcommand(args);
         }
@@ -125,7 +125,7 @@ impl RespSession {
         for slot in redis {
             let replies = self
                 .shared
-                .router
+                .resp_router
                 .forward(
                     slot,
                     self.version,
@@ -162,7 +162,7 @@ impl RespSession {
                 "ERR Error running script: missing KEYS[1] or ARGV[1]",
             ));
         };
-        let router = &self.shared.router;
+        let router = &self.shared.resp_router;
         let db = self.db;
         match script {
             Script::IncrByIfExists | Script::IncrBy => {
@@ -208,7 +208,7 @@ impl RespSession {
     }
 
     async fn extend_lock(&self, key: &Bytes, argv: &[Bytes]) -> Result<bool, Reply> {
-        let router = &self.shared.router;
+        let router = &self.shared.resp_router;
         let Ttl::Millis(remaining) = router.ttl(self.db, key).await? else {
             return Ok(false);
         };

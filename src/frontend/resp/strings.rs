@@ -34,7 +34,7 @@ pub(super) fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<
 
 impl RespSession {
     pub(super) async fn string_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
-        let router = &self.shared.router;
+        let router = &self.shared.resp_router;
         let db = self.db;
         match name {
             "get" => {
@@ -135,7 +135,7 @@ impl RespSession {
     /// Stores through the router, counting the write.
     async fn store(&self, store: Store) -> Result<StoreOutcome, Reply> {
         self.shared.stats.sets.add(1);
-        Ok(self.shared.router.store(self.db, store).await?)
+        Ok(self.shared.resp_router.store(self.db, store).await?)
     }
 
     /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`
@@ -184,7 +184,7 @@ impl RespSession {
             }
             _ => return Err(syntax_error()),
         };
-        let router = &self.shared.router;
+        let router = &self.shared.resp_router;
         let items = match expiry {
             None => router.get(self.db, &args[1..2]).await?,
             Some(expiry) => router.get_and_touch(self.db, &args[1..2], expiry).await?,

@@ -156,6 +156,7 @@ mod tests {
             backend: Some(backend.into()),
             policy: None,
             protected: None,
+            listener: None,
         }
     }
 

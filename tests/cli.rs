@@ -150,16 +150,21 @@ fn runs_with_listener_overrides_and_exits_cleanly_on_sigterm() {
     );
 }
 
+/// `keyway --data-dir <data> migrate-schema` with the embedded default.
+fn migrate_schema(data: &Path) -> std::process::Output {
+    Command::new(KEYWAY)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("migrate-schema")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn migrate_schema_creates_the_default_session_table_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let output = Command::new(KEYWAY)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("migrate-schema")
-        .output()
-        .unwrap();
+    let output = migrate_schema(&data);
     assert!(
         output.status.success(),
         "{}",
@@ -192,12 +197,7 @@ fn an_open_data_directory_is_warned_about() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(KEYWAY)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("migrate-schema")
-        .output()
-        .unwrap();
+    let output = migrate_schema(&data);
     assert!(output.status.success());
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -173,6 +173,28 @@ async fn redis_cli_works() {
         );
         assert!(redis_cli(port, &["INFO", "persistence"]).contains("rdb_last_save_time:"));
         assert_eq!(redis_cli(port, &["ROLE"]), "master\n0\n\n");
+        // Per command and per error code, as redis 7 writes them.
+        assert!(redis_cli(port, &["NOSUCHCOMMAND"]).starts_with("ERR unknown command"));
+        assert!(redis_cli(port, &["GET"]).starts_with("ERR wrong number"));
+        // (The figures are the process's: other tests' Keyways count too.)
+        let figure = |text: &str, line: &str, field: &str| -> u64 {
+            let line = text.lines().find(|l| l.starts_with(line)).expect(line);
+            let field = line.split([':', ',']).find_map(|f| f.strip_prefix(field));
+            field.expect(line).parse().unwrap()
+        };
+        let commands = redis_cli(port, &["INFO", "commandstats"]);
+        assert!(
+            figure(&commands, "cmdstat_get:", "calls=") >= 2,
+            "{commands}"
+        );
+        assert!(
+            figure(&commands, "cmdstat_get:", "rejected_calls=") >= 1,
+            "{commands}"
+        );
+        let errors = redis_cli(port, &["INFO", "errorstats"]);
+        assert!(figure(&errors, "errorstat_ERR:", "count=") >= 2, "{errors}");
+        assert!(!redis_cli(port, &["INFO"]).contains("# Commandstats"));
+        assert!(redis_cli(port, &["INFO", "all"]).contains("# Commandstats"));
         assert_eq!(
             redis_cli(port, &["CONFIG", "GET", "databases"]),
             "databases\n16\n"
@@ -189,6 +211,7 @@ async fn redis_cli_works() {
                 "# Stats",
                 "# Replication",
                 "# CPU",
+                "# Errorstats",
                 "# Keyway",
                 "# Keyspace"
             ],

@@ -196,15 +196,22 @@ impl RespSession {
     }
 
     async fn info(&self, args: &[Bytes]) -> String {
+        fn borrowed(lines: &[(String, String)]) -> Vec<(&str, String)> {
+            lines.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+        }
         let wanted: Vec<String> = args[1..]
             .iter()
             .map(|a| String::from_utf8_lossy(a).to_lowercase())
             .collect();
-        let all = wanted.is_empty()
-            || wanted
-                .iter()
-                .any(|w| w == "all" || w == "everything" || w == "default");
-        let include = |section: &str| all || wanted.iter().any(|w| w == section);
+        // As redis 7: no argument or `default` is every section but
+        // Commandstats; `all` and `everything` add it.
+        let everything = wanted.iter().any(|w| w == "all" || w == "everything");
+        let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+        let include = |section: &str| {
+            everything
+                || (default && section != "commandstats")
+                || wanted.iter().any(|w| w == section)
+        };
         let mut out = String::new();
         let mut section = |title: &str, lines: Vec<(&str, String)>| {
             if include(&title.to_lowercase()) {
@@ -225,13 +232,16 @@ impl RespSession {
         section("Stats", Self::stats_lines(&report));
         section("Replication", Self::replication_lines());
         section("CPU", Self::cpu_lines());
+        let commands = super::figures::command_lines();
+        section("Commandstats", borrowed(&commands));
+        let errors = super::figures::error_lines();
+        section("Errorstats", borrowed(&errors));
         let mut keyway = route_lines(&self.shared);
         keyway.extend(policy_lines(&self.shared.router));
         section("Keyway", keyway);
         if include("keyspace") {
             let lines = self.keyspace_lines().await;
-            let lines = lines.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            section("Keyspace", lines);
+            section("Keyspace", borrowed(&lines));
         }
         out
     }

@@ -4,6 +4,7 @@
 
 mod commands;
 mod connection;
+mod figures;
 mod forward;
 mod keys;
 mod scripts;
@@ -120,10 +121,12 @@ impl RespSession {
             encode(&Reply::ok(), self.version, out);
             return Flow::Close;
         }
-        let reply = match check_arity(spec, &args) {
-            Ok(()) => self.execute(spec.expect("checked"), &args).await,
-            Err(error) => error,
+        let started = std::time::Instant::now();
+        let (reply, ran) = match check_arity(spec, &args) {
+            Ok(()) => (self.execute(spec.expect("checked"), &args).await, true),
+            Err(error) => (error, false),
         };
+        figures::record(spec, started, ran, &reply);
         encode(&reply, self.version, out);
         Flow::Continue
     }

@@ -41,6 +41,7 @@ impl RespSession {
             )),
             b"resetstat" if args.len() == 2 => {
                 self.shared.stats.reset();
+                super::figures::reset();
                 Ok(Reply::ok())
             }
             b"resetstat" => Err(wrong_arity("config|resetstat")),

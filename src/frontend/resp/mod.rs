@@ -7,6 +7,7 @@ mod connection;
 mod figures;
 mod forward;
 mod keys;
+mod keyspace;
 mod scripts;
 mod server;
 mod strings;
@@ -122,6 +123,12 @@ impl RespSession {
             return Flow::Close;
         }
         let started = std::time::Instant::now();
+        if spec.is_none() {
+            if let Some(reply) = self.keyspace_command(&args).await {
+                encode(&reply, self.version, out);
+                return Flow::Continue;
+            }
+        }
         let (reply, ran) = match check_arity(spec, &args) {
             Ok(()) => (self.execute(spec.expect("checked"), &args).await, true),
             Err(error) => (error, false),

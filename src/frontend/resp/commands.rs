@@ -16,6 +16,8 @@ pub enum Group {
     Keys,
     /// scripts.rs
     Scripts,
+    /// keyspace.rs: RENAME, COPY, MOVE, OBJECT where Keyway runs them
+    Keyspace,
     /// MULTI, EXEC, DISCARD (mod.rs)
     Transaction,
     /// connection.rs: the connection commands, INFO, COMMAND, CLIENT
@@ -59,7 +61,7 @@ const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 
-use Group::{Connection, Keys, Scripts, Server, Strings, Transaction};
+use Group::{Connection, Keys, Keyspace, Scripts, Server, Strings, Transaction};
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec("get", Strings, 2, R, ONE_KEY),
@@ -110,6 +112,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("command", Connection, -1, F, NO_KEYS),
     spec("info", Connection, -1, F, NO_KEYS),
     spec("time", Connection, 1, F, NO_KEYS),
+    spec("rename", Keyspace, 3, W, (1, 2, 1)),
+    spec("renamenx", Keyspace, 3, W, (1, 2, 1)),
+    spec("copy", Keyspace, -3, W, (1, 2, 1)),
+    spec("move", Keyspace, 3, W, ONE_KEY),
+    spec("object", Keyspace, -2, R, (2, 2, 1)),
     spec("role", Server, 1, F, NO_KEYS),
     spec("lastsave", Server, 1, F, NO_KEYS),
     spec("config", Server, -2, &["admin", "noscript"], NO_KEYS),

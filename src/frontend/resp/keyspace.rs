@@ -11,32 +11,20 @@ use keyway_protocol::resp::Reply;
 use super::{parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
 use crate::op::{Db, ExpiryUpdate, Item, Store, StoreMode, StoreStatus, DATABASES};
 
-/// The commands emulated here, with redis's arity for each.
-const EMULATED: &[(&str, i32)] = &[
-    ("rename", 3),
-    ("renamenx", 3),
-    ("copy", -3),
-    ("move", 3),
-    ("object", -2),
-];
-
 impl RespSession {
-    /// Runs `args` if it is one of [`EMULATED`]; `None` for anything else.
-    pub(super) async fn keyspace_command(&mut self, args: &[Bytes]) -> Option<Reply> {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        let &(name, arity) = EMULATED.iter().find(|(n, _)| *n == name)?;
-        let n = args.len() as i32;
-        if (arity >= 0 && n != arity) || (arity < 0 && n < -arity) {
-            return Some(wrong_arity(name));
-        }
-        let result = match name {
+    pub(super) async fn keyspace_command(
+        &mut self,
+        name: &'static str,
+        args: &[Bytes],
+    ) -> CmdResult {
+        match name {
             "rename" => self.rename(args, false).await,
             "renamenx" => self.rename(args, true).await,
             "copy" => self.copy(args).await,
             "move" => self.move_to(args).await,
-            _ => self.object(args).await,
-        };
-        Some(result.unwrap_or_else(|error| error))
+            "object" => self.object(args).await,
+            _ => unreachable!("dispatched by name: {name}"),
+        }
     }
 
     async fn item(&self, db: Db, key: &Bytes) -> Result<Option<Item>, Reply> {

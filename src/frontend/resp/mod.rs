@@ -123,12 +123,6 @@ impl RespSession {
             return Flow::Close;
         }
         let started = std::time::Instant::now();
-        if spec.is_none() {
-            if let Some(reply) = self.keyspace_command(&args).await {
-                encode(&reply, self.version, out);
-                return Flow::Continue;
-            }
-        }
         let (reply, ran) = match check_arity(spec, &args) {
             Ok(()) => (self.execute(spec.expect("checked"), &args).await, true),
             Err(error) => (error, false),
@@ -222,6 +216,7 @@ impl RespSession {
             Group::Keys => self.key_command(name, args).await,
             Group::Scripts => self.script_command(name, args).await,
             Group::Server => self.server_command(name, args),
+            Group::Keyspace => self.keyspace_command(name, args).await,
             Group::Connection | Group::Transaction => self.connection_command(name, args).await,
         }
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
 use super::{parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
-use crate::op::{Db, ExpiryUpdate, Item, Store, StoreMode, StoreStatus, DATABASES};
+use crate::op::{Db, Item, StoreMode, StoreStatus, DATABASES};
 
 impl RespSession {
     pub(super) async fn keyspace_command(
@@ -36,8 +36,10 @@ impl RespSession {
         Ok(items.into_iter().next().flatten())
     }
 
-    /// Writes `item` under `key` in `db` (its value, flags and expiry); with
-    /// `only_if_absent`, only where the key is free. Whether it was written.
+    /// Writes `item` under `key` in `db`: the same copy a policy makes for
+    /// another member (value, flags, absolute expiry; only where the key is
+    /// free), or with `only_if_absent` false an overwrite. Whether it was
+    /// written.
     async fn put(
         &self,
         db: Db,
@@ -45,18 +47,10 @@ impl RespSession {
         item: Item,
         only_if_absent: bool,
     ) -> Result<bool, Reply> {
-        let mode = if only_if_absent {
-            StoreMode::Add
-        } else {
-            StoreMode::Set
-        };
-        let mut store = Store::new(
-            key.clone(),
-            item.value,
-            mode,
-            ExpiryUpdate::Set(item.expiry),
-        );
-        store.flags = item.flags;
+        let mut store = crate::policy::copy_of(key, &item);
+        if !only_if_absent {
+            store.mode = StoreMode::Set;
+        }
         let outcome = self.shared.resp_router.store(db, store).await?;
         Ok(outcome.status == StoreStatus::Stored)
     }

@@ -16,7 +16,7 @@ use keyway::workers::Workers;
 /// 127.0.0.1:11211, RESP (redis protocol) on 127.0.0.1:6379, /metrics and
 /// health checks on 127.0.0.1:9121; Django sessions in a SQLite file in the
 /// data directory (./keyway-data), kept across restarts; every other key in
-/// a 256 MiB in-memory store. Both listeners serve the same keys.
+/// a 256 MiB in-memory store; each listener has keys of its own.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {

@@ -184,11 +184,17 @@ async fn redis_cli_works() {
             let field = line.split([':', ',']).find_map(|f| f.strip_prefix(field));
             field.expect(line).parse().unwrap()
         };
+        // TIME is sent by no other test of this binary: its counts are exact.
+        for args in [&["TIME"][..], &["TIME"], &["TIME", "x"], &["TIME"]] {
+            redis_cli(port, args);
+        }
         let commands = redis_cli(port, &["INFO", "commandstats"]);
-        assert!(
-            figure(&commands, "cmdstat_get:", "calls=") >= 2,
-            "{commands}"
-        );
+        let time = commands
+            .lines()
+            .find(|l| l.starts_with("cmdstat_time:"))
+            .unwrap_or_else(|| panic!("{commands}"));
+        assert!(time.starts_with("cmdstat_time:calls=3,usec="), "{time}");
+        assert!(time.ends_with(",rejected_calls=1,failed_calls=0"), "{time}");
         assert!(
             figure(&commands, "cmdstat_get:", "rejected_calls=") >= 1,
             "{commands}"

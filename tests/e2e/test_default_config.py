@@ -88,3 +88,39 @@ def test_sessions_survive_a_restart_with_the_default_config(tmp_path, client):
             caches["default"].close()
     finally:
         stop(process)
+
+
+def test_the_default_keeps_each_client_librarys_values_to_its_listener(tmp_path):
+    """The Horizon failure this default prevents: a session PyMemcacheCache
+    pickled (under memcached flags) read back by Django's RedisCache. Both
+    libraries, configured as deployments configure them, on one Keyway."""
+    memcache, resp = free_port(), free_port()
+    process = start(tmp_path / "keyway-data", memcache, resp)
+    caches_setting = {
+        "memcached": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                      "LOCATION": f"127.0.0.1:{memcache}"},
+        "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                  "LOCATION": f"redis://127.0.0.1:{resp}"},
+    }
+    try:
+        with override_settings(CACHES=caches_setting, SESSION_ENGINE="django.contrib.sessions.backends.cache"):
+            from django.contrib.sessions.backends.cache import SessionStore
+
+            with override_settings(SESSION_CACHE_ALIAS="memcached"):
+                session = SessionStore()
+                session["token"] = "keystone"
+                session.save()
+                key = session.session_key
+            caches["memcached"].set("page", {"rendered": True})
+            with override_settings(SESSION_CACHE_ALIAS="redis"):
+                # Unknown here, not an unpickling error: the user logs in again.
+                assert SessionStore(session_key=key).load() == {}
+            assert caches["redis"].get("page") is None
+            caches["redis"].set("page", "from redis")
+            assert caches["memcached"].get("page") == {"rendered": True}
+            with override_settings(SESSION_CACHE_ALIAS="memcached"):
+                assert SessionStore(session_key=key).load() == {"token": "keystone"}
+            for alias in ("memcached", "redis"):
+                caches[alias].close()
+    finally:
+        stop(process)

@@ -64,31 +64,15 @@ def test_cache_session_engine(alias):
         assert SessionStore(session_key=key).load() == {}
 
 
-def marked_dead(*clients):
-    """Whether python-memcached gave up on a server during the round: it then
-    puts keys on another server for `dead_retry` seconds (a rehash Keyway
-    does not emulate, README), and silently drops replies from it. Loaded
-    test machines see a socket timeout now and then."""
-    dead = False
-    for cache in clients:
-        for server in cache._cache.servers:
-            dead = dead or server.deaduntil > 0
-            server.deaduntil = 0
-    return dead
-
-
 def test_a_list_location_and_keyway_share_the_pool():
     direct, through = caches["list"], caches["keyway_pool"]
-    for attempt in range(3):
-        written = {fresh("session"): f"value {i}" for i in range(1000)}
-        direct.set_many(written)
-        found = through.get_many(list(written))
-        again = {fresh("user"): i for i in range(1000)}
-        through.set_many(again)
-        found_again = direct.get_many(list(again))
-        if not marked_dead(direct, through):
-            break
+    written = {fresh("session"): f"value {i}" for i in range(1000)}
+    direct.set_many(written)
+    found = through.get_many(list(written))
     assert found == written, f"{len(found)} of {len(written)} found through Keyway"
-    assert found_again == again, f"{len(found_again)} of {len(again)} found by python-memcached"
+    again = {fresh("user"): i for i in range(1000)}
+    through.set_many(again)
+    found = direct.get_many(list(again))
+    assert found == again, f"{len(found)} of {len(again)} found by python-memcached"
     print(f"\npython-memcached 1.59 list LOCATION and Keyway: {len(written)}/{len(written)} and "
           f"{len(again)}/{len(again)} keys seen both ways")

@@ -35,6 +35,8 @@ pub struct Shared {
     pub config: Config,
     /// `[auth]` users with their passwords read.
     pub users: crate::config::Users,
+    /// The admin listener's bearer token, when `listen.admin_token_file` is set.
+    pub admin_token: Option<crate::config::AdminToken>,
     /// `[tls]`: the acceptor, and the listeners that use it.
     pub tls: Option<(crate::tls::Acceptor, Vec<ListenerName>)>,
     pub next_client_id: Arc<AtomicU64>,
@@ -82,6 +84,7 @@ pub struct Report {
     pub get_misses: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    pub auth_attempts: u64,
     pub auth_failures: u64,
     /// The memory backends' figures, summed.
     pub memory: crate::backend::memory::Usage,
@@ -103,6 +106,7 @@ impl Shared {
             get_misses: stats.get_misses.get(),
             bytes_read: stats.bytes_read.get(),
             bytes_written: stats.bytes_written.get(),
+            auth_attempts: stats.auth_attempts.get(),
             auth_failures: stats.auth_failures.get(),
             memory: self.memory_usage(),
             max_connections: self.config.limits.max_connections,

@@ -1,13 +1,24 @@
-//! RESP authentication against a real redis-server started with
-//! `--requirepass`: before AUTH the same requests give the same reply bytes
-//! (NOAUTH for everything but AUTH, HELLO and QUIT; WRONGPASS for a wrong
-//! password), and after it the connection works.
+//! Authentication against the real servers: RESP against a redis-server
+//! started with `--requirepass` (NOAUTH for everything but AUTH, HELLO and
+//! QUIT; WRONGPASS for a wrong password), memcached text against a memcached
+//! started with `-Y` (every command refused until a `set` carries
+//! `<user> <password>`); before and after, the same requests give the same
+//! reply bytes.
 
 mod common;
 
-use common::{exchange, show, start_keyway, start_redis_with, ONE_MEMORY_ROUTE};
+use std::time::Duration;
+
+use common::{
+    exchange, show, start_keyway, start_memcached_with, start_redis_with, ONE_MEMORY_ROUTE,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const AUTH: &str = r#"
+[auth]
+memcache = "ascii"
+
 [[auth.users]]
 name = "default"
 password = "s3cret"
@@ -64,7 +75,7 @@ async fn passwords_come_from_files_and_a_reload_rotates_them() {
     std::fs::write(&file, "first\n").unwrap();
     let auth = |file: &std::path::Path| {
         format!(
-            "{ONE_MEMORY_ROUTE}\n[[auth.users]]\nname = \"default\"\npassword_file = {:?}\n",
+            "{ONE_MEMORY_ROUTE}\n[auth]\nmemcache = \"open\"\n[[auth.users]]\nname = \"default\"\npassword_file = {:?}\n",
             file.display().to_string()
         )
     };
@@ -87,4 +98,141 @@ async fn passwords_come_from_files_and_a_reload_rotates_them() {
     // /config and Debug never show a password.
     let shown = keyway.current().config.redacted_toml();
     assert!(!shown.contains("rotated-pass"), "{shown}");
+}
+
+/// Sends each step on one connection and collects what comes back before
+/// the next: memcached 1.6.18 keeps only the last reply of unauthenticated
+/// lines that arrive together, so each step is its own write.
+async fn steps(addr: std::net::SocketAddr, steps: &[&[u8]]) -> Vec<String> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut replies = Vec::new();
+    for step in steps {
+        stream.write_all(step).await.unwrap();
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Until the reply ends a line and nothing more comes for 100 ms.
+        loop {
+            let wait = if reply.ends_with(b"\r\n") { 100 } else { 2000 };
+            match tokio::time::timeout(Duration::from_millis(wait), stream.read(&mut chunk)).await {
+                Ok(Ok(0)) => {
+                    reply.extend_from_slice(b"<closed>");
+                    break;
+                }
+                Ok(Ok(n)) => reply.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_) => break,
+            }
+        }
+        replies.push(format!("{} -> {}", show(step), show(&reply)));
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memcached_ascii_authentication_answers_as_memcached_with_an_auth_file() {
+    std::env::set_var("KEYWAY_TEST_APP_PASSWORD", "app-pass");
+    let dir = tempfile::tempdir().unwrap();
+    let auth_file = dir.path().join("memcached.auth");
+    std::fs::write(&auth_file, "default:s3cret\napp:app-pass\n").unwrap();
+    // memcached runs as nobody and must read the file.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&auth_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let memcached = start_memcached_with(&["-Y", auth_file.to_str().unwrap()]);
+    let keyway = start_keyway(&format!("{ONE_MEMORY_ROUTE}{AUTH}")).await;
+    let keyway_addr = keyway.memcache_addr.unwrap();
+
+    let sessions: &[&[&[u8]]] = &[
+        // Everything is refused, then a wrong password, then the right one.
+        &[
+            b"get k\r\n",
+            b"version\r\n",
+            b"stats\r\n",
+            b"mn\r\n",
+            b"bogus\r\n",
+            b"\r\n",
+            b"SET x 0 0 14\r\n",
+            b"add x 0 0 14\r\n",
+            b"set x 0 0 -1\r\n",
+            b"set x 0 0 14abc\r\n",
+            b"set x 0 0 5\r\nalice\r\n",
+            b"set x 0 0 12\r\ndefault:pass\r\n",
+            b"set x 0 0 12\r\ndefault wron\r\n",
+            b"set x 0 0 8\r\n",
+            // Ten bytes not ending in \r\n. (Were more lines in the same
+            // read, memcached 1.6.18 would keep only the last reply; Keyway
+            // answers each: README "Protocol compatibility".)
+            b"default ",
+            b"s3",
+            b"get k\r\n",
+            b"set x 0 0 14 noreply\r\ndefault s3cret\r\n",
+            b"get k\r\n",
+            b"set k 0 0 1\r\nv\r\n",
+            b"get k\r\n",
+            b"set y 0 0 14\r\ndefault s3cret\r\n",
+            b"get y\r\n",
+            b"quit\r\n",
+        ],
+        // Spaces around the token, a named user, a bad block ending.
+        &[
+            b"set k 0 0 12\r\napp app-passXX",
+            b"set k 0 0 15\r\n app  app-pass \r\n",
+            b"delete k\r\n",
+            b"quit\r\n",
+        ],
+        &[b"quit\r\n"],
+    ];
+    for session in sessions {
+        let want = steps(memcached.addr, session).await;
+        let got = steps(keyway_addr, session).await;
+        assert_eq!(got, want);
+    }
+    // A block over 16 KiB: memcached 1.6.18 would wait for it; Keyway (as
+    // newer memcached) refuses it at once.
+    let long = steps(keyway_addr, &[b"set x 0 0 70000\r\n", b"get k\r\n"]).await;
+    assert!(
+        long[0].ends_with("CLIENT_ERROR auth token too long\\r\\n\n"),
+        "{long:?}"
+    );
+    assert!(
+        long[1].ends_with("CLIENT_ERROR unauthenticated\\r\\n\n"),
+        "{long:?}"
+    );
+    // Junk with no newline: memcached closes after 2 KiB.
+    let junk = vec![b'x'; 3000];
+    let closed = steps(keyway_addr, &[&junk]).await;
+    assert!(closed[0].ends_with("<closed>"), "{closed:?}");
+    let stats = String::from_utf8(
+        exchange(
+            keyway_addr,
+            b"set x 0 0 14\r\ndefault s3cret\r\nstats\r\nquit\r\n",
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(stats.contains("STAT auth_cmds "), "{stats}");
+    assert!(stats.contains("STAT auth_errors "), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_without_a_memcached_decision_are_refused_at_load() {
+    let text = format!(
+        "[listen]\nmemcache = \"127.0.0.1:0\"\n{ONE_MEMORY_ROUTE}\n[[auth.users]]\nname = \"default\"\npassword = \"p\"\n"
+    );
+    let error = keyway::config::Config::from_toml(&text)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("auth.memcache"), "{error}");
+    assert!(error.contains("\"ascii\""), "{error}");
+    // A Unix socket alone is guarded by its file mode.
+    let socket_only = format!(
+        "[listen]\nmemcache_socket = \"/tmp/k.sock\"\n{ONE_MEMORY_ROUTE}\n[[auth.users]]\nname = \"default\"\npassword = \"p\"\n"
+    );
+    keyway::config::Config::from_toml(&socket_only).expect("a socket needs no decision");
+    // Open on purpose.
+    let open = text.replace(
+        "[[auth.users]]",
+        "[auth]\nmemcache = \"open\"\n[[auth.users]]",
+    );
+    keyway::config::Config::from_toml(&open).expect("declared open");
 }

@@ -2,7 +2,8 @@
 //! `/healthz` (the process answers), `/readyz` (every backend answers) and
 //! `/config` (the running configuration, passwords redacted). It reads the
 //! current generation of the configuration on every request, so it follows
-//! reloads.
+//! reloads. With `listen.admin_token_file`, `/metrics` and `/config` need
+//! `Authorization: Bearer <token>`.
 
 mod prometheus;
 
@@ -87,7 +88,29 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
             "only GET\n".into(),
         );
     }
-    match request.uri().path() {
+    let path = request.uri().path();
+    // Probes stay open (they say only whether Keyway and its backends
+    // answer); what describes the deployment needs the token, when set.
+    if let (Some(token), false) = (&shared.admin_token, matches!(path, "/healthz" | "/readyz")) {
+        let authorization = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if !token.admits(authorization) {
+            let mut response = reply(
+                StatusCode::UNAUTHORIZED,
+                "text/plain",
+                "send the token from listen.admin_token_file as `Authorization: Bearer <token>`\n"
+                    .into(),
+            );
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"keyway\""),
+            );
+            return response;
+        }
+    }
+    match path {
         "/metrics" => reply(
             StatusCode::OK,
             prometheus::CONTENT_TYPE,

@@ -1,4 +1,6 @@
-//! `[auth]`: the users RESP clients authenticate as (AUTH, HELLO ... AUTH).
+//! `[auth]`: the users clients authenticate as: RESP clients with AUTH or
+//! HELLO ... AUTH, memcached clients (with `memcache = "ascii"`) with
+//! memcached's ASCII authentication.
 //! A password is written in the file, or read from a file or an environment
 //! variable when the configuration is loaded (and again on every reload, so
 //! rotating one is a SIGHUP). Passwords are never logged, and `/config`
@@ -19,6 +21,26 @@ pub struct Auth {
     /// With none, RESP clients need no AUTH (as a redis without requirepass).
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// What the memcached listeners ask of a client when `users` is set:
+    /// `"ascii"` (memcached's `-Y`: a first `set` carrying `<user> <password>`)
+    /// or `"open"` (no credential, chosen on purpose). Unset with users and a
+    /// TCP memcached listener is a configuration error: the listener would
+    /// otherwise serve the keys the RESP listener guards.
+    pub memcache: Option<MemcacheAuth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemcacheAuth {
+    Ascii,
+    Open,
+}
+
+impl Auth {
+    /// Whether memcached-protocol clients must authenticate first.
+    pub fn memcache_required(&self) -> bool {
+        !self.users.is_empty() && self.memcache == Some(MemcacheAuth::Ascii)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +146,43 @@ impl Users {
     }
 }
 
+/// The admin listener's bearer token (`listen.admin_token_file`), kept as
+/// its digest and compared in constant time.
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Reads the token file, if one is configured.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Option<Self>, ConfigError> {
+        let Some(file) = file else {
+            return Ok(None);
+        };
+        let field = "listen.admin_token_file";
+        let text =
+            std::fs::read(file).map_err(|e| problem(field, format!("{}: {e}", file.display())))?;
+        let token = text.trim_ascii();
+        if token.len() < 16 {
+            return Err(problem(
+                field,
+                format!(
+                    "{} holds {} bytes; write a token of at least 16 (e.g. `openssl rand -hex 32 > {}`)",
+                    file.display(),
+                    token.len(),
+                    file.display()
+                ),
+            ));
+        }
+        Ok(Some(Self(digest(token))))
+    }
+
+    /// Whether an `Authorization` header value carries the token.
+    pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
+        let offered = authorization
+            .and_then(|value| value.strip_prefix(b"Bearer "))
+            .map(|token| digest(token.trim_ascii()));
+        offered.is_some_and(|offered| bool::from(self.0.ct_eq(&offered)))
+    }
+}
+
 fn digest(password: &[u8]) -> [u8; 32] {
     Sha256::digest(password).into()
 }
@@ -148,6 +207,7 @@ mod tests {
                 user("default", Some("s3cret"), None),
                 user("app", Some("other"), None),
             ],
+            ..Auth::default()
         })
         .unwrap();
         assert!(users.required());
@@ -165,10 +225,20 @@ mod tests {
             password_env: Some("X".into()),
             ..user("a", Some("p"), None)
         };
-        let error = Users::load(&Auth { users: vec![both] }).err().unwrap();
+        let error = Users::load(&Auth {
+            users: vec![both],
+            ..Auth::default()
+        })
+        .err()
+        .unwrap();
         assert_eq!(error.field, "auth.users[0]");
         let unset = user("a", None, Some("KEYWAY_TEST_SURELY_UNSET_VARIABLE"));
-        let error = Users::load(&Auth { users: vec![unset] }).err().unwrap();
+        let error = Users::load(&Auth {
+            users: vec![unset],
+            ..Auth::default()
+        })
+        .err()
+        .unwrap();
         assert!(error.message.contains("is not set"), "{error}");
         assert_eq!(format!("{:?}", Secret("p".into())), "***");
     }

@@ -32,6 +32,10 @@ pub struct Listen {
     pub resp: Option<String>,
     /// HTTP: `/metrics`, `/healthz`, `/readyz`, `/config`.
     pub admin: Option<String>,
+    /// A file holding the bearer token `/metrics` and `/config` then require
+    /// (`Authorization: Bearer <token>`); needed when `admin` is not on
+    /// loopback. Read at start and on every reload.
+    pub admin_token_file: Option<PathBuf>,
     /// Unix socket paths: memcached text has no authentication, so a socket
     /// whose file mode admits only Keyway's clients is how to guard it.
     pub memcache_socket: Option<PathBuf>,

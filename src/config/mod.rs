@@ -15,7 +15,7 @@ mod routes;
 mod topology;
 pub mod url;
 mod validate;
-pub use auth::{Auth, Secret, UserConfig, Users};
+pub use auth::{AdminToken, Auth, MemcacheAuth, Secret, UserConfig, Users};
 pub use backends::{redact_url, BackendConfig, Placement};
 pub use limits::{Limits, Runtime, Size};
 pub use listen::{FileMode, Listen, ListenerName, Tls};

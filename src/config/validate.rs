@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 
 use super::url::validate_table_name;
 use super::{
-    problem, BackendConfig, BackendUrl, Config, ConfigError, PolicyConfig, RouteConfig, Users,
+    problem, BackendConfig, BackendUrl, Config, ConfigError, MemcacheAuth, PolicyConfig,
+    RouteConfig, Users,
 };
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_listen()?;
         Users::load(&self.auth)?;
+        self.validate_memcache_auth()?;
         self.validate_tls()?;
         self.validate_limits()?;
         for (name, backend) in &self.backends {
@@ -30,6 +32,34 @@ impl Config {
             self.validate_route(i, route)?;
         }
         self.validate_coherence()
+    }
+
+    /// Users guard the RESP listener; a TCP memcached listener beside it
+    /// must either ask for them too or be declared open on purpose.
+    fn validate_memcache_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if auth.users.is_empty() && auth.memcache == Some(MemcacheAuth::Ascii) {
+            return Err(problem(
+                "auth.memcache",
+                "\"ascii\" needs users to check; add [[auth.users]] or remove auth.memcache",
+            ));
+        }
+        if !auth.users.is_empty() && auth.memcache.is_none() {
+            if let Some(address) = &self.listen.memcache {
+                return Err(problem(
+                    "auth.memcache",
+                    format!(
+                        "[[auth.users]] guard the RESP listener, but listen.memcache ({address}) \
+                         would serve the same keys with no credential; set auth.memcache = \"ascii\" \
+                         (memcached's ASCII authentication: a client's first command is \
+                         `set <any> 0 0 <n>` with `<user> <password>` as its data) or \
+                         auth.memcache = \"open\" to serve it unauthenticated on purpose, \
+                         or use listen.memcache_socket (guarded by its file mode) instead"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_listen(&self) -> Result<(), ConfigError> {
@@ -74,6 +104,30 @@ impl Config {
                     )
                 })?;
             }
+        }
+        self.validate_admin_exposure()
+    }
+
+    /// `/config` and `/metrics` describe every backend and route: off
+    /// loopback they need a token. (The file itself is read when the server
+    /// starts, so a configuration can be checked where the secret is not.)
+    fn validate_admin_exposure(&self) -> Result<(), ConfigError> {
+        let Some(addr) = &self.listen.admin else {
+            return Ok(());
+        };
+        let loopback = addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback && self.listen.admin_token_file.is_none() {
+            return Err(problem(
+                "listen.admin",
+                format!(
+                    "{addr} is reachable from other hosts; set listen.admin_token_file to a file \
+                     holding a bearer token (then /metrics and /config need \
+                     `Authorization: Bearer <token>`; /healthz and /readyz stay open for probes), \
+                     or listen on 127.0.0.1"
+                ),
+            ));
         }
         Ok(())
     }

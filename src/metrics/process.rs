@@ -19,7 +19,9 @@ pub struct Stats {
     pub bytes_read: Counter,
     pub bytes_written: Counter,
     pub reloads_succeeded: Counter,
-    /// AUTH / HELLO AUTH attempts with a wrong user or password.
+    /// Authentication attempts: AUTH, HELLO AUTH, memcached's ASCII `set`.
+    pub auth_attempts: Counter,
+    /// Those with a wrong user or password.
     pub auth_failures: Counter,
     pub reloads_failed: Counter,
     /// Unix seconds of the last successful reload (0: none yet).
@@ -40,6 +42,7 @@ impl Default for Stats {
             bytes_read: Counter::default(),
             bytes_written: Counter::default(),
             reloads_succeeded: Counter::default(),
+            auth_attempts: Counter::default(),
             auth_failures: Counter::default(),
             reloads_failed: Counter::default(),
             last_reload_success: AtomicU64::new(0),
@@ -71,6 +74,7 @@ impl Stats {
             &self.sets,
             &self.bytes_read,
             &self.bytes_written,
+            &self.auth_attempts,
             &self.auth_failures,
         ] {
             counter.reset();

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use listener::{Endpoint, Handoff, Listener, Protocol, Spec};
 
-use crate::config::{Config, ConfigError, ListenerName, RouteListener};
+use crate::config::{AdminToken, Config, ConfigError, ListenerName, RouteListener};
 use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::metrics::Stats;
 use crate::router::Router;
@@ -108,6 +108,7 @@ impl Server {
             router,
             stats: Arc::new(Stats::default()),
             users: crate::config::Users::load(&config.auth)?,
+            admin_token: AdminToken::load(config.listen.admin_token_file.as_deref())?,
             tls: load_tls(config)?,
             config: config.clone(),
             next_client_id: Arc::new(AtomicU64::new(1)),
@@ -247,6 +248,7 @@ impl Server {
             router,
             stats: old.stats.clone(),
             users: crate::config::Users::load(&config.auth)?,
+            admin_token: AdminToken::load(config.listen.admin_token_file.as_deref())?,
             tls: load_tls(&config)?,
             config: config.clone(),
             next_client_id: old.next_client_id.clone(),

@@ -119,6 +119,10 @@ def test_kubernetes_manifest_passes_the_schemas_and_its_config_runs(tmp_path):
     checked = subprocess.run([str(KEYWAY_BIN), "check-config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     assert f'admin = "0.0.0.0:{admin_port}"' in config.read_text(), "the kubelet must reach the admin port"
+    # The Secret the manifest mounts, as `kubectl create secret` makes it.
+    token = tmp_path / "admin.token"
+    token.write_text("0123456789abcdef0123456789abcdef")
+    config.write_text(config.read_text().replace("/etc/keyway-admin/token", str(token)))
 
     process, ports = run_keyway(tmp_path, config)
     try:

@@ -45,10 +45,13 @@ class Keyway:
         assert self.process.wait(timeout=15) == 0
 
 
-def http(port, path):
-    """(status, body) of GET http://127.0.0.1:port/path."""
+def http(port, path, token=None):
+    """(status, body) of GET http://127.0.0.1:port/path (with a bearer token if given)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -203,6 +206,52 @@ backend = "r"
         assert status == 503 and "r" in json.loads(body)["failing"]
         assert "s3cret-pass" not in body
         assert http(ports["admin"], "/nothing")[0] == 404
+    finally:
+        keyway.stop()
+
+
+def test_an_admin_listener_off_loopback_needs_a_token(tmp_path):
+    admin = free_port()
+    text = f"""
+[listen]
+memcache = "127.0.0.1:{free_port()}"
+admin = "0.0.0.0:{admin}"
+
+[backends.m]
+url = "memory://"
+
+[[routes]]
+glob = "*"
+backend = "m"
+"""
+    config = tmp_path / "open.toml"
+    config.write_text(text)
+    checked = subprocess.run([str(KEYWAY_BIN), "check-config", str(config)], capture_output=True, text=True)
+    assert checked.returncode != 0
+    assert "listen.admin" in checked.stderr and "admin_token_file" in checked.stderr, checked.stderr
+
+    token_file = tmp_path / "admin.token"
+    token_file.write_text("first-token-0123456789\n")
+    with_token = text.replace("[backends.m]", f'admin_token_file = "{token_file}"\n\n[backends.m]')
+    keyway = Keyway(tmp_path, with_token, {"admin": admin})
+    try:
+        # Bound on every interface; the test only ever connects over loopback.
+        assert http(admin, "/healthz") == (200, "ok\n")
+        assert http(admin, "/readyz")[0] == 200
+        for path in ("/metrics", "/config", "/nothing"):
+            status, body = http(admin, path)
+            assert status == 401 and "Authorization: Bearer" in body, (path, status, body)
+            assert http(admin, path, token="wrong-token-0123456789")[0] == 401
+        assert http(admin, "/config", token="first-token-0123456789")[0] == 200
+        assert "keyway_" in http(admin, "/metrics", token="first-token-0123456789")[1]
+        # Rotating the token is editing the file and sending SIGHUP.
+        token_file.write_text("second-token-0123456789\n")
+        keyway.reload(with_token)
+        deadline = time.monotonic() + 10
+        while http(admin, "/metrics", token="second-token-0123456789")[0] != 200:
+            assert time.monotonic() < deadline, "the reload did not rotate the token"
+            time.sleep(0.05)
+        assert http(admin, "/metrics", token="first-token-0123456789")[0] == 401
     finally:
         keyway.stop()
 

@@ -5,11 +5,13 @@
 //! signed 32-bit int), keys are at most 250 bytes, and data blocks are framed by
 //! their declared length, never by scanning for a terminator.
 
+mod auth;
 mod number;
 mod reply;
 mod request;
 mod response;
 
+pub use auth::{AuthDecoder, AuthFrame, AUTH_FAILED, AUTH_STORED, MAX_AUTH_TOKEN};
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};
 pub use response::{decode_response, decode_response_raw, Response, ResponseError};

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{
-    encode, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
+    encode, AuthDecoder, AuthFrame, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
+    AUTH_FAILED, AUTH_STORED,
 };
 
 use crate::metrics::Family;
@@ -32,6 +33,8 @@ const RELATIVE_EXPTIME_MAX: i32 = 60 * 60 * 24 * 30;
 pub struct MemcacheSession {
     shared: Arc<Shared>,
     decoder: Decoder,
+    /// Present until the client authenticates (`auth.memcache = "ascii"`).
+    auth: Option<AuthDecoder>,
 }
 
 impl MemcacheSession {
@@ -41,9 +44,44 @@ impl MemcacheSession {
             max_get_line: shared.config.limits.max_get_line.as_usize(),
             ..Limits::default()
         };
+        let auth = shared
+            .config
+            .auth
+            .memcache_required()
+            .then(AuthDecoder::default);
         Self {
             shared,
             decoder: Decoder::new(limits),
+            auth,
+        }
+    }
+
+    /// memcached's ASCII authentication: every line is refused until a
+    /// `set` whose data is a configured `<user> <password>`. Returns
+    /// `None` once authenticated (the rest of `input` is served as commands).
+    fn authenticate(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Option<Flow> {
+        let auth = self.auth.as_mut()?;
+        loop {
+            let Some(frame) = auth.decode(input) else {
+                return Some(Flow::Continue);
+            };
+            self.shared.stats.commands.add(1);
+            let AuthFrame::Credentials { user, password } = frame else {
+                match frame.reply() {
+                    Some(reply) => output.extend_from_slice(reply),
+                    None => return Some(Flow::Close),
+                }
+                continue;
+            };
+            self.shared.stats.auth_attempts.add(1);
+            if self.shared.users.check(&user, &password) {
+                output.extend_from_slice(AUTH_STORED);
+                self.auth = None;
+                return None;
+            }
+            // Counted (stats auth_errors), never logged, as RESP's AUTH.
+            self.shared.stats.auth_failures.add(1);
+            output.extend_from_slice(AUTH_FAILED);
         }
     }
 }
@@ -54,6 +92,9 @@ impl Session for MemcacheSession {
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        if let Some(flow) = self.authenticate(input, output) {
+            return flow;
+        }
         let limits = &self.shared.config.limits;
         let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
         let mut answered = 0;
@@ -410,6 +451,8 @@ fn general_stats(shared: &Shared) -> Vec<(&'static str, String)> {
         ("cmd_flush", routed(Family::Flush)),
         ("cmd_touch", routed(Family::Touch)),
         ("threads", report.worker_threads.to_string()),
+        ("auth_cmds", report.auth_attempts.to_string()),
+        ("auth_errors", report.auth_failures.to_string()),
         ("get_hits", report.get_hits.to_string()),
         ("get_misses", report.get_misses.to_string()),
         ("bytes_read", report.bytes_read.to_string()),

@@ -341,6 +341,7 @@ impl RespSession {
     /// any password succeed. A failure is counted, never logged.
     fn authenticate(&mut self, user: &[u8], password: &[u8]) -> Result<(), Reply> {
         let users = &self.shared.users;
+        self.shared.stats.auth_attempts.add(1);
         let ok = if users.required() {
             users.check(user, password)
         } else {

@@ -80,6 +80,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Encrypt every row of a SQL backend under the first key of its
+    /// encryption_key_file (rows under older keys, and rows written before
+    /// encryption was on), in batches, while Keyway keeps serving. Safe to
+    /// stop and run again.
+    Rekey {
+        /// The SQL backend (`[backends.NAME]`).
+        #[arg(long)]
+        backend: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,7 +128,7 @@ fn main() -> ExitCode {
             print!("{}", keyway::config::EMBEDDED_DEFAULT);
             return ExitCode::SUCCESS;
         }
-        Some(Command::MigrateSchema | Command::Migrate { .. }) | None => {}
+        Some(Command::MigrateSchema | Command::Migrate { .. } | Command::Rekey { .. }) | None => {}
     }
     init_logging(cli.log_format);
     let config = match configure(&cli) {
@@ -138,7 +150,57 @@ fn main() -> ExitCode {
             to,
             state,
         }) => runtime.block_on(bulk_copy(config, policy, from.zip(to), state)),
+        Some(Command::Rekey { backend, batch }) => runtime.block_on(rekey(config, &backend, batch)),
         _ => runtime.block_on(run(config, &cli)),
+    }
+}
+
+async fn rekey(config: Config, name: &str, batch: usize) -> ExitCode {
+    let Some(backend) = config.backends.get(name) else {
+        eprintln!("no backend named {name:?} in the configuration");
+        return ExitCode::FAILURE;
+    };
+    let sql = match AnyBackend::build(backend, &config.runtime.data_dir) {
+        Ok(AnyBackend::Sql(sql)) => sql,
+        Ok(_) => {
+            eprintln!("backends.{name} is not a SQL backend; only SQL backends encrypt at rest");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("backends.{name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let progress = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} {eta}")
+            .expect("a valid template"),
+    );
+    let started = std::time::Instant::now();
+    match sql.rekey(batch, &progress).await {
+        Ok(report) => {
+            println!(
+                "backends.{name}: read {}, sealed again {}, already under the sealing key {}, \
+                 written by a client meanwhile {}, unreadable {} ({:.1} s)",
+                report.rows,
+                report.resealed,
+                report.current,
+                report.written_meanwhile,
+                report.unreadable,
+                started.elapsed().as_secs_f64()
+            );
+            if report.unreadable > 0 {
+                eprintln!(
+                    "{} rows open with no key in the file (logged above): add their keys back and run again",
+                    report.unreadable
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("backends.{name}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

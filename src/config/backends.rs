@@ -52,6 +52,9 @@ pub struct BackendConfig {
     /// (a write-through policy's memory cache) sits in front of the backend.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// SQL backends: values are encrypted at rest with the keys in this file
+    /// (`<id>:<64 hex digits>` per line; the first seals new writes).
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl BackendConfig {
@@ -70,6 +73,7 @@ impl BackendConfig {
             poll_interval_ms: default_poll_interval_ms(),
             placement: Placement::default(),
             resolve_interval_seconds: default_resolve_interval_seconds(),
+            encryption_key_file: None,
         }
     }
 

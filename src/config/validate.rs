@@ -327,6 +327,11 @@ impl BackendConfig {
         if matches!(url, BackendUrl::Sql(_)) {
             validate_table_name(&backend.table)
                 .map_err(|why| problem(format!("backends.{name}.table"), why))?;
+        } else if backend.encryption_key_file.is_some() {
+            return Err(problem(
+                format!("backends.{name}.encryption_key_file"),
+                "only SQL backends encrypt values at rest; remove it here",
+            ));
         }
         if backend.connections == Some(0) {
             return Err(problem(

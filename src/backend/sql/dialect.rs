@@ -35,6 +35,13 @@ pub struct Statements {
     pub scan: String,
     /// now, limit: deletes up to `limit` expired rows.
     pub sweep: String,
+    /// after_id, limit → id, db, key (hex-encoded on MySQL), value, cas: every
+    /// row, expired or not, in id order (`keyway rekey`).
+    pub rekey_page: String,
+    /// value, id, cas: a row sealed again, unless written meanwhile.
+    pub rekey_update: String,
+    /// Every row.
+    pub count_all: String,
     /// db.
     pub flush_db: String,
     pub flush_all: String,
@@ -122,6 +129,12 @@ impl Statements {
             Dialect::MySql => "HEX(cache_key)",
             Dialect::Sqlite | Dialect::Postgres => "cache_key",
         };
+        // sqlx's Any driver reads a SMALLINT only as i16; rekey reads i64.
+        let db_wide = match dialect {
+            Dialect::Sqlite => "db",
+            Dialect::Postgres => "CAST(db AS BIGINT)",
+            Dialect::MySql => "CAST(db AS SIGNED)",
+        };
         let sweep = match dialect {
             Dialect::Sqlite => format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} \
@@ -152,6 +165,12 @@ impl Statements {
                 "SELECT id, {scan_key} FROM {t} WHERE db = ? AND {LIVE} AND id > ? ORDER BY id LIMIT ?"
             ),
             sweep,
+            rekey_page: format!(
+                "SELECT id, {db_wide}, {scan_key}, cache_value, cas FROM {t} \
+                 WHERE id > ? ORDER BY id LIMIT ?"
+            ),
+            rekey_update: format!("UPDATE {t} SET cache_value = ? WHERE id = ? AND cas = ?"),
+            count_all: format!("SELECT COUNT(*) FROM {t}"),
             flush_db: format!("DELETE FROM {t} WHERE db = ?"),
             flush_all: format!("DELETE FROM {t}"),
         };
@@ -189,6 +208,8 @@ impl Statements {
             &mut self.count,
             &mut self.scan,
             &mut self.sweep,
+            &mut self.rekey_page,
+            &mut self.rekey_update,
             &mut self.flush_db,
             &mut self.changes.insert,
             &mut self.changes.poll,

@@ -10,6 +10,8 @@
 
 pub mod changes;
 mod dialect;
+pub mod encryption;
+mod rekey;
 mod writer;
 pub use writer::BATCH_BOUNDS;
 
@@ -26,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 
 pub use self::dialect::Dialect;
 use self::dialect::Statements;
+pub use self::rekey::RekeyReport;
 use self::writer::{live_item, Done, Job, Write};
 use super::{Backend, BackendError, Result, SCAN_CURSOR_MASK};
 use crate::config::BackendConfig;
@@ -137,8 +140,15 @@ fn private_file(path: &Path) -> std::result::Result<(), String> {
 }
 
 /// A lazily connecting pool of at most `connections`; SQLite connections
-/// are set up for WAL, full durability and waiting on locks.
-fn pool_options(dialect: Dialect, connections: u32, acquire_timeout: Duration) -> AnyPoolOptions {
+/// are set up for WAL, full durability and waiting on locks, and with
+/// `encrypted` to zero what they free (else a value rewritten sealed, or a
+/// deleted session, stays readable in the file's free pages).
+fn pool_options(
+    dialect: Dialect,
+    connections: u32,
+    acquire_timeout: Duration,
+    encrypted: bool,
+) -> AnyPoolOptions {
     let pool = AnyPoolOptions::new()
         .max_connections(connections)
         .min_connections(0)
@@ -146,8 +156,11 @@ fn pool_options(dialect: Dialect, connections: u32, acquire_timeout: Duration) -
     if dialect != Dialect::Sqlite {
         return pool;
     }
-    pool.after_connect(|conn, _| {
+    pool.after_connect(move |conn, _| {
         Box::pin(async move {
+            if encrypted {
+                conn.execute("PRAGMA secure_delete = ON").await?;
+            }
             // WAL lets reads run beside the writer; FULL makes every
             // acknowledged commit survive a power cut, not only a crash.
             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -183,11 +196,15 @@ impl SqlBackend {
             _ => config.connect_timeout(),
         };
         let connections = config.connections.unwrap_or(DEFAULT_CONNECTIONS) as u32;
-        let pool = pool_options(dialect, connections, acquire_timeout);
+        let keyring = match &config.encryption_key_file {
+            Some(file) => Some(encryption::Keyring::load(file)?),
+            None => None,
+        };
+        let pool = pool_options(dialect, connections, acquire_timeout, keyring.is_some());
         // The change feed polls on a connection of its own: were it to wait
         // for one behind busy requests, the caches in front of this store
         // would stop being trusted exactly when they help most.
-        let feed_pool = pool_options(dialect, 1, acquire_timeout);
+        let feed_pool = pool_options(dialect, 1, acquire_timeout, keyring.is_some());
         let shared = Arc::new(writer::Shared {
             feed_pool: feed_pool.connect_lazy_with(options.clone()),
             pool: pool.connect_lazy_with(options),
@@ -198,6 +215,7 @@ impl SqlBackend {
             next_cas: AtomicU64::new(now_ms() << 12),
             batch_sizes: writer::BatchSizes::default(),
             changes_logged: AtomicU64::new(0),
+            keyring,
         });
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(writer::run(shared.clone(), receiver));
@@ -352,7 +370,8 @@ impl SqlBackend {
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(|e| shared.unavailable(e))?;
-            items.push(live_item(row, now).map_err(|e| shared.unavailable(e))?);
+            let item = live_item(row, now, shared.keyring.as_ref(), db, key);
+            items.push(item.map_err(|e| shared.unavailable(e))?);
         }
         Ok(items)
     }

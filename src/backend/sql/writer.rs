@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::changes;
 use super::dialect::{Dialect, Statements};
+use super::encryption::{self, Keyring};
 use crate::backend::{numeric, BackendError};
 use crate::op::{
     now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
@@ -84,6 +85,8 @@ pub struct Shared {
     pub batch_sizes: BatchSizes,
     /// Change-log entries this process wrote, for `/metrics`.
     pub changes_logged: AtomicU64,
+    /// The keys values are sealed with at rest (`encryption_key_file`).
+    pub keyring: Option<Keyring>,
 }
 
 /// Upper bounds of the batch-size histogram's buckets (+Inf implied).
@@ -243,8 +246,18 @@ fn expires_ms(expiry: Expiry) -> i64 {
     }
 }
 
-fn item_of(row: &AnyRow) -> Result<Item, sqlx::Error> {
-    let value: Vec<u8> = row.try_get(0)?;
+fn item_of(
+    row: &AnyRow,
+    keyring: Option<&Keyring>,
+    db: Db,
+    key: &[u8],
+) -> Result<Item, sqlx::Error> {
+    let stored: Vec<u8> = row.try_get(0)?;
+    let value = match keyring {
+        Some(keyring) => keyring.open(db as i64, key, stored),
+        None => encryption::refuse_sealed(stored),
+    }
+    .map_err(|why| sqlx::Error::Decode(why.into()))?;
     let flags: i64 = row.try_get(1)?;
     let expires: i64 = row.try_get(2)?;
     let cas: i64 = row.try_get(3)?;
@@ -259,10 +272,16 @@ fn item_of(row: &AnyRow) -> Result<Item, sqlx::Error> {
     })
 }
 
-/// The live item in a row from `get` or `lock`.
-pub fn live_item(row: Option<AnyRow>, now: u64) -> Result<Option<Item>, sqlx::Error> {
+/// The live item in `key`'s row from `get` or `lock`, opened when sealed.
+pub fn live_item(
+    row: Option<AnyRow>,
+    now: u64,
+    keyring: Option<&Keyring>,
+    db: Db,
+    key: &[u8],
+) -> Result<Option<Item>, sqlx::Error> {
     let Some(row) = row else { return Ok(None) };
-    let item = item_of(&row)?;
+    let item = item_of(&row, keyring, db, key)?;
     Ok((!item.expiry.is_expired_at(now)).then_some(item))
 }
 
@@ -385,10 +404,14 @@ impl Batch<'_> {
         let sql = self.shared.statements.upsert(rows.len());
         let mut query = sqlx::query(&sql);
         for (db, key, value, flags, expires, cas) in rows {
+            let value = match &self.shared.keyring {
+                Some(keyring) => keyring.seal(*db, key, value),
+                None => value.to_vec(),
+            };
             query = query
                 .bind(*db)
                 .bind(&key[..])
-                .bind(&value[..])
+                .bind(value)
                 .bind(*flags)
                 .bind(*expires)
                 .bind(*cas);
@@ -404,7 +427,7 @@ impl Batch<'_> {
             .bind(&key[..])
             .fetch_optional(&mut *self.conn)
             .await?;
-        live_item(row, now_ms())
+        live_item(row, now_ms(), self.shared.keyring.as_ref(), db, key)
     }
 
     async fn put(&mut self, db: Db, key: &Bytes, item: &Item) -> Result<(), sqlx::Error> {

@@ -502,12 +502,14 @@ async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_ag
         old.addr
     ))
     .await;
+    // And one too long for memcached, which holds it in digest form.
+    let long = "L".repeat(300);
     let reply = exchange(
         through.resp_addr.unwrap(),
-        b"SELECT 3\r\nSET \"a b\" spaced\r\nQUIT\r\n",
+        format!("SELECT 3\r\nSET \"a b\" spaced\r\nSET {long} whole\r\nQUIT\r\n").as_bytes(),
     )
     .await;
-    assert_eq!(reply, b"+OK\r\n+OK\r\n+OK\r\n");
+    assert_eq!(reply, b"+OK\r\n+OK\r\n+OK\r\n+OK\r\n");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // "short" expires
 
     let config = dir.path().join("keyway.toml");
@@ -526,7 +528,7 @@ async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_ag
     let migrate = || common::keyway_migrate(&config, "moving");
     let first = migrate();
     assert!(
-        first.starts_with("old -> db: listed 1201, copied 1201, already there 0,"),
+        first.starts_with("old -> db: listed 1202, copied 1202, already there 0,"),
         "{first}"
     );
     // Again: nothing left to copy.
@@ -541,15 +543,16 @@ async fn keyway_migrate_copies_every_live_key_of_a_memcached_pool_and_can_run_ag
     );
     let reply = exchange(
         durable.resp_addr.unwrap(),
-        b"SELECT 3\r\nGET \"a b\"\r\nSELECT 0\r\nTTL user:5\r\nQUIT\r\n",
+        format!("SELECT 3\r\nGET \"a b\"\r\nGET {long}\r\nSELECT 0\r\nTTL user:5\r\nQUIT\r\n")
+            .as_bytes(),
     )
     .await;
     let reply = String::from_utf8(reply).unwrap();
     assert!(
-        reply.starts_with("+OK\r\n$6\r\nspaced\r\n+OK\r\n:"),
+        reply.starts_with("+OK\r\n$6\r\nspaced\r\n$5\r\nwhole\r\n+OK\r\n:"),
         "{reply}"
     );
-    let ttl: i64 = reply.split("\r\n").nth(4).unwrap()[1..].parse().unwrap();
+    let ttl: i64 = reply.split("\r\n").nth(6).unwrap()[1..].parse().unwrap();
     assert!((590..=600).contains(&ttl), "{ttl}");
 }
 

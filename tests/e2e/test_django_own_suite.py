@@ -15,6 +15,8 @@ from pathlib import Path
 import django
 import pytest
 
+from conftest import KEYWAY_BIN, free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,3 +83,41 @@ def test_django_session_suite(django_tests, tmp_path, request, protocol):
                    "LOCATION": f"redis://127.0.0.1:{ports['resp']}/4"}
     summary = run_django_tests(django_tests, tmp_path, "sessions_tests", {"default": default})
     print("\n".join(summary))
+
+
+def test_django_redis_cache_suite_through_a_memcached_route(django_tests, tmp_path):
+    """Django's RedisCache tests with every key on a real memcached behind
+    Keyway's RESP listener: keys too long for memcached (Django's key
+    length tests) go in digest form."""
+    memcached_port, resp_port = free_port(), free_port()
+    memcached = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(memcached_port), "-U", "0",
+                                  "-u", "nobody", "-m", "64"])
+    config = tmp_path / "keyway.toml"
+    config.write_text(f"""
+[listen]
+resp = "127.0.0.1:{resp_port}"
+
+[backends.pool]
+url = "memcached://127.0.0.1:{memcached_port}"
+
+[[routes]]
+glob = "*"
+backend = "pool"
+""")
+    log = open(tmp_path / "keyway.log", "w")
+    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+    try:
+        wait_for(memcached_port)
+        wait_for(resp_port)
+        caches = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": f"redis://127.0.0.1:{resp_port}"},
+        }
+        summary = run_django_tests(django_tests, tmp_path, "cache", caches, ["-k", "RedisCacheTests"])
+        print("\n".join(summary))
+    finally:
+        keyway.terminate()
+        keyway.wait(timeout=15)
+        memcached.kill()
+        memcached.wait()

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::wire::from_wire;
+use super::wire::{from_wire, long_key_of, LONG_PREFIX};
 use super::ServerPool;
+use crate::backend::pipeline::Expect;
 use crate::op::Db;
 
 /// A key a server's dump listed.
@@ -79,7 +80,15 @@ pub(super) async fn list_keys(pools: &[Arc<ServerPool>]) -> Result<Vec<Listed>, 
             } else {
                 raw
             };
-            let (db, key) = from_wire(&raw);
+            let (db, key) = if raw.starts_with(LONG_PREFIX) {
+                // The whole key is in the value's header.
+                match whole_key(pool, &raw).await? {
+                    Some(whole) => from_wire(&whole),
+                    None => continue,
+                }
+            } else {
+                from_wire(&raw)
+            };
             let expires = line
                 .split(|&b| b == b' ')
                 .find_map(|token| token.strip_prefix(b"exp="))
@@ -95,6 +104,28 @@ pub(super) async fn list_keys(pools: &[Arc<ServerPool>]) -> Result<Vec<Listed>, 
         }
     }
     Ok(keys)
+}
+
+/// The whole key (with its db prefix) a long key's digest form stands for,
+/// read from its value's header; `None` if it is gone meanwhile.
+async fn whole_key(pool: &ServerPool, digest: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine;
+    let mut request = bytes::BytesMut::from(&b"mg "[..]);
+    request.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(digest)
+            .as_bytes(),
+    );
+    request.extend_from_slice(b" b v\r\n");
+    let reply = super::call(pool, request, Expect::Count(1))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(match reply.into_iter().next() {
+        Some(keyway_protocol::memcache::Response::Meta {
+            data: Some(data), ..
+        }) => long_key_of(&data).map(|key| key.to_vec()),
+        _ => None,
+    })
 }
 
 fn percent_decode(text: &[u8]) -> Vec<u8> {

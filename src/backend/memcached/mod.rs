@@ -193,16 +193,19 @@ impl MemcachedBackend {
         keys: &[Bytes],
         command: &str,
         flags: &[&str],
-        decode: impl Fn(Response) -> Result<T>,
+        decode: impl Fn(&WireKey, Response) -> Result<T>,
         on: Option<usize>,
     ) -> Result<Vec<T>> {
+        let wires = keys
+            .iter()
+            .map(|key| wire_key(db, key))
+            .collect::<Result<Vec<_>>>()?;
         let mut batches: Vec<(BytesMut, Vec<usize>)> = (0..self.pools.len())
             .map(|_| (BytesMut::new(), Vec::new()))
             .collect();
-        for (position, key) in keys.iter().enumerate() {
-            let key = wire_key(db, key)?;
+        for (position, key) in wires.iter().enumerate() {
             let server = on.unwrap_or_else(|| self.placement.server_for(&key.hashed));
-            meta(&mut batches[server].0, command, &key, flags);
+            meta(&mut batches[server].0, command, key, flags);
             batches[server].1.push(position);
         }
         let calls = batches
@@ -217,10 +220,83 @@ impl MemcachedBackend {
         let mut out = vec![T::default(); keys.len()];
         for (positions, replies) in try_join_all(calls).await? {
             for (position, reply) in positions.into_iter().zip(replies) {
-                out[position] = decode(reply)?;
+                out[position] = decode(&wires[position], reply)?;
             }
         }
         Ok(out)
+    }
+
+    /// A read-modify-write of a long key's value (prepend, arithmetic):
+    /// memcached would apply those to the stored bytes, header included.
+    /// `change` gets the current item and returns the new value (or `None`
+    /// to leave it); the write carries the CAS id read, and is retried when
+    /// another client wrote in between.
+    async fn rewrite_long<T>(
+        &self,
+        db: Db,
+        key: &Bytes,
+        mut change: impl FnMut(Option<&Item>) -> Result<(Option<Bytes>, T)>,
+    ) -> Result<T> {
+        const TRIES: usize = 16;
+        let wire = wire_key(db, key)?;
+        for _ in 0..TRIES {
+            let current = self
+                .get_items(db, std::slice::from_ref(key), None)
+                .await?
+                .remove(0);
+            let (value, answer) = change(current.as_ref())?;
+            let Some(value) = value else {
+                return Ok(answer);
+            };
+            let stored = wire.stored_value(&value);
+            let len = stored.len().to_string();
+            let (flags, expiry) = current
+                .as_ref()
+                .map_or((0, Expiry::Never), |item| (item.flags, item.expiry));
+            let mut mode = vec![
+                len.clone(),
+                format!("F{flags}"),
+                format!("T{}", exptime(expiry)),
+            ];
+            mode.push(match &current {
+                Some(item) => format!("C{}", item.cas),
+                None => "ME".into(),
+            });
+            let mut request = BytesMut::new();
+            let mode: Vec<&str> = mode.iter().map(String::as_str).collect();
+            meta(&mut request, "ms", &wire, &mode);
+            request.put_slice(&stored);
+            request.put_slice(b"\r\n");
+            match store_status(self.call_one(&wire, request, 1).await?.remove(0))? {
+                StoreStatus::Stored => return Ok(answer),
+                // Written or created by another client meanwhile: again.
+                _ => continue,
+            }
+        }
+        Err(unavailable(
+            "a long key's value kept changing under a read-modify-write; try again",
+        ))
+    }
+
+    /// memcached `prepend` (redis has none) on a long key.
+    async fn prepend_long(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        let status = self
+            .rewrite_long(db, &store.key, |current| {
+                Ok(match current {
+                    None => (None, StoreStatus::NotStored),
+                    Some(item) => {
+                        let mut value = BytesMut::from(&store.value[..]);
+                        value.put_slice(&item.value);
+                        (Some(value.freeze()), StoreStatus::Stored)
+                    }
+                })
+            })
+            .await?;
+        Ok(StoreOutcome {
+            status,
+            old: None,
+            len: 0,
+        })
     }
 
     async fn ttl_of(&self, key: &WireKey) -> Result<Ttl> {
@@ -280,11 +356,14 @@ impl Backend for MemcachedBackend {
         meta(&mut request, "mg", &wire, &["v", "f", "c", "t"]);
         meta(&mut request, "md", &wire, &[]);
         let mut replies = self.call_one(&wire, request, 2).await?;
-        item(replies.remove(0))
+        item(&wire, replies.remove(0))
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
         let wire = wire_key(db, &store.key)?;
+        if wire.long.is_some() && store.mode == StoreMode::Prepend {
+            return self.prepend_long(db, store).await;
+        }
         let before = if store.return_old || store.expiry == ExpiryUpdate::Keep {
             self.get_items(db, std::slice::from_ref(&store.key), None)
                 .await?
@@ -311,18 +390,26 @@ impl Backend for MemcachedBackend {
             flags.push(format!("C{cas}"));
         }
         let mut request = BytesMut::new();
-        let len = store.value.len().to_string();
+        // Appends add to the stored bytes, after a long key's header; any
+        // other store writes the whole value, header first.
+        let data = match store.mode {
+            StoreMode::Append | StoreMode::AppendOrCreate => store.value.clone(),
+            _ => wire.stored_value(&store.value),
+        };
+        let len = data.len().to_string();
         let mut all: Vec<&str> = vec![&len];
         all.extend(flags.iter().map(String::as_str));
         meta(&mut request, "ms", &wire, &all);
-        request.put_slice(&store.value);
+        request.put_slice(&data);
         request.put_slice(b"\r\n");
         let mut count = 1;
         if store.mode == StoreMode::AppendOrCreate {
             // redis APPEND creates a missing key: append, else add, then read
             // the resulting size (memcached 1.6.18 does not autovivify appends).
-            meta(&mut request, "ms", &wire, &[&len, "ME", "T0"]);
-            request.put_slice(&store.value);
+            let created = wire.stored_value(&store.value);
+            let created_len = created.len().to_string();
+            meta(&mut request, "ms", &wire, &[&created_len, "ME", "T0"]);
+            request.put_slice(&created);
             request.put_slice(b"\r\n");
             meta(&mut request, "mg", &wire, &["s"]);
             count = 3;
@@ -333,7 +420,9 @@ impl Backend for MemcachedBackend {
             status = store_status(replies.remove(0))?;
         }
         let len = match replies.pop() {
-            Some(Response::Meta { flags, .. }) => number(flag(&flags, b's')).unwrap_or(0),
+            Some(Response::Meta { flags, .. }) => number::<usize>(flag(&flags, b's'))
+                .unwrap_or(0)
+                .saturating_sub(wire.header_len()),
             _ => store.value.len(),
         };
         Ok(StoreOutcome {
@@ -348,7 +437,7 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        let deleted = |reply| match reply {
+        let deleted = |_: &WireKey, reply| match reply {
             Response::Meta { code, .. } => Ok(&code == b"HD"),
             other => Err(unexpected(other)),
         };
@@ -357,6 +446,17 @@ impl Backend for MemcachedBackend {
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         let wire = wire_key(db, key)?;
+        if wire.long.is_some() {
+            return self
+                .rewrite_long(db, key, |current| {
+                    let current = current.map(|item| &item.value[..]);
+                    Ok(match crate::backend::numeric::apply(arith, current)? {
+                        Some((value, outcome)) => (Some(value), outcome),
+                        None => (None, ArithOutcome::NotFound),
+                    })
+                })
+                .await;
+        }
         let (mode, delta, create) = match arith {
             Arith::Memcache { delta, incr } => (if incr { "MI" } else { "MD" }, delta, None),
             // redis counts an absent key as 0; memcached creates it with J.

@@ -5,10 +5,18 @@
 //! other memcached clients of that pool. Any other key (a RESP key with a
 //! space, binary bytes, or a key in redis db 1..15, which gets a prefix no
 //! text client can type) is sent base64-encoded with the meta `b` flag.
+//!
+//! A key whose token would still be over memcached's 250 bytes (a RESP or
+//! Django RedisCache key of 188 bytes or more) is stored under a digest
+//! form: [`LONG_PREFIX`] and the SHA-256 of the key, and the value is kept
+//! behind a header holding the whole key ([`LongKey`]). A read compares that
+//! key with the one asked for, so two keys sharing a digest would read as a
+//! miss, never as each other's value.
 
 use base64::Engine;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use keyway_protocol::memcache::Response;
+use sha2::{Digest, Sha256};
 
 use crate::backend::{BackendError, Result};
 use crate::op::{now_ms, Db, Expiry, Item};
@@ -18,11 +26,58 @@ const MAX_KEY: usize = 250;
 const DB_PREFIX: &[u8] = b"\xffkw";
 const RELATIVE_MAX_SECONDS: u64 = 60 * 60 * 24 * 30;
 
+/// Prefix of the digest form of long keys (bytes no text client can send).
+pub const LONG_PREFIX: &[u8] = b"\xffkw\xffL";
+
 /// A key as memcached sees it, and the bytes hashed to pick its server.
 pub struct WireKey {
     pub token: Bytes,
     pub base64: bool,
     pub hashed: Bytes,
+    /// For a key in digest form: the whole key (with its db prefix), kept in
+    /// a header before the value.
+    pub long: Option<Bytes>,
+}
+
+impl WireKey {
+    /// The bytes memcached stores for `value`: the value itself, or for a
+    /// long key its header first (`u32` key length, big-endian, and the key).
+    pub fn stored_value(&self, value: &[u8]) -> Bytes {
+        let Some(long) = &self.long else {
+            return Bytes::copy_from_slice(value);
+        };
+        let mut stored = BytesMut::with_capacity(4 + long.len() + value.len());
+        stored.put_u32(long.len() as u32);
+        stored.put_slice(long);
+        stored.put_slice(value);
+        stored.freeze()
+    }
+
+    /// How many bytes before the value [`Self::stored_value`] adds.
+    pub fn header_len(&self) -> usize {
+        self.long.as_ref().map_or(0, |long| 4 + long.len())
+    }
+
+    /// The value in stored bytes: `None` when a long key's header names
+    /// another key (a digest collision) or is missing.
+    pub fn value_of(&self, stored: Bytes) -> Option<Bytes> {
+        let Some(long) = &self.long else {
+            return Some(stored);
+        };
+        long_key_of(&stored)
+            .filter(|key| key == long)
+            .map(|_| stored.slice(4 + long.len()..))
+    }
+}
+
+/// The whole key in a long key's stored value.
+pub fn long_key_of(stored: &Bytes) -> Option<Bytes> {
+    let mut header = &stored[..];
+    if header.len() < 4 {
+        return None;
+    }
+    let len = header.get_u32() as usize;
+    (header.len() >= len).then(|| stored.slice(4..4 + len))
 }
 
 /// Whether memcached holds `key` (in db 0) under its own name: then a
@@ -37,6 +92,7 @@ pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
             token: key.clone(),
             base64: false,
             hashed: key.clone(),
+            long: None,
         });
     }
     let mut raw = Vec::with_capacity(key.len() + 4);
@@ -45,22 +101,35 @@ pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
         raw.push(db);
     }
     raw.extend_from_slice(key);
-    if raw.is_empty() || raw.len() > MAX_KEY {
-        return Err(BackendError::Unsupported(format!(
-            "memcached keys are 1 to {MAX_KEY} bytes; this key is {} bytes",
-            raw.len()
-        )));
+    if raw.is_empty() {
+        return Err(BackendError::Unsupported(
+            "memcached cannot hold an empty key".into(),
+        ));
     }
-    let token = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let engine = base64::engine::general_purpose::STANDARD;
+    // memcached checks the token's length before decoding it.
+    if base64::encoded_len(raw.len(), true).is_some_and(|len| len <= MAX_KEY) {
+        return Ok(WireKey {
+            token: Bytes::from(engine.encode(&raw)),
+            base64: true,
+            hashed: Bytes::from(raw),
+            long: None,
+        });
+    }
+    let mut digest = LONG_PREFIX.to_vec();
+    digest.extend_from_slice(&Sha256::digest(&raw));
     Ok(WireKey {
-        token: Bytes::from(token),
+        token: Bytes::from(engine.encode(&digest)),
         base64: true,
-        hashed: Bytes::from(raw),
+        hashed: Bytes::from(digest),
+        long: Some(Bytes::from(raw)),
     })
 }
 
 /// The database and key a memcached key stands for: the inverse of
 /// [`wire_key`] (after base64 decoding).
+/// (A long key's digest form is resolved from its value first: see
+/// [`long_key_of`].)
 pub fn from_wire(raw: &[u8]) -> (Db, Bytes) {
     match raw.strip_prefix(DB_PREFIX) {
         Some([db, key @ ..]) => (*db, Bytes::copy_from_slice(key)),
@@ -121,15 +190,20 @@ pub fn expiry_from_ttl(ttl: Option<i64>) -> Expiry {
     }
 }
 
-/// An `mg ... v f c t` reply as an item.
-pub fn item(response: Response) -> Result<Option<Item>> {
+/// An `mg ... v f c t` reply for `key` as an item.
+pub fn item(key: &WireKey, response: Response) -> Result<Option<Item>> {
     match response {
-        Response::Meta { code, flags, data } if &code == b"VA" => Ok(Some(Item {
-            value: data.unwrap_or_default(),
-            flags: number(flag(&flags, b'f')).unwrap_or(0),
-            cas: number(flag(&flags, b'c')).unwrap_or(0),
-            expiry: expiry_from_ttl(number(flag(&flags, b't'))),
-        })),
+        Response::Meta { code, flags, data } if &code == b"VA" => {
+            let Some(value) = key.value_of(data.unwrap_or_default()) else {
+                return Ok(None);
+            };
+            Ok(Some(Item {
+                value,
+                flags: number(flag(&flags, b'f')).unwrap_or(0),
+                cas: number(flag(&flags, b'c')).unwrap_or(0),
+                expiry: expiry_from_ttl(number(flag(&flags, b't'))),
+            }))
+        }
         Response::Meta { code, .. } if &code == b"EN" => Ok(None),
         other => Err(unexpected(other)),
     }

@@ -6,12 +6,14 @@
 //! their declared length, never by scanning for a terminator.
 
 mod auth;
+mod meta;
 mod number;
 mod reply;
 mod request;
 mod response;
 
 pub use auth::{AuthDecoder, AuthFrame, AUTH_FAILED, AUTH_STORED, MAX_AUTH_TOKEN};
+pub use meta::{Meta, MetaCommand, MetaItem};
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};
 pub use response::{decode_response, decode_response_raw, Response, ResponseError};

@@ -118,6 +118,8 @@ pub enum Request {
     },
     /// `mn`: the meta no-op, answered `MN`.
     MetaNoOp,
+    /// `mg`, `ms`, `md`, `ma`, `me`.
+    Meta(Box<super::meta::Meta>),
     /// `shutdown [graceful]`, which memcached refuses unless started with `-A`.
     Shutdown,
     Quit,
@@ -144,6 +146,9 @@ pub enum DecodeError {
     /// nothing, not even the error.
     #[error("")]
     Silenced,
+    /// A refused meta command: memcached's line as it is.
+    #[error("{0}")]
+    Meta(&'static str),
 }
 
 impl DecodeError {
@@ -214,6 +219,9 @@ impl Decoder {
             buf.advance(newline + 1);
             return Err(DecodeError::UnknownCommand);
         };
+        if let Some(meta) = super::meta::meta_command(command) {
+            return self.decode_meta(buf, meta, &spans, newline);
+        }
         if let Some(store) = store_command(command) {
             match self.decode_store(buf, store, &spans, newline)? {
                 StoreOutcome::Incomplete => return Ok(None),
@@ -254,6 +262,55 @@ impl Decoder {
         } else {
             Err(DecodeError::LineTooLong)
         }
+    }
+
+    fn decode_meta(
+        &mut self,
+        buf: &mut BytesMut,
+        command: super::meta::MetaCommand,
+        spans: &[Span],
+        newline: usize,
+    ) -> Result<Option<(Request, Bytes)>, DecodeError> {
+        use super::meta::{parse_meta, MetaError};
+        let tokens: Vec<&[u8]> = spans.iter().map(|&(s, e)| &buf[s..e]).collect();
+        let parsed = parse_meta(command, &tokens, self.limits.max_key_length);
+        let (mut meta, length) = match parsed {
+            Ok(parsed) => parsed,
+            Err((error, length)) => {
+                buf.advance(newline + 1);
+                // The data block is swallowed once its length is known.
+                self.swallow = length.map_or(0, |n| n + 2);
+                return Err(match error {
+                    MetaError::Error => DecodeError::UnknownCommand,
+                    MetaError::Line(line) => DecodeError::Meta(line),
+                });
+            }
+        };
+        let Some(vlen) = length else {
+            let line = buf.split_to(newline + 1).freeze();
+            return Ok(Some((Request::Meta(Box::new(meta)), line)));
+        };
+        if vlen + meta.key.len() + ITEM_OVERHEAD > self.limits.max_item_size {
+            let line = buf.split_to(newline + 1).freeze();
+            self.swallow = vlen + 2;
+            let request = Request::TooLarge {
+                command: StoreCommand::Set,
+                key: meta.key.clone(),
+                noreply: false,
+            };
+            return Ok(Some((request, line)));
+        }
+        let block_start = newline + 1;
+        let total = block_start + vlen + 2;
+        if buf.len() < total {
+            return Ok(None);
+        }
+        let raw = buf.split_to(total).freeze();
+        if &raw[total - 2..] != b"\r\n" {
+            return Err(DecodeError::BadDataChunk { noreply: false });
+        }
+        meta.data = Some(raw.slice(block_start..block_start + vlen));
+        Ok(Some((Request::Meta(Box::new(meta)), raw)))
     }
 
     fn decode_store(

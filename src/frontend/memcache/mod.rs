@@ -3,6 +3,7 @@
 //! router operations, and each outcome the exact reply memcached 1.6 would send.
 
 mod forward;
+mod meta;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,6 +247,10 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
         Request::FlushAll { delay, noreply } => (noreply, flush_all(shared, delay).await),
         Request::Version => (false, Reply::Version(VERSION.into())),
         Request::MetaNoOp => (false, Reply::MetaNoOp),
+        Request::Meta(request) => {
+            meta::execute(shared, &request, out).await;
+            return Flow::Continue;
+        }
         Request::Shutdown => (false, Reply::Line("ERROR: shutdown not enabled")),
         // Accepted as memcached accepts it; Keyway's memory is each memory
         // backend's `capacity` (README "Protocol compatibility").

@@ -80,9 +80,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("decrby", Strings, 3, W, ONE_KEY),
     spec("append", Strings, 3, W, ONE_KEY),
     spec("strlen", Strings, 2, R, ONE_KEY),
+    spec("getset", Strings, 3, W, ONE_KEY),
+    spec("getrange", Strings, 4, R, ONE_KEY),
+    spec("setrange", Strings, 4, W, ONE_KEY),
     spec("del", Keys, -2, W, ALL_KEYS),
     spec("unlink", Keys, -2, W, ALL_KEYS),
     spec("exists", Keys, -2, R, ALL_KEYS),
+    spec("touch", Keys, -2, R, ALL_KEYS),
     spec("expire", Keys, -3, W, ONE_KEY),
     spec("pexpire", Keys, -3, W, ONE_KEY),
     spec("expireat", Keys, -3, W, ONE_KEY),
@@ -119,6 +123,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("object", Keyspace, -2, R, (2, 2, 1)),
     spec("role", Server, 1, F, NO_KEYS),
     spec("lastsave", Server, 1, F, NO_KEYS),
+    spec("memory", Keyspace, -2, R, (2, 2, 1)),
     spec("config", Server, -2, &["admin", "noscript"], NO_KEYS),
 ];
 

@@ -28,7 +28,7 @@ impl RespSession {
             },
             "echo" => Ok(Reply::Bulk(args[1].clone())),
             "select" => {
-                let db = parse_i64(&args[1])?;
+                let db = i64::from(super::keyspace::int_argument(&args[1])?);
                 if !(0..i64::from(DATABASES)).contains(&db) {
                     return Err(Reply::error("ERR DB index is out of range"));
                 }

@@ -18,7 +18,7 @@ impl RespSession {
                 let deleted = router.delete(db, &args[1..]).await?;
                 Ok(Reply::Integer(deleted.iter().filter(|d| **d).count() as i64))
             }
-            "exists" => {
+            "exists" | "touch" => {
                 let items = router.get(db, &args[1..]).await?;
                 Ok(Reply::Integer(
                     items.iter().filter(|i| i.is_some()).count() as i64

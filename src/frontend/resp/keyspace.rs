@@ -23,6 +23,7 @@ impl RespSession {
             "copy" => self.copy(args).await,
             "move" => self.move_to(args).await,
             "object" => self.object(args).await,
+            "memory" => self.memory(args).await,
             _ => unreachable!("dispatched by name: {name}"),
         }
     }
@@ -95,7 +96,7 @@ impl RespSession {
             match &args[i].to_ascii_uppercase()[..] {
                 b"REPLACE" => replace = true,
                 b"DB" if i + 1 < args.len() => {
-                    db = database(&args[i + 1])?;
+                    db = database(int_argument(&args[i + 1])?.into())?;
                     i += 1;
                 }
                 _ => return Err(syntax_error()),
@@ -114,7 +115,7 @@ impl RespSession {
 
     /// `MOVE key db`
     async fn move_to(&self, args: &[Bytes]) -> CmdResult {
-        let db = database(&args[2])?;
+        let db = database(int_argument(&args[2])?.into())?;
         if db == self.db {
             return Err(same_object());
         }
@@ -148,6 +149,8 @@ impl RespSession {
         };
         Ok(match &sub[..] {
             "encoding" => Reply::Bulk(Bytes::from_static(encoding(&item.value).as_bytes())),
+            // redis shares one object among values 0..9999 held as integers.
+            "refcount" if is_shared_integer(&item.value) => Reply::Integer(i64::from(i32::MAX)),
             "refcount" => Reply::Integer(1),
             "idletime" => Reply::Integer(0),
             _ => {
@@ -161,12 +164,55 @@ impl RespSession {
     }
 }
 
+impl RespSession {
+    /// MEMORY USAGE: Keyway's estimate of an item (key, value and 48
+    /// bytes), not redis's allocator figures; other subcommands refused.
+    async fn memory(&self, args: &[Bytes]) -> CmdResult {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        if sub != "usage" {
+            return Err(Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
+        }
+        match args.len() {
+            3 => {}
+            5 if args[3].eq_ignore_ascii_case(b"samples") => {
+                parse_i64(&args[4])?;
+            }
+            4 | 5 => return Err(Reply::error("ERR syntax error")),
+            _ => return Err(wrong_arity("memory|usage")),
+        }
+        Ok(match self.item(self.db, &args[2]).await? {
+            Some(item) => Reply::Integer((args[2].len() + item.value.len() + 48) as i64),
+            None => Reply::Null,
+        })
+    }
+}
+
+/// Whether redis would hold `value` as one of its shared integers (0..9999).
+fn is_shared_integer(value: &[u8]) -> bool {
+    encoding(value) == "int"
+        && std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|n| (0..10_000).contains(&n))
+}
+
 fn same_object() -> Reply {
     Reply::error("ERR source and destination objects are the same")
 }
 
-fn database(arg: &[u8]) -> Result<Db, Reply> {
-    let db = parse_i64(arg)?;
+/// An argument redis reads with `getIntFromObjectOrReply` (SELECT's and
+/// MOVE's database): a 64-bit integer, then refused outside 32 bits.
+pub(super) fn int_argument(arg: &[u8]) -> Result<i32, Reply> {
+    let value = parse_i64(arg)?;
+    i32::try_from(value).map_err(|_| {
+        Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
+    })
+}
+
+fn database(db: i64) -> Result<Db, Reply> {
     if !(0..i64::from(DATABASES)).contains(&db) {
         return Err(Reply::error("ERR DB index is out of range"));
     }

@@ -122,6 +122,24 @@ impl RespSession {
                 );
                 Ok(Reply::Integer(router.store(db, store).await?.len as i64))
             }
+            "getset" => {
+                // SET ... GET: the old value back, the expiry dropped.
+                let never = ExpiryUpdate::Set(Expiry::Never);
+                let mut store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Set, never);
+                store.return_old = true;
+                let old = self.store(store).await?.old;
+                Ok(Reply::bulk_or_null(old.map(|item| item.value)))
+            }
+            "getrange" => {
+                let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+                let items = router.get(db, &args[1..2]).await?;
+                let value = items[0]
+                    .as_ref()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+                Ok(Reply::Bulk(substring(&value, start, end)))
+            }
+            "setrange" => self.setrange(args).await,
             "strlen" => {
                 let items = router.get(db, &args[1..2]).await?;
                 Ok(Reply::Integer(
@@ -130,6 +148,61 @@ impl RespSession {
             }
             _ => unreachable!("dispatched by name: {name}"),
         }
+    }
+
+    /// SETRANGE: the value padded with zero bytes to `offset` and
+    /// overwritten there, its expiry kept; a read then a CAS write (retried
+    /// when another client wrote in between), as the stores have no ranges.
+    async fn setrange(&self, args: &[Bytes]) -> CmdResult {
+        const MAX: i64 = 512 * 1024 * 1024;
+        let offset = parse_i64(&args[2])?;
+        if offset < 0 {
+            return Err(Reply::error("ERR offset is out of range"));
+        }
+        let patch = &args[3];
+        let too_long =
+            || Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        for _ in 0..16 {
+            let current = self
+                .shared
+                .resp_router
+                .get(self.db, &args[1..2])
+                .await?
+                .remove(0);
+            let old_len = current.as_ref().map_or(0, |item| item.value.len());
+            if patch.is_empty() {
+                return Ok(Reply::Integer(old_len as i64));
+            }
+            if offset.saturating_add(patch.len() as i64) > MAX {
+                return Err(too_long());
+            }
+            let offset = offset as usize;
+            let mut value = current
+                .as_ref()
+                .map_or_else(Vec::new, |item| item.value.to_vec());
+            if value.len() < offset + patch.len() {
+                value.resize(offset + patch.len(), 0);
+            }
+            value[offset..offset + patch.len()].copy_from_slice(patch);
+            let len = value.len() as i64;
+            let (mode, flags) = match &current {
+                Some(item) => (StoreMode::Cas(item.cas), item.flags),
+                None => (StoreMode::Add, 0),
+            };
+            let mut store = Store::new(
+                args[1].clone(),
+                Bytes::from(value),
+                mode,
+                ExpiryUpdate::Keep,
+            );
+            store.flags = flags;
+            if self.store(store).await?.status == StoreStatus::Stored {
+                return Ok(Reply::Integer(len));
+            }
+        }
+        Err(Reply::error(
+            "ERR the value kept changing under SETRANGE; try again",
+        ))
     }
 
     /// Stores through the router, counting the write.
@@ -193,4 +266,26 @@ impl RespSession {
             items.into_iter().next().flatten().map(|i| i.value),
         ))
     }
+}
+
+/// GETRANGE's substring, with redis's rules for negative and outlying ends.
+fn substring(value: &Bytes, start: i64, end: i64) -> Bytes {
+    let len = value.len() as i64;
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return Bytes::new();
+    }
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        (len + end).max(0)
+    } else {
+        end.min(len - 1)
+    };
+    if start > end {
+        return Bytes::new();
+    }
+    value.slice(start as usize..=end as usize)
 }

@@ -37,6 +37,7 @@ dpkg -s libmemcached-dev zlib1g-dev >/dev/null 2>&1 || need+=(libmemcached-dev z
 # The legacy client stacks (tests/e2e_legacy) run on Debian's Python 3.11.
 python3.11 -c 'import ensurepip' 2>/dev/null || need+=(python3.11 python3.11-venv)
 command -v unshare >/dev/null || need+=(util-linux)   # tests/dns.rs: a private /etc/hosts
+command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)   # redis_exporter scraping Keyway
 if ((${#need[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

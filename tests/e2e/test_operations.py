@@ -256,6 +256,60 @@ backend = "m"
         keyway.stop()
 
 
+def test_redis_exporter_scrapes_keyway_as_it_scrapes_redis(tmp_path):
+    """The Prometheus project's redis_exporter (Debian's
+    prometheus-redis-exporter), pointed at Keyway's RESP listener, reads its
+    INFO, CONFIG GET and keyspace as it reads a redis."""
+    resp, admin, exporter_port = free_port(), free_port(), free_port()
+    text = f"""
+[listen]
+resp = "127.0.0.1:{resp}"
+admin = "127.0.0.1:{admin}"
+
+[backends.m]
+url = "memory://"
+capacity = "64MiB"
+
+[[routes]]
+glob = "*"
+backend = "m"
+"""
+    keyway = Keyway(tmp_path, text, {"resp": resp, "admin": admin})
+    exporter = subprocess.Popen(
+        ["prometheus-redis-exporter", f"--redis.addr=redis://127.0.0.1:{resp}",
+         f"--web.listen-address=127.0.0.1:{exporter_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(exporter_port)
+        client = redis.Redis(port=resp)
+        for i in range(25):
+            client.set(f"key:{i}", i)
+        client.select(3)
+        client.set("other", 1)
+        client.get("missing")
+        status, text = http(exporter_port, "/metrics")
+        assert status == 200
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, number = line.rpartition(" ")
+                samples[name] = float(number)
+        assert samples["redis_up"] == 1
+        assert samples['redis_db_keys{db="db0"}'] == 25
+        assert samples['redis_db_keys{db="db3"}'] == 1
+        assert samples['redis_commands_total{cmd="set"}'] == 26
+        assert samples["redis_keyspace_misses_total"] >= 1
+        assert samples["redis_connected_clients"] >= 1
+        assert samples["redis_config_maxmemory"] == 64 * 1024 * 1024
+        info = next(name for name in samples if name.startswith("redis_instance_info"))
+        assert 'role="master"' in info and 'redis_mode="standalone"' in info, info
+        client.close()
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=10)
+        keyway.stop()
+
+
 RELOAD = """
 [listen]
 memcache = "127.0.0.1:{memcache}"

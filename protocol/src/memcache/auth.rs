@@ -139,7 +139,16 @@ mod tests {
     fn frames(input: &[u8]) -> Vec<AuthFrame> {
         let mut decoder = AuthDecoder::default();
         let mut buf = BytesMut::from(input);
-        std::iter::from_fn(|| decoder.decode(&mut buf)).collect()
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf) {
+            // The connection ends at Close; nothing after it is read.
+            let close = frame == AuthFrame::Close;
+            frames.push(frame);
+            if close {
+                break;
+            }
+        }
+        frames
     }
 
     fn credentials(user: &str, password: &str) -> AuthFrame {

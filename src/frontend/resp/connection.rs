@@ -302,13 +302,19 @@ impl RespSession {
         ]
     }
 
-    /// `db<n>:keys=<count>` for every database holding keys.
+    /// `db<n>:keys=<count>,expires=0,avg_ttl=0` for every database holding
+    /// keys, in redis's format (redis_exporter and other tools parse all
+    /// three). Keyway's stores count keys, not keys with a TTL: `expires`
+    /// and `avg_ttl` are 0.
     async fn keyspace_lines(&self) -> Vec<(String, String)> {
         let mut lines = Vec::new();
         for db in 0..DATABASES {
             if let Ok(keys) = self.shared.resp_router.len(db).await {
                 if keys > 0 {
-                    lines.push((format!("db{db}"), format!("keys={keys}")));
+                    lines.push((
+                        format!("db{db}"),
+                        format!("keys={keys},expires=0,avg_ttl=0"),
+                    ));
                 }
             }
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct Tls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// Which listeners speak TLS (only TLS): "memcache", "resp", "admin".
+    /// Which listeners speak TLS (only TLS): "memcache", "resp", "admin", "sentinel".
     pub listeners: Vec<ListenerName>,
 }
 
@@ -22,6 +22,7 @@ pub enum ListenerName {
     Memcache,
     Resp,
     Admin,
+    Sentinel,
 }
 
 /// Listener addresses; an omitted listener is off.
@@ -32,6 +33,10 @@ pub struct Listen {
     pub resp: Option<String>,
     /// HTTP: `/metrics`, `/healthz`, `/readyz`, `/config`.
     pub admin: Option<String>,
+    /// A Redis Sentinel front: answers Sentinel clients (redis-py's
+    /// `Sentinel`, django-redis's SentinelClient) with the RESP listener's
+    /// address as the master of `[sentinel] master_name`.
+    pub sentinel: Option<String>,
     /// A file holding the bearer token `/metrics` and `/config` then require
     /// (`Authorization: Bearer <token>`); needed when `admin` is not on
     /// loopback. Read at start and on every reload.
@@ -78,4 +83,29 @@ impl<'de> Deserialize<'de> for FileMode {
             ))),
         }
     }
+}
+
+/// `[sentinel]`: the master the sentinel listener describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sentinel {
+    /// The service name clients ask for (kolla-ansible: "kolla").
+    #[serde(default = "default_master_name")]
+    pub master_name: String,
+    /// `host:port` handed out as the master's address instead of the RESP
+    /// listener's own (containers, NAT, a listener on every interface).
+    pub announce: Option<String>,
+}
+
+impl Default for Sentinel {
+    fn default() -> Self {
+        Self {
+            master_name: default_master_name(),
+            announce: None,
+        }
+    }
+}
+
+fn default_master_name() -> String {
+    "mymaster".into()
 }

@@ -18,7 +18,7 @@ mod validate;
 pub use auth::{AdminToken, Auth, MemcacheAuth, Secret, UserConfig, Users};
 pub use backends::{redact_url, BackendConfig, Placement};
 pub use limits::{Limits, Runtime, Size};
-pub use listen::{FileMode, Listen, ListenerName, Tls};
+pub use listen::{FileMode, Listen, ListenerName, Sentinel, Tls};
 pub use policies::{Ack, Coherence, PolicyConfig};
 pub use routes::{RouteConfig, RouteListener};
 pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
@@ -49,6 +49,9 @@ pub struct Config {
     pub auth: Auth,
     /// TLS on the listeners it names.
     pub tls: Option<Tls>,
+    /// What the sentinel listener (`listen.sentinel`) answers.
+    #[serde(default)]
+    pub sentinel: Sentinel,
 }
 
 impl Config {
@@ -292,6 +295,39 @@ mod tests {
                 error.contains(field) && error.contains(says),
                 "{listen}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn a_sentinel_listener_needs_an_address_to_hand_out() {
+        let route =
+            "[backends.m]\nurl = \"memory://\"\n[[routes]]\nglob = \"*\"\nbackend = \"m\"\n";
+        let with = |text: &str| Config::from_toml(&format!("{text}\n{route}"));
+        let config = with("[listen]\nresp = \"127.0.0.1:6379\"\nsentinel = \"127.0.0.1:26379\"")
+            .expect("the RESP listener's address is handed out");
+        assert_eq!(config.sentinel.master_name, "mymaster");
+        with("[listen]\nresp = \"0.0.0.0:6379\"\nsentinel = \"0.0.0.0:26379\"\n[sentinel]\nannounce = \"10.0.0.5:6379\"")
+            .expect("announced");
+        for (text, field) in [
+            (
+                "[listen]\nmemcache = \"127.0.0.1:1\"\nsentinel = \"127.0.0.1:26379\"",
+                "listen.sentinel",
+            ),
+            (
+                "[listen]\nresp = \"0.0.0.0:6379\"\nsentinel = \"127.0.0.1:26379\"",
+                "sentinel.announce",
+            ),
+            (
+                "[listen]\nresp = \"127.0.0.1:1\"\n[sentinel]\nannounce = \"nohost\"",
+                "sentinel.announce",
+            ),
+            (
+                "[listen]\nresp = \"127.0.0.1:1\"\n[sentinel]\nmaster_name = \"a b\"",
+                "sentinel.master_name",
+            ),
+        ] {
+            let error = with(text).unwrap_err().to_string();
+            assert!(error.contains(field), "{text}: {error}");
         }
     }
 }

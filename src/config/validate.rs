@@ -95,6 +95,7 @@ impl Config {
             ("listen.memcache", &self.listen.memcache),
             ("listen.resp", &self.listen.resp),
             ("listen.admin", &self.listen.admin),
+            ("listen.sentinel", &self.listen.sentinel),
         ] {
             if let Some(addr) = addr {
                 addr.parse::<SocketAddr>().map_err(|_| {
@@ -105,7 +106,53 @@ impl Config {
                 })?;
             }
         }
-        self.validate_admin_exposure()
+        self.validate_admin_exposure()?;
+        self.validate_sentinel()
+    }
+
+    /// The sentinel listener hands out the RESP listener's address, so
+    /// that must be one a client can reach.
+    fn validate_sentinel(&self) -> Result<(), ConfigError> {
+        let sentinel = &self.sentinel;
+        if sentinel.master_name.is_empty() || sentinel.master_name.contains(char::is_whitespace) {
+            return Err(problem(
+                "sentinel.master_name",
+                "must be one word, e.g. \"mymaster\" (kolla-ansible: \"kolla\")",
+            ));
+        }
+        if let Some(announce) = &sentinel.announce {
+            let port = announce
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+                return Err(problem(
+                    "sentinel.announce",
+                    format!("{announce:?} is not host:port; write e.g. \"10.0.0.5:6379\""),
+                ));
+            }
+        }
+        if self.listen.sentinel.is_none() {
+            return Ok(());
+        }
+        let Some(resp) = &self.listen.resp else {
+            return Err(problem(
+                "listen.sentinel",
+                "the sentinel listener hands out the RESP listener's address; set listen.resp too",
+            ));
+        };
+        let unspecified = resp
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if unspecified && sentinel.announce.is_none() {
+            return Err(problem(
+                "sentinel.announce",
+                format!(
+                    "listen.resp ({resp}) listens on every interface, which is no address to hand \
+                     out; set sentinel.announce to the host:port clients reach it at"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `/config` and `/metrics` describe every backend and route: off

@@ -19,6 +19,8 @@ pub enum Protocol {
     Memcache,
     Resp,
     Admin,
+    /// RESP, answering as a Redis Sentinel.
+    Sentinel,
 }
 
 impl Protocol {
@@ -27,6 +29,7 @@ impl Protocol {
             Protocol::Memcache => ListenerName::Memcache,
             Protocol::Resp => ListenerName::Resp,
             Protocol::Admin => ListenerName::Admin,
+            Protocol::Sentinel => ListenerName::Sentinel,
         }
     }
 
@@ -47,15 +50,17 @@ pub enum Endpoint {
     Admin,
     MemcacheSocket,
     RespSocket,
+    Sentinel,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::Memcache,
         Endpoint::Resp,
         Endpoint::Admin,
         Endpoint::MemcacheSocket,
         Endpoint::RespSocket,
+        Endpoint::Sentinel,
     ];
 
     pub fn protocol(self) -> Protocol {
@@ -63,6 +68,7 @@ impl Endpoint {
             Endpoint::Memcache | Endpoint::MemcacheSocket => Protocol::Memcache,
             Endpoint::Resp | Endpoint::RespSocket => Protocol::Resp,
             Endpoint::Admin => Protocol::Admin,
+            Endpoint::Sentinel => Protocol::Sentinel,
         }
     }
 
@@ -73,6 +79,7 @@ impl Endpoint {
             Endpoint::Admin => "listen.admin",
             Endpoint::MemcacheSocket => "listen.memcache_socket",
             Endpoint::RespSocket => "listen.resp_socket",
+            Endpoint::Sentinel => "listen.sentinel",
         }
     }
 
@@ -90,6 +97,7 @@ impl Endpoint {
             Endpoint::Admin => tcp(&listen.admin),
             Endpoint::MemcacheSocket => unix(&listen.memcache_socket),
             Endpoint::RespSocket => unix(&listen.resp_socket),
+            Endpoint::Sentinel => tcp(&listen.sentinel),
         }
     }
 }

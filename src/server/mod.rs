@@ -70,6 +70,7 @@ pub struct Server {
     pub memcache_addr: Option<SocketAddr>,
     pub resp_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
+    pub sentinel_addr: Option<SocketAddr>,
     current: Current,
     listeners: tokio::sync::Mutex<[Option<Running>; Endpoint::ALL.len()]>,
     permits: Arc<Semaphore>,
@@ -116,7 +117,9 @@ impl Server {
             resp_addr: tcp_addr(Endpoint::Resp),
             admin_addr: tcp_addr(Endpoint::Admin),
         };
+        let sentinel_addr = tcp_addr(Endpoint::Sentinel);
         let server = Self {
+            sentinel_addr,
             memcache_addr: shared.memcache_addr,
             resp_addr: shared.resp_addr,
             admin_addr: shared.admin_addr,
@@ -451,6 +454,10 @@ impl Client {
         match self.protocol {
             Protocol::Memcache => {
                 let session = MemcacheSession::new(self.shared);
+                connection::serve(stream, session, self.current, self.shutdown).await;
+            }
+            Protocol::Sentinel => {
+                let session = RespSession::sentinel(self.shared, self.peer);
                 connection::serve(stream, session, self.current, self.shutdown).await;
             }
             _ => {

@@ -24,6 +24,9 @@ pub enum Reply {
     Integer(i64),
     Bulk(Bytes),
     Null,
+    /// A null array (`*-1` under RESP2, `_` under RESP3), as SENTINEL
+    /// get-master-addr-by-name answers an unknown name. Top level only.
+    NullArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
@@ -52,6 +55,10 @@ impl Reply {
 }
 
 pub fn encode(reply: &Reply, version: Version, buf: &mut BytesMut) {
+    if let (Reply::NullArray, Version::Resp2) = (reply, version) {
+        buf.extend_from_slice(b"*-1\r\n");
+        return;
+    }
     // Encoding into a growable buffer cannot fail for frames we build ourselves.
     match version {
         Version::Resp2 => {
@@ -73,7 +80,7 @@ fn to_resp2(reply: &Reply) -> resp2::types::BytesFrame {
         Reply::Error(e) => F::Error(Str::from(e.as_str())),
         Reply::Integer(n) => F::Integer(*n),
         Reply::Bulk(b) => F::BulkString(b.clone()),
-        Reply::Null => F::Null,
+        Reply::Null | Reply::NullArray => F::Null,
         Reply::Array(items) | Reply::Set(items) => F::Array(items.iter().map(to_resp2).collect()),
         Reply::Map(pairs) => F::Array(
             pairs
@@ -106,7 +113,7 @@ fn to_resp3(reply: &Reply) -> resp3::types::BytesFrame {
             data: b.clone(),
             attributes: None,
         },
-        Reply::Null => F::Null,
+        Reply::Null | Reply::NullArray => F::Null,
         Reply::Array(items) => F::Array {
             data: items.iter().map(to_resp3).collect(),
             attributes: None,

@@ -96,15 +96,21 @@ impl RespSession {
             self.name = name;
         }
         let proto = if version == Version::Resp3 { 3 } else { 2 };
-        Ok(Reply::Map(vec![
+        let mut fields = vec![
             (bulk("server"), bulk("redis")),
             (bulk("version"), bulk(REDIS_VERSION)),
             (bulk("proto"), Reply::Integer(proto)),
             (bulk("id"), Reply::Integer(self.id as i64)),
-            (bulk("mode"), bulk("standalone")),
-            (bulk("role"), bulk("master")),
-            (bulk("modules"), Reply::Array(Vec::new())),
-        ]))
+        ];
+        // A sentinel says so, and has no role field (redis-sentinel 7.0).
+        if self.sentinel {
+            fields.push((bulk("mode"), bulk("sentinel")));
+        } else {
+            fields.push((bulk("mode"), bulk("standalone")));
+            fields.push((bulk("role"), bulk("master")));
+        }
+        fields.push((bulk("modules"), Reply::Array(Vec::new())));
+        Ok(Reply::Map(fields))
     }
 
     fn client(&mut self, args: &[Bytes]) -> CmdResult {

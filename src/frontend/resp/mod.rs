@@ -9,6 +9,7 @@ mod forward;
 mod keys;
 mod keyspace;
 mod scripts;
+mod sentinel;
 mod server;
 mod strings;
 
@@ -41,6 +42,8 @@ pub struct RespSession {
     transaction: Option<Transaction>,
     /// False until AUTH (or HELLO ... AUTH) succeeds, when `[auth]` has users.
     authenticated: bool,
+    /// A connection to the sentinel listener: answers as a Redis Sentinel.
+    sentinel: bool,
 }
 
 /// Consecutive commands of a client's pipeline bound for one redis
@@ -85,11 +88,23 @@ impl RespSession {
             lib_ver: None,
             transaction: None,
             authenticated: !shared_users_required,
+            sentinel: false,
+        }
+    }
+
+    /// A connection to the sentinel listener ([`sentinel`]).
+    pub fn sentinel(shared: Arc<Shared>, peer: Peer) -> Self {
+        Self {
+            sentinel: true,
+            ..Self::new(shared, peer)
         }
     }
 
     async fn handle(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
         self.shared.stats.commands.add(1);
+        if self.sentinel {
+            return self.sentinel_command(args, out).await;
+        }
         let spec = commands::lookup(&args[0]);
         // A redis-only command on a redis route is queued, and forwarded at EXEC.
         let forwardable =
@@ -367,7 +382,7 @@ impl Session for RespSession {
                         }
                         continue;
                     }
-                    if self.transaction.is_none() {
+                    if self.transaction.is_none() && !self.sentinel {
                         if let Some(slot) = self.forward_slot(&command.args) {
                             if batch.slot != Some(slot) {
                                 self.flush_forwarded(&mut batch, output).await;

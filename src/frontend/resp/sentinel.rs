@@ -1,0 +1,183 @@
+//! The sentinel listener (`listen.sentinel`): Keyway answering as a Redis
+//! Sentinel that monitors one master — Keyway's own RESP listener — so that
+//! Sentinel clients (redis-py's `Sentinel`, django-redis's SentinelClient as
+//! kolla-ansible configures it) can point at Keyway unchanged.
+//!
+//! Replies have redis-sentinel 7.0's shapes: `SENTINEL
+//! get-master-addr-by-name`, `masters`, `master`, `replicas`/`slaves` and
+//! `sentinels` (both empty: no replicas, no other sentinels), `myid`;
+//! `ROLE`, `INFO`, `PING`, `AUTH`, `HELLO`, `CLIENT`. Anything else is an
+//! unknown command, as on a sentinel.
+
+use std::sync::OnceLock;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, Reply};
+
+use super::{unknown_command, wrong_arity, CmdResult, RespSession};
+use crate::session::Flow;
+
+/// This process's sentinel id and master run id (40 hex digits, as redis's).
+fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        use sha1::Digest;
+        let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+        hex::encode(sha1::Sha1::digest(seed.as_bytes()))
+    })
+}
+
+impl RespSession {
+    pub(super) async fn sentinel_command(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let reply = match name.as_str() {
+            "quit" => {
+                encode(&Reply::ok(), self.version, out);
+                return Flow::Close;
+            }
+            "ping" => match args.len() {
+                1 => Ok(Reply::simple("PONG")),
+                2 => Ok(Reply::Bulk(args[1].clone())),
+                _ => Err(wrong_arity("ping")),
+            },
+            "auth" | "hello" | "client" => {
+                let spec = super::commands::lookup(&args[0]).expect("a served command");
+                match super::check_arity(Some(spec), &args) {
+                    Ok(()) => self.connection_command(spec.name, &args).await,
+                    Err(error) => Err(error),
+                }
+            }
+            "role" if args.len() == 1 => Ok(Reply::Array(vec![
+                bulk_text("sentinel"),
+                Reply::Array(vec![bulk_text(&self.shared.config.sentinel.master_name)]),
+            ])),
+            "role" => Err(wrong_arity("role")),
+            "info" => Ok(Reply::Verbatim(self.sentinel_info())),
+            "sentinel" if args.len() < 2 => Err(wrong_arity("sentinel")),
+            "sentinel" => self.sentinel_subcommand(&args),
+            _ => Err(unknown_command(&args)),
+        };
+        let reply = reply.unwrap_or_else(|error| error);
+        encode(&reply, self.version, out);
+        Flow::Continue
+    }
+
+    fn sentinel_subcommand(&self, args: &[Bytes]) -> CmdResult {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        let named = |args: &[Bytes]| -> Result<(), Reply> {
+            if args.len() != 3 {
+                return Err(wrong_arity(&format!("sentinel|{sub}")));
+            }
+            if args[2][..] != *self.shared.config.sentinel.master_name.as_bytes() {
+                return Err(Reply::error("ERR No such master with that name"));
+            }
+            Ok(())
+        };
+        match sub.as_str() {
+            "get-master-addr-by-name" => {
+                if args.len() != 3 {
+                    return Err(wrong_arity("sentinel|get-master-addr-by-name"));
+                }
+                if args[2][..] != *self.shared.config.sentinel.master_name.as_bytes() {
+                    return Ok(Reply::NullArray);
+                }
+                let (host, port) = self.master_address();
+                Ok(Reply::Array(vec![bulk_text(&host), bulk_text(&port)]))
+            }
+            "masters" if args.len() == 2 => Ok(Reply::Array(vec![self.master_state()])),
+            "masters" => Err(wrong_arity("sentinel|masters")),
+            "master" => {
+                named(args)?;
+                Ok(self.master_state())
+            }
+            "replicas" | "slaves" | "sentinels" => {
+                named(args)?;
+                Ok(Reply::Array(Vec::new()))
+            }
+            "myid" if args.len() == 2 => Ok(bulk_text(run_id())),
+            "myid" => Err(wrong_arity("sentinel|myid")),
+            _ => Err(Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))),
+        }
+    }
+
+    /// The master's address as handed out: `[sentinel] announce`, or the
+    /// RESP listener's bound address.
+    fn master_address(&self) -> (String, String) {
+        if let Some((host, port)) = self
+            .shared
+            .config
+            .sentinel
+            .announce
+            .as_deref()
+            .and_then(|a| a.rsplit_once(':'))
+        {
+            return (host.to_string(), port.to_string());
+        }
+        match self.shared.resp_addr {
+            Some(addr) => (addr.ip().to_string(), addr.port().to_string()),
+            // Validation requires listen.resp with the sentinel listener.
+            None => ("127.0.0.1".into(), "6379".into()),
+        }
+    }
+
+    /// `SENTINEL MASTER`'s fields for a master that is up, has no replicas
+    /// and is watched by this one sentinel (a map under RESP3).
+    fn master_state(&self) -> Reply {
+        let (host, port) = self.master_address();
+        let uptime_ms = self.shared.stats.started.elapsed().as_millis().to_string();
+        let fields: [(&str, String); 20] = [
+            ("name", self.shared.config.sentinel.master_name.clone()),
+            ("ip", host),
+            ("port", port),
+            ("runid", run_id().to_string()),
+            ("flags", "master".into()),
+            ("link-pending-commands", "0".into()),
+            ("link-refcount", "1".into()),
+            ("last-ping-sent", "0".into()),
+            ("last-ok-ping-reply", "0".into()),
+            ("last-ping-reply", "0".into()),
+            ("down-after-milliseconds", "30000".into()),
+            ("info-refresh", "0".into()),
+            ("role-reported", "master".into()),
+            ("role-reported-time", uptime_ms),
+            ("config-epoch", "0".into()),
+            ("num-slaves", "0".into()),
+            ("num-other-sentinels", "0".into()),
+            ("quorum", "1".into()),
+            ("failover-timeout", "180000".into()),
+            ("parallel-syncs", "1".into()),
+        ];
+        Reply::Map(
+            fields
+                .into_iter()
+                .map(|(name, value)| (bulk_text(name), bulk_text(&value)))
+                .collect(),
+        )
+    }
+
+    fn sentinel_info(&self) -> String {
+        let (host, port) = self.master_address();
+        let report = self.shared.report();
+        format!(
+            "# Server\r\nredis_version:{}\r\nredis_mode:sentinel\r\nprocess_id:{}\r\nrun_id:{}\r\n\
+             uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n\
+             # Sentinel\r\nsentinel_masters:1\r\nsentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\n\
+             sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n\
+             sentinel_simulate_failure_flags:0\r\n\
+             master0:name={},status=ok,address={host}:{port},slaves=0,sentinels=1\r\n",
+            super::connection::REDIS_VERSION,
+            std::process::id(),
+            run_id(),
+            report.uptime_seconds,
+            report.current_connections,
+            self.shared.config.sentinel.master_name,
+        )
+    }
+}
+
+fn bulk_text(text: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{exchange, show, start_keyway, start_memcached, ONE_MEMORY_ROUTE};
+use common::{after_hello, exchange, show, start_keyway, start_memcached, ONE_MEMORY_ROUTE};
 
 /// Numeric tokens that are not plain small numbers.
 const ODD_NUMBERS: &[&str] = &[
@@ -627,20 +627,4 @@ async fn resp_command_lines_get_redis_own_replies_in_resp2_and_resp3() {
         lines.len() * 2,
         differences.join("\n")
     );
-}
-
-/// What follows the HELLO reply (which carries the server's version and
-/// client id).
-fn after_hello(reply: &[u8]) -> &[u8] {
-    let start = reply
-        .windows(8)
-        .position(|w| w == b"modules\r")
-        .expect("HELLO map");
-    let rest = &reply[start..];
-    let end = rest
-        .windows(4)
-        .position(|w| w == b"*0\r\n")
-        .expect("empty modules")
-        + 4;
-    &rest[end..]
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{exchange, show, start_keyway, start_redis, ONE_MEMORY_ROUTE};
+use common::{after_hello, exchange, show, start_keyway, start_redis, ONE_MEMORY_ROUTE};
 
 /// Inline scripts (as telnet sends them) whose replies carry nothing run-specific.
 const SCRIPTS: &[&str] = &[
@@ -57,20 +57,6 @@ async fn replies_match_real_redis_byte_for_byte() {
             }
         }
     }
-}
-
-fn after_hello(reply: &[u8]) -> &[u8] {
-    let start = reply
-        .windows(8)
-        .position(|w| w == b"modules\r")
-        .expect("HELLO map");
-    let rest = &reply[start..];
-    let end = rest
-        .windows(4)
-        .position(|w| w == b"*0\r\n")
-        .expect("empty modules")
-        + 4;
-    &rest[end..]
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -210,6 +210,22 @@ pub async fn send_and_read(stream: &mut TcpStream, request: &[u8], len: usize) -
     reply
 }
 
+/// What follows a HELLO reply (which carries the server's version and
+/// client id), to compare the rest with redis's.
+pub fn after_hello(reply: &[u8]) -> &[u8] {
+    let start = reply
+        .windows(8)
+        .position(|w| w == b"modules\r")
+        .expect("HELLO map");
+    let rest = &reply[start..];
+    let end = rest
+        .windows(4)
+        .position(|w| w == b"*0\r\n")
+        .expect("empty modules")
+        + 4;
+    &rest[end..]
+}
+
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .replace('\r', "\\r")

@@ -1,5 +1,6 @@
 //! One conformance suite for every backend: the same cases through the
-//! `Backend` trait, against memory, a real two-server memcached pool, redis, SQLite,
+//! `Backend` trait, against memory, a real two-server memcached pool, redis
+//! (directly, and through a Redis Sentinel), SQLite,
 //! PostgreSQL and MariaDB (started by the tests, or named by
 //! KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL; each case gets its own
 //! table). Where memcached cannot do something (list keys, per-db flush,
@@ -54,9 +55,33 @@ fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
         Path::new("."),
     )
     .unwrap();
+    // The same redis, found through a Redis Sentinel (redis-sentinel://).
+    let sentinel_redis = start_redis();
+    let sentinel_dir = tempfile::tempdir().unwrap();
+    let sentinel_port = common::free_port();
+    let conf = sentinel_dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {} 1\n",
+            sentinel_redis.addr.port()
+        ),
+    )
+    .unwrap();
+    let sentinel = common::start_redis_sentinel(&conf, sentinel_port);
+    let via_sentinel = AnyBackend::build(
+        &BackendConfig::new(format!("redis-sentinel://{}/main", sentinel.addr)),
+        Path::new("."),
+    )
+    .unwrap();
     let (postgres, _) = sql(postgres_url());
     let (mariadb, _) = sql(mariadb_url());
     vec![
+        (
+            "redis-sentinel",
+            via_sentinel,
+            Box::new((sentinel_redis, sentinel, sentinel_dir)),
+        ),
         ("memory", memory, Box::new(())),
         ("memcached", memcached, Box::new(servers)),
         ("redis", redis, Box::new(redis_server)),

@@ -27,6 +27,7 @@ need=()
 command -v memcached >/dev/null || need+=(memcached)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 { [ -x /usr/sbin/nutcracker ] || command -v nutcracker >/dev/null; } || need+=(nutcracker)   # twemproxy: the ketama reference
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 command -v pg_isready >/dev/null || need+=(postgresql-client)

@@ -439,6 +439,8 @@ pub struct Pool<F: Framer> {
     /// A host name resolved again before every new connection and every
     /// `resolve_interval_seconds` (None: the configuration gave an address).
     follow: Option<String>,
+    /// Or what is asked instead of the resolver (Redis Sentinel).
+    locate: Option<Arc<dyn Locate>>,
     slots: Vec<Slot<F>>,
     next: AtomicUsize,
     connect_timeout: Duration,
@@ -470,6 +472,23 @@ pub struct PoolOptions {
     pub tls: Option<crate::tls::Connector>,
     /// The host name the address came from, to follow when it moves.
     pub follow: Option<String>,
+    /// Asked for the address instead (Redis Sentinel); `follow` is unused then.
+    pub locate: Option<Arc<dyn Locate>>,
+}
+
+/// Finds a pool's server when it is not a fixed address or name: asked
+/// before every new connection and every `resolve_interval_seconds`.
+pub trait Locate: Send + Sync {
+    /// The server's address now; `None` when nothing answered.
+    fn locate(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<SocketAddr>> + Send + '_>>;
+    /// What is followed, for the log.
+    fn describe(&self) -> String;
+    /// Why requests must not be sent now (a failover under way), if so.
+    fn fenced(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Framer> Pool<F> {
@@ -483,6 +502,7 @@ impl<F: Framer> Pool<F> {
         Self {
             addr: arc_swap::ArcSwap::from_pointee(addr),
             follow,
+            locate: options.locate,
             slots: (0..options.connections.max(1))
                 .map(|_| Slot {
                     current: ArcSwapOption::empty(),
@@ -502,12 +522,32 @@ impl<F: Framer> Pool<F> {
         **self.addr.load()
     }
 
-    /// Resolves the followed host name again. When it no longer resolves to
+    /// Asks the locator (Redis Sentinel) where the server is, or resolves the
+    /// followed host name again. When it no longer resolves to
     /// the address in use, new connections go to the first address it does
     /// resolve to: the pool's connections are let go (requests already sent
     /// on them finish) and the change is logged. True if it changed. A name
     /// that does not resolve leaves the address as it is.
     pub async fn follow_name(&self) -> bool {
+        if let Some(locate) = &self.locate {
+            let current = self.addr();
+            let Some(new) = locate.locate().await else {
+                return false;
+            };
+            if new == current {
+                return false;
+            }
+            tracing::info!(
+                server = F::SERVER,
+                followed = %locate.describe(),
+                from = %current,
+                to = %new,
+                "backend address changed: new connections go to the new address"
+            );
+            self.addr.store(Arc::new(new));
+            self.forget_connections();
+            return true;
+        }
         let Some(host) = &self.follow else {
             return false;
         };
@@ -537,10 +577,16 @@ impl<F: Framer> Pool<F> {
             "backend address changed: new connections go to the new address"
         );
         self.addr.store(Arc::new(new));
+        self.forget_connections();
+        true
+    }
+
+    /// Lets the open connections go (requests already sent on them finish):
+    /// the next request connects anew, asking where first.
+    pub fn forget_connections(&self) {
         for slot in &self.slots {
             slot.current.store(None);
         }
-        true
     }
 
     /// Connections open now.
@@ -583,6 +629,13 @@ impl<F: Framer> Pool<F> {
             return Ok(connection);
         }
         self.follow_name().await;
+        if self.locate.is_some() && self.addr().port() == 0 {
+            return Err(ConnectionError::Io(
+                self.addr(),
+                "no sentinel named the master's address; check the sentinels and the master name"
+                    .into(),
+            ));
+        }
         let connection = Connection::connect_with(
             self.addr(),
             self.connect_timeout,
@@ -627,6 +680,9 @@ impl<F: Framer> Pool<F> {
 
     /// Sends one encoded request on a pooled connection and waits for its replies.
     pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
+        if let Some(why) = self.locate.as_ref().and_then(|locate| locate.fenced()) {
+            return Err(ConnectionError::Io(self.addr(), why));
+        }
         self.connection().await?.call(request, expect).await
     }
 }

@@ -8,7 +8,8 @@ pub enum BackendUrl {
     Memory,
     /// `memcached://host:port[:weight],...`
     Memcached(Vec<MemcachedServer>),
-    /// `redis://` or, with TLS, `rediss://`.
+    /// `redis://` or, with TLS, `rediss://`; `redis-sentinel://` (the
+    /// master the sentinels name: `url.sentinel`).
     Redis { url: RedisUrl, tls: bool },
     /// `sqlite://`, `postgres[ql]://`, `mysql://`, `mariadb://`: the URL is
     /// handed to the driver as written.
@@ -16,8 +17,8 @@ pub enum BackendUrl {
 }
 
 /// Schemes this build understands, for the one "unsupported scheme" message.
-const SCHEMES: &str =
-    "memory://, memcached://, redis://, rediss://, sqlite://, postgres:// and mysql://";
+const SCHEMES: &str = "memory://, memcached://, redis://, rediss://, redis-sentinel://, \
+     sqlite://, postgres:// and mysql://";
 
 impl BackendUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
@@ -33,6 +34,10 @@ impl BackendUrl {
                 url: parse_redis(rest)?,
                 tls: scheme == "rediss",
             }),
+            "redis-sentinel" => Ok(BackendUrl::Redis {
+                url: parse_redis_sentinel(rest)?,
+                tls: false,
+            }),
             _ => Err(unsupported()),
         }
     }
@@ -45,7 +50,10 @@ impl BackendUrl {
             BackendUrl::Memcached(servers) => {
                 servers.iter().all(|server| host_is_local(&server.host))
             }
-            BackendUrl::Redis { url, .. } => host_is_local(&url.host),
+            BackendUrl::Redis { url, .. } => match &url.sentinel {
+                Some(sentinel) => sentinel.servers.iter().all(|(host, _)| host_is_local(host)),
+                None => host_is_local(&url.host),
+            },
             BackendUrl::Sql(Dialect::Postgres | Dialect::MySql) => {
                 // [user[:password]@]host[:port][/database][?options]
                 let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -111,6 +119,68 @@ pub struct RedisUrl {
     pub user: Option<String>,
     pub password: Option<String>,
     pub db: u8,
+    /// `redis-sentinel://`: the sentinels to ask, and for which master
+    /// (`host`/`port` are then the first sentinel's, unused).
+    pub sentinel: Option<SentinelTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelTarget {
+    pub servers: Vec<(String, u16)>,
+    pub master: String,
+}
+
+/// Parses what follows `redis-sentinel://`:
+/// `[[user]:password@]host[:port],host[:port].../MASTER[/db]` (port 26379
+/// when omitted).
+pub fn parse_redis_sentinel(rest: &str) -> Result<RedisUrl, String> {
+    let example = "e.g. redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster";
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, rest),
+    };
+    let Some((hosts, path)) = address.split_once('/') else {
+        return Err(format!(
+            "needs the master's name after the sentinels, {example}"
+        ));
+    };
+    let (master, db) = match path.split_once('/') {
+        Some((master, "")) => (master, 0),
+        Some((master, db)) => (
+            master,
+            db.parse()
+                .ok()
+                .filter(|db| *db < 16)
+                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
+        ),
+        None => (path, 0),
+    };
+    if master.is_empty() {
+        return Err(format!(
+            "needs the master's name after the sentinels, {example}"
+        ));
+    }
+    let servers = hosts
+        .split(',')
+        .map(|server| match server.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() => port
+                .parse()
+                .map(|port| (host.to_string(), port))
+                .map_err(|_| format!("{port:?} is not a port")),
+            Some(_) => Err(format!("{server:?} needs a host, {example}")),
+            None if !server.is_empty() => Ok((server.to_string(), 26379)),
+            None => Err(format!("needs at least one sentinel, {example}")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut url = parse_redis(&match credentials {
+        Some(credentials) => format!("{credentials}@{}:{}/{db}", servers[0].0, servers[0].1),
+        None => format!("{}:{}/{db}", servers[0].0, servers[0].1),
+    })?;
+    url.sentinel = Some(SentinelTarget {
+        servers,
+        master: master.to_string(),
+    });
+    Ok(url)
 }
 
 /// Parses what follows `redis://`: `[[user]:password@]host[:port][/db]`.
@@ -155,6 +225,7 @@ pub fn parse_redis(rest: &str) -> Result<RedisUrl, String> {
         user,
         password,
         db,
+        sentinel: None,
     })
 }
 
@@ -219,9 +290,23 @@ mod tests {
                 port: 6380,
                 user: Some("user".into()),
                 password: Some("pw".into()),
-                db: 2
+                db: 2,
+                sentinel: None,
             }
         );
+        let sentinel = parse_redis_sentinel(":pw@10.0.0.1:26380,10.0.0.2/kolla/3").unwrap();
+        assert_eq!(sentinel.password.as_deref(), Some("pw"));
+        assert_eq!(sentinel.db, 3);
+        assert_eq!(
+            sentinel.sentinel,
+            Some(SentinelTarget {
+                servers: vec![("10.0.0.1".into(), 26380), ("10.0.0.2".into(), 26379)],
+                master: "kolla".into(),
+            })
+        );
+        for bad in ["h:1", "h:1/", ":1/m", "h:x/m", "h/m/99"] {
+            assert!(parse_redis_sentinel(bad).is_err(), "{bad}");
+        }
         let plain = parse_redis("localhost").unwrap();
         assert_eq!((plain.port, plain.db, plain.password), (6379, 0, None));
         assert_eq!(

@@ -131,6 +131,23 @@ fn memcached_args(port: u16) -> Vec<String> {
     .to_vec()
 }
 
+/// redis-sentinel on `port` with the configuration file `conf` (which it
+/// rewrites as it learns the topology).
+pub fn start_redis_sentinel(conf: &Path, port: u16) -> External {
+    spawn(
+        "redis-sentinel",
+        &[conf.display().to_string()],
+        port,
+        "redis-sentinel",
+    )
+}
+
+/// Stops a server at once (SIGKILL), as a crash would.
+pub fn kill(server: &mut External) {
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
+
 pub fn start_redis() -> External {
     start_redis_at(free_port())
 }
@@ -170,7 +187,7 @@ pub fn start_redis_tls(cert: &Path, key: &Path, ca: &Path) -> External {
     start_redis_on(port, &tls)
 }
 
-fn start_redis_on(port: u16, extra: &[&str]) -> External {
+pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
     let port_text = port.to_string();
     let base = [
         "--port",

@@ -121,3 +121,42 @@ backend = "pool"
         keyway.wait(timeout=15)
         memcached.kill()
         memcached.wait()
+
+
+def test_django_redis_cache_suite_through_a_redis_sentinel_backend(django_tests, tmp_path):
+    """Django's RedisCache tests through Keyway whose backend is the redis a
+    real Redis Sentinel names (redis-sentinel://)."""
+    redis_port, sentinel_port, resp_port = free_port(), free_port(), free_port()
+    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {redis_port} 1\n")
+    sentinel = subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL)
+    config = tmp_path / "keyway.toml"
+    config.write_text(f"""
+[listen]
+resp = "127.0.0.1:{resp_port}"
+
+[backends.ha]
+url = "redis-sentinel://127.0.0.1:{sentinel_port}/main"
+
+[[routes]]
+glob = "*"
+backend = "ha"
+""")
+    log = open(tmp_path / "keyway.log", "w")
+    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
+    try:
+        for port in (redis_port, sentinel_port, resp_port):
+            wait_for(port)
+        caches = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": f"redis://127.0.0.1:{resp_port}"},
+        }
+        summary = run_django_tests(django_tests, tmp_path, "cache", caches, ["-k", "RedisCacheTests"])
+        print("\n".join(summary))
+    finally:
+        for process in (keyway, sentinel, redis_server):
+            process.terminate()
+            process.wait(timeout=15)

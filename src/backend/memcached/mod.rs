@@ -101,6 +101,7 @@ impl MemcachedBackend {
                         handshake: None,
                         tls,
                         follow: Some(server.host.clone()),
+                        locate: None,
                     },
                 )))
             })

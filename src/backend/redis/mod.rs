@@ -20,6 +20,7 @@
 //! hash of the stored bytes: storing the same bytes again keeps the id.
 
 mod client_view;
+mod sentinel;
 
 pub use client_view::{client_reply, write_reply};
 
@@ -191,11 +192,25 @@ enum Change {
 
 impl RedisBackend {
     pub fn new(url: &RedisUrl, config: &BackendConfig) -> std::result::Result<Self, String> {
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
-            .next()
-            .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?;
+        let locator = url.sentinel.as_ref().map(|target| {
+            Arc::new(sentinel::SentinelLocator {
+                sentinels: target.servers.clone(),
+                master: target.master.clone(),
+                user: url.user.clone(),
+                password: url.password.clone(),
+                timeout: config.connect_timeout() + config.request_timeout(),
+                fenced_until: std::sync::Mutex::new(None),
+            })
+        });
+        let addr = match &locator {
+            // Unknown until a sentinel answers (before the first connection).
+            Some(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            None => (url.host.as_str(), url.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
+                .next()
+                .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?,
+        };
         let select = (url.db != 0).then(|| text(url.db));
         let handshake = |version: Version| {
             let mut request = BytesMut::new();
@@ -233,9 +248,16 @@ impl RedisBackend {
             handshake: handshake(version),
             tls: tls.clone(),
             follow: Some(url.host.clone()),
+            locate: locator
+                .clone()
+                .map(|locator| locator as Arc<dyn super::pipeline::Locate>),
         };
         let pool = Arc::new(Pool::new(addr, options(Version::Resp3)));
         let pool2 = Arc::new(Pool::new(addr, options(Version::Resp2)));
+        if let Some(locator) = &locator {
+            locator.watch(vec![Arc::downgrade(&pool)]);
+            locator.watch(vec![Arc::downgrade(&pool2)]);
+        }
         super::pipeline::follow_names(vec![Arc::downgrade(&pool)], config.resolve_interval());
         super::pipeline::follow_names(vec![Arc::downgrade(&pool2)], config.resolve_interval());
         Ok(Self {
@@ -291,6 +313,11 @@ impl RedisBackend {
             .call(request.freeze(), Expect::Count(total))
             .await
             .map_err(|e| unavailable(&e.to_string()))?;
+        // A master demoted by a failover: connect anew (asking the
+        // sentinels, for redis-sentinel://) from the next request on.
+        if replies.iter().any(|reply| reply.starts_with(b"-READONLY")) {
+            pool.forget_connections();
+        }
         if switch {
             replies.pop();
             let selected = replies.remove(0);

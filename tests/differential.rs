@@ -400,7 +400,7 @@ async fn meta_leases_and_stale_items_are_refused_with_the_reason() {
     )
     .await;
     let refusal =
-        "CLIENT_ERROR meta flags N, R and I (leases, stale items) are not supported by Keyway\r\n";
+        "CLIENT_ERROR meta flags N, R and I (leases, stale items) need a memcached route\r\n";
     assert_eq!(
         String::from_utf8(reply).unwrap(),
         format!("{}MN\r\n", refusal.repeat(4))
@@ -627,4 +627,24 @@ async fn resp_command_lines_get_redis_own_replies_in_resp2_and_resp3() {
         lines.len() * 2,
         differences.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn meta_leases_on_a_memcached_route_are_memcacheds_own() {
+    let memcached = start_memcached();
+    let pool = start_memcached();
+    let through = start_keyway(&format!(
+        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
+        pool.addr
+    ))
+    .await;
+    // A lease won on a miss (W), seen taken by the next reader (Z), a stale
+    // item after md I (X), and q hiding only the nominal replies.
+    let script = b"mg lease N30 v t\r\nmg lease N30 v\r\nms lease 3 T60\r\nnew\r\n\
+                   md lease I T30\r\nmg lease v c\r\nmg lease q v\r\nmg missing q v\r\n\
+                   ms q 1 q\r\nx\r\nms q 1 q MR\r\ny\r\nmd nothere q\r\nma q q\r\nmn\r\nquit\r\n";
+    let want = normalized(&exchange(memcached.addr, script).await);
+    let got = normalized(&exchange(through.memcache_addr.unwrap(), script).await);
+    assert_eq!(show(got.as_bytes()), show(want.as_bytes()));
+    assert!(want.contains(" W\r\n") && want.contains(" Z"), "{want}");
 }

@@ -189,6 +189,12 @@ pub fn start_redis_tls(cert: &Path, key: &Path, ca: &Path) -> External {
 
 pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
     let port_text = port.to_string();
+    // A directory of its own: a replica saves the RDB its master sends, and
+    // a redis started where one lies would load its keys and replication
+    // offset (a shared working directory once made ROLE differ).
+    let dir = std::env::temp_dir().join(format!("keyway-test-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for redis");
+    let dir = dir.display().to_string();
     let base = [
         "--port",
         &port_text,
@@ -198,6 +204,8 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
         "",
         "--appendonly",
         "no",
+        "--dir",
+        &dir,
     ];
     let args: Vec<String> = base.iter().chain(extra).map(|a| a.to_string()).collect();
     spawn("redis-server", &args, port, "redis-server")

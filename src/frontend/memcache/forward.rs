@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use keyway_protocol::memcache::{encode, Request, Response};
+use keyway_protocol::memcache::{encode, MetaCommand, Request, Response};
 
 use super::error_reply;
 use crate::backend::memcached::MemcachedBackend;
@@ -47,8 +47,87 @@ pub async fn forward(shared: &Shared, request: &Request, raw: &Bytes, out: &mut 
         Request::Touch { key, noreply, .. } => {
             one_key(shared, Family::Touch, key, *noreply, raw, out).await
         }
+        // Text keys only: a `b` key is forwarded too when it decodes to one.
+        Request::Meta(meta) => meta_command(shared, meta, raw, out).await,
         _ => false,
     }
+}
+
+/// A meta command on a memcached route, forwarded as it came (leases and
+/// stale items are memcached's own then). `q` is taken off the line and
+/// applied here, as memcached applies it: the nominal reply (`EN` for mg,
+/// `HD` for ms/md, any success for ma) is dropped, others are shown — a
+/// reply nobody waits for would shift every later one on the shared
+/// connection.
+async fn meta_command(
+    shared: &Shared,
+    meta: &keyway_protocol::memcache::Meta,
+    raw: &Bytes,
+    out: &mut BytesMut,
+) -> bool {
+    // `me` is answered by Keyway on every route (its figures: meta.rs).
+    if meta.command == MetaCommand::Debug {
+        return false;
+    }
+    let Some((backend, target)) = target(shared, std::slice::from_ref(&meta.key)) else {
+        return false;
+    };
+    let family = match meta.command {
+        MetaCommand::Get | MetaCommand::Debug => Family::Get,
+        MetaCommand::Set => Family::Set,
+        MetaCommand::Delete => Family::Delete,
+        MetaCommand::Arith => Family::Arith,
+    };
+    // Flags follow the key (and ms's data length).
+    let first_flag = if meta.command == MetaCommand::Set {
+        3
+    } else {
+        2
+    };
+    let request = if meta.quiet {
+        without_quiet(raw, first_flag)
+    } else {
+        raw.clone()
+    };
+    let started = Instant::now();
+    let reply = backend.forward_one(&meta.key, request).await;
+    target.observe_health(&reply);
+    target.record(family, started, reply.is_err());
+    match reply {
+        Ok(reply) => {
+            let nominal = match meta.command {
+                MetaCommand::Get => reply.raw.starts_with(b"EN"),
+                MetaCommand::Set | MetaCommand::Delete => reply.raw.starts_with(b"HD"),
+                MetaCommand::Arith => reply.raw.starts_with(b"HD") || reply.raw.starts_with(b"VA"),
+                MetaCommand::Debug => false,
+            };
+            if !(meta.quiet && nominal) {
+                out.extend_from_slice(&reply.raw);
+            }
+        }
+        Err(error) => encode(&error_reply(&RouteError::Backend(error)), out),
+    }
+    true
+}
+
+/// `raw` with its `q` flag token taken off the line (a key named `q` stays).
+fn without_quiet(raw: &Bytes, first_flag: usize) -> Bytes {
+    let line_end = memchr::memchr(b'\n', raw).expect("a request is a line first");
+    let line = raw[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&raw[..line_end]);
+    let kept: Vec<&[u8]> = line
+        .split(|&b| b == b' ')
+        .filter(|token| !token.is_empty())
+        .enumerate()
+        .filter(|(i, token)| *i < first_flag || *token != b"q")
+        .map(|(_, token)| token)
+        .collect();
+    let mut request = BytesMut::with_capacity(raw.len());
+    request.extend_from_slice(&kept.join(&b' '));
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(&raw[line_end + 1..]);
+    request.freeze()
 }
 
 fn target<'a>(
@@ -145,6 +224,14 @@ fn without_noreply(raw: &Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_is_cut_from_the_line_only() {
+        let cut =
+            |raw: &'static str, first| without_quiet(&Bytes::from_static(raw.as_bytes()), first);
+        assert_eq!(cut("ms q 1 q T0\r\nq\r\n", 3), "ms q 1 T0\r\nq\r\n");
+        assert_eq!(cut("mg q v q\n", 2), "mg q v\r\n");
+    }
 
     #[test]
     fn noreply_is_cut_from_the_line_only() {

@@ -1,11 +1,12 @@
-//! memcached's meta commands (`mg`, `ms`, `md`, `ma`, `me`) translated into
-//! router operations on whatever store the key's route names, answered as
-//! memcached 1.6.18 answers them: return flags in the request's order, `q`
-//! hiding the nominal reply, opaque and key echoed.
+//! memcached's meta commands (`mg`, `ms`, `md`, `ma`, `me`) on routes other
+//! than memcached ones (those forward them as they came: `forward.rs`),
+//! translated into router operations and answered as memcached 1.6.18
+//! answers them: return flags in the request's order, `q` hiding the
+//! nominal reply, opaque and key echoed.
 //!
 //! Leases and stale items (mg `N` and `R`, ms/md `I`, ms `N`) need a store
-//! that keeps per-item win/stale bits; no Keyway store does, so those
-//! flags are refused with a `CLIENT_ERROR` that says so. `mg`'s `l` and `h`
+//! that keeps per-item win/stale bits; only memcached does, so elsewhere
+//! those flags are refused with a `CLIENT_ERROR` that says so. `mg`'s `l` and `h`
 //! report 0 (no access times or fetched bits are kept). A CAS compare on
 //! `md` and `ma` is a read then the change, not atomic against other
 //! clients.
@@ -23,7 +24,7 @@ use crate::router::RouteError;
 use crate::session::Shared;
 
 const UNSUPPORTED: &str =
-    "CLIENT_ERROR meta flags N, R and I (leases, stale items) are not supported by Keyway";
+    "CLIENT_ERROR meta flags N, R and I (leases, stale items) need a memcached route";
 
 pub async fn execute(shared: &Shared, meta: &Meta, out: &mut BytesMut) {
     let result = match meta.command {

@@ -144,17 +144,7 @@ pub fn parse_redis_sentinel(rest: &str) -> Result<RedisUrl, String> {
             "needs the master's name after the sentinels, {example}"
         ));
     };
-    let (master, db) = match path.split_once('/') {
-        Some((master, "")) => (master, 0),
-        Some((master, db)) => (
-            master,
-            db.parse()
-                .ok()
-                .filter(|db| *db < 16)
-                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
-        ),
-        None => (path, 0),
-    };
+    let (master, db) = split_db(path)?;
     if master.is_empty() {
         return Err(format!(
             "needs the master's name after the sentinels, {example}"
@@ -183,23 +173,27 @@ pub fn parse_redis_sentinel(rest: &str) -> Result<RedisUrl, String> {
     Ok(url)
 }
 
+/// `text` and the database number after its `/` (0 when there is none).
+fn split_db(text: &str) -> Result<(&str, u8), String> {
+    match text.split_once('/') {
+        Some((head, "")) => Ok((head, 0)),
+        Some((head, db)) => db
+            .parse()
+            .ok()
+            .filter(|db| *db < 16)
+            .map(|db| (head, db))
+            .ok_or_else(|| format!("{db:?} is not a database number 0-15")),
+        None => Ok((text, 0)),
+    }
+}
+
 /// Parses what follows `redis://`: `[[user]:password@]host[:port][/db]`.
 pub fn parse_redis(rest: &str) -> Result<RedisUrl, String> {
     let (credentials, address) = match rest.rsplit_once('@') {
         Some((credentials, address)) => (Some(credentials), address),
         None => (None, rest),
     };
-    let (address, db) = match address.split_once('/') {
-        Some((address, "")) => (address, 0),
-        Some((address, db)) => (
-            address,
-            db.parse()
-                .ok()
-                .filter(|db| *db < 16)
-                .ok_or_else(|| format!("{db:?} is not a database number 0-15"))?,
-        ),
-        None => (address, 0),
-    };
+    let (address, db) = split_db(address)?;
     let (host, port) = match address.rsplit_once(':') {
         Some((host, port)) => (
             host,

@@ -85,69 +85,26 @@ def test_django_session_suite(django_tests, tmp_path, request, protocol):
     print("\n".join(summary))
 
 
-def test_django_redis_cache_suite_through_a_memcached_route(django_tests, tmp_path):
-    """Django's RedisCache tests with every key on a real memcached behind
-    Keyway's RESP listener: keys too long for memcached (Django's key
-    length tests) go in digest form."""
-    memcached_port, resp_port = free_port(), free_port()
-    memcached = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(memcached_port), "-U", "0",
-                                  "-u", "nobody", "-m", "64"])
+def redis_cache_suite_through(django_tests, tmp_path, backend_toml, servers):
+    """Django's RedisCache tests against a Keyway whose every key goes to
+    `backend_toml`'s backend; `servers` are started first and stopped after."""
+    resp_port = free_port()
     config = tmp_path / "keyway.toml"
     config.write_text(f"""
 [listen]
 resp = "127.0.0.1:{resp_port}"
 
-[backends.pool]
-url = "memcached://127.0.0.1:{memcached_port}"
+{backend_toml}
 
 [[routes]]
 glob = "*"
-backend = "pool"
+backend = "store"
 """)
     log = open(tmp_path / "keyway.log", "w")
+    processes = [subprocess.Popen(args, stdout=subprocess.DEVNULL) for args, _ in servers]
     keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
     try:
-        wait_for(memcached_port)
-        wait_for(resp_port)
-        caches = {
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                      "LOCATION": f"redis://127.0.0.1:{resp_port}"},
-        }
-        summary = run_django_tests(django_tests, tmp_path, "cache", caches, ["-k", "RedisCacheTests"])
-        print("\n".join(summary))
-    finally:
-        keyway.terminate()
-        keyway.wait(timeout=15)
-        memcached.kill()
-        memcached.wait()
-
-
-def test_django_redis_cache_suite_through_a_redis_sentinel_backend(django_tests, tmp_path):
-    """Django's RedisCache tests through Keyway whose backend is the redis a
-    real Redis Sentinel names (redis-sentinel://)."""
-    redis_port, sentinel_port, resp_port = free_port(), free_port(), free_port()
-    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                     "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    conf = tmp_path / "sentinel.conf"
-    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {redis_port} 1\n")
-    sentinel = subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL)
-    config = tmp_path / "keyway.toml"
-    config.write_text(f"""
-[listen]
-resp = "127.0.0.1:{resp_port}"
-
-[backends.ha]
-url = "redis-sentinel://127.0.0.1:{sentinel_port}/main"
-
-[[routes]]
-glob = "*"
-backend = "ha"
-""")
-    log = open(tmp_path / "keyway.log", "w")
-    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
-    try:
-        for port in (redis_port, sentinel_port, resp_port):
+        for port in [port for _, port in servers] + [resp_port]:
             wait_for(port)
         caches = {
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -157,6 +114,27 @@ backend = "ha"
         summary = run_django_tests(django_tests, tmp_path, "cache", caches, ["-k", "RedisCacheTests"])
         print("\n".join(summary))
     finally:
-        for process in (keyway, sentinel, redis_server):
+        for process in [keyway, *reversed(processes)]:
             process.terminate()
             process.wait(timeout=15)
+
+
+def test_django_redis_cache_suite_through_a_memcached_route(django_tests, tmp_path):
+    """Every key on a real memcached behind Keyway's RESP listener: keys too
+    long for memcached (Django's key length tests) go in digest form."""
+    port = free_port()
+    memcached = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody", "-m", "64"]
+    backend = f'[backends.store]\nurl = "memcached://127.0.0.1:{port}"'
+    redis_cache_suite_through(django_tests, tmp_path, backend, [(memcached, port)])
+
+
+def test_django_redis_cache_suite_through_a_redis_sentinel_backend(django_tests, tmp_path):
+    """Every key on the redis a real Redis Sentinel names (redis-sentinel://)."""
+    redis_port, sentinel_port = free_port(), free_port()
+    server = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--dir", str(tmp_path)]
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 {redis_port} 1\n")
+    sentinel = ["redis-sentinel", str(conf)]
+    backend = f'[backends.store]\nurl = "redis-sentinel://127.0.0.1:{sentinel_port}/main"'
+    redis_cache_suite_through(django_tests, tmp_path, backend, [(server, redis_port), (sentinel, sentinel_port)])

@@ -49,6 +49,8 @@ pub fn free_port() -> u16 {
 pub struct External {
     child: Child,
     pub addr: SocketAddr,
+    /// A working directory of the server's own, removed with it.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for External {
@@ -86,7 +88,11 @@ fn spawn_logging(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    External { child, addr }
+    External {
+        child,
+        addr,
+        dir: None,
+    }
 }
 
 pub fn start_memcached() -> External {
@@ -192,9 +198,8 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
     // A directory of its own: a replica saves the RDB its master sends, and
     // a redis started where one lies would load its keys and replication
     // offset (a shared working directory once made ROLE differ).
-    let dir = std::env::temp_dir().join(format!("keyway-test-redis-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory for redis");
-    let dir = dir.display().to_string();
+    let workdir = tempfile::tempdir().expect("a directory for redis");
+    let dir = workdir.path().display().to_string();
     let base = [
         "--port",
         &port_text,
@@ -208,7 +213,9 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
         &dir,
     ];
     let args: Vec<String> = base.iter().chain(extra).map(|a| a.to_string()).collect();
-    spawn("redis-server", &args, port, "redis-server")
+    let mut server = spawn("redis-server", &args, port, "redis-server");
+    server.dir = Some(workdir);
+    server
 }
 
 /// Sends `request` on a new connection and reads until the server closes it
@@ -335,6 +342,7 @@ pub fn start_private_mariadb_tls(port: u16, cert: &Path, key: &Path) -> External
     External {
         child: owner,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        dir: None,
     }
 }
 
@@ -374,6 +382,7 @@ fn start_private_postgres_with(port: u16, env: &[(&str, &Path)]) -> External {
     External {
         child: owner,
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        dir: None,
     }
 }
 

@@ -563,22 +563,8 @@ fn cutting_the_database_connections_under_traffic_serves_nothing_stale() {
     let (server, _) = base.rsplit_once('/').unwrap();
     let port = server.rsplit_once(':').unwrap().1.to_string();
     let mysql = |sql: &str| {
-        let status = Command::new("mariadb")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "-N",
-                "-e",
-                sql,
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "{sql}");
+        let output = common::mariadb_cli(&base, None, sql);
+        assert!(output.status.success(), "{sql}");
     };
     mysql("CREATE DATABASE IF NOT EXISTS coherence_cut");
     let mut hosts = self::hosts(

@@ -552,14 +552,6 @@ fn resp_variants(template: &str) -> Vec<Vec<String>> {
     lines
 }
 
-fn resp_array(args: &[String]) -> String {
-    let mut out = format!("*{}\r\n", args.len());
-    for arg in args {
-        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    out
-}
-
 /// Commands Keyway answers differently on purpose, with why (README
 /// "Protocol compatibility").
 const RESP_KNOWN: &[(&str, &str)] = &[
@@ -598,7 +590,7 @@ async fn resp_command_lines_get_redis_own_replies_in_resp2_and_resp3() {
             let shown = line.join(" ");
             let request = format!(
                 "{hello}SELECT 0\r\nFLUSHALL\r\nSET k 10\r\nSET s hello\r\n{}GET k\r\nGET s\r\nGET n\r\nTTL k\r\nSELECT 0\r\nQUIT\r\n",
-                resp_array(line)
+                common::resp_command(line)
             );
             let want = exchange(redis.addr, request.as_bytes()).await;
             let got = exchange(keyway_addr, request.as_bytes()).await;

@@ -38,15 +38,11 @@ async fn resp(server: &Server, script: &str) -> String {
 }
 
 fn set(key: &str, value: &str) -> String {
-    format!(
-        "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
-        key.len(),
-        value.len()
-    )
+    common::resp_command(&["SET", key, value])
 }
 
 fn get(key: &str) -> String {
-    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len())
+    common::resp_command(&["GET", key])
 }
 
 fn bulk(value: &str) -> String {
@@ -236,32 +232,7 @@ async fn postgres_rows_are_sealed_and_rekeyed() {
 async fn mariadb_rows_are_sealed_and_rekeyed() {
     let url = mariadb_url();
     let table = "keyway_encrypted";
-    let port = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mysql = move |sql: &str| {
-        Command::new("mariadb")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "-N",
-                "-B",
-                "keyway",
-                "-e",
-                sql,
-            ])
-            .output()
-            .unwrap()
-    };
+    let mysql = |sql: &str| common::mariadb_cli(&url, Some("keyway"), sql);
     mysql(&format!("DROP TABLE IF EXISTS {table}"));
     let dump = || {
         let output = mysql(&format!("SELECT cache_value FROM {table}"));

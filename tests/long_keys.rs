@@ -6,16 +6,8 @@
 
 mod common;
 
-use common::{exchange, show, start_keyway, start_memcached, start_redis};
+use common::{exchange, resp_command, show, start_keyway, start_memcached, start_redis};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn command(args: &[&str]) -> String {
-    let mut out = format!("*{}\r\n", args.len());
-    for arg in args {
-        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
@@ -58,7 +50,7 @@ async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
         vec!["DEL", &long, &other, &spaced],
         vec!["GET", &other],
     ] {
-        script.push_str(&command(&args));
+        script.push_str(&resp_command(&args));
     }
     script.push_str("QUIT\r\n");
     let want = exchange(redis.addr, script.as_bytes()).await;
@@ -67,7 +59,7 @@ async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
 
     // memcached's own view: nothing over its limit, the long key's value
     // behind the header that names it.
-    let set = command(&["SET", &long, "kept"]);
+    let set = resp_command(&["SET", &long, "kept"]);
     exchange(
         keyway.resp_addr.unwrap(),
         format!("{set}QUIT\r\n").as_bytes(),

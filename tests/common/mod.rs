@@ -309,6 +309,33 @@ pub fn postgres_url() -> String {
     .clone()
 }
 
+/// Runs `sql` with Debian's `mariadb` client on the server `url` names
+/// (`mysql://root@127.0.0.1:PORT/DB`), in database `database` if given.
+pub fn mariadb_cli(url: &str, database: Option<&str>, sql: &str) -> std::process::Output {
+    let server = url.rsplit_once('@').map_or(url, |(_, server)| server);
+    let port = server
+        .split(['/', '?'])
+        .next()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1;
+    let mut command = Command::new("mariadb");
+    command.args(["-h", "127.0.0.1", "-P", port, "-u", "root", "-N", "-B"]);
+    command.args(database).args(["-e", sql]);
+    command.output().expect("the mariadb client runs")
+}
+
+/// A command as a RESP array of bulk strings, as redis clients send it.
+pub fn resp_command<S: AsRef<str>>(args: &[S]) -> String {
+    let mut out = format!("*{}\r\n", args.len());
+    for arg in args {
+        let arg = arg.as_ref();
+        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    out
+}
+
 /// A MariaDB/MySQL URL for tests: `KEYWAY_TEST_MYSQL_URL`, or a server this
 /// test process starts once (tests/servers/mariadb.sh).
 pub fn mariadb_url() -> String {

@@ -199,7 +199,7 @@ impl RedisBackend {
                 user: url.user.clone(),
                 password: url.password.clone(),
                 timeout: config.connect_timeout() + config.request_timeout(),
-                fenced_until: std::sync::Mutex::new(None),
+                fenced_until: std::sync::atomic::AtomicU64::new(0),
             })
         });
         let addr = match &locator {

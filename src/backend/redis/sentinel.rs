@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use keyway_protocol::resp::{
     frame_backend_reply, parse_backend_reply, BackendReply as Reply, Version,
 };
@@ -35,9 +35,10 @@ pub struct SentinelLocator {
     pub user: Option<String>,
     pub password: Option<String>,
     pub timeout: Duration,
-    /// Until when requests are refused: a failover was announced and has
-    /// not ended (at most [`FENCE_LIMIT`], should its end never be heard).
-    pub fenced_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Until when (unix ms; 0: not) requests are refused: a failover was
+    /// announced and has not ended (at most [`FENCE_LIMIT`], should its end
+    /// never be heard). Read on every request: an atomic, not a lock.
+    pub fenced_until: std::sync::atomic::AtomicU64,
 }
 
 /// The longest a failover fences requests without news of its end.
@@ -63,10 +64,10 @@ impl SentinelLocator {
         let mut replies = 1;
         if let Some(password) = &self.password {
             let user = self.user.as_deref().unwrap_or("default");
-            push(&mut out, &[b"AUTH", user.as_bytes(), password.as_bytes()]);
+            super::command(&mut out, &[b"AUTH", user.as_bytes(), password.as_bytes()]);
             replies += 1;
         }
-        push(&mut out, command);
+        super::command(&mut out, command);
         (out, replies)
     }
 
@@ -211,21 +212,22 @@ impl SentinelLocator {
             let channel = String::from_utf8_lossy(channel);
             tracing::info!(master = %self.master, event = %channel, %text, "sentinel event");
             if channel == "+try-failover" {
-                self.fence(Some(std::time::Instant::now() + FENCE_LIMIT));
+                self.fence(crate::op::now_ms() + FENCE_LIMIT.as_millis() as u64);
                 for pool in pools.iter().filter_map(Weak::upgrade) {
                     pool.forget_connections();
                 }
                 continue;
             }
-            self.fence(None);
+            self.fence(0);
             for pool in pools.iter().filter_map(Weak::upgrade) {
                 pool.follow_name().await;
             }
         }
     }
 
-    fn fence(&self, until: Option<std::time::Instant>) {
-        *self.fenced_until.lock().expect("not poisoned") = until;
+    fn fence(&self, until_ms: u64) {
+        self.fenced_until
+            .store(until_ms, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -256,8 +258,8 @@ impl Locate for SentinelLocator {
     }
 
     fn fenced(&self) -> Option<String> {
-        let until = (*self.fenced_until.lock().expect("not poisoned"))?;
-        (std::time::Instant::now() < until).then(|| {
+        let until = self.fenced_until.load(std::sync::atomic::Ordering::Relaxed);
+        (until != 0 && crate::op::now_ms() < until).then(|| {
             format!(
                 "the sentinels are failing over master {}; try again once it is promoted",
                 self.master
@@ -281,13 +283,4 @@ async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<Reply>
         }
     }
     Ok(replies)
-}
-
-fn push(out: &mut BytesMut, args: &[&[u8]]) {
-    out.put_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.put_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.put_slice(arg);
-        out.put_slice(b"\r\n");
-    }
 }

@@ -403,11 +403,16 @@ impl Batch<'_> {
     async fn upsert(&mut self, rows: &[Row6]) -> Result<(), sqlx::Error> {
         let sql = self.shared.statements.upsert(rows.len());
         let mut query = sqlx::query(&sql);
-        for (db, key, value, flags, expires, cas) in rows {
-            let value = match &self.shared.keyring {
-                Some(keyring) => keyring.seal(*db, key, value),
-                None => value.to_vec(),
-            };
+        // Sealed copies only when encrypting; plain values are bound as they are.
+        let sealed: Vec<Vec<u8>> = match &self.shared.keyring {
+            Some(keyring) => rows
+                .iter()
+                .map(|(db, key, value, ..)| keyring.seal(*db, key, value))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (i, (db, key, value, flags, expires, cas)) in rows.iter().enumerate() {
+            let value: &[u8] = sealed.get(i).map_or(&value[..], |sealed| &sealed[..]);
             query = query
                 .bind(*db)
                 .bind(&key[..])

@@ -44,7 +44,8 @@ pub struct Config {
     pub policies: BTreeMap<String, PolicyConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
-    /// Users RESP clients must authenticate as (none: no AUTH needed).
+    /// Users clients must authenticate as (none: no AUTH needed); memcached
+    /// clients too with `memcache = "ascii"`.
     #[serde(default)]
     pub auth: Auth,
     /// TLS on the listeners it names.

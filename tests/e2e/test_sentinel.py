@@ -17,7 +17,10 @@ from conftest import KEYWAY_BIN, free_port, wait_for
 PASSWORD = "kolla-redis-pass"
 
 
-def start_keyway(tmp_path, resp, sentinel):
+def start_keyway(tmp_path, resp, sentinel, password=None):
+    """Keyway with its sentinel listener naming its RESP listener as master
+    "kolla" (and, with `password`, that password required on both)."""
+    users = f'[[auth.users]]\nname = "default"\npassword = "{password}"\n' if password else ""
     config = tmp_path / "keyway.toml"
     config.write_text(f"""
 [listen]
@@ -27,10 +30,7 @@ sentinel = "127.0.0.1:{sentinel}"
 [sentinel]
 master_name = "kolla"
 
-[[auth.users]]
-name = "default"
-password = "{PASSWORD}"
-
+{users}
 [backends.memory]
 url = "memory://"
 
@@ -47,7 +47,7 @@ backend = "memory"
 
 def test_kolla_valkey_mode_settings_work_against_keyway(tmp_path):
     resp, sentinel_port = free_port(), free_port()
-    keyway = start_keyway(tmp_path, resp, sentinel_port)
+    keyway = start_keyway(tmp_path, resp, sentinel_port, PASSWORD)
     try:
         # kolla-ansible's Horizon CACHES for Valkey behind Sentinel.
         kolla = {
@@ -156,26 +156,9 @@ def test_reply_shapes_match_a_real_redis_sentinel(tmp_path):
                     f"sentinel monitor kolla 127.0.0.1 {redis_port} 1\n")
     sentinel = subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL)
     resp, keyway_sentinel = free_port(), free_port()
-    config = tmp_path / "keyway.toml"
-    config.write_text(f"""
-[listen]
-resp = "127.0.0.1:{resp}"
-sentinel = "127.0.0.1:{keyway_sentinel}"
-
-[sentinel]
-master_name = "kolla"
-
-[backends.memory]
-url = "memory://"
-
-[[routes]]
-glob = "*"
-backend = "memory"
-""")
-    keyway = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    keyway = start_keyway(tmp_path, resp, keyway_sentinel)
     try:
-        for port in (redis_port, real_sentinel, resp, keyway_sentinel):
+        for port in (redis_port, real_sentinel):
             wait_for(port)
         # The sentinel needs a moment to see its master.
         deadline = time.monotonic() + 10

@@ -345,14 +345,10 @@ const META_KNOWN: &[(&str, &str)] = &[];
 #[tokio::test(flavor = "multi_thread")]
 async fn meta_command_lines_get_memcacheds_own_replies() {
     let memcached = start_memcached();
-    // Keyway's memory store, and a memcached behind Keyway.
-    let pool = start_memcached();
+    // Keyway's memory store, and a pool of three memcached behind Keyway.
+    let (_pool, pool_config) = common::memcached_pool_of_three();
     let memory = start_keyway(ONE_MEMORY_ROUTE).await;
-    let through = start_keyway(&format!(
-        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
-        pool.addr
-    ))
-    .await;
+    let through = start_keyway(&pool_config).await;
     let mut differences = Vec::new();
     let targets = [
         ("memory", memory.memcache_addr.unwrap()),
@@ -624,12 +620,8 @@ async fn resp_command_lines_get_redis_own_replies_in_resp2_and_resp3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn meta_leases_on_a_memcached_route_are_memcacheds_own() {
     let memcached = start_memcached();
-    let pool = start_memcached();
-    let through = start_keyway(&format!(
-        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
-        pool.addr
-    ))
-    .await;
+    let (_pool, pool_config) = common::memcached_pool_of_three();
+    let through = start_keyway(&pool_config).await;
     // A lease won on a miss (W), seen taken by the next reader (Z), a stale
     // item after md I (X), and q hiding only the nominal replies.
     let script = b"mg lease N30 v t\r\nmg lease N30 v\r\nms lease 3 T60\r\nnew\r\n\

@@ -6,18 +6,14 @@
 
 mod common;
 
-use common::{exchange, resp_command, show, start_keyway, start_memcached, start_redis};
+use common::{exchange, resp_command, show, start_keyway, start_redis};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
-    let memcached = start_memcached();
+    let (pool, pool_config) = common::memcached_pool_of_three();
     let redis = start_redis();
-    let keyway = start_keyway(&format!(
-        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
-        memcached.addr
-    ))
-    .await;
+    let keyway = start_keyway(&pool_config).await;
     let long = format!(":1:{}", "k".repeat(400));
     let other = format!(":1:{}", "k".repeat(399) + "j");
     // 200 bytes with a space: base64 would be 268 bytes.
@@ -65,10 +61,27 @@ async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
         format!("{set}QUIT\r\n").as_bytes(),
     )
     .await;
-    // (memcached leaves the connection open after a dump: read to its END.)
-    let mut stream = tokio::net::TcpStream::connect(memcached.addr)
-        .await
-        .unwrap();
+    let mut dump = String::new();
+    for server in &pool {
+        dump.push_str(&metadump(server.addr).await);
+    }
+    let keys: Vec<&str> = dump
+        .lines()
+        .filter_map(|line| line.strip_prefix("key="))
+        .map(|rest| rest.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one item on one of the three servers: {dump}"
+    );
+    assert!(keys[0].len() <= 250, "{dump}");
+}
+
+/// `lru_crawler metadump all` of one server (memcached leaves the
+/// connection open after a dump: read to its END).
+async fn metadump(addr: std::net::SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"lru_crawler metadump all\r\n")
         .await
@@ -83,12 +96,5 @@ async fn long_keys_on_a_memcached_route_answer_as_redis_does() {
         assert!(n > 0, "memcached closed mid-dump");
         dump.extend_from_slice(&chunk[..n]);
     }
-    let dump = String::from_utf8_lossy(&dump).into_owned();
-    let keys: Vec<&str> = dump
-        .lines()
-        .filter_map(|line| line.strip_prefix("key="))
-        .map(|rest| rest.split(' ').next().unwrap())
-        .collect();
-    assert_eq!(keys.len(), 1, "{dump}");
-    assert!(keys[0].len() <= 250, "{dump}");
+    String::from_utf8_lossy(&dump).into_owned()
 }

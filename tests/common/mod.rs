@@ -103,6 +103,18 @@ pub fn start_memcached_at(port: u16) -> External {
     spawn("memcached", &memcached_args(port), port, "memcached")
 }
 
+/// Three memcached servers and the `[backends.pool]` and catch-all route
+/// that put them behind Keyway as one pool, as deployments run memcached.
+pub fn memcached_pool_of_three() -> (Vec<External>, String) {
+    let servers: Vec<External> = (0..3).map(|_| start_memcached()).collect();
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    let config = format!(
+        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
+        addrs.join(",")
+    );
+    (servers, config)
+}
+
 /// memcached on a free port with `extra` arguments (`-Z -o ssl_...`).
 pub fn start_memcached_with(extra: &[&str]) -> External {
     let port = free_port();

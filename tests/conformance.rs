@@ -1,6 +1,6 @@
 //! One conformance suite for every backend: the same cases through the
 //! `Backend` trait, against memory, a real two-server memcached pool, redis
-//! (directly, and through a Redis Sentinel), SQLite,
+//! (directly, through a Redis Sentinel, and a three-primary Redis Cluster), SQLite,
 //! PostgreSQL and MariaDB (started by the tests, or named by
 //! KEYWAY_TEST_POSTGRES_URL / KEYWAY_TEST_MYSQL_URL; each case gets its own
 //! table). Where memcached cannot do something (list keys, per-db flush,
@@ -74,9 +74,17 @@ fn backends() -> Vec<(&'static str, AnyBackend, Guard)> {
         Path::new("."),
     )
     .unwrap();
+    // A Redis Cluster of three primaries (redis-cluster://).
+    let cluster = common::start_redis_cluster(3, 0);
+    let via_cluster = AnyBackend::build(
+        &BackendConfig::new(format!("redis-cluster://{}", cluster.seeds())),
+        Path::new("."),
+    )
+    .unwrap();
     let (postgres, _) = sql(postgres_url());
     let (mariadb, _) = sql(mariadb_url());
     vec![
+        ("redis-cluster", via_cluster, Box::new(cluster)),
         (
             "redis-sentinel",
             via_sentinel,
@@ -391,6 +399,19 @@ for_each_backend!(databases_are_separate_namespaces, |kind, backend| {
         .store(0, store("k", "zero", StoreMode::Set))
         .await
         .unwrap();
+    if kind == "redis-cluster" {
+        // A Redis Cluster has database 0 only: others are refused, saying so.
+        let refused = backend.store(1, store("k", "one", StoreMode::Set)).await;
+        assert!(
+            matches!(&refused, Err(BackendError::Unsupported(why)) if why.contains("only database 0")),
+            "{refused:?}"
+        );
+        assert!(is_unsupported(backend.flush(Some(1)).await));
+        assert_eq!(backend.len(0).await.unwrap(), 1);
+        backend.flush(None).await.unwrap();
+        assert_eq!(backend.len(0).await.unwrap(), 0);
+        return;
+    }
     backend
         .store(1, store("k", "one", StoreMode::Set))
         .await
@@ -441,15 +462,33 @@ for_each_backend!(delete_getdel_and_msetnx, |kind, backend| {
         ));
         return;
     }
+    // On a cluster, all-or-nothing only within one hash slot: the keys
+    // share a hash tag there, and keys in several slots are refused.
+    let key = |name: &str| {
+        if kind == "redis-cluster" {
+            b(&format!("{{t}}{name}"))
+        } else {
+            b(name)
+        }
+    };
     assert!(backend
-        .store_all_if_absent(0, vec![(b("x"), b("1")), (b("y"), b("2"))])
+        .store_all_if_absent(0, vec![(key("x"), b("1")), (key("y"), b("2"))])
         .await
         .unwrap());
     assert!(!backend
-        .store_all_if_absent(0, vec![(b("z"), b("1")), (b("y"), b("2"))])
+        .store_all_if_absent(0, vec![(key("z"), b("1")), (key("y"), b("2"))])
         .await
         .unwrap());
-    assert_eq!(value(&backend, 0, "z").await, None);
+    assert_eq!(backend.get(0, &[key("z")]).await.unwrap(), vec![None]);
+    if kind == "redis-cluster" {
+        let refused = backend
+            .store_all_if_absent(0, vec![(b("x"), b("1")), (b("y"), b("2"))])
+            .await;
+        assert!(
+            matches!(&refused, Err(BackendError::Unsupported(why)) if why.starts_with("CROSSSLOT")),
+            "{refused:?}"
+        );
+    }
 });
 
 for_each_backend!(scan_returns_every_key_once, |kind, backend| {
@@ -463,10 +502,12 @@ for_each_backend!(scan_returns_every_key_once, |kind, backend| {
             .await
             .unwrap();
     }
-    backend
-        .store(2, store("key:other-db", "v", StoreMode::Set))
-        .await
-        .unwrap();
+    if kind != "redis-cluster" {
+        backend
+            .store(2, store("key:other-db", "v", StoreMode::Set))
+            .await
+            .unwrap();
+    }
     let mut seen = Vec::new();
     let mut cursor = 0;
     loop {

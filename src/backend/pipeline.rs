@@ -680,9 +680,26 @@ impl<F: Framer> Pool<F> {
 
     /// Sends one encoded request on a pooled connection and waits for its replies.
     pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
+        self.call_telling_if_sent(request, expect)
+            .await
+            .map_err(|(error, _)| error)
+    }
+
+    /// Like `call`, and on failure whether the request may have reached the
+    /// server (false: no connection could be had, so it is safe to send it
+    /// elsewhere; true: it was written, or may have been, before the failure).
+    pub async fn call_telling_if_sent(
+        &self,
+        request: Bytes,
+        expect: Expect,
+    ) -> Result<Vec<F::Frame>, (ConnectionError, bool)> {
         if let Some(why) = self.locate.as_ref().and_then(|locate| locate.fenced()) {
-            return Err(ConnectionError::Io(self.addr(), why));
+            return Err((ConnectionError::Io(self.addr(), why), false));
         }
-        self.connection().await?.call(request, expect).await
+        let connection = self.connection().await.map_err(|error| (error, false))?;
+        connection
+            .call(request, expect)
+            .await
+            .map_err(|error| (error, true))
     }
 }

@@ -9,7 +9,8 @@ pub enum BackendUrl {
     /// `memcached://host:port[:weight],...`
     Memcached(Vec<MemcachedServer>),
     /// `redis://` or, with TLS, `rediss://`; `redis-sentinel://` (the
-    /// master the sentinels name: `url.sentinel`).
+    /// master the sentinels name: `url.sentinel`); `redis-cluster://` (a
+    /// Redis Cluster: `url.cluster`).
     Redis { url: RedisUrl, tls: bool },
     /// `sqlite://`, `postgres[ql]://`, `mysql://`, `mariadb://`: the URL is
     /// handed to the driver as written.
@@ -18,7 +19,7 @@ pub enum BackendUrl {
 
 /// Schemes this build understands, for the one "unsupported scheme" message.
 const SCHEMES: &str = "memory://, memcached://, redis://, rediss://, redis-sentinel://, \
-     sqlite://, postgres:// and mysql://";
+     redis-cluster://, sqlite://, postgres:// and mysql://";
 
 impl BackendUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
@@ -38,6 +39,10 @@ impl BackendUrl {
                 url: parse_redis_sentinel(rest)?,
                 tls: false,
             }),
+            "redis-cluster" => Ok(BackendUrl::Redis {
+                url: parse_redis_cluster(rest)?,
+                tls: false,
+            }),
             _ => Err(unsupported()),
         }
     }
@@ -50,9 +55,10 @@ impl BackendUrl {
             BackendUrl::Memcached(servers) => {
                 servers.iter().all(|server| host_is_local(&server.host))
             }
-            BackendUrl::Redis { url, .. } => match &url.sentinel {
-                Some(sentinel) => sentinel.servers.iter().all(|(host, _)| host_is_local(host)),
-                None => host_is_local(&url.host),
+            BackendUrl::Redis { url, .. } => match (&url.sentinel, &url.cluster) {
+                (Some(sentinel), _) => sentinel.servers.iter().all(|(host, _)| host_is_local(host)),
+                (_, Some(seeds)) => seeds.iter().all(|(host, _)| host_is_local(host)),
+                (None, None) => host_is_local(&url.host),
             },
             BackendUrl::Sql(Dialect::Postgres | Dialect::MySql) => {
                 // [user[:password]@]host[:port][/database][?options]
@@ -122,6 +128,9 @@ pub struct RedisUrl {
     /// `redis-sentinel://`: the sentinels to ask, and for which master
     /// (`host`/`port` are then the first sentinel's, unused).
     pub sentinel: Option<SentinelTarget>,
+    /// `redis-cluster://`: the nodes first asked for the cluster's slot map
+    /// (`host`/`port` are then the first one's).
+    pub cluster: Option<Vec<(String, u16)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,18 +159,7 @@ pub fn parse_redis_sentinel(rest: &str) -> Result<RedisUrl, String> {
             "needs the master's name after the sentinels, {example}"
         ));
     }
-    let servers = hosts
-        .split(',')
-        .map(|server| match server.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() => port
-                .parse()
-                .map(|port| (host.to_string(), port))
-                .map_err(|_| format!("{port:?} is not a port")),
-            Some(_) => Err(format!("{server:?} needs a host, {example}")),
-            None if !server.is_empty() => Ok((server.to_string(), 26379)),
-            None => Err(format!("needs at least one sentinel, {example}")),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let servers = parse_host_list(hosts, 26379, example)?;
     let mut url = parse_redis(&match credentials {
         Some(credentials) => format!("{credentials}@{}:{}/{db}", servers[0].0, servers[0].1),
         None => format!("{}:{}/{db}", servers[0].0, servers[0].1),
@@ -170,6 +168,53 @@ pub fn parse_redis_sentinel(rest: &str) -> Result<RedisUrl, String> {
         servers,
         master: master.to_string(),
     });
+    Ok(url)
+}
+
+/// `host:port,host:port...` (a missing port is `default_port`).
+fn parse_host_list(
+    hosts: &str,
+    default_port: u16,
+    example: &str,
+) -> Result<Vec<(String, u16)>, String> {
+    hosts
+        .split(',')
+        .map(|server| match server.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() => port
+                .parse()
+                .map(|port| (host.to_string(), port))
+                .map_err(|_| format!("{port:?} is not a port")),
+            Some(_) => Err(format!("{server:?} needs a host, {example}")),
+            None if !server.is_empty() => Ok((server.to_string(), default_port)),
+            None => Err(format!("needs at least one server, {example}")),
+        })
+        .collect()
+}
+
+/// Parses what follows `redis-cluster://`:
+/// `[[user]:password@]host[:port],host[:port]...` (port 6379 when omitted),
+/// the nodes asked for the slot map until one answers.
+pub fn parse_redis_cluster(rest: &str) -> Result<RedisUrl, String> {
+    let example = "e.g. redis-cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379";
+    let (credentials, address) = match rest.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, rest),
+    };
+    let hosts = match address.split_once('/') {
+        None | Some((_, "")) | Some((_, "0")) => address.split('/').next().unwrap_or(""),
+        Some((_, db)) => {
+            return Err(format!(
+                "a Redis Cluster has only database 0 (redis refuses SELECT in cluster mode), \
+                 so /{db} cannot be served; remove it, {example}"
+            ))
+        }
+    };
+    let seeds = parse_host_list(hosts, 6379, example)?;
+    let mut url = parse_redis(&match credentials {
+        Some(credentials) => format!("{credentials}@{}:{}", seeds[0].0, seeds[0].1),
+        None => format!("{}:{}", seeds[0].0, seeds[0].1),
+    })?;
+    url.cluster = Some(seeds);
     Ok(url)
 }
 
@@ -220,6 +265,7 @@ pub fn parse_redis(rest: &str) -> Result<RedisUrl, String> {
         password,
         db,
         sentinel: None,
+        cluster: None,
     })
 }
 
@@ -286,8 +332,22 @@ mod tests {
                 password: Some("pw".into()),
                 db: 2,
                 sentinel: None,
+                cluster: None,
             }
         );
+        let cluster = parse_redis_cluster(":pw@10.0.0.1:7000,10.0.0.2").unwrap();
+        assert_eq!(cluster.password.as_deref(), Some("pw"));
+        assert_eq!(
+            cluster.cluster,
+            Some(vec![("10.0.0.1".into(), 7000), ("10.0.0.2".into(), 6379)])
+        );
+        assert_eq!(parse_redis_cluster("h:1/0").unwrap().db, 0);
+        assert!(parse_redis_cluster("h:1/2")
+            .unwrap_err()
+            .contains("only database 0"));
+        for bad in ["", "h:x", ":1,h:2"] {
+            assert!(parse_redis_cluster(bad).is_err(), "{bad}");
+        }
         let sentinel = parse_redis_sentinel(":pw@10.0.0.1:26380,10.0.0.2/kolla/3").unwrap();
         assert_eq!(sentinel.password.as_deref(), Some("pw"));
         assert_eq!(sentinel.db, 3);

@@ -523,6 +523,15 @@ impl Router {
         }
     }
 
+    /// Whether the redis backend at `slot` is a Redis Cluster: commands
+    /// forwarded there carry their keys' hash slot.
+    pub fn is_redis_cluster(&self, slot: usize) -> bool {
+        matches!(
+            self.slots[slot].target.backend(),
+            Some(AnyBackend::Redis(redis)) if redis.is_cluster()
+        )
+    }
+
     /// Whether any backend is a redis (RESP commands may then be forwarded).
     pub fn has_redis(&self) -> bool {
         self.redis_slots().next().is_some()
@@ -546,16 +555,15 @@ impl Router {
         slot: usize,
         version: keyway_protocol::resp::Version,
         db: Db,
-        commands: &[u8],
-        names: impl ExactSizeIterator<Item = &'n [u8]>,
+        commands: crate::backend::redis::Batch,
+        names: impl Iterator<Item = &'n [u8]>,
         in_transaction: bool,
     ) -> Result<Vec<Bytes>> {
         let Some(AnyBackend::Redis(redis)) = self.slots[slot].target.backend() else {
             unreachable!("redis_target only returns redis backends")
         };
-        let count = names.len() + if in_transaction { 2 } else { 0 };
         let started = std::time::Instant::now();
-        let result = redis.forward(version, db, commands, count).await;
+        let result = redis.forward(version, db, commands, in_transaction).await;
         let stats = &self.slots[slot].target.stats;
         stats.observe_health(&result);
         for name in names {

@@ -230,6 +230,109 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> External {
     server
 }
 
+/// A real Redis Cluster on loopback: `primaries` primaries (at least 3, as
+/// `redis-cli --cluster create` wants) with `replicas` replicas each, every
+/// slot assigned, every node agreeing (`cluster_state:ok`).
+pub struct RedisCluster {
+    pub nodes: Vec<External>,
+}
+
+impl RedisCluster {
+    /// `host:port,host:port...` of every node, for a redis-cluster:// URL.
+    pub fn seeds(&self) -> String {
+        let addrs: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
+        addrs.join(",")
+    }
+
+    /// redis-cli against one node, its stdout.
+    pub fn cli(&self, node: usize, args: &[&str]) -> String {
+        redis_cli(self.nodes[node].addr, args)
+    }
+
+    /// Waits until every live node says `cluster_state:ok` and names the same primaries.
+    pub fn wait_ok(&self, live: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let states: Vec<String> = live
+                .iter()
+                .map(|&n| self.cli(n, &["cluster", "info"]))
+                .collect();
+            let slots: Vec<String> = live
+                .iter()
+                .map(|&n| {
+                    let mut lines: Vec<String> = self
+                        .cli(n, &["cluster", "nodes"])
+                        .lines()
+                        .filter(|l| l.contains("master") && !l.contains("fail"))
+                        .map(|l| {
+                            let f: Vec<&str> = l.split(' ').collect();
+                            format!("{} {}", f[1], f[8..].join(" "))
+                        })
+                        .collect();
+                    lines.sort();
+                    lines.join("\n")
+                })
+                .collect();
+            if states.iter().all(|s| s.contains("cluster_state:ok"))
+                && slots.windows(2).all(|w| w[0] == w[1])
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not settle: {states:?} {slots:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// redis-cli against `addr`, its stdout.
+pub fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (apt-get install -y redis-tools)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn start_redis_cluster(primaries: usize, replicas: usize) -> RedisCluster {
+    let nodes: Vec<External> = (0..primaries * (1 + replicas))
+        .map(|_| {
+            start_redis_on(
+                free_port(),
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                ],
+            )
+        })
+        .collect();
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for node in &nodes {
+        create.arg(node.addr.to_string());
+    }
+    let output = create
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .output()
+        .expect("redis-cli (apt-get install -y redis-tools)");
+    assert!(
+        output.status.success(),
+        "redis-cli --cluster create: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let cluster = RedisCluster { nodes };
+    let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+    cluster.wait_ok(&all);
+    cluster
+}
+
 /// Sends `request` on a new connection and reads until the server closes it
 /// (the request should end with `quit`/`QUIT`).
 pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {

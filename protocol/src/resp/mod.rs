@@ -6,6 +6,8 @@ mod reply;
 mod request;
 mod response;
 
+/// The Redis Cluster hash slot of a key (hash tags honoured), as `CLUSTER KEYSLOT`.
+pub use redis_protocol::redis_keyslot as key_slot;
 pub use reply::{encode, Reply, Version};
 pub use request::{Command, DecodeError, Decoder, Limits};
 pub use response::{

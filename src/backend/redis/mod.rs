@@ -20,6 +20,7 @@
 //! hash of the stored bytes: storing the same bytes again keeps the id.
 
 mod client_view;
+pub mod cluster;
 mod sentinel;
 
 pub use client_view::{client_reply, write_reply};
@@ -70,13 +71,77 @@ return 1
 "#;
 
 pub struct RedisBackend {
-    /// RESP3 connections: Keyway's own operations and RESP3 clients' commands.
-    pool: Arc<Pool<Resp3>>,
-    /// RESP2 connections for RESP2 clients' commands, so they get redis's
-    /// RESP2 reply shapes (opened only if such a client comes).
-    pool2: Arc<Pool<Resp2>>,
+    servers: Servers,
     base_db: u8,
     script_sha: String,
+}
+
+/// One redis (found by address, name or sentinels), or a Redis Cluster.
+enum Servers {
+    One {
+        /// RESP3 connections: Keyway's own operations and RESP3 clients' commands.
+        pool: Arc<Pool<Resp3>>,
+        /// RESP2 connections for RESP2 clients' commands, so they get redis's
+        /// RESP2 reply shapes (opened only if such a client comes).
+        pool2: Arc<Pool<Resp2>>,
+    },
+    Cluster(Arc<cluster::Cluster>),
+}
+
+/// The hash slot of a command sent to every node of a cluster.
+const EVERY_NODE: u16 = u16::MAX;
+
+/// Whole RESP commands on their way to a redis route, each with the hash
+/// slot of its keys (used by a Redis Cluster; 0 otherwise).
+#[derive(Default)]
+pub struct Batch {
+    bytes: BytesMut,
+    ends: Vec<usize>,
+    slots: Vec<u16>,
+}
+
+impl Batch {
+    /// Adds one command as the client framed it.
+    pub fn push_raw(&mut self, raw: &[u8], slot: u16) {
+        self.bytes.extend_from_slice(raw);
+        self.close(slot);
+    }
+
+    /// Adds a keyless command for every node (SCRIPT LOAD): the reply is the
+    /// first node's error, else the last node's reply.
+    pub fn push_for_every_node(&mut self, args: &[Bytes]) {
+        self.push_args(args, EVERY_NODE);
+    }
+
+    /// Adds one command from its arguments.
+    pub fn push_args(&mut self, args: &[Bytes], slot: u16) {
+        let args: Vec<&[u8]> = args.iter().map(|arg| &arg[..]).collect();
+        command(&mut self.bytes, &args);
+        self.close(slot);
+    }
+
+    fn close(&mut self, slot: u16) {
+        self.ends.push(self.bytes.len());
+        self.slots.push(slot);
+    }
+
+    /// Commands in the batch.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Empties the batch, returning what it held.
+    pub fn take(&mut self) -> Batch {
+        Batch {
+            bytes: self.bytes.split(),
+            ends: std::mem::take(&mut self.ends),
+            slots: std::mem::take(&mut self.slots),
+        }
+    }
 }
 
 /// Appends one command as a RESP array of bulk strings.
@@ -152,6 +217,22 @@ fn unavailable(message: &str) -> BackendError {
         backend: "redis".into(),
         message: message.into(),
     }
+}
+
+/// A reply's bytes, parsed (as RESP3: Keyway's own commands use RESP3).
+fn parse_reply(raw: &Bytes) -> Result<Reply> {
+    parse_backend_reply(raw, Version::Resp3).map_err(|e| unavailable(&e.to_string()))
+}
+
+/// A Redis Cluster has database 0 only (redis refuses SELECT in cluster mode).
+fn only_database_0(db: Db) -> Result<()> {
+    if db == 0 {
+        return Ok(());
+    }
+    Err(BackendError::Unsupported(format!(
+        "database {db} is not served on a redis-cluster route: a Redis Cluster has only \
+         database 0 (SELECT 0, or route this prefix elsewhere)"
+    )))
 }
 
 fn integer(reply: &Reply) -> Result<i64> {
@@ -252,6 +333,47 @@ impl RedisBackend {
                 .clone()
                 .map(|locator| locator as Arc<dyn super::pipeline::Locate>),
         };
+        let script_sha = hex::encode(Sha1::digest(WRITE_IF_UNCHANGED.as_bytes()));
+        if let Some(seeds) = &url.cluster {
+            if tls.is_some() {
+                return Err("TLS to a Redis Cluster is not built yet; drop the tls settings \
+                            or reach the cluster over a private network"
+                    .into());
+            }
+            let (connections, connect_timeout, request_timeout) = (
+                config.connections.unwrap_or(DEFAULT_CONNECTIONS),
+                config.connect_timeout(),
+                config.request_timeout(),
+            );
+            let (handshake3, handshake2) = (handshake(Version::Resp3), handshake(Version::Resp2));
+            let node_options = move |version| PoolOptions {
+                connections,
+                connect_timeout,
+                request_timeout,
+                max_value: MAX_REPLY,
+                handshake: match version {
+                    Version::Resp3 => handshake3.clone(),
+                    Version::Resp2 => handshake2.clone(),
+                },
+                tls: None,
+                follow: None,
+                locate: None,
+            };
+            let make_node = move |addr| cluster::Node {
+                addr,
+                pool: Pool::new(addr, node_options(Version::Resp3)),
+                pool2: Pool::new(addr, node_options(Version::Resp2)),
+            };
+            return Ok(Self {
+                servers: Servers::Cluster(Arc::new(cluster::Cluster::new(
+                    seeds.clone(),
+                    config.request_timeout(),
+                    make_node,
+                ))),
+                base_db: 0,
+                script_sha,
+            });
+        }
         let pool = Arc::new(Pool::new(addr, options(Version::Resp3)));
         let pool2 = Arc::new(Pool::new(addr, options(Version::Resp2)));
         if let Some(locator) = &locator {
@@ -261,31 +383,94 @@ impl RedisBackend {
         super::pipeline::follow_names(vec![Arc::downgrade(&pool)], config.resolve_interval());
         super::pipeline::follow_names(vec![Arc::downgrade(&pool2)], config.resolve_interval());
         Ok(Self {
-            pool,
-            pool2,
+            servers: Servers::One { pool, pool2 },
             base_db: url.db,
-            script_sha: hex::encode(Sha1::digest(WRITE_IF_UNCHANGED.as_bytes())),
+            script_sha,
         })
     }
 
-    /// Runs the commands `build` appends, in Keyway database `db`, on a
-    /// RESP3 connection, and returns one reply per command (`count` of them).
+    /// Whether this is a Redis Cluster (commands go to the node serving
+    /// their keys' hash slot).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.servers, Servers::Cluster(_))
+    }
+
+    /// Runs the commands `build` appends (`count` of them, all on `key`:
+    /// on a cluster they go to the node serving its hash slot), in Keyway
+    /// database `db`, over RESP3, and returns one reply per command.
     async fn run(
         &self,
         db: Db,
+        key: &[u8],
         count: usize,
         build: impl FnOnce(&mut BytesMut),
     ) -> Result<Vec<Reply>> {
-        self.run_on(&self.pool, db, count, build)
+        self.run_raw(Version::Resp3, db, key, count, build)
             .await?
             .iter()
-            .map(|raw| {
-                parse_backend_reply(raw, Version::Resp3).map_err(|e| unavailable(&e.to_string()))
-            })
+            .map(parse_reply)
             .collect()
     }
 
-    /// Like `run`, on `pool`, returning the replies' raw bytes.
+    /// Like `run`, over `version`, returning the replies' raw bytes.
+    async fn run_raw(
+        &self,
+        version: Version,
+        db: Db,
+        key: &[u8],
+        count: usize,
+        build: impl FnOnce(&mut BytesMut),
+    ) -> Result<Vec<Bytes>> {
+        match &self.servers {
+            Servers::One { pool, .. } if version == Version::Resp3 => {
+                self.run_on(pool, db, count, build).await
+            }
+            Servers::One { pool2, .. } => self.run_on(pool2, db, count, build).await,
+            Servers::Cluster(cluster) => {
+                only_database_0(db)?;
+                let mut request = BytesMut::new();
+                build(&mut request);
+                let unit = cluster::Unit::new(cluster::key_slot(key), request.freeze(), count);
+                cluster.call(version, &[unit]).await.remove(0)
+            }
+        }
+    }
+
+    /// Runs `build(key)` for each of `keys` (one command each) and returns
+    /// one reply per key: pipelined on one connection, or on a cluster,
+    /// grouped by the node serving each key.
+    async fn run_each(
+        &self,
+        db: Db,
+        keys: &[Bytes],
+        build: impl Fn(&mut BytesMut, &[u8]),
+    ) -> Result<Vec<Reply>> {
+        let Servers::Cluster(cluster) = &self.servers else {
+            return self
+                .run(db, b"", keys.len(), |r| {
+                    for key in keys {
+                        build(r, key);
+                    }
+                })
+                .await;
+        };
+        only_database_0(db)?;
+        let units: Vec<cluster::Unit> = keys
+            .iter()
+            .map(|key| {
+                let mut request = BytesMut::new();
+                build(&mut request, key);
+                cluster::Unit::new(cluster::key_slot(key), request.freeze(), 1)
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(keys.len());
+        for result in cluster.call(Version::Resp3, &units).await {
+            replies.push(parse_reply(&result?.remove(0))?);
+        }
+        Ok(replies)
+    }
+
+    /// Runs `build` on one connection of `pool` (one redis).
     async fn run_on<F: Framer<Frame = Bytes>>(
         &self,
         pool: &Pool<F>,
@@ -328,47 +513,135 @@ impl RedisBackend {
         Ok(replies)
     }
 
-    /// Sends `commands` (`count` whole RESP commands, as a client speaking
-    /// `version` sent them) in Keyway database `db` on one connection of that
-    /// version, in order, and returns their replies as redis sent them.
+    /// Sends `batch` (whole RESP commands, as a client speaking `version`
+    /// sent them; a MULTI ... EXEC when `transaction`) in Keyway database
+    /// `db` and returns their replies as redis sent them, in order: on one
+    /// connection of that version, or on a cluster, each command to the
+    /// node serving its hash slot (a transaction as a whole). On a cluster,
+    /// a command that cannot be delivered gets an error reply of its own.
     pub async fn forward(
         &self,
         version: Version,
         db: Db,
-        commands: &[u8],
-        count: usize,
+        batch: Batch,
+        transaction: bool,
     ) -> Result<Vec<Bytes>> {
-        let build = |r: &mut BytesMut| r.put_slice(commands);
-        match version {
-            Version::Resp2 => self.run_on(&self.pool2, db, count, build).await,
-            Version::Resp3 => self.run_on(&self.pool, db, count, build).await,
+        let count = batch.len();
+        let Servers::Cluster(cluster) = &self.servers else {
+            return self
+                .run_raw(version, db, b"", count, |r| r.put_slice(&batch.bytes))
+                .await;
+        };
+        only_database_0(db)?;
+        if batch.slots == [EVERY_NODE] {
+            let mut last = Vec::new();
+            for node in cluster.primaries().await? {
+                let reply = node
+                    .pool
+                    .call(batch.bytes.clone().freeze(), Expect::One)
+                    .await
+                    .map_err(|e| unavailable(&e.to_string()))?;
+                if reply[0].starts_with(b"-") {
+                    return Ok(reply);
+                }
+                last = reply;
+            }
+            return Ok(last);
         }
+        let bytes = batch.bytes.freeze();
+        let units: Vec<cluster::Unit> = if transaction {
+            vec![cluster::Unit {
+                slot: batch.slots.first().copied().unwrap_or(0),
+                request: bytes,
+                commands: count,
+                transaction: true,
+            }]
+        } else {
+            let mut start = 0;
+            batch
+                .ends
+                .iter()
+                .zip(&batch.slots)
+                .map(|(&end, &slot)| {
+                    let unit = cluster::Unit::new(slot, bytes.slice(start..end), 1);
+                    start = end;
+                    unit
+                })
+                .collect()
+        };
+        let mut replies = Vec::with_capacity(count);
+        for (unit, result) in units.iter().zip(cluster.call(version, &units).await) {
+            match result {
+                Ok(mine) => replies.extend(mine),
+                Err(error) => {
+                    let frame = cluster::error_frame(&error);
+                    replies.extend(std::iter::repeat_n(frame, unit.commands));
+                }
+            }
+        }
+        Ok(replies)
     }
 
-    /// `PING` on the RESP3 pool.
+    /// `PING` on the RESP3 pool (every primary of a cluster).
     pub async fn probe(&self) -> Result<()> {
-        match self.one(0, &[b"PING"]).await? {
+        if let Servers::Cluster(cluster) = &self.servers {
+            for node in cluster.primaries().await? {
+                self.on_node(&node, &[b"PING"]).await?;
+            }
+            return Ok(());
+        }
+        match self.one(0, b"", &[b"PING"]).await? {
             Reply::Error(why) => Err(unavailable(&why)),
             _ => Ok(()),
         }
     }
 
-    /// Open connections and the most kept, over both pools (RESP3 and RESP2).
+    /// Open connections and the most kept, over both pools (RESP3 and
+    /// RESP2) of every server.
     pub fn connections(&self) -> (usize, usize) {
-        (
-            self.pool.open_connections() + self.pool2.open_connections(),
-            self.pool.max_connections() + self.pool2.max_connections(),
-        )
+        match &self.servers {
+            Servers::One { pool, pool2 } => (
+                pool.open_connections() + pool2.open_connections(),
+                pool.max_connections() + pool2.max_connections(),
+            ),
+            Servers::Cluster(cluster) => {
+                cluster
+                    .known_nodes()
+                    .iter()
+                    .fold((0, 0), |(open, max), node| {
+                        (
+                            open + node.pool.open_connections() + node.pool2.open_connections(),
+                            max + node.pool.max_connections() + node.pool2.max_connections(),
+                        )
+                    })
+            }
+        }
     }
 
-    async fn one(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {
-        Ok(self.run(db, 1, |r| command(r, args)).await?.remove(0))
+    /// One command on `key` (on a cluster, sent to the node serving it).
+    async fn one(&self, db: Db, key: &[u8], args: &[&[u8]]) -> Result<Reply> {
+        Ok(self.run(db, key, 1, |r| command(r, args)).await?.remove(0))
+    }
+
+    /// One command on one node of a cluster; an error reply is an error.
+    async fn on_node(&self, node: &cluster::Node, args: &[&[u8]]) -> Result<Reply> {
+        let mut request = BytesMut::new();
+        command(&mut request, args);
+        let raw = node
+            .pool
+            .call(request.freeze(), Expect::One)
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?;
+        match parse_reply(&raw[0])? {
+            Reply::Error(why) => Err(unavailable(&format!("{}: {why}", node.addr))),
+            reply => Ok(reply),
+        }
     }
 
     /// The live item under `key`, with its exact expiry.
     async fn read(&self, db: Db, key: &[u8]) -> Result<Option<(Bytes, i64)>> {
         let mut replies = self
-            .run(db, 2, |r| {
+            .run(db, key, 2, |r| {
                 command(r, &[b"GET", key]);
                 command(r, &[b"PEXPIRETIME", key]);
             })
@@ -414,7 +687,7 @@ impl RedisBackend {
                 &value,
                 &pxat,
             ];
-            if integer(&self.eval(db, &args).await?)? == 1 {
+            if integer(&self.eval(db, key, &args).await?)? == 1 {
                 return Ok(answer);
             }
         }
@@ -425,14 +698,14 @@ impl RedisBackend {
 
     /// EVALSHA of the write script, loading it with EVAL on a server that
     /// does not have it yet.
-    async fn eval(&self, db: Db, args: &[&[u8]]) -> Result<Reply> {
+    async fn eval(&self, db: Db, key: &[u8], args: &[&[u8]]) -> Result<Reply> {
         let mut evalsha: Vec<&[u8]> = vec![b"EVALSHA"];
         evalsha.extend_from_slice(args);
-        match self.one(db, &evalsha).await? {
+        match self.one(db, key, &evalsha).await? {
             Reply::Error(why) if why.starts_with("NOSCRIPT") => {
                 let mut eval: Vec<&[u8]> = vec![b"EVAL", WRITE_IF_UNCHANGED.as_bytes()];
                 eval.extend_from_slice(&args[1..]);
-                self.one(db, &eval).await
+                self.one(db, key, &eval).await
             }
             reply => Ok(reply),
         }
@@ -451,10 +724,18 @@ impl RedisBackend {
 impl Backend for RedisBackend {
     /// One MGET. Items report no expiry here (ask `ttl`).
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        if self.is_cluster() {
+            return self
+                .run_each(db, keys, |r, key| command(r, &[b"GET", key]))
+                .await?
+                .into_iter()
+                .map(|value| Ok(bulk(value)?.map(|stored| item_of(&stored, Expiry::Never))))
+                .collect();
+        }
         let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
         args.push(b"MGET");
         args.extend(keys.iter().map(|k| &k[..]));
-        match self.one(db, &args).await? {
+        match self.one(db, b"", &args).await? {
             Reply::Array(values) if values.len() == keys.len() => values
                 .into_iter()
                 .map(|value| Ok(bulk(value)?.map(|stored| item_of(&stored, Expiry::Never))))
@@ -474,13 +755,9 @@ impl Backend for RedisBackend {
             Expiry::Never => Vec::new(),
         };
         let replies = self
-            .run(db, keys.len(), |r| {
-                for key in keys {
-                    match expiry {
-                        Expiry::Never => command(r, &[b"GETEX", key, b"PERSIST"]),
-                        Expiry::At(_) => command(r, &[b"GETEX", key, b"PXAT", &at]),
-                    }
-                }
+            .run_each(db, keys, |r, key| match expiry {
+                Expiry::Never => command(r, &[b"GETEX", key, b"PERSIST"]),
+                Expiry::At(_) => command(r, &[b"GETEX", key, b"PXAT", &at]),
             })
             .await?;
         replies
@@ -490,7 +767,7 @@ impl Backend for RedisBackend {
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        let reply = self.one(db, &[b"GETDEL", key]).await?;
+        let reply = self.one(db, key, &[b"GETDEL", key]).await?;
         Ok(bulk(reply)?.map(|stored| item_of(&stored, Expiry::Never)))
     }
 
@@ -499,7 +776,9 @@ impl Backend for RedisBackend {
             if let ExpiryUpdate::Set(expiry) = store.expiry {
                 let stored = encode_value(&store.value, store.flags);
                 let reply = self
-                    .run(db, 1, |r| Self::set_command(r, &store.key, &stored, expiry))
+                    .run(db, &store.key, 1, |r| {
+                        Self::set_command(r, &store.key, &stored, expiry)
+                    })
                     .await?
                     .remove(0);
                 return match reply {
@@ -542,16 +821,27 @@ impl Backend for RedisBackend {
             args.push(key);
             args.push(value);
         }
-        Ok(integer(&self.one(db, &args).await?)? == 1)
+        // On a cluster, MSETNX needs every key in one hash slot (redis's
+        // CROSSSLOT error otherwise): nothing else would keep it all-or-nothing.
+        let first = pairs.first().map_or(&b""[..], |(key, _)| &key[..]);
+        if self.is_cluster()
+            && pairs
+                .iter()
+                .any(|(key, _)| cluster::key_slot(key) != cluster::key_slot(first))
+        {
+            return Err(BackendError::Unsupported(
+                "CROSSSLOT Keys in request don't hash to the same slot (MSETNX on a \
+                 redis-cluster route is all-or-nothing only within one hash slot: give \
+                 the keys one {hash tag})"
+                    .into(),
+            ));
+        }
+        Ok(integer(&self.one(db, first, &args).await?)? == 1)
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
         let replies = self
-            .run(db, keys.len(), |r| {
-                for key in keys {
-                    command(r, &[b"DEL", key]);
-                }
-            })
+            .run_each(db, keys, |r, key| command(r, &[b"DEL", key]))
             .await?;
         replies.iter().map(|r| Ok(integer(r)? == 1)).collect()
     }
@@ -592,7 +882,7 @@ impl Backend for RedisBackend {
             // "No expiry" is later than any: only PERSIST-like conditions can hold.
             (Expiry::Never, ExpireCondition::Always) => {
                 let replies = self
-                    .run(db, 2, |r| {
+                    .run(db, key, 2, |r| {
                         command(r, &[b"PERSIST", key]);
                         command(r, &[b"EXISTS", key]);
                     })
@@ -600,33 +890,136 @@ impl Backend for RedisBackend {
                 Ok(integer(&replies[1])? == 1)
             }
             (Expiry::Never, ExpireCondition::IfVolatile | ExpireCondition::IfLater) => {
-                Ok(integer(&self.one(db, &[b"PERSIST", key]).await?)? == 1)
+                Ok(integer(&self.one(db, key, &[b"PERSIST", key]).await?)? == 1)
             }
             (Expiry::Never, _) => Ok(false),
             (Expiry::At(_), ExpireCondition::IfVolatileAndEarlier) => Ok(integer(
                 &self
-                    .one(db, &[b"PEXPIREAT", key, &at, b"XX", b"LT"])
+                    .one(db, key, &[b"PEXPIREAT", key, &at, b"XX", b"LT"])
                     .await?,
             )? == 1),
             (Expiry::At(_), ExpireCondition::Always) => {
-                Ok(integer(&self.one(db, &[b"PEXPIREAT", key, &at]).await?)? == 1)
+                Ok(integer(&self.one(db, key, &[b"PEXPIREAT", key, &at]).await?)? == 1)
             }
             (Expiry::At(_), _) => {
-                Ok(integer(&self.one(db, &[b"PEXPIREAT", key, &at, option]).await?)? == 1)
+                Ok(integer(
+                    &self
+                        .one(db, key, &[b"PEXPIREAT", key, &at, option])
+                        .await?,
+                )? == 1)
             }
         }
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
-        Ok(match integer(&self.one(db, &[b"PTTL", key]).await?)? {
+        Ok(match integer(&self.one(db, key, &[b"PTTL", key]).await?)? {
             -2 => Ttl::Missing,
             -1 => Ttl::Persistent,
             ms => Ttl::Millis(ms.max(0) as u64),
         })
     }
 
+    /// On a cluster, each primary's keys in turn: the cursor clients see
+    /// carries the primary's place (bits 48-55, the primaries in address
+    /// order) and that primary's own SCAN cursor (bits 0-47).
     async fn scan(
         &self,
+        db: Db,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> Result<ScanPage> {
+        let Servers::Cluster(cluster) = &self.servers else {
+            return self.scan_page(None, db, cursor, pattern, count).await;
+        };
+        only_database_0(db)?;
+        let primaries = cluster.primaries().await?;
+        let cursor = cursor & SCAN_CURSOR_MASK;
+        let mut index = (cursor >> NODE_CURSOR_BITS) as usize;
+        let mut node_cursor = cursor & NODE_CURSOR_MASK;
+        while let Some(node) = primaries.get(index) {
+            let page = self
+                .scan_page(Some(node), db, node_cursor, pattern, count)
+                .await?;
+            if page.cursor > NODE_CURSOR_MASK {
+                return Err(unavailable(&format!(
+                    "{}: SCAN returned a cursor Keyway cannot carry across a cluster",
+                    node.addr
+                )));
+            }
+            if page.cursor != 0 {
+                let cursor = ((index as u64) << NODE_CURSOR_BITS) | page.cursor;
+                return Ok(ScanPage { cursor, ..page });
+            }
+            index += 1;
+            node_cursor = 0;
+            if index == primaries.len() || !page.keys.is_empty() {
+                let cursor = if index == primaries.len() {
+                    0
+                } else {
+                    (index as u64) << NODE_CURSOR_BITS
+                };
+                return Ok(ScanPage { cursor, ..page });
+            }
+        }
+        Ok(ScanPage {
+            cursor: 0,
+            keys: Vec::new(),
+        })
+    }
+
+    async fn len(&self, db: Db) -> Result<usize> {
+        let Servers::Cluster(cluster) = &self.servers else {
+            return Ok(integer(&self.one(db, b"", &[b"DBSIZE"]).await?)?.max(0) as usize);
+        };
+        only_database_0(db)?;
+        let mut total = 0;
+        for node in cluster.primaries().await? {
+            total += integer(&self.on_node(&node, &[b"DBSIZE"]).await?)?.max(0) as usize;
+        }
+        Ok(total)
+    }
+
+    /// FLUSHDB of the mapped database, or of each mapped one for all
+    /// (FLUSHALL only when Keyway's databases are the server's 0-15). On a
+    /// cluster, FLUSHALL on every primary.
+    async fn flush(&self, db: Option<Db>) -> Result<()> {
+        if let Servers::Cluster(cluster) = &self.servers {
+            only_database_0(db.unwrap_or(0))?;
+            for node in cluster.primaries().await? {
+                self.on_node(&node, &[b"FLUSHALL"]).await?;
+            }
+            return Ok(());
+        }
+        let dbs: Vec<Db> = match db {
+            Some(db) => vec![db],
+            None if self.base_db == 0 => {
+                return match self.one(0, b"", &[b"FLUSHALL"]).await? {
+                    Reply::Simple(_) => Ok(()),
+                    other => Err(unexpected(&other)),
+                };
+            }
+            None => (0..16 - self.base_db).collect(),
+        };
+        for db in dbs {
+            match self.one(db, b"", &[b"FLUSHDB"]).await? {
+                Reply::Simple(_) => {}
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cluster SCAN cursor: the primary's place above, its own cursor below.
+const NODE_CURSOR_BITS: u32 = 48;
+const NODE_CURSOR_MASK: u64 = (1 << NODE_CURSOR_BITS) - 1;
+
+impl RedisBackend {
+    /// One SCAN page from the one redis, or from `node` of a cluster.
+    async fn scan_page(
+        &self,
+        node: Option<&cluster::Node>,
         db: Db,
         cursor: u64,
         pattern: Option<&[u8]>,
@@ -638,7 +1031,11 @@ impl Backend for RedisBackend {
         if let Some(pattern) = pattern {
             args.extend([b"MATCH".as_slice(), pattern]);
         }
-        match self.one(db, &args).await? {
+        let reply = match node {
+            Some(node) => self.on_node(node, &args).await?,
+            None => self.one(db, b"", &args).await?,
+        };
+        match reply {
             Reply::Array(mut parts) if parts.len() == 2 => {
                 let keys = match parts.pop() {
                     Some(Reply::Array(keys)) => keys
@@ -659,32 +1056,6 @@ impl Backend for RedisBackend {
             }
             other => Err(unexpected(&other)),
         }
-    }
-
-    async fn len(&self, db: Db) -> Result<usize> {
-        Ok(integer(&self.one(db, &[b"DBSIZE"]).await?)?.max(0) as usize)
-    }
-
-    /// FLUSHDB of the mapped database, or of each mapped one for all
-    /// (FLUSHALL only when Keyway's databases are the server's 0-15).
-    async fn flush(&self, db: Option<Db>) -> Result<()> {
-        let dbs: Vec<Db> = match db {
-            Some(db) => vec![db],
-            None if self.base_db == 0 => {
-                return match self.one(0, &[b"FLUSHALL"]).await? {
-                    Reply::Simple(_) => Ok(()),
-                    other => Err(unexpected(&other)),
-                };
-            }
-            None => (0..16 - self.base_db).collect(),
-        };
-        for db in dbs {
-            match self.one(db, &[b"FLUSHDB"]).await? {
-                Reply::Simple(_) => {}
-                other => return Err(unexpected(&other)),
-            }
-        }
-        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@
 //! WATCH, MONITOR) are refused with an error that says so: forwarded
 //! commands share pipelined connections with other clients.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
 use super::commands::{lookup, CommandSpec};
@@ -329,16 +329,6 @@ fn key_positions(keys: Keys, args: &[Bytes]) -> Option<KeyPositions> {
         }
     };
     Some(positions)
-}
-
-/// Appends `args` as one RESP command.
-pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
-    out.put_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.put_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.put_slice(arg);
-        out.put_slice(b"\r\n");
-    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ mod strings;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use keyway_protocol::resp::{encode, Decoder, Limits, Reply, Version};
+use keyway_protocol::resp::{encode, key_slot, Decoder, Limits, Reply, Version};
 
+use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::op::Db;
 use crate::router::RouteError;
@@ -51,7 +52,7 @@ pub struct RespSession {
 #[derive(Default)]
 struct Forwarding {
     slot: Option<usize>,
-    commands: BytesMut,
+    commands: Batch,
     /// Each command's name, to shape its reply.
     names: Vec<Bytes>,
 }
@@ -163,9 +164,12 @@ impl RespSession {
         }
     }
 
-    /// The redis backend `args` can be forwarded to, if any (see [`forward`]).
-    fn forward_slot(&self, args: &[Bytes]) -> Option<usize> {
-        if !self.shared.resp_router.has_redis() {
+    /// The redis backend `args` can be forwarded to, if any (see
+    /// [`forward`]), with the hash slot of its keys when that backend is a
+    /// Redis Cluster (0 otherwise).
+    fn forward_slot(&self, args: &[Bytes]) -> Option<(usize, u16)> {
+        let router = &self.shared.resp_router;
+        if !router.has_redis() {
             return None;
         }
         let forward::Plan::Keys(positions) = forward::plan(args) else {
@@ -175,7 +179,23 @@ impl RespSession {
         if scripts::is_builtin_call(args) {
             return None;
         }
-        self.shared.resp_router.redis_target(positions.keys(args))
+        let slot = router.redis_target(positions.keys(args))?;
+        if !router.is_redis_cluster(slot) {
+            return Some((slot, 0));
+        }
+        let mut keys = positions.keys(args);
+        let hash = key_slot(keys.next()?);
+        if keys.all(|key| key_slot(key) == hash) {
+            return Some((slot, hash));
+        }
+        // Keys in several hash slots. Keyway's own commands (MGET, MSET,
+        // DEL, EXISTS, ...) then run as operations, split by slot; redis's
+        // other commands and scripts go to the first key's node, which
+        // answers redis's CROSSSLOT error.
+        match commands::lookup(&args[0]).map(|spec| spec.name) {
+            Some("eval" | "evalsha") | None => Some((slot, hash)),
+            Some(_) => None,
+        }
     }
 
     /// Sends the batched forwarded commands and writes their replies.
@@ -184,7 +204,7 @@ impl RespSession {
             return;
         };
         let names = std::mem::take(&mut batch.names);
-        let commands = batch.commands.split().freeze();
+        let commands = batch.commands.take();
         let replies = self
             .shared
             .resp_router
@@ -192,7 +212,7 @@ impl RespSession {
                 slot,
                 self.version,
                 self.db,
-                &commands,
+                commands,
                 names.iter().map(|name| &name[..]),
                 false,
             )
@@ -268,7 +288,7 @@ impl RespSession {
             let reply = match commands::lookup(&args[0]) {
                 Some(spec) => self.run(spec, &args).await.unwrap_or_else(|error| error),
                 None => match self.forward_slot(&args) {
-                    Some(slot) => self.forward_one(slot, &args).await,
+                    Some(target) => self.forward_one(target, &args).await,
                     None => not_on_this_route(&args[0]),
                 },
             };
@@ -279,18 +299,34 @@ impl RespSession {
 
     /// Runs the whole transaction on one redis backend when every queued
     /// command goes there: a real MULTI/EXEC, atomic and isolated.
+    /// On a Redis Cluster that means one node: every key in one hash slot.
+    /// A transaction of Keyway's own commands over several slots runs as
+    /// Keyway runs one over several routes (see `exec`); one with redis's
+    /// other commands is refused with the rule.
     async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
-        let mut slots = queued.iter().map(|args| self.forward_slot(args));
-        let slot = slots.next()??;
-        if !slots.all(|s| s == Some(slot)) {
+        let targets: Vec<Option<(usize, u16)>> =
+            queued.iter().map(|args| self.forward_slot(args)).collect();
+        let (slot, hash) = targets[0]?;
+        if !targets.iter().all(|t| *t == Some((slot, hash))) {
+            let router = &self.shared.resp_router;
+            let one_cluster = router.is_redis_cluster(slot)
+                && targets.iter().all(|t| t.is_some_and(|(s, _)| s == slot));
+            let foreign = queued.iter().any(|args| commands::lookup(&args[0]).is_none());
+            if one_cluster && foreign {
+                return Some(Reply::error(
+                    "CROSSSLOT Keys in request don't hash to the same slot (a MULTI/EXEC on a \
+                     redis-cluster route runs on one node, so every key in it must hash to one \
+                     slot: give the keys one {hash tag})",
+                ));
+            }
             return None;
         }
-        let mut commands = BytesMut::new();
-        forward::encode_command(&mut commands, &[Bytes::from_static(b"MULTI")]);
+        let mut commands = Batch::default();
+        commands.push_args(&[Bytes::from_static(b"MULTI")], hash);
         for args in queued {
-            forward::encode_command(&mut commands, args);
+            commands.push_args(args, hash);
         }
-        forward::encode_command(&mut commands, &[Bytes::from_static(b"EXEC")]);
+        commands.push_args(&[Bytes::from_static(b"EXEC")], hash);
         let replies = self
             .shared
             .resp_router
@@ -298,7 +334,7 @@ impl RespSession {
                 slot,
                 self.version,
                 self.db,
-                &commands,
+                commands,
                 queued.iter().map(|args| &args[0][..]),
                 true,
             )
@@ -322,9 +358,9 @@ impl RespSession {
         )
     }
 
-    async fn forward_one(&self, slot: usize, args: &[Bytes]) -> Reply {
-        let mut command = BytesMut::new();
-        forward::encode_command(&mut command, args);
+    async fn forward_one(&self, (slot, hash): (usize, u16), args: &[Bytes]) -> Reply {
+        let mut command = Batch::default();
+        command.push_args(args, hash);
         match self
             .shared
             .resp_router
@@ -332,7 +368,7 @@ impl RespSession {
                 slot,
                 self.version,
                 self.db,
-                &command,
+                command,
                 std::iter::once(&args[0][..]),
                 false,
             )
@@ -383,16 +419,16 @@ impl Session for RespSession {
                         continue;
                     }
                     if self.transaction.is_none() && !self.sentinel {
-                        if let Some(slot) = self.forward_slot(&command.args) {
+                        if let Some((slot, hash)) = self.forward_slot(&command.args) {
                             if batch.slot != Some(slot) {
                                 self.flush_forwarded(&mut batch, output).await;
                                 batch.slot = Some(slot);
                             }
                             self.shared.stats.commands.add(1);
                             if command.raw.first() == Some(&b'*') {
-                                batch.commands.extend_from_slice(&command.raw);
+                                batch.commands.push_raw(&command.raw, hash);
                             } else {
-                                forward::encode_command(&mut batch.commands, &command.args);
+                                batch.commands.push_args(&command.args, hash);
                             }
                             batch.names.push(command.args[0].clone());
                             continue;

@@ -119,10 +119,10 @@ impl RespSession {
         if find(sha.as_bytes()).is_some() || redis.is_empty() {
             return script_subcommand(args);
         }
-        let mut command = bytes::BytesMut::new();
-        super::forward::encode_command(&mut command, args);
         let mut last = Reply::Null;
         for slot in redis {
+            let mut command = crate::backend::redis::Batch::default();
+            command.push_for_every_node(args);
             let replies = self
                 .shared
                 .resp_router
@@ -130,7 +130,7 @@ impl RespSession {
                     slot,
                     self.version,
                     self.db,
-                    &command,
+                    command,
                     std::iter::once(&b"script"[..]),
                     false,
                 )

@@ -293,6 +293,45 @@ fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Erro
             .iter()
             .map(|(t, (_, max))| (labels(t), Sample::Gauge(*max as i64))),
     )?;
+    let clusters: Vec<_> = leaves
+        .iter()
+        .filter_map(|t| match t.backend()? {
+            AnyBackend::Redis(redis) => Some((*t, redis.cluster_figures()?)),
+            _ => None,
+        })
+        .collect();
+    family(
+        encoder,
+        "keyway_redis_cluster_redirects",
+        "Replies a Redis Cluster backend followed instead of answering: MOVED (a slot has moved), ASK (a slot is migrating), TRYAGAIN (retried after a pause), and rerouted (sent to a slot's new owner after the old one could not be reached).",
+        None,
+        MetricType::Counter,
+        clusters.iter().flat_map(|(t, figures)| {
+            use std::sync::atomic::Ordering::Relaxed;
+            [
+                ("moved", &figures.moved),
+                ("ask", &figures.ask),
+                ("tryagain", &figures.try_again),
+                ("rerouted", &figures.rerouted),
+            ]
+            .map(|(kind, counter)| {
+                let mut labels = vec![("backend", t.stats.name())];
+                labels.push(("redirect", kind));
+                (labels, Sample::Counter(counter.load(Relaxed)))
+            })
+        }),
+    )?;
+    family(
+        encoder,
+        "keyway_redis_cluster_slot_maps",
+        "Slot maps a Redis Cluster backend took from CLUSTER SLOTS (the first, and one after each change it noticed).",
+        None,
+        MetricType::Counter,
+        clusters.iter().map(|(t, figures)| {
+            let slot_maps = figures.slot_maps.load(std::sync::atomic::Ordering::Relaxed);
+            (vec![("backend", t.stats.name())], Sample::Counter(slot_maps))
+        }),
+    )?;
     let sql: Vec<_> = leaves
         .iter()
         .filter_map(|t| match t.backend()? {

@@ -309,6 +309,10 @@ pub fn start_redis_cluster(primaries: usize, replicas: usize) -> RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica syncs at once (not after redis 7.0's 5 s wait
+                    // for others): one that never synced cannot take over.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ],
             )
         })
@@ -330,6 +334,17 @@ pub fn start_redis_cluster(primaries: usize, replicas: usize) -> RedisCluster {
     let cluster = RedisCluster { nodes };
     let all: Vec<usize> = (0..cluster.nodes.len()).collect();
     cluster.wait_ok(&all);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &all {
+        loop {
+            let info = cluster.cli(*node, &["info", "replication"]);
+            if info.contains("role:master") || info.contains("master_link_status:up") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a replica did not sync: {info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     cluster
 }
 

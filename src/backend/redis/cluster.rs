@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ pub fn key_slot(key: &[u8]) -> u16 {
 const MAX_REDIRECTS: usize = 8;
 /// The pause before a unit refused with `-TRYAGAIN` is sent again.
 const TRY_AGAIN_PAUSE: Duration = Duration::from_millis(25);
+/// How long a slot map answered is taken as current.
+const MAP_FRESH_FOR: Duration = Duration::from_millis(100);
 /// `ASKING`, sent before a command redirected by `-ASK`.
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
@@ -206,6 +208,19 @@ pub struct Cluster {
     /// A background refresh is queued.
     refreshing: AtomicBool,
     request_timeout: Duration,
+    /// Redirections followed and slot maps taken, for `/metrics`.
+    pub figures: Figures,
+}
+
+/// What a cluster backend has followed since start.
+#[derive(Default)]
+pub struct Figures {
+    pub moved: AtomicU64,
+    pub ask: AtomicU64,
+    pub try_again: AtomicU64,
+    /// Units sent to a slot's new owner after its old one could not be reached.
+    pub rerouted: AtomicU64,
+    pub slot_maps: AtomicU64,
 }
 
 impl Cluster {
@@ -222,6 +237,7 @@ impl Cluster {
             refreshed: tokio::sync::Mutex::new(None),
             refreshing: AtomicBool::new(false),
             request_timeout,
+            figures: Figures::default(),
         }
     }
 
@@ -258,12 +274,13 @@ impl Cluster {
         nodes.values().cloned().collect()
     }
 
-    /// Asks for the slot map, unless it was answered after `since` (another
-    /// caller's refresh already covers what this one saw).
+    /// Asks for the slot map, unless it was answered after `since` or less
+    /// than [`MAP_FRESH_FOR`] before it (another caller's refresh covers
+    /// what this one saw: while a node is down, every request would ask).
     async fn refresh(&self, since: Option<Instant>) -> Result<()> {
         let mut refreshed = self.refreshed.lock().await;
         if let (Some(since), Some(last)) = (since, *refreshed) {
-            if last >= since {
+            if last + MAP_FRESH_FOR >= since {
                 return Ok(());
             }
         }
@@ -294,6 +311,7 @@ impl Cluster {
             match self.map_from(&reply, node.addr).await {
                 Ok(map) => {
                     self.map.store(Arc::new(map));
+                    self.figures.slot_maps.fetch_add(1, Ordering::Relaxed);
                     *refreshed = Some(Instant::now());
                     return Ok(());
                 }
@@ -307,7 +325,11 @@ impl Cluster {
     }
 
     /// The slot map in a `CLUSTER SLOTS` reply from the node at `from`.
-    async fn map_from(&self, raw: &Bytes, from: SocketAddr) -> std::result::Result<SlotMap, String> {
+    async fn map_from(
+        &self,
+        raw: &Bytes,
+        from: SocketAddr,
+    ) -> std::result::Result<SlotMap, String> {
         let ranges = match parse_backend_reply(raw, Version::Resp3) {
             Ok(Reply::Array(ranges)) => ranges,
             Ok(Reply::Error(why)) => return Err(why),
@@ -366,7 +388,11 @@ impl Cluster {
     }
 
     /// Sends `units` and returns each one's replies (or why it failed), in order.
-    pub async fn call(self: &Arc<Self>, version: Version, units: &[Unit]) -> Vec<Result<Vec<Bytes>>> {
+    pub async fn call(
+        self: &Arc<Self>,
+        version: Version,
+        units: &[Unit],
+    ) -> Vec<Result<Vec<Bytes>>> {
         let deadline = Instant::now() + self.request_timeout;
         let mut results: Vec<Option<Result<Vec<Bytes>>>> = units.iter().map(|_| None).collect();
         let mut todo: Vec<(usize, Next, usize)> =
@@ -436,12 +462,19 @@ impl Cluster {
                 };
                 let mut replies = replies.into_iter();
                 for ((i, asking, redirects), count) in members.into_iter().zip(counts) {
-                    let mine = units[i].strip_asking(replies.by_ref().take(count).collect(), asking);
+                    let mine =
+                        units[i].strip_asking(replies.by_ref().take(count).collect(), asking);
                     let redirect = redirect_in(&mine);
                     let Some(redirect) = redirect.filter(|_| redirects < MAX_REDIRECTS) else {
                         results[i] = Some(Ok(mine));
                         continue;
                     };
+                    let counter = match redirect {
+                        Redirect::Moved(..) => &self.figures.moved,
+                        Redirect::Ask(..) => &self.figures.ask,
+                        Redirect::TryAgain => &self.figures.try_again,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     let next = match redirect {
                         Redirect::TryAgain if Instant::now() + TRY_AGAIN_PAUSE < deadline => {
                             pause = true;
@@ -458,10 +491,12 @@ impl Cluster {
                                 None => Next::Owner,
                             }
                         }
-                        Redirect::Ask(host, port) => match self.node_at(&host, port, node.addr).await {
-                            Some(to) => Next::To(to, true),
-                            None => Next::Owner,
-                        },
+                        Redirect::Ask(host, port) => {
+                            match self.node_at(&host, port, node.addr).await {
+                                Some(to) => Next::To(to, true),
+                                None => Next::Owner,
+                            }
+                        }
                     };
                     todo.push((i, next, redirects + 1));
                 }
@@ -477,6 +512,7 @@ impl Cluster {
                         .as_ref()
                         .is_some_and(|owner| owner.addr != addr);
                     if refreshed.is_ok() && moved && redirects < MAX_REDIRECTS {
+                        self.figures.rerouted.fetch_add(1, Ordering::Relaxed);
                         todo.push((i, Next::Owner, redirects + 1));
                     } else {
                         results[i] = Some(Err(unavailable(&format!(
@@ -516,13 +552,17 @@ mod tests {
             Some(Redirect::Moved("127.0.0.1".into(), 6381))
         );
         let ask = Bytes::from_static(b"-ASK 3999 :6381\r\n");
-        assert_eq!(redirect_in(&[ask]), Some(Redirect::Ask(String::new(), 6381)));
+        assert_eq!(
+            redirect_in(&[ask]),
+            Some(Redirect::Ask(String::new(), 6381))
+        );
         let v6 = Bytes::from_static(b"-MOVED 1 [::1]:7000\r\n");
         assert_eq!(
             redirect_in(&[v6]),
             Some(Redirect::Moved("::1".into(), 7000))
         );
-        let again = Bytes::from_static(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
+        let again =
+            Bytes::from_static(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n");
         assert_eq!(redirect_in(&[again]), Some(Redirect::TryAgain));
         assert_eq!(redirect_in(&[Bytes::from_static(b"-ERR MOVED\r\n")]), None);
         assert_eq!(redirect_in(&[Bytes::from_static(b"+OK\r\n")]), None);
@@ -530,7 +570,11 @@ mod tests {
 
     #[test]
     fn asking_goes_before_each_command_of_a_unit() {
-        let unit = Unit::new(1, Bytes::from_static(b"*1\r\n$1\r\nA\r\n*1\r\n$1\r\nB\r\n"), 2);
+        let unit = Unit::new(
+            1,
+            Bytes::from_static(b"*1\r\n$1\r\nA\r\n*1\r\n$1\r\nB\r\n"),
+            2,
+        );
         let mut out = BytesMut::new();
         assert_eq!(unit.append(&mut out, true), 4);
         assert_eq!(

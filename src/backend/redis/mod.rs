@@ -336,9 +336,11 @@ impl RedisBackend {
         let script_sha = hex::encode(Sha1::digest(WRITE_IF_UNCHANGED.as_bytes()));
         if let Some(seeds) = &url.cluster {
             if tls.is_some() {
-                return Err("TLS to a Redis Cluster is not built yet; drop the tls settings \
+                return Err(
+                    "TLS to a Redis Cluster is not built yet; drop the tls settings \
                             or reach the cluster over a private network"
-                    .into());
+                        .into(),
+                );
             }
             let (connections, connect_timeout, request_timeout) = (
                 config.connections.unwrap_or(DEFAULT_CONNECTIONS),
@@ -393,6 +395,14 @@ impl RedisBackend {
     /// their keys' hash slot).
     pub fn is_cluster(&self) -> bool {
         matches!(self.servers, Servers::Cluster(_))
+    }
+
+    /// What a Redis Cluster backend has followed (redirections, slot maps).
+    pub fn cluster_figures(&self) -> Option<&cluster::Figures> {
+        match &self.servers {
+            Servers::Cluster(cluster) => Some(&cluster.figures),
+            Servers::One { .. } => None,
+        }
     }
 
     /// Runs the commands `build` appends (`count` of them, all on `key`:
@@ -902,11 +912,7 @@ impl Backend for RedisBackend {
                 Ok(integer(&self.one(db, key, &[b"PEXPIREAT", key, &at]).await?)? == 1)
             }
             (Expiry::At(_), _) => {
-                Ok(integer(
-                    &self
-                        .one(db, key, &[b"PEXPIREAT", key, &at, option])
-                        .await?,
-                )? == 1)
+                Ok(integer(&self.one(db, key, &[b"PEXPIREAT", key, &at, option]).await?)? == 1)
             }
         }
     }

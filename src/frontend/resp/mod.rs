@@ -311,7 +311,9 @@ impl RespSession {
             let router = &self.shared.resp_router;
             let one_cluster = router.is_redis_cluster(slot)
                 && targets.iter().all(|t| t.is_some_and(|(s, _)| s == slot));
-            let foreign = queued.iter().any(|args| commands::lookup(&args[0]).is_none());
+            let foreign = queued
+                .iter()
+                .any(|args| commands::lookup(&args[0]).is_none());
             if one_cluster && foreign {
                 return Some(Reply::error(
                     "CROSSSLOT Keys in request don't hash to the same slot (a MULTI/EXEC on a \

@@ -300,9 +300,14 @@ pub fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
 pub fn start_redis_cluster(primaries: usize, replicas: usize) -> RedisCluster {
     let nodes: Vec<External> = (0..primaries * (1 + replicas))
         .map(|_| {
+            // The bus port named, not redis's port + 10000 (past 65535 for
+            // some free ports).
+            let bus = free_port().to_string();
             start_redis_on(
                 free_port(),
                 &[
+                    "--cluster-port",
+                    &bus,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",

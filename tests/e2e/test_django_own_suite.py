@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import django
@@ -85,9 +86,10 @@ def test_django_session_suite(django_tests, tmp_path, request, protocol):
     print("\n".join(summary))
 
 
-def redis_cache_suite_through(django_tests, tmp_path, backend_toml, servers):
+def redis_cache_suite_through(django_tests, tmp_path, backend_toml, servers, prepare=None):
     """Django's RedisCache tests against a Keyway whose every key goes to
-    `backend_toml`'s backend; `servers` are started first and stopped after."""
+    `backend_toml`'s backend; `servers` are started first (then `prepare`
+    runs, if given) and stopped after."""
     resp_port = free_port()
     config = tmp_path / "keyway.toml"
     config.write_text(f"""
@@ -106,6 +108,8 @@ backend = "store"
     try:
         for port in [port for _, port in servers] + [resp_port]:
             wait_for(port)
+        if prepare:
+            prepare()
         caches = {
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
             "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -138,3 +142,32 @@ def test_django_redis_cache_suite_through_a_redis_sentinel_backend(django_tests,
     sentinel = ["redis-sentinel", str(conf)]
     backend = f'[backends.store]\nurl = "redis-sentinel://127.0.0.1:{sentinel_port}/main"'
     redis_cache_suite_through(django_tests, tmp_path, backend, [(server, redis_port), (sentinel, sentinel_port)])
+
+
+def test_django_redis_cache_suite_through_a_redis_cluster_backend(django_tests, tmp_path):
+    """Every key on a real three-primary Redis Cluster (redis-cluster://):
+    get_many/set_many/delete_many over keys in many hash slots."""
+    ports = [free_port() for _ in range(3)]
+    servers = []
+    for port in ports:
+        directory = tmp_path / str(port)
+        directory.mkdir()
+        servers.append((["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no", "--dir", str(directory), "--cluster-enabled", "yes",
+                         "--cluster-config-file", "nodes.conf",
+                         # Not port + 10000, which may be past 65535.
+                         "--cluster-port", str(free_port())], port))
+
+    def create_cluster():
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-yes"], check=True, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not all("cluster_state:ok" in subprocess.run(
+                ["redis-cli", "-p", str(p), "cluster", "info"], capture_output=True, text=True).stdout
+                for p in ports):
+            assert time.monotonic() < deadline, "the cluster did not settle"
+            time.sleep(0.1)
+
+    seeds = ",".join(f"127.0.0.1:{p}" for p in ports)
+    backend = f'[backends.store]\nurl = "redis-cluster://{seeds}"'
+    redis_cache_suite_through(django_tests, tmp_path, backend, servers, prepare=create_cluster)

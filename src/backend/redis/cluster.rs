@@ -387,11 +387,14 @@ impl Cluster {
         });
     }
 
-    /// Sends `units` and returns each one's replies (or why it failed), in order.
+    /// Sends `units` and returns each one's replies (or why it failed), in
+    /// order. `whole`, when given, is every unit's request in order, sent
+    /// as it is when all the units go to one node (no copying them together).
     pub async fn call(
         self: &Arc<Self>,
         version: Version,
         units: &[Unit],
+        whole: Option<&Bytes>,
     ) -> Vec<Result<Vec<Bytes>>> {
         let deadline = Instant::now() + self.request_timeout;
         let mut results: Vec<Option<Result<Vec<Bytes>>>> = units.iter().map(|_| None).collect();
@@ -426,9 +429,19 @@ impl Cluster {
                     None => groups.push((node, vec![(i, asking, redirects)])),
                 }
             }
+            let all_in_one = groups.len() == 1
+                && groups[0].1.len() == units.len()
+                && groups[0]
+                    .1
+                    .iter()
+                    .all(|&(_, asking, redirects)| !asking && redirects == 0);
+            let whole = whole.filter(|_| all_in_one);
             let sends = groups.into_iter().map(|(node, members)| async move {
                 let (request, counts) = if let [(i, false, _)] = members[..] {
                     (units[i].request.clone(), vec![units[i].commands])
+                } else if let Some(whole) = whole {
+                    let counts = units.iter().map(|unit| unit.commands).collect();
+                    (whole.clone(), counts)
                 } else {
                     let mut request = BytesMut::new();
                     let counts: Vec<usize> = members

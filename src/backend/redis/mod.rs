@@ -441,7 +441,7 @@ impl RedisBackend {
                 let mut request = BytesMut::new();
                 build(&mut request);
                 let unit = cluster::Unit::new(cluster::key_slot(key), request.freeze(), count);
-                cluster.call(version, &[unit]).await.remove(0)
+                cluster.call(version, &[unit], None).await.remove(0)
             }
         }
     }
@@ -474,7 +474,7 @@ impl RedisBackend {
             })
             .collect();
         let mut replies = Vec::with_capacity(keys.len());
-        for result in cluster.call(Version::Resp3, &units).await {
+        for result in cluster.call(Version::Resp3, &units, None).await {
             replies.push(parse_reply(&result?.remove(0))?);
         }
         Ok(replies)
@@ -562,7 +562,7 @@ impl RedisBackend {
         let units: Vec<cluster::Unit> = if transaction {
             vec![cluster::Unit {
                 slot: batch.slots.first().copied().unwrap_or(0),
-                request: bytes,
+                request: bytes.clone(),
                 commands: count,
                 transaction: true,
             }]
@@ -580,7 +580,8 @@ impl RedisBackend {
                 .collect()
         };
         let mut replies = Vec::with_capacity(count);
-        for (unit, result) in units.iter().zip(cluster.call(version, &units).await) {
+        let replies_by_unit = cluster.call(version, &units, Some(&bytes)).await;
+        for (unit, result) in units.iter().zip(replies_by_unit) {
             match result {
                 Ok(mine) => replies.extend(mine),
                 Err(error) => {

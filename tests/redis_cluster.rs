@@ -99,6 +99,8 @@ const SAME_EVERYWHERE: &[&str] = &[
     "HSET {t}h f v",
     "EXEC",
     "MULTI",
+    "EXEC",
+    "MULTI",
     "SET one 1",
     "SET two 2",
     "MGET one two",
@@ -603,6 +605,8 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_traffic_continues() {
         .lock()
         .unwrap()
         .map_or(0, |last| last.duration_since(started).as_millis());
+    let mismatches = traffic.mismatches.lock().unwrap().len();
+    let figures = redirects(keyway.admin_addr.unwrap()).await;
     let report = format!(
         "primary killed under traffic: requests {}, writes acknowledged {}, held afterwards {held}, \
          errors {}, reads answering another value {}, slowest reply {} ms, replica promoted \
@@ -610,10 +614,10 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_traffic_continues() {
         traffic.requests.load(Ordering::Relaxed),
         acked.len(),
         traffic.error_count(),
-        traffic.mismatches.lock().unwrap().len(),
+        mismatches,
         traffic.slowest_ms.load(Ordering::Relaxed),
         promoted.as_millis(),
-        redirects(keyway.admin_addr.unwrap()).await,
+        figures,
     );
     println!("{report}");
     // Errors only while the cluster had no primary for the slots: none once

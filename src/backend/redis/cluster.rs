@@ -196,6 +196,15 @@ enum Next {
     To(Arc<Node>, bool),
 }
 
+/// A unit on its way to a node: which, after `ASKING` or not, and how many
+/// redirections it has followed.
+#[derive(Clone, Copy)]
+struct Member {
+    unit: usize,
+    asking: bool,
+    redirects: usize,
+}
+
 /// A Redis Cluster's nodes and slot map.
 pub struct Cluster {
     seeds: Vec<(String, u16)>,
@@ -407,8 +416,7 @@ impl Cluster {
         }
         while !todo.is_empty() {
             let map = self.map.load_full();
-            // (node, [(unit, asking, redirects so far)])
-            let mut groups: Vec<(Arc<Node>, Vec<(usize, bool, usize)>)> = Vec::new();
+            let mut groups: Vec<(Arc<Node>, Vec<Member>)> = Vec::new();
             for (i, next, redirects) in todo.drain(..) {
                 let (node, asking) = match next {
                     Next::To(node, asking) => (node, asking),
@@ -424,20 +432,27 @@ impl Cluster {
                         }
                     },
                 };
+                let member = Member {
+                    unit: i,
+                    asking,
+                    redirects,
+                };
                 match groups.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
-                    Some((_, members)) => members.push((i, asking, redirects)),
-                    None => groups.push((node, vec![(i, asking, redirects)])),
+                    Some((_, members)) => members.push(member),
+                    None => groups.push((node, vec![member])),
                 }
             }
             let all_in_one = groups.len() == 1
                 && groups[0].1.len() == units.len()
-                && groups[0]
-                    .1
-                    .iter()
-                    .all(|&(_, asking, redirects)| !asking && redirects == 0);
+                && groups[0].1.iter().all(|m| !m.asking && m.redirects == 0);
             let whole = whole.filter(|_| all_in_one);
             let sends = groups.into_iter().map(|(node, members)| async move {
-                let (request, counts) = if let [(i, false, _)] = members[..] {
+                let (request, counts) = if let [Member {
+                    unit: i,
+                    asking: false,
+                    ..
+                }] = members[..]
+                {
                     (units[i].request.clone(), vec![units[i].commands])
                 } else if let Some(whole) = whole {
                     let counts = units.iter().map(|unit| unit.commands).collect();
@@ -446,7 +461,7 @@ impl Cluster {
                     let mut request = BytesMut::new();
                     let counts: Vec<usize> = members
                         .iter()
-                        .map(|&(i, asking, _)| units[i].append(&mut request, asking))
+                        .map(|m| units[m.unit].append(&mut request, m.asking))
                         .collect();
                     (request.freeze(), counts)
                 };
@@ -460,11 +475,11 @@ impl Cluster {
                 let replies = match replies {
                     Ok(replies) => replies,
                     Err((error, sent)) => {
-                        for (i, _, redirects) in members {
+                        for m in members {
                             if sent {
-                                results[i] = Some(Err(unavailable(&error)));
+                                results[m.unit] = Some(Err(unavailable(&error)));
                             } else {
-                                lost.push((i, redirects, node.addr, error.clone()));
+                                lost.push((m.unit, m.redirects, node.addr, error.clone()));
                             }
                         }
                         if sent {
@@ -474,7 +489,12 @@ impl Cluster {
                     }
                 };
                 let mut replies = replies.into_iter();
-                for ((i, asking, redirects), count) in members.into_iter().zip(counts) {
+                for (member, count) in members.into_iter().zip(counts) {
+                    let Member {
+                        unit: i,
+                        asking,
+                        redirects,
+                    } = member;
                     let mine =
                         units[i].strip_asking(replies.by_ref().take(count).collect(), asking);
                     let redirect = redirect_in(&mine);

@@ -306,7 +306,7 @@ impl RespSession {
     async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
         let targets: Vec<Option<(usize, u16)>> =
             queued.iter().map(|args| self.forward_slot(args)).collect();
-        let (slot, hash) = targets[0]?;
+        let (slot, hash) = targets.first().copied().flatten()?;
         if !targets.iter().all(|t| *t == Some((slot, hash))) {
             let router = &self.shared.resp_router;
             let one_cluster = router.is_redis_cluster(slot)

@@ -1,0 +1,107 @@
+"""The real Horizon 27 and Keystone 30 through Keyway, as their operators
+run them: a person logs in through the dashboard's login form, opens a page
+that needs the session (Identity), and logs out by POST; each scenario
+asserts what the person sees (logged in or out) and what the store holds.
+See conftest.py for the services and KEYWAY_HORIZON_WRONG."""
+
+import time
+
+import pymemcache.client.base
+import pytest
+import redis
+
+from conftest import ROOT, Browser, Keyway, free_port, wrong
+
+MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
+# Each client as Horizon's settings would name Keyway.
+CLIENTS = {
+    "pymemcache": lambda memcache, resp: {"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}"}},
+    "redis": lambda memcache, resp: {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                                 "LOCATION": f"redis://127.0.0.1:{resp}"}},
+    "django-redis": lambda memcache, resp: {"default": {
+        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{resp}/0",
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"}}},
+}
+
+
+def held_over_memcache(port, key):
+    client = pymemcache.client.base.Client(("127.0.0.1", port), timeout=5)
+    try:
+        return client.get(key) is not None
+    finally:
+        client.close()
+
+
+def held_over_resp(port, key, password=None):
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=5)
+    try:
+        return client.exists(key) == 1
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_the_embedded_default_keeps_people_logged_in_across_a_keyway_restart(workdir, horizons, client):
+    """`keyway` with its embedded default (sessions in SQLite, the rest in
+    memory). Wrong: every key in memory (deploy/config/all-memory.toml)."""
+    memcache, resp = free_port(), free_port()
+    listen = ["--memcache-listen", f"127.0.0.1:{memcache}", "--resp-listen", f"127.0.0.1:{resp}",
+              "--admin-listen", "127.0.0.1:0", "--data-dir", str(workdir / f"default-{client}")]
+    config = wrong(None, (ROOT / "deploy" / "config" / "all-memory.toml").read_text())
+    keyway = Keyway(workdir, f"default-{client}", memcache, config=config, args=listen)
+    held = {"pymemcache": lambda key: held_over_memcache(memcache, key)}.get(
+        client, lambda key: held_over_resp(resp, key))
+    try:
+        host = horizons(CLIENTS[client](memcache, resp))
+        person = Browser(host)
+        person.login()
+        assert person.logged_in()
+        assert held(person.cache_key())
+        keyway.restart()
+        assert person.logged_in(), "logged out by a restart of Keyway"
+        assert held(person.cache_key())
+        person.logout()
+        assert not person.logged_in()
+        assert not held(person.cache_key())
+    finally:
+        keyway.stop()
+
+
+def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons):
+    """kolla-ansible's Valkey-mode Horizon settings, only the addresses
+    changed, against deploy/config/kolla-valkey-sentinel.toml (only the
+    addresses changed). Wrong: the sentinel listener names another master."""
+    resp, sentinel = free_port(), free_port()
+    password = "kolla-redis-master-password"
+    config = (ROOT / "deploy" / "config" / "kolla-valkey-sentinel.toml").read_text()
+    config = (config.replace("127.0.0.1:6379", f"127.0.0.1:{resp}")
+              .replace("127.0.0.1:26379", f"127.0.0.1:{sentinel}")
+              .replace("127.0.0.1:9121", "127.0.0.1:0")
+              .replace('"/var/lib/keyway"', repr(str(workdir / "kolla-valkey"))))
+    config = wrong(config, config.replace('master_name = "kolla"', 'master_name = "mymaster"'))
+    keyway = Keyway(workdir, "kolla-valkey", sentinel, config=config,
+                    env={"KEYWAY_REDIS_PASSWORD": password})
+    try:
+        host = horizons({"default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://kolla/0",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": [("127.0.0.1", sentinel)],
+                "SENTINEL_KWARGS": {"password": password},
+                "PASSWORD": password,
+                "CONNECTION_POOL_KWARGS": {"retry_on_timeout": True},
+            },
+        }})
+        person = Browser(host)
+        person.login()
+        assert person.logged_in()
+        assert held_over_resp(resp, person.cache_key(), password)
+        keyway.restart()
+        assert person.logged_in(), "logged out by a restart of Keyway"
+        person.logout()
+        assert not person.logged_in()
+        assert not held_over_resp(resp, person.cache_key(), password)
+    finally:
+        keyway.stop()

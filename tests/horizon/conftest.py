@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,46 @@ def static_files(keystone, workdir):
     marker.write_text(version)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL URL: KEYWAY_TEST_POSTGRES_URL, or a throwaway server
+    (tests/servers/postgres.sh) stopped when this process exits."""
+    if os.environ.get("KEYWAY_TEST_POSTGRES_URL"):
+        return os.environ["KEYWAY_TEST_POSTGRES_URL"]
+    port = free_port()
+    subprocess.run([str(ROOT / "tests" / "servers" / "postgres.sh"), str(port), str(os.getpid())],
+                   check=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+        assert time.monotonic() < deadline, "PostgreSQL did not start"
+        time.sleep(0.2)
+    return f"postgres://postgres@127.0.0.1:{port}/postgres"
+
+
+def psql(url, sql):
+    """One value from PostgreSQL, as psql prints it."""
+    return subprocess.run(["psql", url, "-tAc", sql], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def memcached():
+    """Starts real memcached servers: `memcached()` returns an address."""
+    started = []
+
+    def start():
+        port = free_port()
+        started.append(subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
+                                         "-u", "nobody", "-m", "64"]))
+        wait_for(port)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait()
+
+
 class Horizon(Service):
     """One Horizon host: gunicorn with two workers (each a process with its
     own memory, as Apache's mod_wsgi daemons are) and this host's settings."""
@@ -233,14 +274,29 @@ class Browser:
         other.session.cookies = self.session.cookies
         return other
 
-    def logged_in(self):
-        """What the person sees on a page that needs the session: the
-        Identity panel (True), or the login page it redirects to (False)."""
-        page = self.session.get(f"{self.host.url}/identity/", allow_redirects=False, timeout=60)
+    def copy(self):
+        """Another browser holding a copy of this one's cookies now (a second
+        window that missed the logout, or a copied cookie): the server must
+        end the session, not trust the browser to forget it."""
+        other = Browser(self.host)
+        other.session.cookies = requests.cookies.merge_cookies(
+            requests.cookies.RequestsCookieJar(), self.session.cookies)
+        return other
+
+    # Pages that need the session, and what each shows when logged in. The
+    # Identity panel asks Keystone with the session's token; User Settings
+    # needs nothing but the session (so a stale session shows there even
+    # after Keystone revoked its token).
+    PAGES = {"/identity/": "Projects", "/settings/": "User Settings"}
+
+    def logged_in(self, path="/identity/"):
+        """What the person sees on a page that needs the session: the page
+        (True), or the login page it redirects to (False)."""
+        page = self.session.get(f"{self.host.url}{path}", allow_redirects=False, timeout=60)
         if page.status_code == 302 and "/auth/login/" in page.headers["Location"]:
             return False
-        assert page.status_code == 200, f"/identity/ answered {shown(page)}"
-        assert "Projects" in page.text and "admin" in page.text, shown(page)
+        assert page.status_code == 200, f"{path} answered {shown(page)}"
+        assert self.PAGES[path] in page.text and "admin" in page.text, shown(page)
         return True
 
     def logout(self):

@@ -10,7 +10,7 @@ import pymemcache.client.base
 import pytest
 import redis
 
-from conftest import ROOT, Browser, Keyway, free_port, wrong
+from conftest import ROOT, Browser, Keyway, free_port, psql, wrong
 
 MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
 # Each client as Horizon's settings would name Keyway.
@@ -105,3 +105,58 @@ def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons):
         assert not held_over_resp(resp, person.cache_key(), password)
     finally:
         keyway.stop()
+
+
+def test_two_hosts_over_one_postgresql_share_a_logout(workdir, horizons, postgres, memcached):
+    """Two Horizon hosts behind a load balancer, each with its own Keyway
+    running deploy/config/sessions-write-through-postgres.toml (only the
+    addresses changed): one PostgreSQL, a memory tier per host following
+    its change log. A person logged in on one host is logged in on the
+    other; a logout on one is a logout on the other. Wrong: the memory tiers
+    do not follow the change log (coherence = "none")."""
+    table = f"horizon_sessions_{free_port()}"
+    pool = f"{memcached()},{memcached()}"
+    shipped = (ROOT / "deploy" / "config" / "sessions-write-through-postgres.toml").read_text()
+    hosts = []
+    for name in ("a", "b"):
+        memcache = free_port()
+        config = (shipped.replace("postgres://keyway:change-me@db.example.org:5432/horizon", postgres)
+                  .replace('table = "keyway_sessions"', f'table = "{table}"')
+                  .replace("10.0.0.11:11211,10.0.0.12:11211", pool)
+                  .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
+                  .replace("127.0.0.1:6379", f"127.0.0.1:{free_port()}")
+                  .replace("127.0.0.1:9121", "127.0.0.1:0"))
+        config = wrong(config, config.replace('durable = "sessions-db"',
+                                              'durable = "sessions-db"\ncoherence = "none"'))
+        keyway = Keyway(workdir, f"host-{name}", memcache, config=config)
+        host = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}"}})
+        hosts.append((keyway, host))
+    (keyway_a, a), (keyway_b, b) = hosts
+    try:
+        person = Browser(a)
+        person.login()
+        assert person.logged_in()
+        assert person.on(b).logged_in(), "the other host does not know the session"
+        key = person.cache_key()
+        stored = f"SELECT count(*) FROM {table} WHERE cache_key = convert_to('{key}', 'UTF8')"
+        assert psql(postgres, stored) == "1"
+        # Both hosts' memory tiers hold the session now; the logout goes
+        # through host a only.
+        assert person.logged_in() and person.on(b).logged_in()
+        assert person.on(b).logged_in("/settings/")
+        # A second window still holding the session cookie.
+        window = person.copy()
+        person.logout()
+        assert psql(postgres, stored) == "0"
+        time.sleep(0.3)  # three times max_staleness_ms
+        assert not person.on(b).logged_in()
+        assert not person.logged_in()
+        # User Settings needs only the session (Identity would also ask
+        # Keystone, which revoked the token): a host serving the ended
+        # session from its memory tier shows it, and saves it back.
+        assert not window.on(b).logged_in("/settings/"), "still logged in on the other host"
+        assert not window.on(a).logged_in("/settings/")
+        assert psql(postgres, stored) == "0", "the ended session was saved back"
+    finally:
+        keyway_a.stop()
+        keyway_b.stop()

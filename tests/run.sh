@@ -99,6 +99,24 @@ if ! cmp -s tests/e2e_legacy/requirements.txt "$legacy/requirements.txt" 2>/dev/
 fi
 KEYWAY_BIN=target/debug/keyway "$legacy/bin/python" -m pytest -q -p no:cacheprovider tests/e2e_legacy
 
+# The real Horizon 27 and Keystone 30 (tests/horizon), from PyPI into a venv
+# of their own (Python 3.11, every package pinned by constraints.txt),
+# installed once per requirements and kept under target/ between runs.
+horizon=target/horizon-venv
+if ! cat tests/horizon/requirements.txt tests/horizon/constraints.txt |
+    cmp -s - "$horizon/requirements.txt" 2>/dev/null; then
+    rm -rf "$horizon" target/horizon-static
+    python3.11 -m venv "$horizon"
+    "$horizon/bin/pip" install -q --disable-pip-version-check -r tests/horizon/requirements.txt
+    "$horizon/bin/python" -c 'import horizon.version as v; print(v.version_info.version_string(), end="")' \
+        >"$horizon/horizon-version"
+    cat tests/horizon/requirements.txt tests/horizon/constraints.txt >"$horizon/requirements.txt"
+fi
+# Each Horizon process reads its own settings file (KEYWAY_HORIZON_SETTINGS).
+cp tests/horizon/local_settings.py \
+    "$("$horizon/bin/python" -c 'import openstack_dashboard, os; print(os.path.dirname(openstack_dashboard.__file__))')/local/"
+KEYWAY_BIN=target/debug/keyway "$horizon/bin/python" -m pytest -q -p no:cacheprovider --durations=0 tests/horizon
+
 # Fuzz smoke: every cargo-fuzz target for KEYWAY_FUZZ_SECONDS (default 15),
 # from its committed seeds. Needs the nightly toolchain; installs cargo-fuzz.
 # (Long runs: README, Fuzzing.) KEYWAY_FUZZ_SECONDS=0 skips it.

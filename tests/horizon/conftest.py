@@ -169,6 +169,23 @@ def postgres():
     return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
 
+@pytest.fixture(scope="session")
+def mariadb():
+    """A MariaDB URL (kolla's session database): KEYWAY_TEST_MYSQL_URL, or a
+    throwaway server (tests/servers/mariadb.sh) stopped when this process exits."""
+    if os.environ.get("KEYWAY_TEST_MYSQL_URL"):
+        return os.environ["KEYWAY_TEST_MYSQL_URL"]
+    port = free_port()
+    subprocess.run([str(ROOT / "tests" / "servers" / "mariadb.sh"), str(port), str(os.getpid())],
+                   check=True, stdout=subprocess.DEVNULL)
+    ready = ["mariadb", "-h", "127.0.0.1", "-P", str(port), "-u", "root", "-e", "USE keyway"]
+    deadline = time.monotonic() + 60
+    while subprocess.run(ready, capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "MariaDB did not start"
+        time.sleep(0.2)
+    return f"mysql://root@127.0.0.1:{port}/keyway"
+
+
 def psql(url, sql):
     """One value from PostgreSQL, as psql prints it."""
     return subprocess.run(["psql", url, "-tAc", sql], check=True, capture_output=True,
@@ -187,10 +204,14 @@ def memcached():
         wait_for(port)
         return f"127.0.0.1:{port}"
 
+    def stop_all():
+        for process in started:
+            process.terminate()
+            process.wait()
+
+    start.stop_all = stop_all
     yield start
-    for process in started:
-        process.terminate()
-        process.wait()
+    stop_all()
 
 
 class Horizon(Service):
@@ -237,6 +258,19 @@ class Keyway(Service):
             command += ["--config", str(path)]
         env = dict(os.environ, **(env or {}))
         super().__init__(command + self.args, port, workdir / f"keyway-{name}.log", env=env)
+
+    def reload(self, config):
+        """Rewrites the configuration file and sends SIGHUP, as an operator does."""
+        self.config = config
+        (self.workdir / f"keyway-{self.name}.toml").write_text(config)
+        self.process.send_signal(signal.SIGHUP)
+
+    def migrate(self, policy):
+        """`keyway migrate --policy POLICY` with this Keyway's configuration; its report."""
+        done = subprocess.run([str(KEYWAY_BIN), "--config", str(self.workdir / f"keyway-{self.name}.toml"),
+                               "migrate", "--policy", policy], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
     def restart(self):
         self.stop()

@@ -4,7 +4,10 @@ that needs the session (Identity), and logs out by POST; each scenario
 asserts what the person sees (logged in or out) and what the store holds.
 See conftest.py for the services and KEYWAY_HORIZON_WRONG."""
 
+import re
+import subprocess
 import time
+from urllib.parse import urlparse
 
 import pymemcache.client.base
 import pytest
@@ -160,3 +163,78 @@ def test_two_hosts_over_one_postgresql_share_a_logout(workdir, horizons, postgre
     finally:
         keyway_a.stop()
         keyway_b.stop()
+
+
+def test_an_operator_moves_kollas_memcached_sessions_onto_keyway_without_logging_anyone_out(
+        workdir, horizons, memcached, mariadb):
+    """kolla-ansible's memcached mode (PyMemcacheCache over a list of three
+    memcached, ignore_exc), people logged in and some logged out; then, as
+    an operator: Horizon moved onto Keyway running
+    deploy/config/kolla-memcached-pool.toml (only the addresses changed:
+    sessions move from the pool to MariaDB behind a memory tier), `keyway
+    migrate`, and the pool retired by a reload. Nobody is logged out on the
+    way, and nobody who logged out is back in. Wrong: Keyway looks for the
+    pool's keys with its default placement instead of pymemcache's."""
+    pool = [memcached() for _ in range(3)]
+    kolla = {"default": {"BACKEND": MEMCACHED, "LOCATION": pool, "OPTIONS": {"ignore_exc": True}}}
+    before = horizons(kolla)
+    people = [Browser(before) for _ in range(8)]
+    for person in people:
+        person.login()
+        assert person.logged_in()
+    # Two log out; a second window of each keeps the old cookie.
+    windows = [person.copy() for person in people[:2]]
+    for person in people[:2]:
+        person.logout()
+    staying = people[2:]
+    before.stop()
+
+    memcache = free_port()
+    table = f"horizon_sessions_{memcache}"
+    shipped = (ROOT / "deploy" / "config" / "kolla-memcached-pool.toml").read_text()
+    config = (shipped.replace("192.0.2.11:11211,192.0.2.12:11211,192.0.2.13:11211", ",".join(pool))
+              .replace("mysql://keyway:change-me@192.0.2.10:3306/horizon", mariadb)
+              .replace('table = "keyway_sessions"', f'table = "{table}"')
+              .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
+              .replace("127.0.0.1:9121", "127.0.0.1:0"))
+    config += f'\n[runtime]\ndata_dir = "{workdir / "kolla-move"}"\n'
+    config = wrong(config, config.replace('placement = "pymemcache"\n', ""))
+    keyway = Keyway(workdir, "kolla-move", memcache, config=config)
+    try:
+        # Horizon now names Keyway instead of the pool.
+        after = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}",
+                                      "OPTIONS": {"ignore_exc": True}}})
+        # Four come back before the copy (read through the migrate route),
+        # two after it.
+        for person in staying[:4]:
+            assert person.on(after).logged_in(), "logged out by the move onto Keyway"
+        report = keyway.migrate("moving")
+        print(report)
+        copied = int(re.search(r"copied (\d+)", report).group(1))
+        # The pool retired: sessions in the write-through tier alone, the
+        # rest in memory; then the pool's servers stop.
+        retired = re.sub(r"\[backends\.pool\]\n(.*\n)*?\n", "[backends.cache]\nurl = \"memory://\"\n\n", config)
+        retired = re.sub(r"\[policies\.moving\]\n(.*\n)*?\n", "", retired)
+        retired = retired.replace('policy = "moving"', 'policy = "sessions"').replace('backend = "pool"', 'backend = "cache"')
+        keyway.reload(retired)
+        time.sleep(1)
+        memcached.stop_all()
+        for person in staying:
+            assert person.on(after).logged_in(), "logged out once the pool was retired"
+        for window in windows:
+            assert not window.on(after).logged_in("/settings/"), "a logged-out session is back"
+        held = mariadb_rows(mariadb, table)
+        print(f"kolla move: {len(staying)} logged in, {len(windows)} logged out; copied {copied}; "
+              f"{held} rows in MariaDB after retiring the pool")
+        assert held >= len(staying)
+    finally:
+        keyway.stop()
+
+
+def mariadb_rows(url, table):
+    """Rows in the MariaDB table `table`."""
+    parts = urlparse(url)
+    done = subprocess.run(["mariadb", "-h", parts.hostname, "-P", str(parts.port), "-u", parts.username,
+                           parts.path.lstrip("/"), "-N", "-e", f"SELECT count(*) FROM {table}"],
+                          check=True, capture_output=True, text=True)
+    return int(done.stdout.strip())

@@ -134,12 +134,30 @@ struct Traffic {
     recovered: std::sync::Mutex<Option<Instant>>,
 }
 
+impl Traffic {
+    fn new() -> Arc<Self> {
+        Arc::new(Traffic {
+            stop: AtomicBool::new(false),
+            acked: Default::default(),
+            errors: AtomicUsize::new(0),
+            slowest_ms: AtomicUsize::new(0),
+            first_error: Default::default(),
+            recovered: Default::default(),
+        })
+    }
+}
+
 async fn write_loop(addr: SocketAddr, traffic: Arc<Traffic>) {
+    write_loop_as(addr, traffic, "w").await
+}
+
+/// `write_loop` with keys `<prefix><i>`.
+async fn write_loop_as(addr: SocketAddr, traffic: Arc<Traffic>, prefix: &'static str) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut i = 0;
     while !traffic.stop.load(Ordering::Relaxed) && i < 200_000 {
         let started = Instant::now();
-        let request = format!("set w{i} 0 0 {}\r\n{i}\r\n", i.to_string().len());
+        let request = format!("set {prefix}{i} 0 0 {}\r\n{i}\r\n", i.to_string().len());
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut line = Vec::new();
         while !line.ends_with(b"\r\n") {
@@ -186,14 +204,7 @@ async fn through_failover(
     ))
     .await;
     let old = master_port(topology.sentinels[0].addr).await.unwrap();
-    let traffic = Arc::new(Traffic {
-        stop: AtomicBool::new(false),
-        acked: Default::default(),
-        errors: AtomicUsize::new(0),
-        slowest_ms: AtomicUsize::new(0),
-        first_error: Default::default(),
-        recovered: Default::default(),
-    });
+    let traffic = Traffic::new();
     let writer = tokio::spawn(write_loop(keyway.memcache_addr.unwrap(), traffic.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
@@ -322,4 +333,92 @@ async fn keyway_follows_the_master_the_sentinels_name_through_failovers() {
         kill(&mut topology.servers[index]);
     })
     .await;
+}
+
+/// Two hosts, each with its own Keyway over the same sentinels (one per
+/// Horizon host): a `SENTINEL FAILOVER` under traffic through both. Both
+/// follow the new master, nothing either acknowledged is lost, and what one
+/// wrote the other reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_keyways_over_one_set_of_sentinels_both_follow_a_failover() {
+    let topology = topology().await;
+    let config = format!(
+        "[backends.ha]\nurl = \"{}\"\nconnect_timeout_ms = 300\nrequest_timeout_ms = 500\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"ha\"\n",
+        sentinel_url(&topology)
+    );
+    let (a, b) = (start_keyway(&config).await, start_keyway(&config).await);
+    let old = master_port(topology.sentinels[0].addr).await.unwrap();
+    let (through_a, through_b) = (Traffic::new(), Traffic::new());
+    let writers = [
+        tokio::spawn(write_loop_as(
+            a.memcache_addr.unwrap(),
+            through_a.clone(),
+            "a",
+        )),
+        tokio::spawn(write_loop_as(
+            b.memcache_addr.unwrap(),
+            through_b.clone(),
+            "b",
+        )),
+    ];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sentinel = topology.sentinels[0].addr;
+    let started = Instant::now();
+    let accepted = ask(sentinel, &format!("SENTINEL FAILOVER {MASTER}")).await;
+    assert_eq!(accepted, "+OK\r\n");
+    let first = topology.sentinels[1].addr;
+    wait_until("a new master named by the sentinels", || async {
+        master_port(first).await.is_some_and(|port| port != old)
+    })
+    .await;
+    let promoted = started.elapsed();
+    // Both keep acknowledging writes after the promotion.
+    let (acked_a, acked_b) = (
+        through_a.acked.lock().unwrap().len(),
+        through_b.acked.lock().unwrap().len(),
+    );
+    wait_until("writes through both Keyways after the failover", || async {
+        through_a.acked.lock().unwrap().len() > acked_a + 50
+            && through_b.acked.lock().unwrap().len() > acked_b + 50
+    })
+    .await;
+    for traffic in [&through_a, &through_b] {
+        traffic.stop.store(true, Ordering::Relaxed);
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // Every write acknowledged through either Keyway, read through the other.
+    let new = master_port(first).await.unwrap();
+    let mut report = format!(
+        "two Keyways, SENTINEL FAILOVER: promoted in {} ms",
+        promoted.as_millis()
+    );
+    for (traffic, prefix, reader) in [(&through_a, "a", &b), (&through_b, "b", &a)] {
+        let acked = traffic.acked.lock().unwrap().clone();
+        let mut script = String::new();
+        for i in &acked {
+            script.push_str(&format!("get {prefix}{i}\r\n"));
+        }
+        script.push_str("quit\r\n");
+        let read =
+            String::from_utf8(exchange(reader.memcache_addr.unwrap(), script.as_bytes()).await)
+                .unwrap();
+        let held = read.matches("VALUE ").count();
+        report.push_str(&format!(
+            "; through {prefix}: acknowledged {}, errors {}, slowest reply {} ms, read through the other {held}",
+            acked.len(),
+            traffic.errors.load(Ordering::Relaxed),
+            traffic.slowest_ms.load(Ordering::Relaxed),
+        ));
+        assert_eq!(held, acked.len(), "{report}");
+        assert!(
+            traffic.slowest_ms.load(Ordering::Relaxed) < 2000,
+            "{report}"
+        );
+    }
+    println!("{report} (new master :{new})");
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -261,3 +261,110 @@ async fn a_missing_key_file_stops_the_start_with_its_name() {
         "{error}"
     );
 }
+
+/// Two hosts, each with its own Keyway and its own copy of the key file,
+/// over one PostgreSQL table, rotating the key in README's order while both
+/// serve: the new key as a second line everywhere, then first (one host at
+/// a time), `keyway rekey`, the old key retired. Every value written through
+/// either host reads through the other at every step; the order skipped (a
+/// host sealing with a key the other lacks) is the error README warns of.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_rotate_the_key_one_at_a_time_and_always_read_each_other() {
+    let url = postgres_url();
+    let table = "keyway_rotated_hosts";
+    let _ = Command::new("psql")
+        .args([&url, "-c", &format!("DROP TABLE IF EXISTS {table}")])
+        .output();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        dir.path().join("host-a.keys"),
+        dir.path().join("host-b.keys"),
+    ];
+    let host = |i: usize| start(&url, table, Some(&files[i]));
+    let mut written: Vec<String> = Vec::new();
+    // Writes one value through each host, then reads every value written so
+    // far through both.
+    async fn round(hosts: &[&Server; 2], step: &str, written: &mut Vec<String>) {
+        for (name, server) in ["a", "b"].iter().zip(hosts) {
+            let key = format!("{step}:{name}");
+            let reply = resp(
+                server,
+                &format!("{}QUIT\r\n", set(&key, &format!("{TOKEN}-{key}"))),
+            )
+            .await;
+            assert!(reply.starts_with("+OK"), "{step}: {reply}");
+            written.push(key);
+        }
+        for (name, server) in ["a", "b"].iter().zip(hosts) {
+            let mut script: String = written.iter().map(|key| get(key)).collect();
+            script.push_str("QUIT\r\n");
+            let replies = resp(server, &script).await;
+            for key in written.iter() {
+                assert!(
+                    replies.contains(&bulk(&format!("{TOKEN}-{key}"))),
+                    "{step}: host {name} cannot read {key}: {replies}"
+                );
+            }
+        }
+    }
+
+    for file in &files {
+        std::fs::write(file, format!("{KEY_1}\n")).unwrap();
+    }
+    let (a, b) = (host(0).await, host(1).await);
+    round(&[&a, &b], "key 1", &mut written).await;
+
+    // 1. The new key as a second line on every host, each restarted.
+    std::fs::write(&files[0], format!("{KEY_1}\n{KEY_2}\n")).unwrap();
+    a.shutdown().await;
+    let a = host(0).await;
+    round(&[&a, &b], "a reads 2", &mut written).await;
+    std::fs::write(&files[1], format!("{KEY_1}\n{KEY_2}\n")).unwrap();
+    b.shutdown().await;
+    let b = host(1).await;
+    round(&[&a, &b], "both read 2", &mut written).await;
+
+    // 2. The new key first, one host at a time.
+    std::fs::write(&files[0], format!("{KEY_2}\n{KEY_1}\n")).unwrap();
+    a.shutdown().await;
+    let a = host(0).await;
+    round(&[&a, &b], "a seals with 2", &mut written).await;
+    std::fs::write(&files[1], format!("{KEY_2}\n{KEY_1}\n")).unwrap();
+    b.shutdown().await;
+    let b = host(1).await;
+    round(&[&a, &b], "both seal with 2", &mut written).await;
+
+    // 3. Every row sealed again under key 2, beside the running hosts.
+    let (ok, report) = rekey(dir.path(), &url, table, &files[0]);
+    assert!(ok, "{report}");
+    assert!(report.contains("unreadable 0"), "{report}");
+
+    // 4. Key 1 retired everywhere: everything still reads.
+    for (i, server) in [a, b].into_iter().enumerate() {
+        std::fs::write(&files[i], format!("{KEY_2}\n")).unwrap();
+        server.shutdown().await;
+    }
+    let (a, b) = (host(0).await, host(1).await);
+    round(&[&a, &b], "key 1 retired", &mut written).await;
+
+    // The order skipped: a host that seals with key 2 while another holds
+    // only key 1. That host cannot read the new rows, and says why.
+    std::fs::write(&files[1], format!("{KEY_1}\n")).unwrap();
+    b.shutdown().await;
+    let b = host(1).await;
+    let reply = resp(&b, &format!("{}QUIT\r\n", get("key 1 retired:a"))).await;
+    assert!(
+        reply.starts_with("-ERR") && reply.contains("key id 2"),
+        "{reply}"
+    );
+    println!(
+        "two hosts rotated the key: {} values written through both, each read through both at every step; rekey: {}",
+        written.len(),
+        report
+            .lines()
+            .find(|line| line.contains("sealed again"))
+            .unwrap_or("")
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

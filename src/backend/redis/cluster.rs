@@ -396,14 +396,11 @@ impl Cluster {
         });
     }
 
-    /// Sends `units` and returns each one's replies (or why it failed), in
-    /// order. `whole`, when given, is every unit's request in order, sent
-    /// as it is when all the units go to one node (no copying them together).
+    /// Sends `units` and returns each one's replies (or why it failed), in order.
     pub async fn call(
         self: &Arc<Self>,
         version: Version,
         units: &[Unit],
-        whole: Option<&Bytes>,
     ) -> Vec<Result<Vec<Bytes>>> {
         let deadline = Instant::now() + self.request_timeout;
         let mut results: Vec<Option<Result<Vec<Bytes>>>> = units.iter().map(|_| None).collect();
@@ -442,10 +439,6 @@ impl Cluster {
                     None => groups.push((node, vec![member])),
                 }
             }
-            let all_in_one = groups.len() == 1
-                && groups[0].1.len() == units.len()
-                && groups[0].1.iter().all(|m| !m.asking && m.redirects == 0);
-            let whole = whole.filter(|_| all_in_one);
             let sends = groups.into_iter().map(|(node, members)| async move {
                 let (request, counts) = if let [Member {
                     unit: i,
@@ -454,9 +447,6 @@ impl Cluster {
                 }] = members[..]
                 {
                     (units[i].request.clone(), vec![units[i].commands])
-                } else if let Some(whole) = whole {
-                    let counts = units.iter().map(|unit| unit.commands).collect();
-                    (whole.clone(), counts)
                 } else {
                     let mut request = BytesMut::new();
                     let counts: Vec<usize> = members
@@ -564,6 +554,89 @@ impl Cluster {
             .into_iter()
             .map(|result| result.unwrap_or_else(|| Err(unavailable("no reply"))))
             .collect()
+    }
+}
+
+impl Cluster {
+    /// A client's pipeline of whole commands (ending at `ends`, one hash
+    /// slot each), split by the node serving each slot: each node's share
+    /// sent at once (the client's bytes as they are when one node serves
+    /// them all), the replies put back in the client's order, and only the
+    /// commands a node redirected, or that could not be sent, sent again
+    /// through [`Cluster::call`]. No per-command allocation on the way.
+    /// `None` when a slot has no owner in the map (`call` then asks for it).
+    pub async fn forward_split(
+        self: &Arc<Self>,
+        version: Version,
+        bytes: &Bytes,
+        ends: &[usize],
+        slots: &[u16],
+    ) -> Option<Vec<Bytes>> {
+        let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
+        // (node, the commands it serves, in order)
+        let mut groups: Vec<(Arc<Node>, Vec<usize>)> = Vec::new();
+        {
+            let map = self.map.load();
+            for (i, &slot) in slots.iter().enumerate() {
+                let owner = map.owners[usize::from(slot)].as_ref()?;
+                match groups.iter_mut().find(|(node, _)| Arc::ptr_eq(node, owner)) {
+                    Some((_, commands)) => commands.push(i),
+                    None => groups.push((owner.clone(), vec![i])),
+                }
+            }
+        }
+        let whole = groups.len() == 1;
+        let sends = groups.into_iter().map(|(node, commands)| async move {
+            let request = if whole {
+                bytes.clone()
+            } else {
+                let mut request = BytesMut::new();
+                for &i in &commands {
+                    request.put_slice(&bytes[start_of(i)..ends[i]]);
+                }
+                request.freeze()
+            };
+            let replies = node.call(version, request, commands.len()).await;
+            (commands, replies)
+        });
+        let mut replies = vec![Bytes::new(); slots.len()];
+        let mut again = Vec::new();
+        for (commands, answer) in futures_util::future::join_all(sends).await {
+            match answer {
+                Ok(answers) => {
+                    for (i, reply) in commands.into_iter().zip(answers) {
+                        if redirect_in(std::slice::from_ref(&reply)).is_some() {
+                            again.push(i);
+                        }
+                        replies[i] = reply;
+                    }
+                }
+                // Not sent: `call` asks for the map and finds the new owner.
+                Err((_, false)) => again.extend(commands),
+                Err((error, true)) => {
+                    self.refresh_soon();
+                    let frame = error_frame(&unavailable(&error));
+                    for i in commands {
+                        replies[i] = frame.clone();
+                    }
+                }
+            }
+        }
+        if again.is_empty() {
+            return Some(replies);
+        }
+        again.sort_unstable();
+        let units: Vec<Unit> = again
+            .iter()
+            .map(|&i| Unit::new(slots[i], bytes.slice(start_of(i)..ends[i]), 1))
+            .collect();
+        for (&i, result) in again.iter().zip(self.call(version, &units).await) {
+            replies[i] = match result {
+                Ok(mut mine) => mine.remove(0),
+                Err(error) => error_frame(&error),
+            };
+        }
+        Some(replies)
     }
 }
 

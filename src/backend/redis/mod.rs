@@ -441,7 +441,7 @@ impl RedisBackend {
                 let mut request = BytesMut::new();
                 build(&mut request);
                 let unit = cluster::Unit::new(cluster::key_slot(key), request.freeze(), count);
-                cluster.call(version, &[unit], None).await.remove(0)
+                cluster.call(version, &[unit]).await.remove(0)
             }
         }
     }
@@ -474,7 +474,7 @@ impl RedisBackend {
             })
             .collect();
         let mut replies = Vec::with_capacity(keys.len());
-        for result in cluster.call(Version::Resp3, &units, None).await {
+        for result in cluster.call(Version::Resp3, &units).await {
             replies.push(parse_reply(&result?.remove(0))?);
         }
         Ok(replies)
@@ -559,6 +559,14 @@ impl RedisBackend {
             return Ok(last);
         }
         let bytes = batch.bytes.freeze();
+        if !transaction {
+            let split = cluster
+                .forward_split(version, &bytes, &batch.ends, &batch.slots)
+                .await;
+            if let Some(replies) = split {
+                return Ok(replies);
+            }
+        }
         let units: Vec<cluster::Unit> = if transaction {
             vec![cluster::Unit {
                 slot: batch.slots.first().copied().unwrap_or(0),
@@ -580,7 +588,7 @@ impl RedisBackend {
                 .collect()
         };
         let mut replies = Vec::with_capacity(count);
-        let replies_by_unit = cluster.call(version, &units, Some(&bytes)).await;
+        let replies_by_unit = cluster.call(version, &units).await;
         for (unit, result) in units.iter().zip(replies_by_unit) {
             match result {
                 Ok(mine) => replies.extend(mine),

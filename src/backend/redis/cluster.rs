@@ -563,29 +563,38 @@ impl Cluster {
     /// sent at once (the client's bytes as they are when one node serves
     /// them all), the replies put back in the client's order, and only the
     /// commands a node redirected, or that could not be sent, sent again
-    /// through [`Cluster::call`]. No per-command allocation on the way.
-    /// `None` when a slot has no owner in the map (`call` then asks for it).
+    /// through [`Cluster::call`] (as are commands whose slot has no owner
+    /// in the map, which `call` names). No per-command allocation on the way.
     pub async fn forward_split(
         self: &Arc<Self>,
         version: Version,
         bytes: &Bytes,
         ends: &[usize],
         slots: &[u16],
-    ) -> Option<Vec<Bytes>> {
+    ) -> Vec<Bytes> {
+        if self.map.load().primaries.is_empty() {
+            if let Err(error) = self.refresh(None).await {
+                return vec![error_frame(&error); slots.len()];
+            }
+        }
         let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
         // (node, the commands it serves, in order)
         let mut groups: Vec<(Arc<Node>, Vec<usize>)> = Vec::new();
+        let mut again = Vec::new();
         {
             let map = self.map.load();
             for (i, &slot) in slots.iter().enumerate() {
-                let owner = map.owners[usize::from(slot)].as_ref()?;
+                let Some(owner) = map.owners[usize::from(slot)].as_ref() else {
+                    again.push(i);
+                    continue;
+                };
                 match groups.iter_mut().find(|(node, _)| Arc::ptr_eq(node, owner)) {
                     Some((_, commands)) => commands.push(i),
                     None => groups.push((owner.clone(), vec![i])),
                 }
             }
         }
-        let whole = groups.len() == 1;
+        let whole = groups.len() == 1 && again.is_empty();
         let sends = groups.into_iter().map(|(node, commands)| async move {
             let request = if whole {
                 bytes.clone()
@@ -600,7 +609,6 @@ impl Cluster {
             (commands, replies)
         });
         let mut replies = vec![Bytes::new(); slots.len()];
-        let mut again = Vec::new();
         for (commands, answer) in futures_util::future::join_all(sends).await {
             match answer {
                 Ok(answers) => {
@@ -623,7 +631,7 @@ impl Cluster {
             }
         }
         if again.is_empty() {
-            return Some(replies);
+            return replies;
         }
         again.sort_unstable();
         let units: Vec<Unit> = again
@@ -636,7 +644,7 @@ impl Cluster {
                 Err(error) => error_frame(&error),
             };
         }
-        Some(replies)
+        replies
     }
 }
 

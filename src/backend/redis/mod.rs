@@ -560,45 +560,26 @@ impl RedisBackend {
         }
         let bytes = batch.bytes.freeze();
         if !transaction {
-            let split = cluster
+            return Ok(cluster
                 .forward_split(version, &bytes, &batch.ends, &batch.slots)
-                .await;
-            if let Some(replies) = split {
-                return Ok(replies);
-            }
+                .await);
         }
-        let units: Vec<cluster::Unit> = if transaction {
-            vec![cluster::Unit {
-                slot: batch.slots.first().copied().unwrap_or(0),
-                request: bytes.clone(),
-                commands: count,
-                transaction: true,
-            }]
-        } else {
-            let mut start = 0;
-            batch
-                .ends
-                .iter()
-                .zip(&batch.slots)
-                .map(|(&end, &slot)| {
-                    let unit = cluster::Unit::new(slot, bytes.slice(start..end), 1);
-                    start = end;
-                    unit
-                })
-                .collect()
+        let unit = cluster::Unit {
+            slot: batch.slots.first().copied().unwrap_or(0),
+            request: bytes,
+            commands: count,
+            transaction: true,
         };
-        let mut replies = Vec::with_capacity(count);
-        let replies_by_unit = cluster.call(version, &units).await;
-        for (unit, result) in units.iter().zip(replies_by_unit) {
-            match result {
-                Ok(mine) => replies.extend(mine),
-                Err(error) => {
-                    let frame = cluster::error_frame(&error);
-                    replies.extend(std::iter::repeat_n(frame, unit.commands));
-                }
-            }
-        }
-        Ok(replies)
+        Ok(
+            match cluster
+                .call(version, std::slice::from_ref(&unit))
+                .await
+                .remove(0)
+            {
+                Ok(replies) => replies,
+                Err(error) => vec![cluster::error_frame(&error); count],
+            },
+        )
     }
 
     /// `PING` on the RESP3 pool (every primary of a cluster).

@@ -332,7 +332,7 @@ async fn keys_of_a_migrating_slot_are_followed_with_asking() {
     keyway.shutdown().await;
 }
 
-/// Requests through Keyway until stopped: `SET w<i> <i>` and, between them,
+/// Requests through Keyway (one or several) until stopped: `SET w<i> <i>` and, between them,
 /// `GET` of an acknowledged one, which must answer its value.
 struct Traffic {
     stop: AtomicBool,
@@ -432,14 +432,18 @@ async fn traffic_loop(addr: SocketAddr, traffic: Arc<Traffic>, worker: usize, wo
     }
 }
 
-/// Starts `workers` traffic loops against `addr`.
+/// Starts `workers` traffic loops, spread over the Keyways at `addrs` (one
+/// per host over the same cluster): each reads what any of them wrote.
 fn start_traffic(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     workers: usize,
 ) -> (Arc<Traffic>, Vec<tokio::task::JoinHandle<()>>) {
     let traffic = Traffic::new();
     let handles = (0..workers)
-        .map(|w| tokio::spawn(traffic_loop(addr, traffic.clone(), w, workers)))
+        .map(|w| {
+            let addr = addrs[w % addrs.len()];
+            tokio::spawn(traffic_loop(addr, traffic.clone(), w, workers))
+        })
         .collect();
     (traffic, handles)
 }
@@ -468,11 +472,10 @@ fn node_id(addr: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resharding_under_traffic_fails_no_request() {
     let cluster = start_redis_cluster(3, 0);
-    let keyway = keyway_with_metrics(
-        &format!("redis-cluster://{}", cluster.seeds()),
-        "request_timeout_ms = 2000\n",
-    )
-    .await;
+    let url = format!("redis-cluster://{}", cluster.seeds());
+    // Two hosts, each with its own Keyway over the cluster.
+    let keyway = keyway_with_metrics(&url, "request_timeout_ms = 2000\n").await;
+    let other = keyway_with_metrics(&url, "request_timeout_ms = 2000\n").await;
     let addr = keyway.resp_addr.unwrap();
     // Keys in every slot, so the migration moves keys, and the traffic's
     // reads (of these too) meet slots being migrated.
@@ -482,7 +485,7 @@ async fn a_resharding_under_traffic_fails_no_request() {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         assert!(replies(addr, &refs).await.iter().all(|r| r == "+OK\r\n"));
     }
-    let (traffic, handles) = start_traffic(addr, 4);
+    let (traffic, handles) = start_traffic(&[addr, other.resp_addr.unwrap()], 4);
     traffic.acked.lock().unwrap().extend(PRE);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (from, to) = (
@@ -521,13 +524,14 @@ async fn a_resharding_under_traffic_fails_no_request() {
     let report = format!(
         "resharding {moved} slots (20,000 keys before) under traffic: {} ms, requests {}, \
          keys written before and during it {}, held afterwards {held}, errors {}, \
-         slowest reply {} ms; {}",
+         slowest reply {} ms; one Keyway: {}; the other: {}",
         resharding.as_millis(),
         traffic.requests.load(Ordering::Relaxed),
         acked.len(),
         traffic.error_count(),
         traffic.slowest_ms.load(Ordering::Relaxed),
         redirects(keyway.admin_addr.unwrap()).await,
+        redirects(other.admin_addr.unwrap()).await,
     );
     println!("{report}");
     assert!(moved >= 1000, "{report}");
@@ -544,18 +548,19 @@ async fn a_resharding_under_traffic_fails_no_request() {
     );
     assert_eq!(held, acked.len(), "{report}");
     keyway.shutdown().await;
+    other.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_primary_is_replaced_by_its_replica_and_traffic_continues() {
     let mut cluster = start_redis_cluster(3, 1);
-    let keyway = keyway_with_metrics(
-        &format!("redis-cluster://{}", cluster.seeds()),
-        "connect_timeout_ms = 300\nrequest_timeout_ms = 500\n",
-    )
-    .await;
+    let url = format!("redis-cluster://{}", cluster.seeds());
+    let timeouts = "connect_timeout_ms = 300\nrequest_timeout_ms = 500\n";
+    // Two hosts, each with its own Keyway over the cluster.
+    let keyway = keyway_with_metrics(&url, timeouts).await;
+    let other = keyway_with_metrics(&url, timeouts).await;
     let addr = keyway.resp_addr.unwrap();
-    let (traffic, handles) = start_traffic(addr, 2);
+    let (traffic, handles) = start_traffic(&[addr, other.resp_addr.unwrap()], 2);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let primary = (0..cluster.nodes.len())
         .find(|&n| cluster.cli(n, &["role"]).starts_with("master"))
@@ -632,4 +637,5 @@ async fn a_killed_primary_is_replaced_by_its_replica_and_traffic_continues() {
     // replica (asynchronous replication): a handful at most.
     assert!(held + 20 >= acked.len(), "{report}");
     keyway.shutdown().await;
+    other.shutdown().await;
 }

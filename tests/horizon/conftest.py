@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -190,6 +191,15 @@ def psql(url, sql):
     """One value from PostgreSQL, as psql prints it."""
     return subprocess.run(["psql", url, "-tAc", sql], check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+def mariadb_rows(url, table):
+    """Rows in the MariaDB table `table`."""
+    parts = urlparse(url)
+    done = subprocess.run(["mariadb", "-h", parts.hostname, "-P", str(parts.port), "-u", parts.username,
+                           parts.path.lstrip("/"), "-N", "-e", f"SELECT count(*) FROM {table}"],
+                          check=True, capture_output=True, text=True)
+    return int(done.stdout.strip())
 
 
 @pytest.fixture

@@ -5,15 +5,13 @@ asserts what the person sees (logged in or out) and what the store holds.
 See conftest.py for the services and KEYWAY_HORIZON_WRONG."""
 
 import re
-import subprocess
 import time
-from urllib.parse import urlparse
 
 import pymemcache.client.base
 import pytest
 import redis
 
-from conftest import ROOT, Browser, Keyway, free_port, psql, wrong
+from conftest import ROOT, Browser, Keyway, free_port, mariadb_rows, psql, wrong
 
 MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
 # Each client as Horizon's settings would name Keyway.
@@ -229,12 +227,3 @@ def test_an_operator_moves_kollas_memcached_sessions_onto_keyway_without_logging
         assert held >= len(staying)
     finally:
         keyway.stop()
-
-
-def mariadb_rows(url, table):
-    """Rows in the MariaDB table `table`."""
-    parts = urlparse(url)
-    done = subprocess.run(["mariadb", "-h", parts.hostname, "-P", str(parts.port), "-u", parts.username,
-                           parts.path.lstrip("/"), "-N", "-e", f"SELECT count(*) FROM {table}"],
-                          check=True, capture_output=True, text=True)
-    return int(done.stdout.strip())

@@ -49,6 +49,11 @@ impl Reply {
         Reply::Error(text.into())
     }
 
+    /// A bulk string: text, a `String`, bytes.
+    pub fn bulk(value: impl Into<Bytes>) -> Self {
+        Reply::Bulk(value.into())
+    }
+
     pub fn bulk_or_null(value: Option<Bytes>) -> Self {
         value.map_or(Reply::Null, Reply::Bulk)
     }

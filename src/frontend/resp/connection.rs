@@ -41,8 +41,8 @@ impl RespSession {
             "time" => {
                 let micros = now_ms() * 1000;
                 Ok(Reply::Array(vec![
-                    Reply::Bulk(Bytes::from((micros / 1_000_000).to_string())),
-                    Reply::Bulk(Bytes::from((micros % 1_000_000).to_string())),
+                    Reply::bulk((micros / 1_000_000).to_string()),
+                    Reply::bulk((micros % 1_000_000).to_string()),
                 ]))
             }
             _ => unreachable!("dispatched by name: {name}"),
@@ -97,19 +97,19 @@ impl RespSession {
         }
         let proto = if version == Version::Resp3 { 3 } else { 2 };
         let mut fields = vec![
-            (bulk("server"), bulk("redis")),
-            (bulk("version"), bulk(REDIS_VERSION)),
-            (bulk("proto"), Reply::Integer(proto)),
-            (bulk("id"), Reply::Integer(self.id as i64)),
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Integer(proto)),
+            (Reply::bulk("id"), Reply::Integer(self.id as i64)),
         ];
         // A sentinel says so, and has no role field (redis-sentinel 7.0).
         if self.sentinel {
-            fields.push((bulk("mode"), bulk("sentinel")));
+            fields.push((Reply::bulk("mode"), Reply::bulk("sentinel")));
         } else {
-            fields.push((bulk("mode"), bulk("standalone")));
-            fields.push((bulk("role"), bulk("master")));
+            fields.push((Reply::bulk("mode"), Reply::bulk("standalone")));
+            fields.push((Reply::bulk("role"), Reply::bulk("master")));
         }
-        fields.push((bulk("modules"), Reply::Array(Vec::new())));
+        fields.push((Reply::bulk("modules"), Reply::Array(Vec::new())));
         Ok(Reply::Map(fields))
     }
 
@@ -326,10 +326,6 @@ impl RespSession {
         }
         lines
     }
-}
-
-fn bulk(text: &'static str) -> Reply {
-    Reply::Bulk(Bytes::from_static(text.as_bytes()))
 }
 
 impl RespSession {

@@ -152,7 +152,7 @@ impl RespSession {
             Vec::new()
         };
         Ok(Reply::Array(vec![
-            Reply::Bulk(Bytes::from(page.cursor.to_string())),
+            Reply::bulk(page.cursor.to_string()),
             Reply::Array(keys),
         ]))
     }

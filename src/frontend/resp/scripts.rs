@@ -230,7 +230,7 @@ fn script_subcommand(args: &[Bytes]) -> CmdResult {
         b"LOAD" if args.len() == 3 => {
             let sha = sha1_hex(&args[2]);
             find(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
-            Ok(Reply::Bulk(Bytes::from(sha)))
+            Ok(Reply::bulk(sha))
         }
         b"EXISTS" if args.len() >= 3 => Ok(Reply::Array(
             args[2..]

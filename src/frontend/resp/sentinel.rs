@@ -48,8 +48,10 @@ impl RespSession {
                 }
             }
             "role" if args.len() == 1 => Ok(Reply::Array(vec![
-                bulk_text("sentinel"),
-                Reply::Array(vec![bulk_text(&self.shared.config.sentinel.master_name)]),
+                Reply::bulk("sentinel"),
+                Reply::Array(vec![Reply::bulk(
+                    self.shared.config.sentinel.master_name.clone(),
+                )]),
             ])),
             "role" => Err(wrong_arity("role")),
             "info" => Ok(Reply::Verbatim(self.sentinel_info())),
@@ -82,7 +84,7 @@ impl RespSession {
                     return Ok(Reply::NullArray);
                 }
                 let (host, port) = self.master_address();
-                Ok(Reply::Array(vec![bulk_text(&host), bulk_text(&port)]))
+                Ok(Reply::Array(vec![Reply::bulk(host), Reply::bulk(port)]))
             }
             "masters" if args.len() == 2 => Ok(Reply::Array(vec![self.master_state()])),
             "masters" => Err(wrong_arity("sentinel|masters")),
@@ -94,7 +96,7 @@ impl RespSession {
                 named(args)?;
                 Ok(Reply::Array(Vec::new()))
             }
-            "myid" if args.len() == 2 => Ok(bulk_text(run_id())),
+            "myid" if args.len() == 2 => Ok(Reply::bulk(run_id())),
             "myid" => Err(wrong_arity("sentinel|myid")),
             _ => Err(Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try SENTINEL HELP.",
@@ -153,7 +155,7 @@ impl RespSession {
         Reply::Map(
             fields
                 .into_iter()
-                .map(|(name, value)| (bulk_text(name), bulk_text(&value)))
+                .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value)))
                 .collect(),
         )
     }
@@ -176,8 +178,4 @@ impl RespSession {
             self.shared.config.sentinel.master_name,
         )
     }
-}
-
-fn bulk_text(text: &str) -> Reply {
-    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
 }

@@ -81,7 +81,7 @@ impl RespSession {
             .map(|(name, value)| {
                 (
                     Reply::Bulk(Bytes::from_static(name.as_bytes())),
-                    Reply::Bulk(Bytes::from(value)),
+                    Reply::bulk(value),
                 )
             })
             .collect()

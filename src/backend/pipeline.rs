@@ -537,15 +537,7 @@ impl<F: Framer> Pool<F> {
             if new == current {
                 return false;
             }
-            tracing::info!(
-                server = F::SERVER,
-                followed = %locate.describe(),
-                from = %current,
-                to = %new,
-                "backend address changed: new connections go to the new address"
-            );
-            self.addr.store(Arc::new(new));
-            self.forget_connections();
+            self.move_to(&locate.describe(), current, new);
             return true;
         }
         let Some(host) = &self.follow else {
@@ -569,16 +561,22 @@ impl<F: Framer> Pool<F> {
         if resolved.contains(&current) {
             return false;
         }
+        self.move_to(host, current, new);
+        true
+    }
+
+    /// New connections go to `new` (what `followed` names now), and the
+    /// open ones are let go.
+    fn move_to(&self, followed: &str, current: SocketAddr, new: SocketAddr) {
         tracing::info!(
             server = F::SERVER,
-            host,
+            followed,
             from = %current,
             to = %new,
             "backend address changed: new connections go to the new address"
         );
         self.addr.store(Arc::new(new));
         self.forget_connections();
-        true
     }
 
     /// Lets the open connections go (requests already sent on them finish):

@@ -324,11 +324,10 @@ impl Meta {
     /// keeps no such bit, so a found key is shown in base64 only when it
     /// could not be sent as text.
     pub fn key_shown_binary(&self, found: bool) -> bool {
-        let text = !self.key.is_empty()
-            && self.key.len() <= 250
-            && self.key.iter().all(|&b| b > b' ' && b != 0x7f);
         match self.command {
-            MetaCommand::Get | MetaCommand::Debug if found => self.binary && !text,
+            MetaCommand::Get | MetaCommand::Debug if found => {
+                self.binary && !super::is_text_key(&self.key)
+            }
             _ => self.binary,
         }
     }

@@ -17,3 +17,12 @@ pub use meta::{Meta, MetaCommand, MetaItem};
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};
 pub use response::{decode_response, decode_response_raw, Response, ResponseError};
+
+/// memcached's longest key, in bytes.
+pub const MAX_KEY: usize = 250;
+
+/// Whether memcached's text protocol carries `key` as it is: 1 to 250
+/// bytes, none of them a space, a control character or DEL.
+pub fn is_text_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| b > b' ' && b != 0x7f)
+}

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::backend::{BackendError, Result};
 use crate::op::{now_ms, Db, Expiry, Item};
 
-const MAX_KEY: usize = 250;
+use keyway_protocol::memcache::MAX_KEY;
 /// Prefix of keys in redis databases 1..15: bytes no text client can send.
 const DB_PREFIX: &[u8] = b"\xffkw";
 const RELATIVE_MAX_SECONDS: u64 = 60 * 60 * 24 * 30;
@@ -82,9 +82,7 @@ pub fn long_key_of(stored: &Bytes) -> Option<Bytes> {
 
 /// Whether memcached holds `key` (in db 0) under its own name: then a
 /// memcached client's request on it can be forwarded as it came.
-pub fn is_text_key(key: &[u8]) -> bool {
-    !key.is_empty() && key.len() <= MAX_KEY && key.iter().all(|&b| b > b' ' && b != 0x7f)
-}
+pub use keyway_protocol::memcache::is_text_key;
 
 pub fn wire_key(db: Db, key: &Bytes) -> Result<WireKey> {
     if db == 0 && is_text_key(key) {

@@ -123,8 +123,14 @@ fn without_quiet(raw: &Bytes, first_flag: usize) -> Bytes {
         .filter(|(i, token)| *i < first_flag || *token != b"q")
         .map(|(_, token)| token)
         .collect();
+    with_line(raw, line_end, &kept.join(&b' '))
+}
+
+/// `raw` with its command line (ending at `line_end`, the `\n`) replaced
+/// by `line`; the data block after it kept as it came.
+fn with_line(raw: &Bytes, line_end: usize, line: &[u8]) -> Bytes {
     let mut request = BytesMut::with_capacity(raw.len());
-    request.extend_from_slice(&kept.join(&b' '));
+    request.extend_from_slice(line);
     request.extend_from_slice(b"\r\n");
     request.extend_from_slice(&raw[line_end + 1..]);
     request.freeze()
@@ -214,11 +220,7 @@ async fn one_key(
 fn without_noreply(raw: &Bytes) -> Bytes {
     let line_end = memchr::memchr(b'\n', raw).expect("a request is a line first");
     let at = memchr::memmem::rfind(&raw[..line_end], b"noreply").expect("the request said noreply");
-    let mut request = BytesMut::with_capacity(raw.len());
-    request.extend_from_slice(&raw[..at]);
-    request.extend_from_slice(b"\r\n");
-    request.extend_from_slice(&raw[line_end + 1..]);
-    request.freeze()
+    with_line(raw, line_end, &raw[..at])
 }
 
 #[cfg(test)]

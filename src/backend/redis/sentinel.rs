@@ -169,19 +169,10 @@ impl SentinelLocator {
         let mut buf = BytesMut::new();
         let mut seen = 0;
         loop {
-            let reply = loop {
-                if let Some(raw) = frame_backend_reply(&mut buf, 1 << 20, Version::Resp2)
-                    .map_err(|e| e.to_string())?
-                {
-                    break parse_backend_reply(&raw, Version::Resp2).map_err(|e| e.to_string())?;
-                }
-                if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
-                    return Err("closed".into());
-                }
-                if pools.iter().all(|p| p.strong_count() == 0) {
-                    return Ok(());
-                }
-            };
+            let reply = next_reply(&mut stream, &mut buf).await?;
+            if pools.iter().all(|p| p.strong_count() == 0) {
+                return Ok(());
+            }
             seen += 1;
             if seen <= count {
                 if let Reply::Error(why) = &reply {
@@ -272,15 +263,21 @@ async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<Reply>
     let mut buf = BytesMut::new();
     let mut replies = Vec::with_capacity(count);
     while replies.len() < count {
+        replies.push(next_reply(stream, &mut buf).await?);
+    }
+    Ok(replies)
+}
+
+/// The sentinel's next reply, reading into `buf` until one is whole.
+async fn next_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Reply, String> {
+    loop {
         if let Some(raw) =
-            frame_backend_reply(&mut buf, 1 << 20, Version::Resp2).map_err(|e| e.to_string())?
+            frame_backend_reply(buf, 1 << 20, Version::Resp2).map_err(|e| e.to_string())?
         {
-            replies.push(parse_backend_reply(&raw, Version::Resp2).map_err(|e| e.to_string())?);
-            continue;
+            return parse_backend_reply(&raw, Version::Resp2).map_err(|e| e.to_string());
         }
-        if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+        if stream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
             return Err("the sentinel closed the connection".into());
         }
     }
-    Ok(replies)
 }

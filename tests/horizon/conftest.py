@@ -193,11 +193,12 @@ def psql(url, sql):
                           text=True).stdout.strip()
 
 
-def mariadb_rows(url, table):
-    """Rows in the MariaDB table `table`."""
+def mariadb_sessions(url, table):
+    """Django sessions (cache engine) in the MariaDB table `table`."""
     parts = urlparse(url)
+    sql = f"SELECT count(*) FROM {table} WHERE cache_key LIKE ':1:django.contrib.sessions.cache%'"
     done = subprocess.run(["mariadb", "-h", parts.hostname, "-P", str(parts.port), "-u", parts.username,
-                           parts.path.lstrip("/"), "-N", "-e", f"SELECT count(*) FROM {table}"],
+                           parts.path.lstrip("/"), "-N", "-e", sql],
                           check=True, capture_output=True, text=True)
     return int(done.stdout.strip())
 

@@ -11,7 +11,7 @@ import pymemcache.client.base
 import pytest
 import redis
 
-from conftest import ROOT, Browser, Keyway, free_port, mariadb_rows, psql, wrong
+from conftest import ROOT, Browser, Keyway, free_port, mariadb_sessions, psql, wrong
 
 MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
 # Each client as Horizon's settings would name Keyway.
@@ -165,18 +165,21 @@ def test_two_hosts_over_one_postgresql_share_a_logout(workdir, horizons, postgre
 
 def test_an_operator_moves_kollas_memcached_sessions_onto_keyway_without_logging_anyone_out(
         workdir, horizons, memcached, mariadb):
-    """kolla-ansible's memcached mode (PyMemcacheCache over a list of three
-    memcached, ignore_exc), people logged in and some logged out; then, as
-    an operator: Horizon moved onto Keyway running
+    """kolla-ansible's memcached mode: two Horizon hosts, each with
+    PyMemcacheCache over the same list of three memcached (ignore_exc),
+    people logged in on either and some logged out. Then, as an operator
+    does it, one host at a time: host a moved onto its own Keyway running
     deploy/config/kolla-memcached-pool.toml (only the addresses changed:
-    sessions move from the pool to MariaDB behind a memory tier), `keyway
-    migrate`, and the pool retired by a reload. Nobody is logged out on the
-    way, and nobody who logged out is back in. Wrong: Keyway looks for the
-    pool's keys with its default placement instead of pymemcache's."""
+    sessions move from the pool to MariaDB behind a memory tier) while host
+    b still uses the pool directly, then host b onto its Keyway; `keyway
+    migrate`; the pool retired by a reload on both. Nobody is logged out on
+    the way, a logout through a moved host holds on the host not yet moved,
+    and nobody who logged out is back in. Wrong: Keyway looks for the pool's
+    keys with its default placement instead of pymemcache's."""
     pool = [memcached() for _ in range(3)]
     kolla = {"default": {"BACKEND": MEMCACHED, "LOCATION": pool, "OPTIONS": {"ignore_exc": True}}}
-    before = horizons(kolla)
-    people = [Browser(before) for _ in range(8)]
+    hosts = [horizons(kolla), horizons(kolla)]
+    people = [Browser(hosts[i % 2]) for i in range(10)]
     for person in people:
         person.login()
         assert person.logged_in()
@@ -185,45 +188,72 @@ def test_an_operator_moves_kollas_memcached_sessions_onto_keyway_without_logging
     for person in people[:2]:
         person.logout()
     staying = people[2:]
-    before.stop()
 
-    memcache = free_port()
-    table = f"horizon_sessions_{memcache}"
+    table = f"horizon_sessions_{free_port()}"
     shipped = (ROOT / "deploy" / "config" / "kolla-memcached-pool.toml").read_text()
-    config = (shipped.replace("192.0.2.11:11211,192.0.2.12:11211,192.0.2.13:11211", ",".join(pool))
-              .replace("mysql://keyway:change-me@192.0.2.10:3306/horizon", mariadb)
-              .replace('table = "keyway_sessions"', f'table = "{table}"')
-              .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
-              .replace("127.0.0.1:9121", "127.0.0.1:0"))
-    config += f'\n[runtime]\ndata_dir = "{workdir / "kolla-move"}"\n'
-    config = wrong(config, config.replace('placement = "pymemcache"\n', ""))
-    keyway = Keyway(workdir, "kolla-move", memcache, config=config)
+
+    def move(name):
+        """The host's Keyway, and the host restarted naming it."""
+        memcache = free_port()
+        config = (shipped.replace("192.0.2.11:11211,192.0.2.12:11211,192.0.2.13:11211", ",".join(pool))
+                  .replace("mysql://keyway:change-me@192.0.2.10:3306/horizon", mariadb)
+                  .replace('table = "keyway_sessions"', f'table = "{table}"')
+                  .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
+                  .replace("127.0.0.1:9121", "127.0.0.1:0"))
+        config += f'\n[runtime]\ndata_dir = "{workdir / ("kolla-move-" + name)}"\n'
+        config = wrong(config, config.replace('placement = "pymemcache"\n', ""))
+        keyway = Keyway(workdir, f"kolla-move-{name}", memcache, config=config)
+        host = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}",
+                                     "OPTIONS": {"ignore_exc": True}}})
+        return keyway, host
+
+    keyways = []
     try:
-        # Horizon now names Keyway instead of the pool.
-        after = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}",
-                                      "OPTIONS": {"ignore_exc": True}}})
-        # Four come back before the copy (read through the migrate route),
-        # two after it.
+        hosts[0].stop()
+        keyway, moved = move("a")
+        keyways.append(keyway)
+        # People come back through the moved host (read through the
+        # migrate route) and through the one not moved yet.
         for person in staying[:4]:
-            assert person.on(after).logged_in(), "logged out by the move onto Keyway"
-        report = keyway.migrate("moving")
+            assert person.on(moved).logged_in(), "logged out by the move onto Keyway"
+        for person in staying[4:]:
+            assert person.on(hosts[1]).logged_in()
+        # A logout through the moved host holds on the one not moved yet.
+        leaving = staying.pop()
+        windows.append(leaving.copy())
+        leaving.on(moved).logout()
+        assert not windows[-1].on(hosts[1]).logged_in("/settings/"), \
+            "a logout through Keyway is not seen by a host on the pool"
+        hosts[1].stop()
+        keyway, moved_b = move("b")
+        keyways.append(keyway)
+        hosts = [moved, moved_b]
+        for person in staying[4:]:
+            assert person.on(moved_b).logged_in(), "logged out by the move onto Keyway"
+        report = keyways[0].migrate("moving")
         print(report)
         copied = int(re.search(r"copied (\d+)", report).group(1))
-        # The pool retired: sessions in the write-through tier alone, the
-        # rest in memory; then the pool's servers stop.
-        retired = re.sub(r"\[backends\.pool\]\n(.*\n)*?\n", "[backends.cache]\nurl = \"memory://\"\n\n", config)
-        retired = re.sub(r"\[policies\.moving\]\n(.*\n)*?\n", "", retired)
-        retired = retired.replace('policy = "moving"', 'policy = "sessions"').replace('backend = "pool"', 'backend = "cache"')
-        keyway.reload(retired)
+        # The pool retired on both: sessions in the write-through tier
+        # alone, the rest in memory; then the pool's servers stop.
+        for keyway in keyways:
+            retired = re.sub(r"\[backends\.pool\]\n(.*\n)*?\n", "[backends.cache]\nurl = \"memory://\"\n\n",
+                             keyway.config)
+            retired = re.sub(r"\[policies\.moving\]\n(.*\n)*?\n", "", retired)
+            retired = retired.replace('policy = "moving"', 'policy = "sessions"').replace(
+                'backend = "pool"', 'backend = "cache"')
+            keyway.reload(retired)
         time.sleep(1)
         memcached.stop_all()
         for person in staying:
-            assert person.on(after).logged_in(), "logged out once the pool was retired"
+            for host in hosts:
+                assert person.on(host).logged_in(), "logged out once the pool was retired"
         for window in windows:
-            assert not window.on(after).logged_in("/settings/"), "a logged-out session is back"
-        held = mariadb_rows(mariadb, table)
-        print(f"kolla move: {len(staying)} logged in, {len(windows)} logged out; copied {copied}; "
-              f"{held} rows in MariaDB after retiring the pool")
-        assert held >= len(staying)
+            for host in hosts:
+                assert not window.on(host).logged_in("/settings/"), "a logged-out session is back"
+        held = mariadb_sessions(mariadb, table)
+        print(f"kolla move over two hosts: {len(staying)} logged in, {len(windows)} logged out; "
+              f"copied {copied} keys; {held} sessions in MariaDB after retiring the pool")
+        assert held == len(staying)
     finally:
-        keyway.stop()
+        for keyway in keyways:
+            keyway.stop()

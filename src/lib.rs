@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod django_sessions;
 pub mod frontend;
 pub mod metrics;
 pub mod op;

@@ -92,6 +92,27 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    /// Who is signed in, and ending it: asks the running Keyway (its
+    /// listen.admin and listen.admin_token_file, from --config or the
+    /// embedded default).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// Sessions by user (JSON), or one user's sessions with --user.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End every session of a user, in every store, on every host.
+    Revoke {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +149,7 @@ fn main() -> ExitCode {
             print!("{}", keyway::config::EMBEDDED_DEFAULT);
             return ExitCode::SUCCESS;
         }
+        Some(Command::Sessions { action }) => return sessions(&cli, action),
         Some(Command::MigrateSchema | Command::Migrate { .. } | Command::Rekey { .. }) | None => {}
     }
     init_logging(cli.log_format);
@@ -152,6 +174,43 @@ fn main() -> ExitCode {
         }) => runtime.block_on(bulk_copy(config, policy, from.zip(to), state)),
         Some(Command::Rekey { backend, batch }) => runtime.block_on(rekey(config, &backend, batch)),
         _ => runtime.block_on(run(config, &cli)),
+    }
+}
+
+/// `keyway sessions ...`: one request to the running Keyway's admin listener.
+fn sessions(cli: &Cli, action: &SessionsAction) -> ExitCode {
+    let config = match configure(cli) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let encode = |user: &str| form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>();
+    let (method, path) = match action {
+        SessionsAction::List { user: None } => (hyper::Method::GET, "/sessions".to_string()),
+        SessionsAction::List { user: Some(user) } => (
+            hyper::Method::GET,
+            format!("/sessions?user={}", encode(user)),
+        ),
+        SessionsAction::Revoke { user } => (
+            hyper::Method::POST,
+            format!("/sessions/revoke?user={}", encode(user)),
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(keyway::admin::client::ask(&config, method, &path)) {
+        Ok(body) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -151,3 +151,12 @@ pub enum Peer {
     /// A Unix socket client; redis shows the socket's path for both ends.
     Unix(Arc<Path>),
 }
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(address) => write!(f, "{address}"),
+            Peer::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}

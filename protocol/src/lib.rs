@@ -31,5 +31,6 @@
 //!   parsers do not reproduce; RESP lengths follow redis's `string2ll`.
 #![forbid(unsafe_code)]
 
+pub mod django;
 pub mod memcache;
 pub mod resp;

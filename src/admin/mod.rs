@@ -1,10 +1,12 @@
 //! The admin listener (`listen.admin`, HTTP/1.1): `/metrics` for Prometheus,
 //! `/healthz` (the process answers), `/readyz` (every backend answers) and
-//! `/config` (the running configuration, passwords redacted). It reads the
+//! `/config` (the running configuration, passwords redacted), and
+//! `/sessions` (who is signed in) with `POST /sessions/revoke?user=ID`. It reads the
 //! current generation of the configuration on every request, so it follows
-//! reloads. With `listen.admin_token_file`, `/metrics` and `/config` need
-//! `Authorization: Bearer <token>`.
+//! reloads. With `listen.admin_token_file`, everything but the
+//! probes needs `Authorization: Bearer <token>`.
 
+pub mod client;
 mod prometheus;
 
 use std::convert::Infallible;
@@ -20,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ListenerName;
+use crate::django_sessions::inventory;
 use crate::session::{Current, Shared};
 
 /// How long `/readyz` waits for a backend beyond its own timeouts.
@@ -81,14 +84,19 @@ where
 }
 
 async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    let path = request.uri().path();
+    let wanted = if path == "/sessions/revoke" {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    if request.method() != wanted && !(wanted == Method::GET && request.method() == Method::HEAD) {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "only GET\n".into(),
+            format!("{path} takes {wanted}\n"),
         );
     }
-    let path = request.uri().path();
     // Probes stay open (they say only whether Keyway and its backends
     // answer); what describes the deployment needs the token, when set.
     if let (Some(token), false) = (&shared.admin_token, matches!(path, "/healthz" | "/readyz")) {
@@ -123,10 +131,53 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
             "application/toml",
             shared.config.redacted_toml(),
         ),
+        "/sessions" => sessions(shared, query_user(request)).await,
+        "/sessions/revoke" => match query_user(request) {
+            Some(user) => json(inventory::revoke(shared, &user).await),
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "name the user: POST /sessions/revoke?user=ID\n".into(),
+            ),
+        },
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /metrics, /healthz, /readyz or /config\n".into(),
+            "not found; try /metrics, /healthz, /readyz, /config or /sessions\n".into(),
+        ),
+    }
+}
+
+/// The `user` query parameter, URL-decoded.
+fn query_user(request: &Request<Incoming>) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "user")
+        .map(|(_, value)| value.into_owned())
+        .filter(|user| !user.is_empty())
+}
+
+async fn sessions(shared: &Shared, user: Option<String>) -> Response<Full<Bytes>> {
+    match user {
+        Some(user) => json(inventory::of_user(shared, &user).await),
+        None => json(inventory::summary(shared).await),
+    }
+}
+
+/// A JSON answer, or 503 saying which store could not be listed.
+fn json<T: serde::Serialize>(
+    result: Result<T, crate::backend::BackendError>,
+) -> Response<Full<Bytes>> {
+    match result {
+        Ok(body) => reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string(&body).expect("serializable") + "\n",
+        ),
+        Err(error) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("cannot list the sessions: {error}\n"),
         ),
     }
 }

@@ -25,6 +25,17 @@ pub enum ListenerName {
     Sentinel,
 }
 
+impl ListenerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerName::Memcache => "memcache",
+            ListenerName::Resp => "resp",
+            ListenerName::Admin => "admin",
+            ListenerName::Sentinel => "sentinel",
+        }
+    }
+}
+
 /// Listener addresses; an omitted listener is off.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

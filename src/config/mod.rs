@@ -12,6 +12,7 @@ mod limits;
 mod listen;
 mod policies;
 mod routes;
+mod sessions;
 mod topology;
 pub mod url;
 mod validate;
@@ -21,6 +22,7 @@ pub use limits::{Limits, Runtime, Size};
 pub use listen::{FileMode, Listen, ListenerName, Sentinel, Tls};
 pub use policies::{Ack, Coherence, PolicyConfig};
 pub use routes::{RouteConfig, RouteListener};
+pub use sessions::Sessions;
 pub use topology::{url_is_per_host, SAMPLE_SESSION_KEY};
 pub use url::{BackendUrl, Dialect, MemcachedServer, RedisUrl};
 
@@ -53,6 +55,9 @@ pub struct Config {
     /// What the sentinel listener (`listen.sentinel`) answers.
     #[serde(default)]
     pub sentinel: Sentinel,
+    /// What Keyway does with the Django sessions it stores.
+    #[serde(default)]
+    pub sessions: Sessions,
 }
 
 impl Config {

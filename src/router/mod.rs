@@ -20,6 +20,7 @@ use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
+use crate::django_sessions::{ended, Reason};
 use crate::policy::{Member, Node, Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,8 @@ pub struct Router {
     /// Per slot: a backend this router's routes store in, so that a flush
     /// through one listener's keyspace leaves the other's alone.
     reaches: Vec<bool>,
+    /// `[sessions]`: whether ended sessions are kept ended, and how long.
+    sessions: crate::config::Sessions,
 }
 
 /// A backend or policy, as the router holds it.
@@ -181,6 +184,7 @@ impl Router {
             slots,
             routed,
             reaches,
+            sessions: config.sessions.clone(),
         }
     }
 
@@ -264,6 +268,16 @@ impl Router {
         self.slots
             .iter()
             .filter_map(|slot| Some((slot.name.as_str(), slot.target.backend()?)))
+    }
+
+    /// Every backend this router's routes store in (a policy's members
+    /// included), with its configured name.
+    pub fn reached_backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
+        self.slots
+            .iter()
+            .zip(&self.reaches)
+            .filter(|(_, reached)| **reached)
+            .filter_map(|(slot, _)| Some((slot.name.as_str(), slot.target.backend()?)))
     }
 
     /// The backend or policy configured as `name`.
@@ -364,7 +378,13 @@ impl Router {
     }
 
     pub async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        Ok(self.backend_for(key)?.get_and_delete(db, key).await?)
+        let target = self.backend_for(key)?;
+        if self.keeps_ended(key) {
+            let item = target.get(db, std::slice::from_ref(key)).await?;
+            self.end_session(db, key, Reason::Logout, None).await?;
+            return Ok(item.into_iter().next().flatten());
+        }
+        Ok(target.get_and_delete(db, key).await?)
     }
 
     pub async fn store(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
@@ -372,7 +392,38 @@ impl Router {
         if let ExpiryUpdate::Set(expiry) = store.expiry {
             store.expiry = ExpiryUpdate::Set(limits.apply(expiry));
         }
+        if self.keeps_ended(&store.key) {
+            return Ok(ended::store_unless_ended(target, db, store).await?);
+        }
         Ok(target.store(db, store).await?)
+    }
+
+    /// Whether `key` is a Django session key kept ended once deleted.
+    fn keeps_ended(&self, key: &[u8]) -> bool {
+        self.sessions.keep_ended && keyway_protocol::django::session_key(key).is_some()
+    }
+
+    /// Ends the session stored under `key` (marked ended first, so a write
+    /// racing the delete cannot bring it back); true if it existed. The
+    /// audit line names `owner` when the caller knows it.
+    pub async fn end_session(
+        &self,
+        db: Db,
+        key: &Bytes,
+        reason: Reason,
+        owner: Option<&str>,
+    ) -> Result<bool> {
+        let (target, limits) = self.route_limited(key)?;
+        let keys = std::slice::from_ref(key);
+        if self.sessions.keep_ended {
+            let lifetime = Expiry::after_ms(self.sessions.ended_seconds.saturating_mul(1000));
+            ended::mark(target, db, keys, limits.apply(lifetime)).await?;
+        }
+        let existed = target.delete(db, keys).await?[0];
+        if existed {
+            crate::django_sessions::audit_ended(reason, key, owner, target.stats.name());
+        }
+        Ok(existed)
     }
 
     /// Sets every pair (redis MSET). Each set is atomic; the group is not.
@@ -402,6 +453,19 @@ impl Router {
     }
 
     pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
+        if keys.iter().any(|key| self.keeps_ended(key)) {
+            let mut existed = Vec::with_capacity(keys.len());
+            for key in keys {
+                existed.push(if self.keeps_ended(key) {
+                    self.end_session(db, key, Reason::Logout, None).await?
+                } else {
+                    self.backend_for(key)?
+                        .delete(db, std::slice::from_ref(key))
+                        .await?[0]
+                });
+            }
+            return Ok(existed);
+        }
         per_key!(self, keys, |backend, keys| backend.delete(db, keys))
     }
 
@@ -501,12 +565,22 @@ impl Router {
     /// (which only operations can enforce): requests on them may go to a
     /// backend as they came.
     fn forwarding_slot<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let (slot, limits) = self.table.route_with_limits(keys.next()?)?;
-        if !limits.is_none() {
+        let first = keys.next()?;
+        let (slot, limits) = self.table.route_with_limits(first)?;
+        if !limits.is_none() || self.may_keep_ended(first) {
             return None;
         }
-        keys.all(|key| self.table.route_with_limits(key) == Some((slot, limits)))
-            .then_some(slot)
+        keys.all(|key| {
+            !self.may_keep_ended(key) && self.table.route_with_limits(key) == Some((slot, limits))
+        })
+        .then_some(slot)
+    }
+
+    /// Whether `key` may be a session key kept ended (the cheap test: such
+    /// keys are not forwarded as they came, so that their deletes leave a
+    /// marker and their writes check it).
+    fn may_keep_ended(&self, key: &[u8]) -> bool {
+        self.sessions.keep_ended && keyway_protocol::django::may_be_session_key(key)
     }
 
     /// The memcached backend every one of `keys` routes to, if there is one:

@@ -451,6 +451,19 @@ impl Client {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
+        let origin = crate::django_sessions::Origin {
+            listener: self.protocol.listener().as_str(),
+            client: self.peer.to_string(),
+        };
+        crate::django_sessions::ORIGIN
+            .scope(origin, self.serve_as_protocol(stream))
+            .await;
+    }
+
+    async fn serve_as_protocol<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
         match self.protocol {
             Protocol::Memcache => {
                 let session = MemcacheSession::new(self.shared);

@@ -33,9 +33,9 @@ pub async fn ask(config: &Config, method: Method, path: &str) -> Result<String, 
     let target = address
         .replace("0.0.0.0:", "127.0.0.1:")
         .replace("[::]:", "[::1]:");
-    let stream = tokio::net::TcpStream::connect(&target)
-        .await
-        .map_err(|e| format!("cannot reach the admin listener at {target} (is Keyway running?): {e}"))?;
+    let stream = tokio::net::TcpStream::connect(&target).await.map_err(|e| {
+        format!("cannot reach the admin listener at {target} (is Keyway running?): {e}")
+    })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("admin listener at {target}: {e}"))?;

@@ -8,6 +8,7 @@
 
 pub mod client;
 mod prometheus;
+pub mod sessions;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,7 +23,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ListenerName;
-use crate::django_sessions::inventory;
 use crate::session::{Current, Shared};
 
 /// How long `/readyz` waits for a backend beyond its own timeouts.
@@ -131,9 +131,9 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
             "application/toml",
             shared.config.redacted_toml(),
         ),
-        "/sessions" => sessions(shared, query_user(request)).await,
+        "/sessions" => list_sessions(shared, query_user(request)).await,
         "/sessions/revoke" => match query_user(request) {
-            Some(user) => json(inventory::revoke(shared, &user).await),
+            Some(user) => json(sessions::revoke(shared, &user).await),
             None => reply(
                 StatusCode::BAD_REQUEST,
                 "text/plain",
@@ -157,10 +157,10 @@ fn query_user(request: &Request<Incoming>) -> Option<String> {
         .filter(|user| !user.is_empty())
 }
 
-async fn sessions(shared: &Shared, user: Option<String>) -> Response<Full<Bytes>> {
+async fn list_sessions(shared: &Shared, user: Option<String>) -> Response<Full<Bytes>> {
     match user {
-        Some(user) => json(inventory::of_user(shared, &user).await),
-        None => json(inventory::summary(shared).await),
+        Some(user) => json(sessions::of_user(shared, &user).await),
+        None => json(sessions::summary(shared).await),
     }
 }
 

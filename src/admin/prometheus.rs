@@ -132,6 +132,7 @@ impl Collector for Figures {
         policies(&mut encoder, shared)?;
         change_log(&mut encoder, shared)?;
         coherence(&mut encoder, shared)?;
+        sessions(&mut encoder)?;
         reloads(&mut encoder, shared)
     }
 }
@@ -688,6 +689,79 @@ fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Err
         None,
         MetricType::Counter,
         policy_figure(|f| f.resets.load(Relaxed)),
+    )
+}
+
+/// Django sessions: from the last inventory (-1 before the first), and
+/// the sessions Keyway ended and the late writes it refused.
+fn sessions(encoder: &mut DescriptorEncoder) -> Result<(), Error> {
+    use crate::django_sessions::{Reason, FIGURES};
+    let gauges = [
+        (
+            "keyway_sessions",
+            "Django sessions in every store, at the last inventory (-1: none yet).",
+            &FIGURES.sessions,
+        ),
+        (
+            "keyway_sessions_users",
+            "Users with at least one session, at the last inventory.",
+            &FIGURES.users,
+        ),
+        (
+            "keyway_sessions_anonymous",
+            "Sessions without a signed-in user, at the last inventory.",
+            &FIGURES.anonymous,
+        ),
+        (
+            "keyway_sessions_unreadable",
+            "Sessions whose owner could not be read, at the last inventory.",
+            &FIGURES.unreadable,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(
+            encoder,
+            name,
+            help,
+            None,
+            MetricType::Gauge,
+            [(Vec::new(), Sample::Gauge(value.load(Relaxed)))],
+        )?;
+    }
+    family(
+        encoder,
+        "keyway_sessions_inventory_timestamp",
+        "Unix time of the last inventory (0: none yet).",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+        [(
+            Vec::new(),
+            Sample::GaugeF(FIGURES.inventory_timestamp.load(Relaxed) as f64),
+        )],
+    )?;
+    family(
+        encoder,
+        "keyway_sessions_ended",
+        "Sessions Keyway ended, by reason (logout: a client deleted it; revoke: an operator).",
+        None,
+        MetricType::Counter,
+        Reason::ALL.map(|reason| {
+            (
+                vec![("reason", reason.as_str())],
+                Sample::Counter(FIGURES.ended(reason)),
+            )
+        }),
+    )?;
+    family(
+        encoder,
+        "keyway_sessions_late_writes_refused",
+        "Writes of an ended session refused (a request in flight when its user logged out).",
+        None,
+        MetricType::Counter,
+        [(
+            Vec::new(),
+            Sample::Counter(FIGURES.late_writes_refused.load(Relaxed)),
+        )],
     )
 }
 

@@ -1,16 +1,14 @@
 //! Django sessions as objects: Keyway knows a session key when it routes
 //! one (`keyway_protocol::django`), keeps an ended session ended
-//! ([`ended`]), finds every session of a user across every store
-//! ([`inventory`]: `/sessions`, `keyway sessions`), and writes one audit
-//! line per session it ends.
+//! ([`ended`]), and writes one audit line per session it ends. Finding
+//! every session of a user across every store (`/sessions`, `keyway
+//! sessions`) is the admin listener's (`admin::sessions`).
 //!
-//! Sits beside the router: the router calls [`ended`] for session keys
-//! (it owns the routes and their TTL limits); the admin listener and the
-//! CLI call [`inventory`]. Keys and values are credentials (the cookie, the
+//! Sits below the router: the router calls [`ended`] for session keys (it
+//! owns the routes and their TTL limits). Keys and values are credentials (the cookie, the
 //! Keystone token): neither is ever logged or shown, only a [`digest`].
 
 pub mod ended;
-pub mod inventory;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 

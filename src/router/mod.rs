@@ -15,12 +15,12 @@ use std::sync::Arc;
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
 use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
+use crate::django_sessions::{ended, Reason};
 use crate::metrics::{Family, TargetStats};
 use crate::op::{
     Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::django_sessions::{ended, Reason};
 use crate::policy::{Member, Node, Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -144,6 +144,10 @@ impl Server {
             server.current.clone(),
             server.shutdown.clone(),
         ));
+        server.tracker.spawn(count_sessions(
+            server.current.clone(),
+            server.shutdown.clone(),
+        ));
         Ok(server)
     }
 
@@ -477,6 +481,26 @@ impl Client {
                 let session = RespSession::new(self.shared, self.peer);
                 connection::serve(stream, session, self.current, self.shutdown).await;
             }
+        }
+    }
+}
+
+/// Refreshes the session gauges every `sessions.inventory_interval_seconds`
+/// (read again after each run, so a reload changes it).
+async fn count_sessions(current: Current, shutdown: CancellationToken) {
+    loop {
+        let seconds = current.load().config.sessions.inventory_interval_seconds;
+        let wait = Duration::from_secs(if seconds == 0 { 60 } else { seconds });
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+        if seconds == 0 {
+            continue;
+        }
+        let shared = current.load_full();
+        if let Err(error) = crate::admin::sessions::summary(&shared).await {
+            tracing::warn!(%error, "cannot count the sessions for /metrics");
         }
     }
 }

@@ -138,18 +138,19 @@ fn decompressed(value: &[u8], flags: u32) -> Result<Option<Vec<u8>>, String> {
         [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)) % 31 == 0 => {
             bounded(&mut flate2::read::ZlibDecoder::new(value), "zlib")
         }
-        _ if flags & PYLIBMC_ZLIB != 0 => Err("pylibmc zlib flag on a value that is not zlib".into()),
+        _ if flags & PYLIBMC_ZLIB != 0 => {
+            Err("pylibmc zlib flag on a value that is not zlib".into())
+        }
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
             let mut out = Vec::new();
             let mut input = std::io::BufReader::new(value);
             let mut sink = LimitedWriter(&mut out);
-            lzma_rs::xz_decompress(&mut input, &mut sink)
-                .map_err(|e| format!("xz: {e}"))?;
+            lzma_rs::xz_decompress(&mut input, &mut sink).map_err(|e| format!("xz: {e}"))?;
             Ok(Some(out))
         }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            let mut decoder = ruzstd::decoding::StreamingDecoder::new(value)
-                .map_err(|e| format!("zstd: {e}"))?;
+            let mut decoder =
+                ruzstd::decoding::StreamingDecoder::new(value).map_err(|e| format!("zstd: {e}"))?;
             bounded(&mut decoder, "zstd")
         }
         _ => Ok(None),
@@ -249,7 +250,7 @@ mod tests {
         assert_eq!(parsed.engine, Engine::CachedDb);
         for not in [
             format!(":1:django.contrib.sessions.cache{}", &id[1..]),
-            format!(":1:django.contrib.sessions.cacheABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+            ":1:django.contrib.sessions.cacheABCDEFGHIJKLMNOPQRSTUVWXYZ012345".to_string(),
             format!(":1:django.contrib.sessions.cache{id}:keyway-ended"),
             format!("1:django.contrib.sessions.cache{id}"),
             format!(":x:django.contrib.sessions.cache{id}"),
@@ -285,6 +286,8 @@ mod tests {
             flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut encoder, &vec![0u8; 16 << 20]).unwrap();
         let bomb = encoder.finish().unwrap();
-        assert!(matches!(read_owner(&bomb, 8), Owner::Unreadable(why) if why.contains("more than")));
+        assert!(
+            matches!(read_owner(&bomb, 8), Owner::Unreadable(why) if why.contains("more than"))
+        );
     }
 }

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use keyway_protocol::django::{read_owner, session_key, Owner};
 use serde::Serialize;
 
-use super::{digest, Reason, FIGURES};
 use crate::backend::{AnyBackend, BackendError, Ops};
+use crate::django_sessions::{digest, Reason, FIGURES};
 use crate::op::{now_ms, Db, Expiry, Item, DATABASES};
 use crate::router::Router;
 use crate::session::Shared;
@@ -236,9 +236,7 @@ pub async fn summary(shared: &Shared) -> Result<Summary, BackendError> {
     FIGURES.users.store(summary.users_signed_in as i64, Relaxed);
     FIGURES.anonymous.store(anonymous as i64, Relaxed);
     FIGURES.unreadable.store(unreadable as i64, Relaxed);
-    FIGURES
-        .inventory_timestamp
-        .store(now_ms() / 1000, Relaxed);
+    FIGURES.inventory_timestamp.store(now_ms() / 1000, Relaxed);
     Ok(summary)
 }
 

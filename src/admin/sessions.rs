@@ -72,6 +72,16 @@ pub async fn list(
                     }
                 }
             }
+            // The owner index: no value read.
+            AnyBackend::Sql(sql) => {
+                found.extend(sql.session_rows().await?.into_iter().map(|row| Found {
+                    db: row.db,
+                    key: row.key,
+                    owner: row.owner,
+                    expiry: row.expiry,
+                    store: name.to_string(),
+                }));
+            }
             _ => {
                 for db in 0..DATABASES {
                     match scan_db(name, backend, db, &mut found).await {
@@ -274,22 +284,54 @@ pub struct Revoked {
     pub elapsed_ms: u64,
 }
 
+/// The sessions of `user` in the backends `router` reaches (but those in
+/// `skip`): from a SQL backend's owner index, from any other by listing.
+async fn sessions_of(
+    router: &Router,
+    skip: &mut HashSet<String>,
+    user: &str,
+) -> Result<Vec<(Db, Bytes)>, BackendError> {
+    let mut keys = Vec::new();
+    let mut others = skip.clone();
+    for (name, backend) in router.reached_backends() {
+        if skip.contains(name) {
+            continue;
+        }
+        if let AnyBackend::Sql(sql) = backend {
+            keys.extend(sql.sessions_of(user).await?);
+            others.insert(name.to_string());
+        }
+    }
+    let (found, listed) = list(router, &others).await?;
+    keys.extend(
+        found
+            .into_iter()
+            .filter(|f| matches!(&f.owner, Owner::User(u) if u == user))
+            .map(|f| (f.db, f.key)),
+    );
+    skip.extend(others);
+    skip.extend(listed);
+    Ok(keys)
+}
+
 /// Ends every session of `user`, each through the route its listener's
 /// clients reach it by.
 pub async fn revoke(shared: &Shared, user: &str) -> Result<Revoked, BackendError> {
     let started = std::time::Instant::now();
-    let found = list_all(shared).await?;
+    let mut skip = HashSet::new();
+    let mut found = Vec::new();
+    for router in [&shared.memcache_router, &shared.resp_router] {
+        let keys = sessions_of(router, &mut skip, user).await?;
+        found.extend(keys.into_iter().map(|key| (router, key)));
+    }
     let mut done: HashSet<(Db, Bytes)> = HashSet::new();
     let mut revoked = 0;
-    for (router, found) in found {
-        if !matches!(&found.owner, Owner::User(u) if u == user) {
-            continue;
-        }
-        if !done.insert((found.db, found.key.clone())) {
+    for (router, (db, key)) in found {
+        if !done.insert((db, key.clone())) {
             continue;
         }
         let ended = router
-            .end_session(found.db, &found.key, Reason::Revoke, Some(user))
+            .end_session(db, &key, Reason::Revoke, Some(user))
             .await
             .map_err(|e| match e {
                 crate::router::RouteError::Backend(e) => e,

@@ -47,6 +47,8 @@ pub struct Statements {
     pub flush_all: String,
     /// The change log other Keyways poll (see `super::changes`).
     pub changes: ChangeStatements,
+    /// The session-owner index (see `super::owners`).
+    pub owners: super::owners::OwnerStatements,
 }
 
 /// The change log: `{t}_changes` holds one row per writing transaction —
@@ -153,6 +155,7 @@ impl Statements {
         create.extend(changes.create());
         let statements = Self {
             changes,
+            owners: super::owners::OwnerStatements::new(dialect, t),
             dialect,
             table: t.to_string(),
             create,
@@ -177,21 +180,26 @@ impl Statements {
         statements.numbered()
     }
 
-    /// An upsert of `rows` rows of (db, key, value, flags, expires_ms, cas).
+    /// An upsert of `rows` rows of (db, key, value, flags, expires_ms, cas,
+    /// session_owner).
     pub fn upsert(&self, rows: usize) -> String {
         let t = &self.table;
-        let row = "(?, ?, ?, ?, ?, ?)";
+        let row = "(?, ?, ?, ?, ?, ?, ?)";
         let values = vec![row; rows].join(", ");
         let sql = match self.dialect {
             Dialect::Sqlite | Dialect::Postgres => format!(
-                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas) VALUES {values} \
+                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas, session_owner) \
+                 VALUES {values} \
                  ON CONFLICT (db, cache_key) DO UPDATE SET cache_value = excluded.cache_value, \
-                 flags = excluded.flags, expires_ms = excluded.expires_ms, cas = excluded.cas"
+                 flags = excluded.flags, expires_ms = excluded.expires_ms, cas = excluded.cas, \
+                 session_owner = excluded.session_owner"
             ),
             Dialect::MySql => format!(
-                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas) VALUES {values} \
+                "INSERT INTO {t} (db, cache_key, cache_value, flags, expires_ms, cas, session_owner) \
+                 VALUES {values} \
                  ON DUPLICATE KEY UPDATE cache_value = VALUES(cache_value), \
-                 flags = VALUES(flags), expires_ms = VALUES(expires_ms), cas = VALUES(cas)"
+                 flags = VALUES(flags), expires_ms = VALUES(expires_ms), cas = VALUES(cas), \
+                 session_owner = VALUES(session_owner)"
             ),
         };
         number_placeholders(self.dialect, &sql)
@@ -269,7 +277,7 @@ impl ChangeStatements {
     }
 }
 
-fn number_placeholders(dialect: Dialect, sql: &str) -> String {
+pub(super) fn number_placeholders(dialect: Dialect, sql: &str) -> String {
     if dialect != Dialect::Postgres {
         return sql.to_string();
     }

@@ -11,6 +11,7 @@
 pub mod changes;
 mod dialect;
 pub mod encryption;
+pub mod owners;
 mod rekey;
 mod writer;
 pub use writer::BATCH_BOUNDS;

@@ -27,7 +27,7 @@ use crate::op::{
 
 /// Most writes one transaction takes; more wait for the next one.
 pub const MAX_BATCH: usize = 256;
-/// Rows per multi-row upsert statement (6 parameters each).
+/// Rows per multi-row upsert statement (7 parameters each).
 const UPSERT_ROWS: usize = 64;
 
 pub enum Write {
@@ -150,6 +150,14 @@ impl Shared {
         use sqlx::Executor;
         for sql in &self.statements.create {
             self.pool.execute(sql.as_str()).await?;
+        }
+        // A table made before the owner index gets it; on one that has it,
+        // these fail with "already there" (SQLite and MySQL cannot say
+        // IF NOT EXISTS), which is what they should find.
+        for sql in &self.statements.owners.upgrade {
+            if let Err(error) = self.pool.execute(sql.as_str()).await {
+                tracing::debug!(%error, sql, "owner index already there");
+            }
         }
         Ok(())
     }
@@ -412,6 +420,8 @@ impl Batch<'_> {
             None => Vec::new(),
         };
         for (i, (db, key, value, flags, expires, cas)) in rows.iter().enumerate() {
+            // Read from the value as written, before it is sealed.
+            let owner = super::owners::tag(key, value, *flags);
             let value: &[u8] = sealed.get(i).map_or(&value[..], |sealed| &sealed[..]);
             query = query
                 .bind(*db)
@@ -419,7 +429,8 @@ impl Batch<'_> {
                 .bind(value)
                 .bind(*flags)
                 .bind(*expires)
-                .bind(*cas);
+                .bind(*cas)
+                .bind(owner);
         }
         query.execute(&mut *self.conn).await?;
         Ok(())

@@ -29,35 +29,37 @@ dir=$(mktemp -d)
 pids+=(0)
 trap 'cleanup; rm -rf "$dir"' EXIT
 
-url_of() {
+# Starts the store's servers (recorded in pids) and sets `url`. Not run in
+# a command substitution: that would wait for the servers' stdout.
+start_store() {
     case "$1" in
     postgres)
         local port; port=$(free_port)
         tests/servers/postgres.sh "$port" $$ >/dev/null
         for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.2; done
-        echo "postgres://postgres@127.0.0.1:$port/postgres" ;;
+        url="postgres://postgres@127.0.0.1:$port/postgres" ;;
     mariadb)
         local port; port=$(free_port)
         tests/servers/mariadb.sh "$port" $$ >/dev/null
         for _ in $(seq 150); do mariadb -h 127.0.0.1 -P "$port" -u root -e 'SELECT 1' keyway >/dev/null 2>&1 && break; sleep 0.2; done
-        echo "mysql://root@127.0.0.1:$port/keyway" ;;
-    sqlite) echo "sqlite://$dir/sessions.sqlite3" ;;
+        url="mysql://root@127.0.0.1:$port/keyway" ;;
+    sqlite) url="sqlite://$dir/sessions.sqlite3" ;;
     redis)
         local port; port=$(free_port)
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
-        wait_port "$port"; echo "redis://127.0.0.1:$port" ;;
-    memory) echo "memory://" ;;
+        wait_port "$port"; url="redis://127.0.0.1:$port" ;;
+    memory) url="memory://" ;;
     memcached)
         local a b; a=$(free_port); b=$(free_port)
-        memcached -u nobody -l 127.0.0.1 -p "$a" -m 1024 -U 0 & pids+=($!)
-        memcached -u nobody -l 127.0.0.1 -p "$b" -m 1024 -U 0 & pids+=($!)
-        wait_port "$a"; wait_port "$b"; echo "memcached://127.0.0.1:$a,127.0.0.1:$b" ;;
+        memcached -u nobody -l 127.0.0.1 -p "$a" -m 1024 -U 0 >/dev/null & pids+=($!)
+        memcached -u nobody -l 127.0.0.1 -p "$b" -m 1024 -U 0 >/dev/null & pids+=($!)
+        wait_port "$a"; wait_port "$b"; url="memcached://127.0.0.1:$a,127.0.0.1:$b" ;;
     esac
 }
 
 echo "machine: $(nproc) cores, $(uname -r); $sessions sessions of $users users per store"
 for store in "${stores[@]}"; do
-    url=$(url_of "$store")
+    start_store "$store"
     resp=$(free_port); admin=$(free_port)
     cat >"$dir/$store.toml" <<TOML
 [listen]
@@ -78,18 +80,19 @@ backend = "sessions"
 glob = "*"
 backend = "rest"
 TOML
-    RUST_LOG=warn target/release/keyway --config "$dir/$store.toml" & keyway=$!
+    RUST_LOG=error target/release/keyway --config "$dir/$store.toml" & keyway=$!
     pids+=("$keyway")
     wait_port "$resp"; wait_port "$admin"
     fill_started=$(date +%s.%N)
     "$python" benches/sessions_fill.py "$resp" "$sessions" "$users"
     fill=$(echo "$(date +%s.%N) - $fill_started" | bc)
-    listed=$(curl -s -w ' %{time_total}' "http://127.0.0.1:$admin/sessions")
-    echo "$store: filled in ${fill}s; GET /sessions: total $(echo "$listed" | sed 's/.*"total":\([0-9]*\).*/\1/'), $(echo "$listed" | awk '{print $NF}')s"
+    listed=$(curl -s -o "$dir/list.json" -w '%{time_total}' "http://127.0.0.1:$admin/sessions")
+    total=$(sed 's/.*"total":\([0-9]*\).*/\1/' "$dir/list.json")
+    printf '%s: filled in %.1f s; GET /sessions: %s sessions in %.3f s\n' "$store" "$fill" "$total" "$listed"
     for round in $(seq "$rounds"); do
         user="user-$((round * 7 % users))"
-        answer=$(curl -s -X POST -w ' %{time_total}' "http://127.0.0.1:$admin/sessions/revoke?user=$user")
-        echo "$store: revoke $answer"
+        wall=$(curl -s -X POST -o "$dir/revoke.json" -w '%{time_total}' "http://127.0.0.1:$admin/sessions/revoke?user=$user")
+        printf '%s: revoke %s (wall %.3f s)\n' "$store" "$(cat "$dir/revoke.json")" "$wall"
     done
     kill "$keyway"; wait "$keyway" 2>/dev/null || true
 done

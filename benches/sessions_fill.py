@@ -1,11 +1,12 @@
 """Fills Keyway (RESP on the given port) with Django cache-engine sessions
 shaped like Horizon's: a pickled dict with _auth_user_id and token-like
-objects (about 2 KiB), USERS users with SESSIONS/USERS sessions each.
+objects (about 2 KiB), USERS users with SESSIONS/USERS sessions each, over 8 connections.
 
     python benches/sessions_fill.py PORT SESSIONS USERS
 """
 
 import datetime
+import multiprocessing
 import pickle
 import secrets
 import sys
@@ -44,16 +45,27 @@ def session(user):
     )
 
 
-def main():
-    port, sessions, users = (int(a) for a in sys.argv[1:4])
+def fill(port, sessions, users, part, parts):
     client = redis.Redis(port=port, protocol=2)
     pipe = client.pipeline(transaction=False)
-    for n in range(sessions):
+    for n in range(part, sessions, parts):
         key = ":1:django.contrib.sessions.cache" + secrets.token_hex(16)
         pipe.set(key, session(f"user-{n % users}"), ex=3600)
-        if n % 500 == 499:
+        if len(pipe) == 500:
             pipe.execute()
     pipe.execute()
+
+
+def main():
+    port, sessions, users = (int(a) for a in sys.argv[1:4])
+    parts = 8
+    workers = [multiprocessing.Process(target=fill, args=(port, sessions, users, part, parts)) for part in range(parts)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+        if worker.exitcode != 0:
+            sys.exit(f"a filler failed: exit {worker.exitcode}")
 
 
 if __name__ == "__main__":

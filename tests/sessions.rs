@@ -398,3 +398,221 @@ async fn revoke_ends_one_users_sessions_everywhere_and_ended_sessions_stay_ended
         server.shutdown().await;
     }
 }
+
+/// A SQLite table an older Keyway made (no owner index) holding sessions:
+/// the new Keyway adds the index, indexes the old rows on first use, and
+/// finds and revokes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_written_before_the_owner_index_are_found() {
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.sqlite3");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let pool = sqlx::sqlite::SqlitePool::connect(&url).await.unwrap();
+    pool.execute(
+        "CREATE TABLE keyway_items (id INTEGER PRIMARY KEY, db INTEGER NOT NULL, \
+         cache_key BLOB NOT NULL, cache_value BLOB NOT NULL, flags INTEGER NOT NULL, \
+         expires_ms INTEGER NOT NULL, cas INTEGER NOT NULL, UNIQUE (db, cache_key))",
+    )
+    .await
+    .unwrap();
+    let alice = fixture("pymemcache-signed-in.flags-1.bin");
+    for (n, tag) in ["old1", "old2"].iter().enumerate() {
+        sqlx::query("INSERT INTO keyway_items (db, cache_key, cache_value, flags, expires_ms, cas) VALUES (0, ?, ?, 1, 0, ?)")
+            .bind(session(tag).into_bytes())
+            .bind(&alice[..])
+            .bind(n as i64 + 1)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let server = start(&format!(
+        "[backends.sessions]\nurl = \"sqlite://{}\"\ntable = \"keyway_items\"\n",
+        file.display()
+    ))
+    .await;
+    let admin_addr = server.current().admin_addr.unwrap();
+    let of_alice = admin(admin_addr, "GET", "/sessions?user=user-pymemcache").await;
+    assert_eq!(of_alice["sessions"], 2, "{of_alice}");
+    let revoked = admin(admin_addr, "POST", "/sessions/revoke?user=user-pymemcache").await;
+    assert_eq!(revoked["revoked"], 2, "{revoked}");
+    let mut mc = Memcache::connect(server.current().memcache_addr.unwrap()).await;
+    assert_eq!(mc.get(&session("old1")).await, None);
+    assert_eq!(
+        mc.store("set", &session("old1"), 1, &alice).await,
+        "NOT_STORED"
+    );
+    server.shutdown().await;
+}
+
+/// A Keyway process ("host") with a memory tier in front of a shared SQL
+/// table (the shipped write-through shape); killed when dropped.
+struct Host {
+    child: std::process::Child,
+    config: std::path::PathBuf,
+    resp: SocketAddr,
+    memcache: SocketAddr,
+}
+
+impl Host {
+    fn start(dir: &Path, name: &str, durable: &str, table: &str) -> Host {
+        let port = common::free_port;
+        let (resp, memcache, admin) = (port(), port(), port());
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[listen]\nresp = \"127.0.0.1:{resp}\"\nmemcache = \"127.0.0.1:{memcache}\"\n\
+                 admin = \"127.0.0.1:{admin}\"\n\
+                 [backends.hot]\nurl = \"memory://\"\n\
+                 [backends.db]\nurl = \"{durable}\"\ntable = \"{table}\"\n\
+                 [policies.sessions]\nkind = \"write-through\"\ncache = \"hot\"\ndurable = \"db\"\n\
+                 [[routes]]\nglob = \"*\"\npolicy = \"sessions\"\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("keyway runs");
+        let resp: SocketAddr = format!("127.0.0.1:{resp}").parse().unwrap();
+        let memcache: SocketAddr = format!("127.0.0.1:{memcache}").parse().unwrap();
+        for addr in [
+            resp,
+            memcache,
+            format!("127.0.0.1:{admin}").parse().unwrap(),
+        ] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(addr).is_err() {
+                assert!(std::time::Instant::now() < deadline, "{name} did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Host {
+            child,
+            config,
+            resp,
+            memcache,
+        }
+    }
+
+    /// `keyway --config <this host's file> sessions ...`: stdout.
+    fn sessions(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("sessions")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two hosts over one PostgreSQL and over one MariaDB: a revoke through one
+/// host (`keyway sessions revoke`) ends the user's sessions in the other
+/// host's memory tier within the coherence bound; late saves through either
+/// host, over either protocol, are refused; a logout through one host is
+/// not undone by a save through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_over_one_database_share_a_revoke_and_a_logout() {
+    if std::env::var_os("KEYWAY_QUICK").is_some() {
+        return;
+    }
+    let alice = fixture("pymemcache-signed-in.flags-1.bin"); // user-pymemcache
+    let bob = fixture("pylibmc-signed-in.flags-1.bin"); // user-pylibmc
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, url) in [("postgres", postgres_url()), ("mariadb", mariadb_url())] {
+        let table = format!("two_hosts_{}", std::process::id());
+        let a = Host::start(dir.path(), &format!("{kind}-a"), &url, &table);
+        let b = Host::start(dir.path(), &format!("{kind}-b"), &url, &table);
+        let mut mc_a = Memcache::connect(a.memcache).await;
+        let mut mc_b = Memcache::connect(b.memcache).await;
+        assert_eq!(mc_a.store("set", &session("a1"), 1, &alice).await, "STORED");
+        assert_eq!(mc_b.store("set", &session("a2"), 1, &alice).await, "STORED");
+        assert_eq!(mc_b.store("set", &session("b1"), 1, &bob).await, "STORED");
+        // Both hosts' memory tiers hold every session.
+        for tag in ["a1", "a2", "b1"] {
+            assert!(
+                mc_a.get(&session(tag)).await.is_some(),
+                "{kind}: {tag} on a"
+            );
+            assert!(
+                mc_b.get(&session(tag)).await.is_some(),
+                "{kind}: {tag} on b"
+            );
+        }
+        let listed: serde_json::Value =
+            serde_json::from_str(&b.sessions(&["list", "--user", "user-pymemcache"])).unwrap();
+        assert_eq!(listed["sessions"], 2, "{kind}: {listed}");
+
+        let revoked: serde_json::Value =
+            serde_json::from_str(&a.sessions(&["revoke", "--user", "user-pymemcache"])).unwrap();
+        assert_eq!(revoked["revoked"], 2, "{kind}: {revoked}");
+        // Within the coherence bound (max_staleness_ms, 100 ms by default).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for tag in ["a1", "a2"] {
+            assert_eq!(
+                mc_b.get(&session(tag)).await,
+                None,
+                "{kind}: {tag} still on b"
+            );
+            assert_eq!(
+                mc_a.get(&session(tag)).await,
+                None,
+                "{kind}: {tag} still on a"
+            );
+        }
+        // Late saves through the other host, over both protocols.
+        assert_eq!(
+            mc_b.store("set", &session("a1"), 1, &alice).await,
+            "NOT_STORED"
+        );
+        assert_eq!(
+            resp(b.resp, &[b"SET", session("a2").as_bytes(), &alice]).await,
+            "$-1"
+        );
+        assert_eq!(mc_a.get(&session("a1")).await, None, "{kind}: back on a");
+        assert!(
+            mc_a.get(&session("b1")).await.is_some(),
+            "{kind}: bob's session"
+        );
+
+        // A logout through b; a save through a that arrives after it.
+        assert_eq!(
+            mc_b.command(&format!("delete {}", session("b1"))).await,
+            "DELETED"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            mc_a.store("set", &session("b1"), 1, &bob).await,
+            "NOT_STORED"
+        );
+        assert_eq!(
+            mc_b.get(&session("b1")).await,
+            None,
+            "{kind}: logout undone"
+        );
+        assert_eq!(
+            mc_a.get(&session("b1")).await,
+            None,
+            "{kind}: logout undone"
+        );
+    }
+}

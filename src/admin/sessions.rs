@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use keyway_protocol::django::{read_owner, session_key, Owner};
+use keyway_protocol::django::{may_belong_to, read_owner, session_key, Owner};
 use serde::Serialize;
 
 use crate::backend::{AnyBackend, BackendError, Ops};
@@ -24,7 +24,7 @@ use crate::router::Router;
 use crate::session::Shared;
 
 /// Keys listed per SCAN page and read per batch.
-const PAGE: usize = 1000;
+const PAGE: usize = 5000;
 /// What every session key contains, as a SCAN pattern.
 const PATTERN: &[u8] = b"*django.contrib.sessions.*";
 
@@ -44,6 +44,7 @@ pub struct Found {
 pub async fn list(
     router: &Router,
     skip: &HashSet<String>,
+    only: Option<&str>,
 ) -> Result<(Vec<Found>, Vec<String>), BackendError> {
     let mut found = Vec::new();
     let mut listed = Vec::new();
@@ -68,7 +69,7 @@ pub async fn list(
                 for ((server, db), keys) in by_server {
                     for chunk in keys.chunks(PAGE) {
                         let items = pool.get_on(server, db, chunk).await?;
-                        read(name, db, chunk, items, &mut found);
+                        read(name, db, chunk, items, only, &mut found);
                     }
                 }
             }
@@ -84,7 +85,7 @@ pub async fn list(
             }
             _ => {
                 for db in 0..DATABASES {
-                    match scan_db(name, backend, db, &mut found).await {
+                    match scan_db(name, backend, db, only, &mut found).await {
                         // A store with fewer databases (a Redis Cluster has
                         // only 0) refuses the others: nothing is there.
                         Err(_) if db > 0 => break,
@@ -101,6 +102,7 @@ async fn scan_db(
     name: &str,
     backend: &AnyBackend,
     db: Db,
+    only: Option<&str>,
     found: &mut Vec<Found>,
 ) -> Result<(), BackendError> {
     let mut cursor = 0;
@@ -113,7 +115,7 @@ async fn scan_db(
             .collect();
         if !keys.is_empty() {
             let items = backend.get(db, &keys).await?;
-            read(name, db, &keys, items, found);
+            read(name, db, &keys, items, only, found);
         }
         if page.cursor == 0 {
             return Ok(());
@@ -122,9 +124,21 @@ async fn scan_db(
     }
 }
 
-fn read(store: &str, db: Db, keys: &[Bytes], items: Vec<Option<Item>>, found: &mut Vec<Found>) {
+/// Reads the owner of each item found; with `only`, skips (unread) the
+/// values that cannot be that user's.
+fn read(
+    store: &str,
+    db: Db,
+    keys: &[Bytes],
+    items: Vec<Option<Item>>,
+    only: Option<&str>,
+    found: &mut Vec<Found>,
+) {
     for (key, item) in keys.iter().zip(items) {
         let Some(item) = item else { continue };
+        if only.is_some_and(|user| !may_belong_to(&item.value, item.flags, user)) {
+            continue;
+        }
         found.push(Found {
             db,
             key: key.clone(),
@@ -140,7 +154,7 @@ async fn list_all(shared: &Shared) -> Result<Vec<(&Router, Found)>, BackendError
     let mut skip = HashSet::new();
     let mut all = Vec::new();
     for router in [&shared.memcache_router, &shared.resp_router] {
-        let (found, listed) = list(router, &skip).await?;
+        let (found, listed) = list(router, &skip, None).await?;
         skip.extend(listed);
         all.extend(found.into_iter().map(|f| (router, f)));
     }
@@ -302,7 +316,7 @@ async fn sessions_of(
             others.insert(name.to_string());
         }
     }
-    let (found, listed) = list(router, &others).await?;
+    let (found, listed) = list(router, &others, Some(user)).await?;
     keys.extend(
         found
             .into_iter()

@@ -31,6 +31,7 @@ CONFIG = """
 [listen]
 memcache = "127.0.0.1:{memcache}"
 resp = "127.0.0.1:{resp}"
+admin = "127.0.0.1:{admin}"
 memcache_socket = "{workdir}/memcache.sock"
 resp_socket = "{workdir}/resp.sock"
 socket_mode = "0600"
@@ -138,8 +139,8 @@ def start_keyway():
     global _process
     if not KEYWAY_BIN.exists():
         raise RuntimeError(f"{KEYWAY_BIN} is missing: run `cargo build` first (or set KEYWAY_BIN)")
-    ports = {"memcache": free_port(), "resp": free_port(), "pool_a": free_port(), "pool_b": free_port(),
-             "redis": free_port()}
+    ports = {"memcache": free_port(), "resp": free_port(), "admin": free_port(), "pool_a": free_port(),
+             "pool_b": free_port(), "redis": free_port()}
     for name in ("pool_a", "pool_b"):
         _pool.append(
             subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(ports[name]), "-U", "0", "-u", "nobody"])
@@ -183,6 +184,22 @@ def caches_for(ports):
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": redis_url + "/0",
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+        # django-redis's other serializers and compressors (session values
+        # Keyway reads: test_session_objects).
+        **{
+            f"django_redis_{name}": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url + "/0",
+                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **options},
+            }
+            for name, options in (
+                ("json", {"SERIALIZER": "django_redis.serializers.json.JSONSerializer"}),
+                ("msgpack_lzma", {"SERIALIZER": "django_redis.serializers.msgpack.MSGPackSerializer",
+                                  "COMPRESSOR": "django_redis.compressors.lzma.LzmaCompressor"}),
+                ("zstd", {"COMPRESSOR": "django_redis.compressors.zstd.ZStdCompressor"}),
+                ("zlib", {"COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor"}),
+            )
         },
         # Every client library through Keyway's Unix sockets, each written
         # the way its documentation writes a socket LOCATION.

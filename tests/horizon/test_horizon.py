@@ -4,14 +4,17 @@ that needs the session (Identity), and logs out by POST; each scenario
 asserts what the person sees (logged in or out) and what the store holds.
 See conftest.py for the services and KEYWAY_HORIZON_WRONG."""
 
+import json
 import re
+import subprocess
 import time
 
 import pymemcache.client.base
 import pytest
 import redis
+import requests
 
-from conftest import ROOT, Browser, Keyway, free_port, mariadb_sessions, psql, wrong
+from conftest import ADMIN_PASSWORD, KEYWAY_BIN, ROOT, Browser, Keyway, free_port, mariadb_sessions, psql, wrong
 
 MEMCACHED = "django.core.cache.backends.memcached.PyMemcacheCache"
 # Each client as Horizon's settings would name Keyway.
@@ -257,3 +260,102 @@ def test_an_operator_moves_kollas_memcached_sessions_onto_keyway_without_logging
     finally:
         for keyway in keyways:
             keyway.stop()
+
+
+def keyway_cli(keyway, *args):
+    """`keyway --config <that Keyway's file> sessions ARGS`, as an operator runs it."""
+    done = subprocess.run([str(KEYWAY_BIN), "--config", str(keyway.workdir / f"keyway-{keyway.name}.toml"),
+                           "sessions", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def keystone_user(keystone_url, name, password):
+    """Creates a Keystone user with the member role on the admin project (as
+    an operator would); returns its id and the admin user's id."""
+    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    answer = requests.post(f"{keystone_url}/auth/tokens", json=auth, timeout=60)
+    assert answer.status_code == 201, answer.text
+    headers = {"X-Auth-Token": answer.headers["X-Subject-Token"]}
+    token = answer.json()["token"]
+    user = requests.post(f"{keystone_url}/users", headers=headers, timeout=60, json={
+        "user": {"name": name, "password": password, "domain_id": "default"}}).json()["user"]
+    role = requests.get(f"{keystone_url}/roles?name=member", headers=headers, timeout=60).json()["roles"][0]
+    granted = requests.put(f"{keystone_url}/projects/{token['project']['id']}/users/{user['id']}/roles/{role['id']}",
+                           headers=headers, timeout=60)
+    assert granted.status_code == 204, granted.text
+    return user["id"], token["user"]["id"]
+
+
+def test_an_operator_revokes_one_persons_sessions_on_every_host(workdir, horizons, keystone, postgres, memcached):
+    """Two Horizon hosts with a Keyway each over one PostgreSQL (the shipped
+    write-through example). The admin is signed in on both hosts with two
+    windows on each; a second person too. The operator runs `keyway sessions
+    revoke --user <admin's Keystone id>` through host a's Keyway: every
+    window of the admin is on the login page on both hosts, the other
+    person's are not, and a save of the admin's session that arrives after
+    the revoke (a request that was in flight) does not bring it back.
+    Wrong: `[sessions] keep_ended = false` (the late save is taken)."""
+    other_name, other_password = f"person-{free_port()}", "keyway-person-password"
+    other_id, admin_id = keystone_user(keystone, other_name, other_password)
+    table = f"horizon_revoke_{free_port()}"
+    pool = f"{memcached()},{memcached()}"
+    shipped = (ROOT / "deploy" / "config" / "sessions-write-through-postgres.toml").read_text()
+    hosts = []
+    for name in ("a", "b"):
+        memcache = free_port()
+        config = (shipped.replace("postgres://keyway:change-me@db.example.org:5432/horizon", postgres)
+                  .replace('table = "keyway_sessions"', f'table = "{table}"')
+                  .replace("10.0.0.11:11211,10.0.0.12:11211", pool)
+                  .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
+                  .replace("127.0.0.1:6379", f"127.0.0.1:{free_port()}")
+                  .replace("127.0.0.1:9121", f"127.0.0.1:{free_port()}"))
+        config = wrong(config, config + "\n[sessions]\nkeep_ended = false\n")
+        keyway = Keyway(workdir, f"revoke-{name}", memcache, config=config)
+        host = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}"}})
+        hosts.append((keyway, memcache, host))
+    (keyway_a, memcache_a, a), (keyway_b, memcache_b, b) = hosts
+    try:
+        admin_windows, other_windows = [], []
+        for host in (a, b):
+            person = Browser(host)
+            person.login()
+            admin_windows += [person, person.copy()]
+            other = Browser(host)
+            other.login(other_name, other_password)
+            other_windows += [other, other.copy()]
+        assert all(w.logged_in("/settings/") for w in admin_windows + other_windows)
+        listed = json.loads(keyway_cli(keyway_a, "list", "--user", admin_id))
+        assert listed["sessions"] == 2, listed
+        # A request of the admin still in flight: it read the session
+        # before the revoke and saves it after.
+        # (Its bytes as Horizon pickled them: unpickling needs Horizon's settings.)
+        in_flight = pymemcache.client.base.Client(("127.0.0.1", memcache_b))
+        key = admin_windows[2].cache_key()
+        session = in_flight.get(key)
+        assert session.startswith(b"\x80") and admin_id.encode() in session
+
+        revoked = json.loads(keyway_cli(keyway_a, "revoke", "--user", admin_id))
+        assert revoked["revoked"] == 2, revoked
+        time.sleep(0.3)  # three times max_staleness_ms
+        for window in admin_windows:
+            for host in (a, b):
+                assert not window.on(host).logged_in("/settings/"), "still signed in after the revoke"
+        for window in other_windows:
+            for host in (a, b):
+                assert window.on(host).logged_in("/settings/"), "the other person was signed out"
+
+        # Django's PyMemcacheCache writes a pickle with flags 1.
+        stored = in_flight.set(key, session, 3600, noreply=False, flags=1)
+        in_flight.close()
+        time.sleep(0.3)
+        for window in admin_windows:
+            for host in (a, b):
+                assert not window.on(host).logged_in("/settings/"), "a late save brought the session back"
+        assert stored is False, "the late save was answered STORED"
+        assert json.loads(keyway_cli(keyway_b, "list", "--user", admin_id))["sessions"] == 0
+    finally:
+        keyway_a.stop()
+        keyway_b.stop()

@@ -616,3 +616,57 @@ async fn two_hosts_over_one_database_share_a_revoke_and_a_logout() {
         );
     }
 }
+
+/// On redis, sessions written through Keyway are found by the owner index
+/// (a set per user); sessions already in redis before (written by Django
+/// directly, or by an older Keyway) by a one-time reindex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_from_before_keyway_and_through_it_are_found() {
+    if std::env::var_os("KEYWAY_QUICK").is_some() {
+        return;
+    }
+    let redis = start_redis();
+    let alice = fixture("redis-signed-in.flags-0.bin"); // user-redis
+    assert_eq!(
+        resp(redis.addr, &[b"SET", session("before").as_bytes(), &alice]).await,
+        "+OK"
+    );
+    let server = start(&format!(
+        "[backends.sessions]\nurl = \"redis://{}\"\n",
+        redis.addr
+    ))
+    .await;
+    let shared = server.current();
+    let (resp_addr, admin_addr) = (shared.resp_addr.unwrap(), shared.admin_addr.unwrap());
+    assert_eq!(
+        resp(
+            resp_addr,
+            &[b"SET", session("through").as_bytes(), &alice, b"EX", b"600"]
+        )
+        .await,
+        "+OK"
+    );
+    let set = b"keyway:sessions-of:{user-redis}";
+    assert_eq!(
+        resp(redis.addr, &[b"SCARD", set]).await,
+        ":1",
+        "indexed as written"
+    );
+    let revoked = admin(admin_addr, "POST", "/sessions/revoke?user=user-redis").await;
+    assert_eq!(revoked["revoked"], 2, "{revoked}");
+    assert_eq!(
+        resp(redis.addr, &[b"EXISTS", session("before").as_bytes()]).await,
+        ":0"
+    );
+    assert_eq!(
+        resp(redis.addr, &[b"EXISTS", session("through").as_bytes()]).await,
+        ":0"
+    );
+    // Revoked members are dropped from the set at the next revoke.
+    assert_eq!(
+        admin(admin_addr, "POST", "/sessions/revoke?user=user-redis").await["revoked"],
+        0
+    );
+    assert_eq!(resp(redis.addr, &[b"SCARD", set]).await, ":0");
+    server.shutdown().await;
+}

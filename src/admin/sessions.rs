@@ -6,9 +6,12 @@
 //! its route, so every member, tier and host sees the delete (and the
 //! ended marker) as it sees a logout.
 //!
-//! Sessions are found by listing the stores (SCAN with a pattern, or the
-//! memcached dump), so sessions written before this Keyway existed are
-//! found too; nothing is indexed in advance.
+//! A user's sessions come from the owner index where the store keeps one
+//! (SQL: a column, `backend::sql::owners`; redis: a set per user,
+//! `backend::redis::owners`), elsewhere from listing the store (SCAN with a
+//! pattern, or the memcached dump) and reading only the values that can be
+//! theirs. Sessions written before the index existed are indexed on first
+//! use.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -311,10 +314,12 @@ async fn sessions_of(
         if skip.contains(name) {
             continue;
         }
-        if let AnyBackend::Sql(sql) = backend {
-            keys.extend(sql.sessions_of(user).await?);
-            others.insert(name.to_string());
+        match backend {
+            AnyBackend::Sql(sql) => keys.extend(sql.sessions_of(user).await?),
+            AnyBackend::Redis(redis) => keys.extend(redis.sessions_of(user).await?),
+            _ => continue,
         }
+        others.insert(name.to_string());
     }
     let (found, listed) = list(router, &others, Some(user)).await?;
     keys.extend(

@@ -21,6 +21,7 @@
 
 mod client_view;
 pub mod cluster;
+mod owners;
 mod sentinel;
 
 pub use client_view::{client_reply, write_reply};
@@ -721,6 +722,52 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// The write itself ([`Backend::store`] adds the session index).
+    async fn store_item(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+        if store.mode == StoreMode::Set && !store.return_old {
+            if let ExpiryUpdate::Set(expiry) = store.expiry {
+                let stored = encode_value(&store.value, store.flags);
+                let reply = self
+                    .run(db, &store.key, 1, |r| {
+                        Self::set_command(r, &store.key, &stored, expiry)
+                    })
+                    .await?
+                    .remove(0);
+                return match reply {
+                    Reply::Simple(_) | Reply::Integer(_) => Ok(StoreOutcome {
+                        status: StoreStatus::Stored,
+                        old: None,
+                        len: store.value.len(),
+                    }),
+                    other => Err(unexpected(&other)),
+                };
+            }
+        }
+        self.read_decide_write(db, &store.key, |current| {
+            Ok(match plan_store(&store, current.as_ref(), Bytes::clone) {
+                StorePlan::Refuse(status) => (
+                    Change::Keep,
+                    StoreOutcome::refused_showing(status, &store, current.clone()),
+                ),
+                StorePlan::Write {
+                    value,
+                    flags,
+                    expiry,
+                } => (
+                    Change::Set(encode_value(&value, flags), expiry),
+                    StoreOutcome {
+                        status: StoreStatus::Stored,
+                        old: current.filter(|_| store.return_old),
+                        len: value.len(),
+                    },
+                ),
+            })
+        })
+        .await
+    }
+}
+
 impl Backend for RedisBackend {
     /// One MGET. Items report no expiry here (ask `ttl`).
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
@@ -772,46 +819,21 @@ impl Backend for RedisBackend {
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        if store.mode == StoreMode::Set && !store.return_old {
-            if let ExpiryUpdate::Set(expiry) = store.expiry {
-                let stored = encode_value(&store.value, store.flags);
-                let reply = self
-                    .run(db, &store.key, 1, |r| {
-                        Self::set_command(r, &store.key, &stored, expiry)
-                    })
-                    .await?
-                    .remove(0);
-                return match reply {
-                    Reply::Simple(_) | Reply::Integer(_) => Ok(StoreOutcome {
-                        status: StoreStatus::Stored,
-                        old: None,
-                        len: store.value.len(),
-                    }),
-                    other => Err(unexpected(&other)),
-                };
+        let session = keyway_protocol::django::may_be_session_key(&store.key).then(|| {
+            (
+                store.key.clone(),
+                store.value.clone(),
+                store.flags,
+                store.expiry,
+            )
+        });
+        let outcome = self.store_item(db, store).await?;
+        if let Some((key, value, flags, expiry)) = session {
+            if outcome.status == StoreStatus::Stored {
+                self.index_session(db, &key, &value, flags, expiry).await?;
             }
         }
-        self.read_decide_write(db, &store.key, |current| {
-            Ok(match plan_store(&store, current.as_ref(), Bytes::clone) {
-                StorePlan::Refuse(status) => (
-                    Change::Keep,
-                    StoreOutcome::refused_showing(status, &store, current.clone()),
-                ),
-                StorePlan::Write {
-                    value,
-                    flags,
-                    expiry,
-                } => (
-                    Change::Set(encode_value(&value, flags), expiry),
-                    StoreOutcome {
-                        status: StoreStatus::Stored,
-                        old: current.filter(|_| store.return_old),
-                        len: value.len(),
-                    },
-                ),
-            })
-        })
-        .await
+        Ok(outcome)
     }
 
     async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {

@@ -309,9 +309,9 @@ mod tests {
         );
         assert!(st
             .upsert(2)
-            .contains("($7, $8, $9, $10, $11, $12) ON CONFLICT"));
+            .contains("($8, $9, $10, $11, $12, $13, $14) ON CONFLICT"));
         assert!(Statements::new(Dialect::MySql, "t")
             .upsert(1)
-            .contains("VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY"));
+            .contains("VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY"));
     }
 }

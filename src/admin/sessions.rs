@@ -20,7 +20,7 @@ use bytes::Bytes;
 use keyway_protocol::django::{may_belong_to, read_owner, session_key, Owner};
 use serde::Serialize;
 
-use crate::backend::{AnyBackend, BackendError, Ops};
+use crate::backend::{session_page, AnyBackend, BackendError};
 use crate::django_sessions::{digest, Reason, FIGURES};
 use crate::op::{now_ms, Db, Expiry, Item, DATABASES};
 use crate::router::Router;
@@ -28,8 +28,6 @@ use crate::session::Shared;
 
 /// Keys listed per SCAN page and read per batch.
 const PAGE: usize = 5000;
-/// What every session key contains, as a SCAN pattern.
-const PATTERN: &[u8] = b"*django.contrib.sessions.*";
 
 /// One session, as found in one store.
 #[derive(Debug, Clone)]
@@ -59,7 +57,7 @@ pub async fn list(
         match backend {
             AnyBackend::Memcached(pool) => {
                 let dumped = pool
-                    .list_keys()
+                    .list_keys_settled()
                     .await
                     .map_err(|e| BackendError::Unsupported(format!("{name}: {e}")))?;
                 let mut by_server: BTreeMap<(usize, Db), Vec<Bytes>> = BTreeMap::new();
@@ -72,7 +70,9 @@ pub async fn list(
                 for ((server, db), keys) in by_server {
                     for chunk in keys.chunks(PAGE) {
                         let items = pool.get_on(server, db, chunk).await?;
-                        read(name, db, chunk, items, only, &mut found);
+                        let items = chunk.iter().cloned().zip(items);
+                        let items = items.filter_map(|(key, item)| Some((key, item?)));
+                        read(name, db, items.collect(), only, &mut found);
                     }
                 }
             }
@@ -110,20 +110,17 @@ async fn scan_db(
 ) -> Result<(), BackendError> {
     let mut cursor = 0;
     loop {
-        let page = backend.scan(db, cursor, Some(PATTERN), PAGE).await?;
-        let keys: Vec<Bytes> = page
-            .keys
-            .into_iter()
-            .filter(|key| session_key(key).is_some())
-            .collect();
-        if !keys.is_empty() {
-            let items = backend.get(db, &keys).await?;
-            read(name, db, &keys, items, only, found);
-        }
-        if page.cursor == 0 {
+        let (page, next) = match backend {
+            AnyBackend::Memory(memory) => session_page(memory, db, cursor, PAGE).await?,
+            AnyBackend::Redis(redis) => session_page(&**redis, db, cursor, PAGE).await?,
+            AnyBackend::Sql(sql) => session_page(sql, db, cursor, PAGE).await?,
+            AnyBackend::Memcached(pool) => session_page(pool, db, cursor, PAGE).await?,
+        };
+        read(name, db, page, only, found);
+        if next == 0 {
             return Ok(());
         }
-        cursor = page.cursor;
+        cursor = next;
     }
 }
 
@@ -132,22 +129,20 @@ async fn scan_db(
 fn read(
     store: &str,
     db: Db,
-    keys: &[Bytes],
-    items: Vec<Option<Item>>,
+    items: Vec<(Bytes, Item)>,
     only: Option<&str>,
     found: &mut Vec<Found>,
 ) {
-    for (key, item) in keys.iter().zip(items) {
-        let Some(item) = item else { continue };
+    for (key, item) in items {
         if only.is_some_and(|user| !may_belong_to(&item.value, item.flags, user)) {
             continue;
         }
         found.push(Found {
             db,
-            key: key.clone(),
             owner: read_owner(&item.value, item.flags),
             expiry: item.expiry,
             store: store.to_string(),
+            key,
         });
     }
 }

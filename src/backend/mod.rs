@@ -118,6 +118,35 @@ pub trait Backend: Send + Sync {
     fn flush(&self, db: Option<Db>) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// One SCAN page of the Django session keys in `db`, each with its item
+/// (read in one batch; keys gone by then are left out), and the cursor of
+/// the next page (0: done). For stores that list keys (not memcached).
+pub async fn session_page<B: Backend>(
+    backend: &B,
+    db: Db,
+    cursor: u64,
+    count: usize,
+) -> Result<(Vec<(Bytes, Item)>, u64)> {
+    let page = backend
+        .scan(db, cursor, Some(b"*django.contrib.sessions.*"), count)
+        .await?;
+    let keys: Vec<Bytes> = page
+        .keys
+        .into_iter()
+        .filter(|key| keyway_protocol::django::session_key(key).is_some())
+        .collect();
+    if keys.is_empty() {
+        return Ok((Vec::new(), page.cursor));
+    }
+    let items = backend.get(db, &keys).await?;
+    let found = keys
+        .into_iter()
+        .zip(items)
+        .filter_map(|(key, item)| Some((key, item?)))
+        .collect();
+    Ok((found, page.cursor))
+}
+
 /// A configured backend of any kind. An enum rather than a trait object keeps
 /// the per-request path free of boxed futures.
 pub enum AnyBackend {

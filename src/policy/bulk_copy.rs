@@ -85,19 +85,10 @@ impl BulkCopy<'_> {
             }
             Node::Backend(backend) => match &**backend {
                 AnyBackend::Memcached(memcached) => {
-                    // One dump can miss an item that memcached's LRU
-                    // maintainer moves between queues while the crawler
-                    // passes: take two and merge them.
-                    let mut keys = memcached.list_keys().await.map_err(CopyError::Cannot)?;
-                    let mut seen: std::collections::HashSet<(usize, Db, Bytes)> = keys
-                        .iter()
-                        .map(|l| (l.server, l.db, l.key.clone()))
-                        .collect();
-                    for listed in memcached.list_keys().await.map_err(CopyError::Cannot)? {
-                        if seen.insert((listed.server, listed.db, listed.key.clone())) {
-                            keys.push(listed);
-                        }
-                    }
+                    let keys = memcached
+                        .list_keys_settled()
+                        .await
+                        .map_err(CopyError::Cannot)?;
                     self.progress.set_length(keys.len() as u64);
                     self.copy_listed(memcached, keys, start, &mut report)
                         .await?;

@@ -127,6 +127,31 @@ impl MemcachedBackend {
         listing::list_keys(&self.pools).await
     }
 
+    /// Dumps merged until two in a row add nothing (at most eight): one
+    /// dump can miss an item that memcached's LRU maintainer moves between
+    /// queues while the crawler passes (a recently written one, mostly).
+    pub async fn list_keys_settled(&self) -> std::result::Result<Vec<Listed>, String> {
+        let mut keys = self.list_keys().await?;
+        let mut seen: std::collections::HashSet<(usize, Db, Bytes)> = keys
+            .iter()
+            .map(|l| (l.server, l.db, l.key.clone()))
+            .collect();
+        let mut quiet = 0;
+        for _ in 0..7 {
+            let before = keys.len();
+            for listed in self.list_keys().await? {
+                if seen.insert((listed.server, listed.db, listed.key.clone())) {
+                    keys.push(listed);
+                }
+            }
+            quiet = if keys.len() == before { quiet + 1 } else { 0 };
+            if quiet == 2 {
+                break;
+            }
+        }
+        Ok(keys)
+    }
+
     /// `version` to every server, concurrently.
     pub async fn probe(&self) -> Result<()> {
         let probes = self.pools.iter().map(|pool| async move {

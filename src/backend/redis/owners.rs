@@ -144,29 +144,17 @@ impl RedisBackend {
     async fn reindex(&self, db: Db) -> Result<()> {
         let mut cursor = 0;
         loop {
-            let page = self
-                .scan(db, cursor, Some(b"*django.contrib.sessions.*"), PAGE)
-                .await?;
-            let keys: Vec<Bytes> = page
-                .keys
-                .into_iter()
-                .filter(|key| session_key(key).is_some())
-                .collect();
-            if !keys.is_empty() {
-                let items = self.get(db, &keys).await?;
-                for (key, item) in keys.iter().zip(items) {
-                    if let Some(item) = item {
-                        // Its expiry is unknown here: the set is kept.
-                        let expiry = ExpiryUpdate::Keep;
-                        self.index_session(db, key, &item.value, item.flags, expiry)
-                            .await?;
-                    }
-                }
+            let (page, next) = crate::backend::session_page(self, db, cursor, PAGE).await?;
+            for (key, item) in page {
+                // Its expiry is unknown here: the set is kept as it is.
+                let expiry = ExpiryUpdate::Keep;
+                self.index_session(db, &key, &item.value, item.flags, expiry)
+                    .await?;
             }
-            if page.cursor == 0 {
+            if next == 0 {
                 break;
             }
-            cursor = page.cursor;
+            cursor = next;
         }
         self.one(db, INDEXED, &[b"SET", INDEXED, b"1"]).await?;
         Ok(())

@@ -13,7 +13,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::django::{read_owner, session_key, Owner};
 
-use super::{text, RedisBackend, Reply};
+use super::{command, text, RedisBackend, Reply};
 use crate::backend::{Backend, Result};
 use crate::op::{Db, Expiry, ExpiryUpdate, DATABASES};
 
@@ -145,11 +145,28 @@ impl RedisBackend {
         let mut cursor = 0;
         loop {
             let (page, next) = crate::backend::session_page(self, db, cursor, PAGE).await?;
-            for (key, item) in page {
-                // Its expiry is unknown here: the set is kept as it is.
-                let expiry = ExpiryUpdate::Keep;
-                self.index_session(db, &key, &item.value, item.flags, expiry)
-                    .await?;
+            // Each session's expiry is unknown here: its set is kept as it is.
+            let owned: Vec<(Bytes, Bytes)> = page
+                .into_iter()
+                .filter_map(|(key, item)| match read_owner(&item.value, item.flags) {
+                    Owner::User(user) => Some((set_key(&user), key)),
+                    _ => None,
+                })
+                .collect();
+            if self.is_cluster() {
+                // Sets live on the nodes their users hash to: one at a time.
+                for (set, key) in &owned {
+                    self.one(db, set, &[b"EVAL", INDEX_SCRIPT, b"1", set, key, b"keep"])
+                        .await?;
+                }
+            } else if !owned.is_empty() {
+                // One server: the whole page in one pipelined request.
+                self.run(db, b"", owned.len(), |r| {
+                    for (set, key) in &owned {
+                        command(r, &[b"EVAL", INDEX_SCRIPT, b"1", set, key, b"keep"]);
+                    }
+                })
+                .await?;
             }
             if next == 0 {
                 break;

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use super::{audit_ended, audit_late_write, Reason};
+use super::audit_late_write;
 use crate::backend::{Ops, Result};
 use crate::op::{Db, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus};
 use crate::policy::Target;
@@ -73,11 +73,4 @@ pub async fn mark(target: &Target, db: Db, keys: &[Bytes], lifetime: Expiry) -> 
         target.store(db, marker).await?;
     }
     Ok(())
-}
-
-/// Audit lines for the session keys a client's delete removed.
-pub fn audit_deleted(target: &Target, keys: &[Bytes], existed: &[bool], reason: Reason) {
-    for (key, _) in keys.iter().zip(existed).filter(|(_, &existed)| existed) {
-        audit_ended(reason, key, None, target.stats.name());
-    }
 }

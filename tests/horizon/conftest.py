@@ -194,9 +194,11 @@ def psql(url, sql):
 
 
 def mariadb_sessions(url, table):
-    """Django sessions (cache engine) in the MariaDB table `table`."""
+    """Django sessions (cache engine) in the MariaDB table `table` (not the
+    markers Keyway keeps beside ended ones, `<key>:keyway-ended`)."""
     parts = urlparse(url)
-    sql = f"SELECT count(*) FROM {table} WHERE cache_key LIKE ':1:django.contrib.sessions.cache%'"
+    sql = (f"SELECT count(*) FROM {table} WHERE cache_key LIKE ':1:django.contrib.sessions.cache%' "
+           "AND cache_key NOT LIKE '%:keyway-ended'")
     done = subprocess.run(["mariadb", "-h", parts.hostname, "-P", str(parts.port), "-u", parts.username,
                            parts.path.lstrip("/"), "-N", "-e", sql],
                           check=True, capture_output=True, text=True)

@@ -111,6 +111,19 @@ def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons):
         keyway.stop()
 
 
+def shipped_write_through(postgres, table, pool, memcache):
+    """deploy/config/sessions-write-through-postgres.toml with only the
+    addresses changed: this PostgreSQL and table, this memcached pool for
+    the rest, the memcached listener on `memcache`, the others on free ports."""
+    shipped = (ROOT / "deploy" / "config" / "sessions-write-through-postgres.toml").read_text()
+    return (shipped.replace("postgres://keyway:change-me@db.example.org:5432/horizon", postgres)
+            .replace('table = "keyway_sessions"', f'table = "{table}"')
+            .replace("10.0.0.11:11211,10.0.0.12:11211", pool)
+            .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
+            .replace("127.0.0.1:6379", f"127.0.0.1:{free_port()}")
+            .replace("127.0.0.1:9121", f"127.0.0.1:{free_port()}"))
+
+
 def test_two_hosts_over_one_postgresql_share_a_logout(workdir, horizons, postgres, memcached):
     """Two Horizon hosts behind a load balancer, each with its own Keyway
     running deploy/config/sessions-write-through-postgres.toml (only the
@@ -120,16 +133,10 @@ def test_two_hosts_over_one_postgresql_share_a_logout(workdir, horizons, postgre
     do not follow the change log (coherence = "none")."""
     table = f"horizon_sessions_{free_port()}"
     pool = f"{memcached()},{memcached()}"
-    shipped = (ROOT / "deploy" / "config" / "sessions-write-through-postgres.toml").read_text()
     hosts = []
     for name in ("a", "b"):
         memcache = free_port()
-        config = (shipped.replace("postgres://keyway:change-me@db.example.org:5432/horizon", postgres)
-                  .replace('table = "keyway_sessions"', f'table = "{table}"')
-                  .replace("10.0.0.11:11211,10.0.0.12:11211", pool)
-                  .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
-                  .replace("127.0.0.1:6379", f"127.0.0.1:{free_port()}")
-                  .replace("127.0.0.1:9121", "127.0.0.1:0"))
+        config = shipped_write_through(postgres, table, pool, memcache)
         config = wrong(config, config.replace('durable = "sessions-db"',
                                               'durable = "sessions-db"\ncoherence = "none"'))
         keyway = Keyway(workdir, f"host-{name}", memcache, config=config)
@@ -302,16 +309,10 @@ def test_an_operator_revokes_one_persons_sessions_on_every_host(workdir, horizon
     other_id, admin_id = keystone_user(keystone, other_name, other_password)
     table = f"horizon_revoke_{free_port()}"
     pool = f"{memcached()},{memcached()}"
-    shipped = (ROOT / "deploy" / "config" / "sessions-write-through-postgres.toml").read_text()
     hosts = []
     for name in ("a", "b"):
         memcache = free_port()
-        config = (shipped.replace("postgres://keyway:change-me@db.example.org:5432/horizon", postgres)
-                  .replace('table = "keyway_sessions"', f'table = "{table}"')
-                  .replace("10.0.0.11:11211,10.0.0.12:11211", pool)
-                  .replace("127.0.0.1:11211", f"127.0.0.1:{memcache}")
-                  .replace("127.0.0.1:6379", f"127.0.0.1:{free_port()}")
-                  .replace("127.0.0.1:9121", f"127.0.0.1:{free_port()}"))
+        config = shipped_write_through(postgres, table, pool, memcache)
         config = wrong(config, config + "\n[sessions]\nkeep_ended = false\n")
         keyway = Keyway(workdir, f"revoke-{name}", memcache, config=config)
         host = horizons({"default": {"BACKEND": MEMCACHED, "LOCATION": f"127.0.0.1:{memcache}"}})

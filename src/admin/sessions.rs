@@ -41,7 +41,9 @@ pub struct Found {
 }
 
 /// Every session the backends `router`'s routes store in hold, skipping the
-/// backends named in `skip` (listed already through another listener).
+/// backends named in `skip` (listed already through another listener);
+/// with `only`, just that user's (values that cannot be theirs are not
+/// read). Also the backends it listed.
 pub async fn list(
     router: &Router,
     skip: &HashSet<String>,

@@ -392,6 +392,15 @@ async fn revoke_ends_one_users_sessions_everywhere_and_ended_sessions_stay_ended
             "{name}: a late write brought it back"
         );
 
+        if !memcached {
+            // MSETNX treats an ended session as present, too.
+            let msetnx = resp(
+                resp_addr,
+                &[b"MSETNX", session("alice1").as_bytes(), &alice],
+            )
+            .await;
+            assert_eq!(msetnx, ":0", "{name}");
+        }
         // A logout (Django's delete), then a late save: still ended.
         assert_eq!(
             mc.command(&format!("delete {}", session("bob"))).await,

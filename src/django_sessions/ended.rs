@@ -35,6 +35,12 @@ async fn is_ended(target: &Target, db: Db, key: &[u8]) -> Result<bool> {
     Ok(target.get(db, &marker).await?[0].is_some())
 }
 
+/// Whether any of `keys` (session keys of `target`) has ended.
+pub async fn any_ended(target: &Target, db: Db, keys: &[Bytes]) -> Result<bool> {
+    let markers: Vec<Bytes> = keys.iter().map(|key| marker_key(key)).collect();
+    Ok(target.get(db, &markers).await?.iter().any(Option::is_some))
+}
+
 fn refused(mode: StoreMode) -> StoreOutcome {
     StoreOutcome::refused(match mode {
         StoreMode::Cas(_) => StoreStatus::NotFound,

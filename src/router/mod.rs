@@ -446,10 +446,24 @@ impl Router {
         if keys.is_empty() {
             return Ok(Some(true));
         }
-        match self.single_backend(&keys)? {
-            Some(backend) => Ok(Some(backend.store_all_if_absent(db, pairs).await?)),
-            None => Ok(None),
+        let Some(backend) = self.single_backend(&keys)? else {
+            return Ok(None);
+        };
+        // An ended session counts as present (as for a single write: see
+        // `ended`), before and after the write.
+        let sessions: Vec<Bytes> = keys
+            .into_iter()
+            .filter(|key| self.keeps_ended(key))
+            .collect();
+        if !sessions.is_empty() && ended::any_ended(backend, db, &sessions).await? {
+            return Ok(Some(false));
         }
+        let stored = backend.store_all_if_absent(db, pairs).await?;
+        if stored && !sessions.is_empty() && ended::any_ended(backend, db, &sessions).await? {
+            backend.delete(db, &sessions).await?;
+            return Ok(Some(false));
+        }
+        Ok(Some(stored))
     }
 
     pub async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {

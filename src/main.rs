@@ -136,6 +136,9 @@ fn main() -> ExitCode {
                     for warning in topology_warnings(&config) {
                         println!("warning: {warning}");
                     }
+                    for note in config.access_notes() {
+                        println!("note: {note}");
+                    }
                     println!("{}: ok", file.display());
                     ExitCode::SUCCESS
                 }

@@ -400,6 +400,13 @@ fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error
             Sample::Counter(report.rejected_connections),
         ),
         one(
+            "keyway_client_request_buffers",
+            "Bytes connections hold in requests not yet read whole (limited by limits.request_buffers).",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+            Sample::Gauge(crate::session::request_buffers::REQUEST_BUFFERS.held() as i64),
+        ),
+        one(
             "keyway_client_commands",
             "Client commands read (both protocols).",
             None,

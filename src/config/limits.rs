@@ -35,6 +35,11 @@ pub struct Limits {
     /// Seconds a client may leave its replies unread before it is
     /// disconnected (its replies would otherwise stay in memory).
     pub client_write_timeout_seconds: u64,
+    /// Most bytes all connections together may hold in requests not yet
+    /// read whole: past it, connections with large partial requests stop
+    /// reading (but one, which finishes its request), so many slow large
+    /// writes cannot grow Keyway without bound.
+    pub request_buffers: Size,
 }
 
 impl Default for Limits {
@@ -51,6 +56,7 @@ impl Default for Limits {
             max_pipeline: 1024,
             max_output_buffer: Size(4 * 1024 * 1024),
             client_write_timeout_seconds: 30,
+            request_buffers: Size(256 * 1024 * 1024),
         }
     }
 }

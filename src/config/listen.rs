@@ -106,6 +106,10 @@ pub struct Sentinel {
     /// `host:port` handed out as the master's address instead of the RESP
     /// listener's own (containers, NAT, a listener on every interface).
     pub announce: Option<String>,
+    /// What the sentinel listener asks of a client, decided apart from the
+    /// RESP listener as a Sentinel's own `requirepass` is. See [`SentinelAuth`].
+    #[serde(default)]
+    pub auth: SentinelAuth,
 }
 
 impl Default for Sentinel {
@@ -113,8 +117,26 @@ impl Default for Sentinel {
         Self {
             master_name: default_master_name(),
             announce: None,
+            auth: SentinelAuth::default(),
         }
     }
+}
+
+/// `[sentinel] auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SentinelAuth {
+    /// No credential needed, as a Sentinel whose `requirepass` is empty
+    /// (kolla-ansible's template since 2026-04: `SENTINEL_KWARGS` gone,
+    /// `PASSWORD` given to the master only). An AUTH that is sent anyway
+    /// (the older template) is checked against `[[auth.users]]` as on the
+    /// RESP listener. The listener holds no keys: it reveals the master's
+    /// address (which still asks for the password) and a Sentinel's own
+    /// status (version, uptime, client count), never a key or a value.
+    #[default]
+    Open,
+    /// `[[auth.users]]` as on the RESP listener: AUTH before anything else.
+    Users,
 }
 
 fn default_master_name() -> String {

@@ -401,3 +401,30 @@ impl BackendConfig {
         Ok(())
     }
 }
+
+impl Config {
+    /// What each listener asks of a client, in words: `check-config` prints
+    /// these so the choice is seen where it is made.
+    pub fn access_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.listen.sentinel.is_some() {
+            notes.push(match (self.sentinel.auth, self.auth.users.is_empty()) {
+                (_, true) => "listen.sentinel: open (no [[auth.users]])".to_string(),
+                (super::SentinelAuth::Open, false) => {
+                    "listen.sentinel: open (sentinel.auth = \"open\", as a Sentinel without \
+                     requirepass): clients ask it for the master's address with no credential \
+                     (kolla-ansible's current template); an AUTH sent anyway is checked against \
+                     [[auth.users]]. It reveals the master's address and its own status, never \
+                     a key or a value; the master (listen.resp) still asks for AUTH"
+                        .to_string()
+                }
+                (super::SentinelAuth::Users, false) => {
+                    "listen.sentinel: AUTH with a [[auth.users]] password first \
+                     (sentinel.auth = \"users\"; clients need SENTINEL_KWARGS with the password)"
+                        .to_string()
+                }
+            });
+        }
+        notes
+    }
+}

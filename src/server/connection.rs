@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::session::request_buffers::{Before, Holding, PASS_PATIENCE};
 use crate::session::{Current, Flow, Session};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -61,16 +62,46 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     // Requests already read but left for the next turn (the turn stopped at
     // limits.max_pipeline or limits.max_output_buffer).
     let mut pending = false;
+    // This connection's share of limits.request_buffers.
+    let mut holding = Holding::default();
     loop {
         if !pending {
+            let budget = session
+                .shared_mut()
+                .config
+                .limits
+                .request_buffers
+                .as_usize();
+            if let Before::Wait = holding.before_read(budget) {
+                tokio::select! {
+                    () = holding.wait(budget) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
             if input.capacity() - input.len() < READ_CHUNK / 4 {
                 input.reserve(READ_CHUNK);
             }
+            // The pass holder must keep sending, or let another finish.
+            let patience = async {
+                if holding.has_pass() {
+                    tokio::time::sleep(PASS_PATIENCE).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             // Only the wait for new bytes is cancelled on shutdown: requests
             // already read are answered before the connection closes.
             let read = tokio::select! {
                 read = stream.read_buf(&mut input) => read,
                 () = shutdown.cancelled() => break,
+                () = patience => {
+                    tracing::info!(
+                        patience_seconds = PASS_PATIENCE.as_secs(),
+                        "client disconnected: over limits.request_buffers, it held the one \
+                         connection allowed to finish a large request and sent nothing"
+                    );
+                    break;
+                }
                 () = &mut idle, if idle_limit.is_some() => {
                     let due = last_active + idle_limit.unwrap_or_default();
                     if Instant::now() >= due {
@@ -101,6 +132,11 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
             stats.bytes_written.add(output.len() as u64);
         }
         give_back(&mut input, &mut output);
+        holding.update(if input.is_empty() {
+            0
+        } else {
+            input.capacity()
+        });
         match flow {
             Flow::Close => break,
             Flow::Continue => pending = false,

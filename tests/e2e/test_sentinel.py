@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import pytest
 import redis
 from redis.sentinel import Sentinel
 from django.core.cache import caches
@@ -17,10 +18,12 @@ from conftest import KEYWAY_BIN, free_port, wait_for
 PASSWORD = "kolla-redis-pass"
 
 
-def start_keyway(tmp_path, resp, sentinel, password=None):
+def start_keyway(tmp_path, resp, sentinel, password=None, sentinel_auth=None):
     """Keyway with its sentinel listener naming its RESP listener as master
-    "kolla" (and, with `password`, that password required on both)."""
+    "kolla" (and, with `password`, that password required on the RESP
+    listener, and on the sentinel listener with sentinel_auth="users")."""
     users = f'[[auth.users]]\nname = "default"\npassword = "{password}"\n' if password else ""
+    auth = f'auth = "{sentinel_auth}"' if sentinel_auth else ""
     config = tmp_path / "keyway.toml"
     config.write_text(f"""
 [listen]
@@ -29,6 +32,7 @@ sentinel = "127.0.0.1:{sentinel}"
 
 [sentinel]
 master_name = "kolla"
+{auth}
 
 {users}
 [backends.memory]
@@ -45,11 +49,70 @@ backend = "memory"
     return process
 
 
-def test_kolla_valkey_mode_settings_work_against_keyway(tmp_path):
+@pytest.fixture(autouse=True)
+def fresh_django_redis_pools():
+    """django-redis keeps its connection pools process-wide, keyed by the
+    LOCATION ("redis://kolla/0" in every test here): each test's Keyway is
+    new, so its pools must be too."""
+    from django_redis.pool import ConnectionFactory
+
+    ConnectionFactory._pools.clear()
+    yield
+    ConnectionFactory._pools.clear()
+
+
+def kolla_caches(sentinel_port, with_sentinel_kwargs):
+    """kolla-ansible's Horizon CACHES for Valkey behind Sentinel: the
+    template since commit 65fc0f8a0 (2026-04-17) gives the password to the
+    master only; the older one also sends it to the sentinels."""
+    options = {
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": [("127.0.0.1", sentinel_port)],
+        "PASSWORD": PASSWORD,
+        "CONNECTION_POOL_KWARGS": {"retry_on_timeout": True},
+    }
+    if with_sentinel_kwargs:
+        options["SENTINEL_KWARGS"] = {"password": PASSWORD}
+    return {"default": {"BACKEND": "django_redis.cache.RedisCache",
+                        "LOCATION": "redis://kolla/0", "OPTIONS": options}}
+
+
+@pytest.mark.parametrize("template", ["current", "older"])
+def test_both_kolla_templates_work_against_the_default_sentinel_auth(tmp_path, template):
+    """The same Keyway configuration (sentinel.auth left at its default)
+    serves kolla's current template (no SENTINEL_KWARGS) and the older one;
+    the master still refuses a client without the password."""
     resp, sentinel_port = free_port(), free_port()
     keyway = start_keyway(tmp_path, resp, sentinel_port, PASSWORD)
     try:
-        # kolla-ansible's Horizon CACHES for Valkey behind Sentinel.
+        with override_settings(CACHES=kolla_caches(sentinel_port, template == "older")):
+            cache = caches["default"]
+            cache.set("answer", 42, 60)
+            assert cache.get("answer") == 42
+            cache.close()
+        # No credential: the sentinel answers, the master does not.
+        open_sentinel = redis.Redis(port=sentinel_port)
+        assert open_sentinel.execute_command(
+            "SENTINEL", "get-master-addr-by-name", "kolla") == [b"127.0.0.1", str(resp).encode()]
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            open_sentinel.execute_command("AUTH", "not-the-password")
+        open_sentinel.close()
+        stranger = redis.Redis(port=resp)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            stranger.get(":1:answer")
+        stranger.close()
+    finally:
+        keyway.terminate()
+        keyway.wait(timeout=15)
+
+
+def test_kolla_valkey_mode_settings_work_against_keyway(tmp_path):
+    """The older template against sentinel.auth = "users": the sentinel
+    asks for the password too."""
+    resp, sentinel_port = free_port(), free_port()
+    keyway = start_keyway(tmp_path, resp, sentinel_port, PASSWORD, sentinel_auth="users")
+    try:
         kolla = {
             "default": {
                 "BACKEND": "django_redis.cache.RedisCache",

@@ -71,10 +71,14 @@ def test_the_embedded_default_keeps_people_logged_in_across_a_keyway_restart(wor
         keyway.stop()
 
 
-def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons):
+@pytest.mark.parametrize("template", ["current", "older"])
+def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons, template):
     """kolla-ansible's Valkey-mode Horizon settings, only the addresses
     changed, against deploy/config/kolla-valkey-sentinel.toml (only the
-    addresses changed). Wrong: the sentinel listener names another master."""
+    addresses changed): the template as kolla ships it since 2026-04-17
+    (commit 65fc0f8a0: the password to the master only) and the older one
+    (SENTINEL_KWARGS: the password to the sentinels too), against the same
+    configuration. Wrong: the sentinel listener names another master."""
     resp, sentinel = free_port(), free_port()
     password = "kolla-redis-master-password"
     config = (ROOT / "deploy" / "config" / "kolla-valkey-sentinel.toml").read_text()
@@ -85,18 +89,20 @@ def test_kolla_valkey_mode_through_keyways_sentinel_listener(workdir, horizons):
     config = wrong(config, config.replace('master_name = "kolla"', 'master_name = "mymaster"'))
     keyway = Keyway(workdir, "kolla-valkey", sentinel, config=config,
                     env={"KEYWAY_REDIS_PASSWORD": password})
+    options = {
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": [("127.0.0.1", sentinel)],
+        "PASSWORD": password,
+        "CONNECTION_POOL_KWARGS": {"retry_on_timeout": True},
+    }
+    if template == "older":
+        options["SENTINEL_KWARGS"] = {"password": password}
     try:
         host = horizons({"default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": "redis://kolla/0",
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.SentinelClient",
-                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-                "SENTINELS": [("127.0.0.1", sentinel)],
-                "SENTINEL_KWARGS": {"password": password},
-                "PASSWORD": password,
-                "CONNECTION_POOL_KWARGS": {"retry_on_timeout": True},
-            },
+            "OPTIONS": options,
         }})
         person = Browser(host)
         person.login()

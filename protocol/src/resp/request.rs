@@ -63,16 +63,38 @@ pub enum DecodeError {
     TooBigInline,
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
 }
+
+/// redis's limits on a client that has not authenticated (networking.c,
+/// since 6.2.7 and 7.0.0: the class of CVE-2025-21605): a longer array or
+/// a larger bulk is a protocol error, so a stranger cannot make the server
+/// hold more than a few KiB before it knows who it is.
+pub const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+pub const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
 
 #[derive(Debug, Default, Clone)]
 pub struct Decoder {
     limits: Limits,
+    /// The connection must still authenticate: redis's tighter limits apply.
+    unauthenticated: bool,
 }
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
-        Self { limits }
+        Self {
+            limits,
+            unauthenticated: false,
+        }
+    }
+
+    /// Whether the next commands come from a client that must still
+    /// authenticate ([`UNAUTHENTICATED_MAX_ARGS`], [`UNAUTHENTICATED_MAX_BULK`]).
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.unauthenticated = unauthenticated;
     }
 
     /// Decodes the next non-empty command. Empty ones (`*0`, `*-1`, a blank
@@ -112,6 +134,9 @@ impl Decoder {
         if count > self.limits.max_args as i64 {
             return Err(DecodeError::InvalidMultibulkLength);
         }
+        if self.unauthenticated && count > UNAUTHENTICATED_MAX_ARGS as i64 {
+            return Err(DecodeError::UnauthenticatedMultibulkLength);
+        }
         if count <= 0 {
             return Ok(Some((Vec::new(), pos)));
         }
@@ -132,6 +157,9 @@ impl Decoder {
             let len = parse_i64(len)
                 .filter(|&len| len >= 0 && len as u64 <= self.limits.max_bulk as u64)
                 .ok_or(DecodeError::InvalidBulkLength)? as usize;
+            if self.unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
+                return Err(DecodeError::UnauthenticatedBulkLength);
+            }
             // Like redis, the two bytes after the data are skipped, not checked.
             let end = data_start + len + 2;
             if buf.len() < end {

@@ -172,3 +172,41 @@ fn byte_at_a_time_decodes_the_same() {
     }
     assert_eq!(got, whole);
 }
+
+#[test]
+fn before_authentication_redis_limits_apply_as_soon_as_the_header_arrives() {
+    let mut decoder = Decoder::default();
+    decoder.set_unauthenticated(true);
+    // The header alone is enough: nothing of the promised body is awaited.
+    let mut buf = BytesMut::from(&b"*100000\r\n"[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::UnauthenticatedMultibulkLength)
+    );
+    let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000000\r\n"[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::UnauthenticatedBulkLength)
+    );
+    assert_eq!(
+        DecodeError::UnauthenticatedBulkLength.to_string(),
+        "Protocol error: unauthenticated bulk length"
+    );
+    // At the limits: decoded.
+    let ten = b"*10\r\n$4\r\nAUTH\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n";
+    assert!(decoder
+        .decode(&mut BytesMut::from(&ten[..]))
+        .unwrap()
+        .is_some());
+    let mut big = b"*2\r\n$4\r\nAUTH\r\n$16384\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'p', 16384));
+    big.extend_from_slice(b"\r\n");
+    assert!(decoder
+        .decode(&mut BytesMut::from(&big[..]))
+        .unwrap()
+        .is_some());
+    // Once authenticated, the configured limits.
+    decoder.set_unauthenticated(false);
+    let mut buf = BytesMut::from(&b"*100000\r\n"[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+}

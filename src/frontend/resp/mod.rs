@@ -94,10 +94,15 @@ impl RespSession {
     }
 
     /// A connection to the sentinel listener ([`sentinel`]).
+    /// Open unless `[sentinel] auth = "users"`: a Sentinel's password is
+    /// its own, not its master's.
     pub fn sentinel(shared: Arc<Shared>, peer: Peer) -> Self {
+        let open = shared.config.sentinel.auth == crate::config::SentinelAuth::Open;
+        let session = Self::new(shared, peer);
         Self {
             sentinel: true,
-            ..Self::new(shared, peer)
+            authenticated: session.authenticated || open,
+            ..session
         }
     }
 
@@ -406,6 +411,8 @@ impl Session for RespSession {
                     Flow::Yield
                 };
             }
+            // Until AUTH succeeds, redis's pre-authentication limits.
+            self.decoder.set_unauthenticated(!self.authenticated);
             match self.decoder.decode(input) {
                 Ok(None) => {
                     self.flush_forwarded(&mut batch, output).await;

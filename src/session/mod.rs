@@ -5,6 +5,8 @@
 //! It sits below the listeners and the frontends, so neither reaches into
 //! the other.
 
+pub mod request_buffers;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;

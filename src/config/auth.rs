@@ -8,11 +8,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::permissions::Permissions;
 use super::{problem, ConfigError};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,6 +57,10 @@ pub struct UserConfig {
     pub password_file: Option<PathBuf>,
     /// An environment variable holding the password.
     pub password_env: Option<String>,
+    /// What the user may run on the RESP listener, in redis's ACL words:
+    /// e.g. `"+@all -@dangerous -@scripting"` or `"+@read +@write ~app:*"`
+    /// (see [`Permissions`]). Unset: every command and key.
+    pub permissions: Option<String>,
 }
 
 /// A password: shown as `***` by Debug and by `/config`.
@@ -106,9 +112,16 @@ impl UserConfig {
 /// The users, with their passwords resolved, as connections check them.
 #[derive(Default)]
 pub struct Users {
-    /// Name and the SHA-256 of the password: comparing digests in constant
-    /// time reveals neither the password nor its length through timing.
-    users: Vec<(Vec<u8>, [u8; 32])>,
+    users: Vec<User>,
+}
+
+struct User {
+    name: Vec<u8>,
+    /// The SHA-256 of the password: comparing digests in constant time
+    /// reveals neither the password nor its length through timing.
+    digest: [u8; 32],
+    /// `None`: every command and key.
+    permissions: Option<Arc<Permissions>>,
 }
 
 impl Users {
@@ -119,15 +132,37 @@ impl Users {
             let password = user
                 .resolve()
                 .map_err(|why| problem(format!("auth.users[{i}]"), why))?;
-            if users.iter().any(|(name, _)| name == user.name.as_bytes()) {
+            if users.iter().any(|u: &User| u.name == user.name.as_bytes()) {
                 return Err(problem(
                     format!("auth.users[{i}].name"),
                     format!("{:?} is configured twice", user.name),
                 ));
             }
-            users.push((user.name.clone().into_bytes(), digest(&password)));
+            let permissions = match &user.permissions {
+                None => None,
+                Some(rules) => {
+                    Some(Arc::new(Permissions::parse(rules).map_err(|why| {
+                        problem(format!("auth.users[{i}].permissions"), why)
+                    })?))
+                }
+            };
+            users.push(User {
+                name: user.name.clone().into_bytes(),
+                digest: digest(&password),
+                permissions,
+            });
         }
         Ok(Self { users })
+    }
+
+    /// Whether `user` is configured, and then what it may run (`None`:
+    /// everything). A connection authenticated as a user a reload removed
+    /// is closed (see the RESP and memcached sessions).
+    pub fn find(&self, user: &[u8]) -> Option<Option<Arc<Permissions>>> {
+        self.users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.permissions.clone())
     }
 
     /// Whether clients must authenticate.
@@ -139,9 +174,9 @@ impl Users {
     pub fn check(&self, user: &[u8], password: &[u8]) -> bool {
         let offered = digest(password);
         // Every user is compared, so the time does not say which names exist.
-        self.users.iter().fold(false, |found, (name, expected)| {
-            let matches: bool = expected.ct_eq(&offered).into();
-            found | (name == user && matches)
+        self.users.iter().fold(false, |found, u| {
+            let matches: bool = u.digest.ct_eq(&offered).into();
+            found | (u.name == user && matches)
         })
     }
 }
@@ -197,6 +232,7 @@ mod tests {
             password: password.map(|p| Secret(p.into())),
             password_file: None,
             password_env: env.map(String::from),
+            permissions: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod auth;
 mod backends;
 mod limits;
 mod listen;
+pub mod permissions;
 mod policies;
 mod routes;
 mod sessions;

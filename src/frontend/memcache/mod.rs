@@ -36,6 +36,10 @@ pub struct MemcacheSession {
     decoder: Decoder,
     /// Present until the client authenticates (`auth.memcache = "ascii"`).
     auth: Option<AuthDecoder>,
+    /// The user it authenticated as, and the configuration generation it
+    /// was last found in: a reload that removes the user closes the
+    /// connection (as the RESP listener's).
+    user: Option<(Bytes, usize)>,
 }
 
 impl MemcacheSession {
@@ -54,6 +58,7 @@ impl MemcacheSession {
             shared,
             decoder: Decoder::new(limits),
             auth,
+            user: None,
         }
     }
 
@@ -78,6 +83,7 @@ impl MemcacheSession {
             if self.shared.users.check(&user, &password) {
                 output.extend_from_slice(AUTH_STORED);
                 self.auth = None;
+                self.user = Some((user, Arc::as_ptr(&self.shared) as usize));
                 return None;
             }
             // Counted (stats auth_errors), never logged, as RESP's AUTH.
@@ -95,6 +101,19 @@ impl Session for MemcacheSession {
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
         if let Some(flow) = self.authenticate(input, output) {
             return flow;
+        }
+        if let Some((user, generation)) = &mut self.user {
+            let now = Arc::as_ptr(&self.shared) as usize;
+            if *generation != now {
+                *generation = now;
+                if self.shared.users.required() && self.shared.users.find(user).is_none() {
+                    tracing::info!(
+                        user = %String::from_utf8_lossy(user),
+                        "client disconnected: a reload removed the user it authenticated as"
+                    );
+                    return Flow::Close;
+                }
+            }
         }
         let limits = &self.shared.config.limits;
         let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());

@@ -357,6 +357,10 @@ impl RespSession {
         };
         if ok {
             self.authenticated = true;
+            if users.required() {
+                self.permissions = users.find(user).flatten();
+                self.user = Some(Bytes::copy_from_slice(user));
+            }
             return Ok(());
         }
         self.shared.stats.auth_failures.add(1);

@@ -20,6 +20,7 @@ use keyway_protocol::resp::{encode, key_slot, Decoder, Limits, Reply, Version};
 
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
+use crate::config::permissions::{Permissions, Refusal};
 use crate::op::Db;
 use crate::router::RouteError;
 use crate::session::{Flow, Peer, Session, Shared};
@@ -45,6 +46,13 @@ pub struct RespSession {
     authenticated: bool,
     /// A connection to the sentinel listener: answers as a Redis Sentinel.
     sentinel: bool,
+    /// The `[[auth.users]]` name it authenticated as.
+    user: Option<Bytes>,
+    /// That user's `permissions`; `None`: every command and key.
+    permissions: Option<Arc<Permissions>>,
+    /// The generation of the configuration the user was last looked up
+    /// in: a reload may have removed the user or changed its permissions.
+    users_generation: usize,
 }
 
 /// Consecutive commands of a client's pipeline bound for one redis
@@ -90,6 +98,9 @@ impl RespSession {
             transaction: None,
             authenticated: !shared_users_required,
             sentinel: false,
+            user: None,
+            permissions: None,
+            users_generation: 0,
         }
     }
 
@@ -165,6 +176,50 @@ impl RespSession {
                     out,
                 );
                 Flow::Continue
+            }
+        }
+    }
+
+    /// Whether the user's `permissions` allow this command on these keys.
+    fn permitted(&self, args: &[Bytes]) -> Result<(), Refusal> {
+        // A Sentinel's commands are its own (and reveal no key).
+        let Some(permissions) = self.permissions.as_ref().filter(|_| !self.sentinel) else {
+            return Ok(());
+        };
+        permissions.check(args)?;
+        match forward::plan(args) {
+            forward::Plan::Keys(positions) => permissions.check_keys(positions.keys(args)),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a reload: whether the user this connection authenticated as
+    /// is gone (then the connection closes: it must not stay authenticated
+    /// as nobody, Valkey #3800); else its permissions as now configured.
+    fn user_was_removed(&mut self) -> bool {
+        let generation = Arc::as_ptr(&self.shared) as usize;
+        if generation == self.users_generation {
+            return false;
+        }
+        self.users_generation = generation;
+        let Some(user) = &self.user else {
+            return false;
+        };
+        if !self.shared.users.required() {
+            self.permissions = None;
+            return false;
+        }
+        match self.shared.users.find(user) {
+            Some(permissions) => {
+                self.permissions = permissions;
+                false
+            }
+            None => {
+                tracing::info!(
+                    user = %String::from_utf8_lossy(user),
+                    "client disconnected: a reload removed the user it authenticated as"
+                );
+                true
             }
         }
     }
@@ -402,6 +457,9 @@ impl Session for RespSession {
         let limits = &self.shared.config.limits;
         let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
         let mut answered = 0;
+        if self.user_was_removed() {
+            return Flow::Close;
+        }
         loop {
             if answered >= max_pipeline || output.len() >= max_output {
                 self.flush_forwarded(&mut batch, output).await;
@@ -425,6 +483,16 @@ impl Session for RespSession {
                         if self.unauthenticated(command.args, output).await == Flow::Close {
                             return Flow::Close;
                         }
+                        continue;
+                    }
+                    if let Err(refusal) = self.permitted(&command.args) {
+                        self.flush_forwarded(&mut batch, output).await;
+                        self.shared.stats.commands.add(1);
+                        // Refused while queueing: EXEC then aborts, as redis.
+                        if let Some(transaction) = &mut self.transaction {
+                            transaction.aborted = true;
+                        }
+                        encode(&Reply::error(refusal.message()), self.version, output);
                         continue;
                     }
                     if self.transaction.is_none() && !self.sentinel {

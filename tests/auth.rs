@@ -236,3 +236,74 @@ async fn users_without_a_memcached_decision_are_refused_at_load() {
     );
     keyway::config::Config::from_toml(&open).expect("declared open");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permissions_refuse_what_a_redis_acl_refuses_with_its_words() {
+    // The reference: a redis-server with the same users made by ACL SETUSER
+    // (DEBUG enabled, so that the ACL is what refuses it).
+    let redis = start_redis_with(&["--enable-debug-command", "yes"]);
+    for user in [
+        &[
+            "horizon",
+            "on",
+            ">h-pass",
+            "+@all",
+            "-@dangerous",
+            "-@scripting",
+            "~*",
+        ][..],
+        &[
+            "reader",
+            "on",
+            ">r-pass",
+            "+@read",
+            "+@connection",
+            "~sess:*",
+        ],
+    ] {
+        let mut args = vec!["ACL", "SETUSER"];
+        args.extend_from_slice(user);
+        assert_eq!(common::redis_cli(redis.addr, &args).trim(), "OK");
+    }
+    // Keyway over another redis, so that what it would forward (EVAL,
+    // RESTORE, MIGRATE, DEBUG...) would reach a real one.
+    let backend = start_redis_with(&[]);
+    let keyway = start_keyway(&format!(
+        "[auth]\nmemcache = \"ascii\"\n\
+         [[auth.users]]\nname = \"horizon\"\npassword = \"h-pass\"\n\
+         permissions = \"+@all -@dangerous -@scripting\"\n\
+         [[auth.users]]\nname = \"reader\"\npassword = \"r-pass\"\n\
+         permissions = \"+@read +@connection ~sess:*\"\n\
+         [backends.redis]\nurl = \"redis://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"redis\"\n",
+        backend.addr
+    ))
+    .await;
+    let horizon = "AUTH horizon h-pass\r\nSET k v\r\nGET k\r\nEVAL \"return 1\" 0\r\n\
+                   EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0\r\nSCRIPT LOAD \"return 1\"\r\n\
+                   FUNCTION FLUSH\r\nFLUSHALL\r\nFLUSHDB\r\nCONFIG SET maxmemory 1\r\n\
+                   CONFIG GET maxmemory\r\nDEBUG SLEEP 0\r\nMIGRATE 127.0.0.1 1 k 0 1000\r\n\
+                   RESTORE k 0 x\r\nKEYS *\r\nCLIENT SETNAME horizon\r\nCLIENT KILL ID 1\r\n\
+                   MULTI\r\nEVAL \"return 1\" 0\r\nGET k\r\nEXEC\r\nGET k\r\nQUIT\r\n";
+    let reader = "AUTH reader r-pass\r\nGET sess:1\r\nGET other\r\nMGET sess:1 sess:2\r\n\
+                  MGET sess:1 other\r\nSET sess:1 v\r\nDEL sess:1\r\nPING\r\nQUIT\r\n";
+    for script in [horizon, reader] {
+        let want = exchange(redis.addr, script.as_bytes()).await;
+        let got = exchange(keyway.resp_addr.unwrap(), script.as_bytes()).await;
+        assert_eq!(show(&got), show(&want));
+        assert!(show(&got).contains("-NOPERM this user has no permissions"));
+    }
+    // Nothing refused reached the backend.
+    assert_eq!(common::redis_cli(backend.addr, &["GET", "k"]).trim(), "v");
+    assert_eq!(
+        common::redis_cli(
+            backend.addr,
+            &[
+                "SCRIPT",
+                "EXISTS",
+                "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+            ]
+        )
+        .trim(),
+        "0"
+    );
+}

@@ -36,6 +36,10 @@ pub struct Auth {
 pub enum MemcacheAuth {
     Ascii,
     Open,
+    /// A client certificate from `[tls] client_ca_file` on the TLS
+    /// memcached listener (the one credential Django's memcached clients
+    /// can send: pymemcache's `tls_context`).
+    Certificate,
 }
 
 impl Auth {

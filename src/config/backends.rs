@@ -38,6 +38,11 @@ pub struct BackendConfig {
     /// The name the server's certificate must carry; the host of each
     /// server address when omitted.
     pub tls_server_name: Option<String>,
+    /// A client certificate chain and its key (PEM) Keyway presents to the
+    /// server: for a memcached `-Z` with `ssl_verify_mode=2` or a redis
+    /// with `tls-auth-clients yes`. Both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     /// memcached and redis backends: seconds between resolving each
     /// server's host name again (a name that moves is followed; every new
     /// connection resolves it too); 0 only on reconnect.
@@ -70,6 +75,8 @@ impl BackendConfig {
             tls: false,
             tls_ca_file: None,
             tls_server_name: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             poll_interval_ms: default_poll_interval_ms(),
             placement: Placement::default(),
             resolve_interval_seconds: default_resolve_interval_seconds(),
@@ -98,7 +105,12 @@ impl BackendConfig {
     /// The TLS connector for a server at `host` (`tls_server_name` wins).
     pub fn tls_connector(&self, host: &str) -> Result<crate::tls::Connector, String> {
         let name = self.tls_server_name.as_deref().unwrap_or(host);
-        crate::tls::Connector::new(self.tls_ca_file.as_deref(), name)
+        let client = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => return Err("set both tls_cert_file and tls_key_file, or neither".into()),
+        };
+        crate::tls::Connector::new(self.tls_ca_file.as_deref(), name, client)
     }
 
     /// SQL backends are durable: their routes are protected from flushes

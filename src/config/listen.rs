@@ -14,6 +14,27 @@ pub struct Tls {
     pub key_file: PathBuf,
     /// Which listeners speak TLS (only TLS): "memcache", "resp", "admin", "sentinel".
     pub listeners: Vec<ListenerName>,
+    /// CA certificates (PEM): every TLS listener then requires a client
+    /// certificate issued by one of them (mutual TLS, as memcached's
+    /// `ssl_verify_mode=2` and redis's `tls-auth-clients yes`); none, one
+    /// from another CA, or an expired one fails the handshake. Read at
+    /// start and on every reload, as the server certificate.
+    pub client_ca_file: Option<PathBuf>,
+    /// `"cn"`: a client certificate whose subject common name is a
+    /// `[[auth.users]]` name authenticates the connection as that user, with
+    /// no AUTH (as Valkey's `tls-auth-clients-user CN`). `"none"` (the
+    /// default): the certificate only admits the connection.
+    #[serde(default)]
+    pub client_user: ClientUser,
+}
+
+/// `[tls] client_user`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientUser {
+    #[default]
+    None,
+    Cn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

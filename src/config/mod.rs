@@ -20,7 +20,7 @@ mod validate;
 pub use auth::{AdminToken, Auth, MemcacheAuth, Secret, UserConfig, Users};
 pub use backends::{redact_url, BackendConfig, Placement};
 pub use limits::{Limits, Runtime, Size};
-pub use listen::{FileMode, Listen, ListenerName, Sentinel, SentinelAuth, Tls};
+pub use listen::{ClientUser, FileMode, Listen, ListenerName, Sentinel, SentinelAuth, Tls};
 pub use policies::{Ack, Coherence, PolicyConfig};
 pub use routes::{RouteConfig, RouteListener};
 pub use sessions::Sessions;

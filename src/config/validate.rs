@@ -44,6 +44,20 @@ impl Config {
                 "\"ascii\" needs users to check; add [[auth.users]] or remove auth.memcache",
             ));
         }
+        if auth.memcache == Some(MemcacheAuth::Certificate) {
+            let mutual = self.tls.as_ref().is_some_and(|tls| {
+                tls.client_ca_file.is_some()
+                    && tls.listeners.contains(&super::ListenerName::Memcache)
+            });
+            if !mutual {
+                return Err(problem(
+                    "auth.memcache",
+                    "\"certificate\" needs the memcached listener to require client \
+                     certificates: set [tls] client_ca_file and list \"memcache\" in \
+                     tls.listeners",
+                ));
+            }
+        }
         if !auth.users.is_empty() && auth.memcache.is_none() {
             if let Some(address) = &self.listen.memcache {
                 return Err(problem(
@@ -52,7 +66,9 @@ impl Config {
                         "[[auth.users]] guard the RESP listener, but listen.memcache ({address}) \
                          would serve the same keys with no credential; set auth.memcache = \"ascii\" \
                          (memcached's ASCII authentication: a client's first command is \
-                         `set <any> 0 0 <n>` with `<user> <password>` as its data) or \
+                         `set <any> 0 0 <n>` with `<user> <password>` as its data), \
+                         auth.memcache = \"certificate\" (mutual TLS: [tls] client_ca_file, the \
+                         credential Django's memcached clients can send) or \
                          auth.memcache = \"open\" to serve it unauthenticated on purpose, \
                          or use listen.memcache_socket (guarded by its file mode) instead"
                     ),
@@ -182,10 +198,24 @@ impl Config {
     /// `[tls]`'s files, and which backends may take `tls`.
     fn validate_tls(&self) -> Result<(), ConfigError> {
         if let Some(tls) = &self.tls {
-            crate::tls::acceptor(&tls.cert_file, &tls.key_file)
+            if tls.client_user == super::ClientUser::Cn && tls.client_ca_file.is_none() {
+                return Err(problem(
+                    "tls.client_user",
+                    "\"cn\" reads the client certificate's common name, but no client \
+                     certificate is asked for; set tls.client_ca_file",
+                ));
+            }
+            crate::tls::acceptor(&tls.cert_file, &tls.key_file, tls.client_ca_file.as_deref())
                 .map_err(|why| problem("tls", why))?;
         }
         for (name, backend) in &self.backends {
+            let client_cert = backend.tls_cert_file.is_some() || backend.tls_key_file.is_some();
+            if client_cert && !backend.uses_tls() {
+                return Err(problem(
+                    format!("backends.{name}.tls_cert_file"),
+                    "a client certificate is presented over TLS only; set tls = true (or a rediss:// URL)",
+                ));
+            }
             if backend.uses_tls() {
                 if backend.is_durable() || backend.url.starts_with("memory://") {
                     return Err(problem(
@@ -424,6 +454,44 @@ impl Config {
                         .to_string()
                 }
             });
+        }
+        if let Some(address) = &self.listen.memcache {
+            let memcache_tls = self
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.listeners.contains(&super::ListenerName::Memcache));
+            let note = match self.auth.memcache {
+                Some(MemcacheAuth::Certificate) => {
+                    "a client certificate from tls.client_ca_file (auth.memcache = \"certificate\")"
+                }
+                Some(MemcacheAuth::Ascii) => {
+                    "memcached's ASCII authentication (auth.memcache = \"ascii\")"
+                }
+                _ if memcache_tls
+                    && self
+                        .tls
+                        .as_ref()
+                        .is_some_and(|t| t.client_ca_file.is_some()) =>
+                {
+                    "a client certificate from tls.client_ca_file"
+                }
+                _ => "no credential",
+            };
+            notes.push(format!("listen.memcache ({address}): {note}"));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.client_ca_file.is_some() {
+                let listeners: Vec<&str> = tls.listeners.iter().map(|l| l.as_str()).collect();
+                notes.push(format!(
+                    "tls: the {} listener(s) require a client certificate from client_ca_file{}",
+                    listeners.join(", "),
+                    if tls.client_user == super::ClientUser::Cn {
+                        "; one whose common name is a [[auth.users]] name authenticates as that user"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         }
         notes
     }

@@ -46,10 +46,11 @@ fn load_tls(
         return Ok(None);
     };
     let acceptor =
-        crate::tls::acceptor(&tls.cert_file, &tls.key_file).map_err(|message| ConfigError {
-            field: "tls".into(),
-            message,
-        })?;
+        crate::tls::acceptor(&tls.cert_file, &tls.key_file, tls.client_ca_file.as_deref())
+            .map_err(|message| ConfigError {
+                field: "tls".into(),
+                message,
+            })?;
     Ok(Some((acceptor, tls.listeners.clone())))
 }
 
@@ -445,13 +446,34 @@ impl Client {
         peer: SocketAddr,
     ) {
         match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => self.serve(stream).await,
+            Ok(Ok(stream)) => {
+                let certificate = crate::tls::client_common_name(&stream);
+                self.serve_certified(stream, certificate).await
+            }
+            // Info, not debug, when client certificates are required: a
+            // refused certificate is the operator's to see.
+            Ok(Err(error)) if self.requires_client_certificates() => {
+                tracing::info!(%peer, %error, "TLS handshake failed")
+            }
             Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     }
 
+    fn requires_client_certificates(&self) -> bool {
+        (self.shared.config.tls.as_ref()).is_some_and(|tls| tls.client_ca_file.is_some())
+    }
+
     async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        self.serve_certified(stream, None).await
+    }
+
+    /// Serves a connection whose client presented a certificate with this
+    /// common name (verified against `[tls] client_ca_file`).
+    async fn serve_certified<S>(self, stream: S, certificate: Option<String>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
@@ -460,25 +482,25 @@ impl Client {
             client: self.peer.to_string(),
         };
         crate::django_sessions::ORIGIN
-            .scope(origin, self.serve_as_protocol(stream))
+            .scope(origin, self.serve_as_protocol(stream, certificate))
             .await;
     }
 
-    async fn serve_as_protocol<S>(self, stream: S)
+    async fn serve_as_protocol<S>(self, stream: S, certificate: Option<String>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
         match self.protocol {
             Protocol::Memcache => {
-                let session = MemcacheSession::new(self.shared);
+                let session = MemcacheSession::new(self.shared).certified(certificate);
                 connection::serve(stream, session, self.current, self.shutdown).await;
             }
             Protocol::Sentinel => {
-                let session = RespSession::sentinel(self.shared, self.peer);
+                let session = RespSession::sentinel(self.shared, self.peer).certified(certificate);
                 connection::serve(stream, session, self.current, self.shutdown).await;
             }
             _ => {
-                let session = RespSession::new(self.shared, self.peer);
+                let session = RespSession::new(self.shared, self.peer).certified(certificate);
                 connection::serve(stream, session, self.current, self.shutdown).await;
             }
         }

@@ -62,6 +62,28 @@ impl MemcacheSession {
         }
     }
 
+    /// A TLS client presented a certificate (verified against `[tls]
+    /// client_ca_file`) with common name `name`. With `auth.memcache =
+    /// "certificate"` the certificate is the credential (the listener
+    /// admits no client without one); with `"ascii"` and `[tls] client_user
+    /// = "cn"`, a certificate naming a user stands for its `set`.
+    pub fn certified(mut self, name: Option<String>) -> Self {
+        let Some(name) = name else {
+            return self;
+        };
+        let auth = &self.shared.config.auth;
+        let by_cn = (self.shared.config.tls.as_ref())
+            .is_some_and(|tls| tls.client_user == crate::config::ClientUser::Cn);
+        let user = self.shared.users.find(name.as_bytes()).is_some();
+        if auth.memcache == Some(crate::config::MemcacheAuth::Certificate) || (by_cn && user) {
+            self.auth = None;
+        }
+        if user {
+            self.user = Some((Bytes::from(name), Arc::as_ptr(&self.shared) as usize));
+        }
+        self
+    }
+
     /// memcached's ASCII authentication: every line is refused until a
     /// `set` whose data is a configured `<user> <password>`. Returns
     /// `None` once authenticated (the rest of `input` is served as commands).

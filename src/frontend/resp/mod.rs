@@ -117,6 +117,23 @@ impl RespSession {
         }
     }
 
+    /// A TLS client presented a certificate with common name `name`: with
+    /// `[tls] client_user = "cn"` and a user of that name, the connection
+    /// is that user's, with no AUTH.
+    pub fn certified(mut self, name: Option<String>) -> Self {
+        let by_cn = (self.shared.config.tls.as_ref())
+            .is_some_and(|tls| tls.client_user == crate::config::ClientUser::Cn);
+        let Some(name) = name.filter(|_| by_cn && self.shared.users.required()) else {
+            return self;
+        };
+        if let Some(permissions) = self.shared.users.find(name.as_bytes()) {
+            self.authenticated = true;
+            self.permissions = permissions;
+            self.user = Some(Bytes::from(name));
+        }
+        self
+    }
+
     async fn handle(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
         self.shared.stats.commands.add(1);
         if self.sentinel {

@@ -101,7 +101,7 @@ impl Permissions {
                         ));
                     }
                     keys.get_or_insert_with(Vec::new)
-                        .push(word[1..].as_bytes().to_vec());
+                        .push(word.as_bytes()[1..].to_vec());
                 }
                 _ if lower.starts_with("+@") || lower.starts_with("-@") => {
                     let category = &lower[2..];

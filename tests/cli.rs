@@ -30,8 +30,30 @@ fn help_explains_the_commands() {
 fn every_shipped_config_checks_out() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
     let mut checked = 0;
+    // The certificates rhoso-mutual-tls.toml names, made here.
+    let pki = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    std::fs::write(pki.path().join("ca.pem"), ca.pem()).unwrap();
+    for name in ["server", "keyway"] {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(pki.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(pki.path().join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+    }
     for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+        let mut path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("/etc/keyway/tls/") {
+            let copy = pki.path().join(path.file_name().unwrap());
+            let files = format!("{}/", pki.path().display());
+            std::fs::write(&copy, text.replace("/etc/keyway/tls/", &files)).unwrap();
+            path = copy;
+        }
         // The secret kolla-valkey-sentinel.toml reads, as systemd would set it.
         let output = Command::new(KEYWAY)
             .arg("check-config")

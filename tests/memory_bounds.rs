@@ -146,6 +146,10 @@ async fn strangers_are_refused_at_redis_pre_authentication_limits_and_hold_nothi
         }
     }
     let grown = keyway.rss().saturating_sub(before);
+    eprintln!(
+        "40 strangers' 32 MiB SETs: keyway grew {} KiB",
+        grown / 1024
+    );
     assert!(
         grown < 64 * MIB,
         "40 strangers' 32 MiB SETs grew keyway by {} MiB",

@@ -63,16 +63,24 @@ impl Holding {
     /// Counts `held` bytes (what the input buffer holds of a partial
     /// request; 0 once it is complete). A complete request gives the pass
     /// back (what is left is the start of the next one, which waits its turn).
+    ///
+    /// Only large partial requests are counted: ordinary traffic, whose
+    /// turns often end mid-command, touches no shared counter and no lock
+    /// (the bound above allows [`SMALL_REQUEST`] per connection for it).
     pub fn update(&mut self, held: usize) {
+        let held = if held > SMALL_REQUEST { held } else { 0 };
+        if held == self.counted {
+            return;
+        }
         let budget = &*REQUEST_BUFFERS;
         if held > self.counted {
             budget.held.fetch_add(held - self.counted, Relaxed);
-        } else if held < self.counted {
+        } else {
             budget.held.fetch_sub(self.counted - held, Relaxed);
             budget.freed.notify_waiters();
         }
         self.counted = held;
-        if held <= SMALL_REQUEST && self.pass.take().is_some() {
+        if held == 0 && self.pass.take().is_some() {
             budget.freed.notify_waiters();
         }
     }
@@ -83,7 +91,7 @@ impl Holding {
 
     /// Whether this connection may read now under a budget of `limit` bytes.
     pub fn before_read(&self, limit: usize) -> Before {
-        if self.counted <= SMALL_REQUEST || self.pass.is_some() || REQUEST_BUFFERS.held() <= limit {
+        if self.counted == 0 || self.pass.is_some() || REQUEST_BUFFERS.held() <= limit {
             Before::Read
         } else {
             Before::Wait

@@ -43,7 +43,11 @@ fn every_shipped_config_checks_out() {
         let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         std::fs::write(pki.path().join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(pki.path().join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        std::fs::write(
+            pki.path().join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
     }
     for entry in std::fs::read_dir(dir).unwrap() {
         let mut path = entry.unwrap().path();

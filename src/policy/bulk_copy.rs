@@ -2,10 +2,11 @@
 //! TTL, from one member to another, in batches, while the site runs.
 //!
 //! Keys are listed with SCAN (redis, SQL, policies over them) or, for a
-//! memcached pool, with each server's `lru_crawler metadump all` (twice,
-//! merged: a dump is not a snapshot, and can miss an item memcached moves
-//! between its LRU queues meanwhile; reads through the migrate route copy
-//! any key both dumps miss). A dumped key is read back from the server that
+//! memcached pool, with each server's `lru_crawler metadump hash` (`all`
+//! before memcached 1.6.9; dumps merged until two add nothing: a dump is not
+//! a snapshot, and `all` can miss an item memcached moves between its LRU
+//! queues meanwhile; reads through the migrate route copy any key the
+//! dumps miss). A dumped key is read back from the server that
 //! listed it, whatever the pool's placement says: a pool some other client
 //! filled may hold keys where Keyway's placement would not look. Each copy
 //! is an add, so a newer write that reached the new store first is never

@@ -1,5 +1,5 @@
 //! Listing a memcached pool's keys (what `keyway migrate` copies from):
-//! `lru_crawler metadump all` on each server, over a connection of its own
+//! `lru_crawler metadump hash` (or `all`) on each server, over a connection of its own
 //! made as the backend's are (TLS included).
 
 use std::sync::Arc;
@@ -25,43 +25,24 @@ pub struct Listed {
 }
 
 /// Every key of every server of a memcached pool, from `lru_crawler
-/// metadump all` (memcached 1.5+): one `key=<url-encoded> exp=...` line per
-/// item, then `END`. Keys are mapped back to Keyway's databases.
+/// metadump hash` (memcached 1.6.9+: walks the hash table, so an item the
+/// LRU maintainer moves between queues meanwhile is not missed), or
+/// `lru_crawler metadump all` (older ones: walks the LRU queues) where
+/// `hash` is unknown: one `key=<url-encoded> exp=...` line per item, then
+/// `END`. Keys are mapped back to Keyway's databases.
 pub(super) async fn list_keys(pools: &[Arc<ServerPool>]) -> Result<Vec<Listed>, String> {
     let mut keys = Vec::new();
     for (index, pool) in pools.iter().enumerate() {
-        let server = pool.addr();
-        // A connection of its own, with the backend's TLS settings: the dump
-        // is long and must not hold up the pipelined requests.
-        // (The error names the server.)
-        let mut stream = pool.dedicated().await.map_err(|e| e.to_string())?;
-        stream
-            .write_all(b"lru_crawler metadump all\r\n")
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        let mut dump = Vec::new();
-        let started = Instant::now();
-        while !dump.ends_with(b"END\r\n") {
-            let mut chunk = [0u8; 64 * 1024];
-            let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
-                .await
-                .map_err(|_| format!("{server}: metadump stalled"))?
-                .map_err(|e| format!("{server}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            dump.extend_from_slice(&chunk[..n]);
-            if dump.starts_with(b"ERROR")
-                || dump.starts_with(b"BUSY")
-                || dump.starts_with(b"CLIENT_ERROR")
-            {
-                let line = String::from_utf8_lossy(&dump).trim_end().to_string();
-                return Err(format!(
-                    "{server}: lru_crawler metadump refused ({line}); memcached 1.5+ with the LRU crawler enabled is needed to list keys"
-                ));
-            }
-        }
-        tracing::debug!(%server, bytes = dump.len(), elapsed = ?started.elapsed(), "metadump read");
+        let dump = match metadump(pool, "hash").await? {
+            Some(dump) => dump,
+            None => metadump(pool, "all").await?.ok_or_else(|| {
+                format!(
+                    "{}: lru_crawler metadump refused; memcached 1.5+ with the LRU crawler \
+                     enabled is needed to list keys",
+                    pool.addr()
+                )
+            })?,
+        };
         for line in dump.split(|&b| b == b'\n') {
             let Some(encoded) = line
                 .strip_prefix(b"key=")
@@ -104,6 +85,45 @@ pub(super) async fn list_keys(pools: &[Arc<ServerPool>]) -> Result<Vec<Listed>, 
         }
     }
     Ok(keys)
+}
+
+/// `lru_crawler metadump <what>` on a connection of its own, made as the
+/// backend's are (TLS included): the dump is long and must not hold up the
+/// pipelined requests. `None` if the server does not know `<what>`; an
+/// error (naming the server) if it refuses otherwise (BUSY: another dump
+/// is running).
+async fn metadump(pool: &ServerPool, what: &str) -> Result<Option<Vec<u8>>, String> {
+    let server = pool.addr();
+    let mut stream = pool.dedicated().await.map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("lru_crawler metadump {what}\r\n").as_bytes())
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let mut dump = Vec::new();
+    let started = Instant::now();
+    while !dump.ends_with(b"END\r\n") {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+            .await
+            .map_err(|_| format!("{server}: metadump stalled"))?
+            .map_err(|e| format!("{server}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        dump.extend_from_slice(&chunk[..n]);
+        if dump.starts_with(b"ERROR") || dump.starts_with(b"CLIENT_ERROR") {
+            if dump.ends_with(b"\n") {
+                return Ok(None);
+            }
+        } else if dump.starts_with(b"BUSY") {
+            let line = String::from_utf8_lossy(&dump).trim_end().to_string();
+            return Err(format!(
+                "{server}: lru_crawler metadump refused ({line}); another listing is running, try again"
+            ));
+        }
+    }
+    tracing::debug!(%server, what, bytes = dump.len(), elapsed = ?started.elapsed(), "metadump read");
+    Ok(Some(dump))
 }
 
 /// The whole key (with its db prefix) a long key's digest form stands for,

@@ -121,15 +121,16 @@ impl MemcachedBackend {
         self.pools.iter().map(|pool| pool.addr()).collect()
     }
 
-    /// Every key on every server, from `lru_crawler metadump all`
-    /// (memcached 1.5+), with the server that listed it.
+    /// Every key on every server, from `lru_crawler metadump hash` (or
+    /// `all` before memcached 1.6.9), with the server that listed it.
     pub async fn list_keys(&self) -> std::result::Result<Vec<Listed>, String> {
         listing::list_keys(&self.pools).await
     }
 
-    /// Dumps merged until two in a row add nothing (at most eight): one
-    /// dump can miss an item that memcached's LRU maintainer moves between
-    /// queues while the crawler passes (a recently written one, mostly).
+    /// Dumps merged until two in a row add nothing (at most eight): with
+    /// `metadump all` (memcached without `metadump hash`), one dump can miss
+    /// an item that the LRU maintainer moves between queues while the
+    /// crawler passes (a recently written one, mostly).
     pub async fn list_keys_settled(&self) -> std::result::Result<Vec<Listed>, String> {
         let mut keys = self.list_keys().await?;
         let mut seen: std::collections::HashSet<(usize, Db, Bytes)> = keys

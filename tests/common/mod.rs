@@ -81,12 +81,19 @@ fn spawn_logging(
         });
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut child = child;
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(
             Instant::now() < deadline,
             "{binary} did not start listening on {addr}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // Something answered; it must be this server, not another test's
+    // listener that took the free port first (then this one exits).
+    std::thread::sleep(Duration::from_millis(30));
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("{binary} exited ({status}) right after start: {addr} was taken by another test");
     }
     External {
         child,
@@ -95,8 +102,25 @@ fn spawn_logging(
     }
 }
 
+/// Runs `binary` with `args(port)` on a free port, trying again on another
+/// port when one turns out taken between choosing it and binding it (tests
+/// run in parallel and bind ports of their own).
+fn spawn_on_free_port(binary: &str, args: impl Fn(u16) -> Vec<String>, package: &str) -> External {
+    for _ in 0..3 {
+        let port = free_port();
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spawn(binary, &args(port), port, package)
+        }));
+        if let Ok(server) = attempt {
+            return server;
+        }
+    }
+    let port = free_port();
+    spawn(binary, &args(port), port, package)
+}
+
 pub fn start_memcached() -> External {
-    start_memcached_at(free_port())
+    spawn_on_free_port("memcached", memcached_args, "memcached")
 }
 
 pub fn start_memcached_at(port: u16) -> External {
@@ -117,10 +141,12 @@ pub fn memcached_pool_of_three() -> (Vec<External>, String) {
 
 /// memcached on a free port with `extra` arguments (`-Z -o ssl_...`).
 pub fn start_memcached_with(extra: &[&str]) -> External {
-    let port = free_port();
-    let mut args = memcached_args(port);
-    args.extend(extra.iter().map(|a| a.to_string()));
-    spawn("memcached", &args, port, "memcached")
+    let args = |port| {
+        let mut args = memcached_args(port);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    spawn_on_free_port("memcached", args, "memcached")
 }
 
 /// memcached with `-vv`: every command line it receives goes to `log`.

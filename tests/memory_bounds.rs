@@ -21,6 +21,7 @@ struct Keyway {
     child: Child,
     resp: SocketAddr,
     memcache: SocketAddr,
+    sentinel: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -35,12 +36,13 @@ impl Keyway {
     /// `keyway --config` with users on both listeners and `limits`.
     async fn start(limits: &str) -> Keyway {
         let dir = tempfile::tempdir().unwrap();
-        let (resp, memcache) = (free_port(), free_port());
+        let (resp, memcache, sentinel) = (free_port(), free_port(), free_port());
         let config = dir.path().join("keyway.toml");
         std::fs::write(
             &config,
             format!(
                 "[listen]\nresp = \"127.0.0.1:{resp}\"\nmemcache = \"127.0.0.1:{memcache}\"\n\
+                 sentinel = \"127.0.0.1:{sentinel}\"\n\
                  [[auth.users]]\nname = \"default\"\npassword = \"sesame\"\n\
                  [auth]\nmemcache = \"ascii\"\n\
                  [limits]\n{limits}\n\
@@ -60,6 +62,7 @@ impl Keyway {
             child,
             resp: ([127, 0, 0, 1], resp).into(),
             memcache: ([127, 0, 0, 1], memcache).into(),
+            sentinel: ([127, 0, 0, 1], sentinel).into(),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -173,6 +176,35 @@ async fn strangers_are_refused_at_redis_pre_authentication_limits_and_hold_nothi
         );
         assert!(closed);
     }
+    // The sentinel listener (open to strangers by default) keeps the same
+    // limits whatever the client sent: no Sentinel command needs more.
+    for request in [
+        &b"*100000\r\n"[..],
+        b"*2\r\n$4\r\nPING\r\n$100000000\r\n",
+        b"AUTH sesame\r\n*2\r\n$4\r\nPING\r\n$100000000\r\n",
+    ] {
+        let mut stream = TcpStream::connect(keyway.sentinel).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let (reply, closed) = until_closed(&mut stream, Duration::from_secs(5)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.contains("-ERR Protocol error: unauthenticated"),
+            "{reply}"
+        );
+        assert!(closed);
+    }
+    let mut stream = TcpStream::connect(keyway.sentinel).await.unwrap();
+    stream
+        .write_all(b"SENTINEL get-master-addr-by-name mymaster\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let (reply, _) = until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        reply.starts_with(b"*2\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
     // Within the limits, a stranger is answered NOAUTH and stays connected;
     // then AUTH lifts the limits.
     let mut stream = TcpStream::connect(keyway.resp).await.unwrap();

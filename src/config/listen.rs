@@ -153,7 +153,8 @@ pub enum SentinelAuth {
     /// (the older template) is checked against `[[auth.users]]` as on the
     /// RESP listener. The listener holds no keys: it reveals the master's
     /// address (which still asks for the password) and a Sentinel's own
-    /// status (version, uptime, client count), never a key or a value.
+    /// status (version, uptime, client count), never a key or a value, and
+    /// holds every client to redis's pre-authentication request limits.
     #[default]
     Open,
     /// `[[auth.users]]` as on the RESP listener: AUTH before anything else.

@@ -486,8 +486,11 @@ impl Session for RespSession {
                     Flow::Yield
                 };
             }
-            // Until AUTH succeeds, redis's pre-authentication limits.
-            self.decoder.set_unauthenticated(!self.authenticated);
+            // Until AUTH succeeds, redis's pre-authentication limits; on the
+            // sentinel listener always (open to strangers by default, and no
+            // Sentinel command needs more than a few short arguments).
+            self.decoder
+                .set_unauthenticated(!self.authenticated || self.sentinel);
             match self.decoder.decode(input) {
                 Ok(None) => {
                     self.flush_forwarded(&mut batch, output).await;

@@ -1,7 +1,9 @@
 //! The layers only point down: lists every `crate::` reference between the
-//! top-level modules of `src/` and fails on a cycle, naming it. A cycle is
-//! where the architecture stops telling the truth (ARCHITECTURE.md): two
-//! modules that need each other are one module in two folders.
+//! top-level modules of `src/` and fails on a cycle, naming it, and on any
+//! edge that does not point down the order README declares ([`DECLARED`]).
+//! A cycle is where the architecture stops telling the truth (README
+//! "Layout"): two modules that need each other are one module in two
+//! folders.
 //!
 //! `cargo test --test layers -- --nocapture` prints the edges and the order
 //! of the layers, lowest first.
@@ -175,6 +177,59 @@ fn top_level_modules_form_no_cycle() {
     println!("layers, lowest first: {}", layers(&graph).join(", "));
 }
 
+/// The layers as README ("Layout") declares them, highest first; a module
+/// may use only modules on a lower line.
+const DECLARED: &[&[&str]] = &[
+    &["server"],
+    &["frontend", "admin"],
+    &["session"],
+    &["router"],
+    &["django_sessions"],
+    &["policy"],
+    &["metrics"],
+    &["backend"],
+    &["workers", "config"],
+    &["tls", "pattern", "op"],
+];
+
+/// The edges that do not point down the declared order, and the modules
+/// the order does not place.
+fn against_declared(graph: &Graph, declared: &[&[&str]]) -> Vec<String> {
+    let level = |module: &str| declared.iter().position(|line| line.contains(&module));
+    let mut problems = Vec::new();
+    for (from, edges) in graph {
+        for (to, files) in edges {
+            match (level(from), level(to)) {
+                (Some(a), Some(b)) if a < b => {}
+                (Some(_), Some(_)) => {
+                    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+                    problems.push(format!(
+                        "{from} -> {to} ({}) points up or sideways",
+                        files.join(", ")
+                    ));
+                }
+                (None, _) => problems.push(format!("{from} is in no declared layer")),
+                (_, None) => problems.push(format!("{to} is in no declared layer")),
+            }
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
+#[test]
+fn every_edge_points_down_the_declared_layers() {
+    let problems = against_declared(&graph(), DECLARED);
+    assert!(
+        problems.is_empty(),
+        "the modules of src/ break the declared layers (tests/layers.rs DECLARED, README \
+         \"Layout\"):\n  {}\nmove the code down, or change the declared order on purpose \
+         (and README with it)",
+        problems.join("\n  ")
+    );
+}
+
 #[test]
 fn the_checker_sees_references_and_cycles() {
     let code = "use crate::{config::Config, op};\nlet x = crate::backend::memory::X; // crate::policy\nmy_crate::y; $crate::z;";
@@ -193,6 +248,11 @@ fn the_checker_sees_references_and_cycles() {
     edge(&mut graph, "b", "c");
     assert_eq!(find_cycle(&graph), None);
     assert_eq!(layers(&graph), ["c", "b", "a"]);
+    assert!(against_declared(&graph, &[&["a"], &["b"], &["c"]]).is_empty());
+    let wrong = against_declared(&graph, &[&["a"], &["b", "c"]]);
+    assert_eq!(wrong, ["b -> c (f.rs) points up or sideways"]);
+    let unplaced = against_declared(&graph, &[&["a"], &["b"]]);
+    assert_eq!(unplaced, ["c is in no declared layer"]);
     edge(&mut graph, "c", "a");
     assert_eq!(
         find_cycle(&graph).unwrap(),

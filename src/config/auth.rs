@@ -63,7 +63,9 @@ pub struct UserConfig {
     pub password_env: Option<String>,
     /// What the user may run on the RESP listener, in redis's ACL words:
     /// e.g. `"+@all -@dangerous -@scripting"` or `"+@read +@write ~app:*"`
-    /// (see [`Permissions`]). Unset: every command and key.
+    /// (see [`Permissions`]). Unset: every command and key. Also read as
+    /// `acl`, the word redis's `ACL SETUSER` users know it by.
+    #[serde(alias = "acl")]
     pub permissions: Option<String>,
 }
 

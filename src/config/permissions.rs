@@ -337,6 +337,17 @@ mod tests {
     }
 
     #[test]
+    fn permissions_are_also_read_as_acl() {
+        let config = crate::config::Config::from_toml(
+            "[listen]\nresp = \"127.0.0.1:6379\"\n\
+             [[auth.users]]\nname = \"horizon\"\npassword = \"p\"\nacl = \"+@read\"\n\
+             [backends.m]\nurl = \"memory://\"\n[[routes]]\nglob = \"*\"\nbackend = \"m\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.auth.users[0].permissions.as_deref(), Some("+@read"));
+    }
+
+    #[test]
     fn key_patterns_are_redis_globs() {
         let permissions = Permissions::parse("+@all ~:1:django.contrib.sessions* ~other").unwrap();
         assert!(permissions

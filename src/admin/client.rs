@@ -20,13 +20,17 @@ pub async fn ask(config: &Config, method: Method, path: &str) -> Result<String, 
                 .into(),
         );
     };
-    if config
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.listeners.contains(&ListenerName::Admin))
+    if let Some(tls) =
+        (config.tls.as_ref()).filter(|tls| tls.listeners.contains(&ListenerName::Admin))
     {
+        // With client_ca_file the listener wants a client certificate too.
+        let certificate = if tls.client_ca_file.is_some() {
+            " --cert <client.pem> --key <client-key.pem>"
+        } else {
+            ""
+        };
         return Err(format!(
-            "the admin listener speaks TLS; ask it with curl --cacert <CA> -X {method} https://{address}{path}"
+            "the admin listener speaks TLS; ask it with curl --cacert <CA>{certificate} -X {method} https://{address}{path}"
         ));
     }
     // A listener on every interface is asked on loopback.

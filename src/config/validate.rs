@@ -45,11 +45,7 @@ impl Config {
             ));
         }
         if auth.memcache == Some(MemcacheAuth::Certificate) {
-            let mutual = self.tls.as_ref().is_some_and(|tls| {
-                tls.client_ca_file.is_some()
-                    && tls.listeners.contains(&super::ListenerName::Memcache)
-            });
-            if !mutual {
+            if !self.requires_client_certificates(super::ListenerName::Memcache) {
                 return Err(problem(
                     "auth.memcache",
                     "\"certificate\" needs the memcached listener to require client \
@@ -433,6 +429,19 @@ impl BackendConfig {
 }
 
 impl Config {
+    /// Whether `listener` speaks TLS and asks each client for a certificate
+    /// from `[tls] client_ca_file`.
+    pub fn requires_client_certificates(&self, listener: super::ListenerName) -> bool {
+        (self.tls.as_ref())
+            .is_some_and(|tls| tls.client_ca_file.is_some() && tls.listeners.contains(&listener))
+    }
+
+    /// Whether a client certificate's common name may name the user it
+    /// authenticates as (`[tls] client_user = "cn"`).
+    pub fn certificate_names_user(&self) -> bool {
+        (self.tls.as_ref()).is_some_and(|tls| tls.client_user == super::ClientUser::Cn)
+    }
+
     /// What each listener asks of a client, in words: `check-config` prints
     /// these so the choice is seen where it is made.
     pub fn access_notes(&self) -> Vec<String> {
@@ -456,10 +465,6 @@ impl Config {
             });
         }
         if let Some(address) = &self.listen.memcache {
-            let memcache_tls = self
-                .tls
-                .as_ref()
-                .is_some_and(|tls| tls.listeners.contains(&super::ListenerName::Memcache));
             let note = match self.auth.memcache {
                 Some(MemcacheAuth::Certificate) => {
                     "a client certificate from tls.client_ca_file (auth.memcache = \"certificate\")"
@@ -467,12 +472,7 @@ impl Config {
                 Some(MemcacheAuth::Ascii) => {
                     "memcached's ASCII authentication (auth.memcache = \"ascii\")"
                 }
-                _ if memcache_tls
-                    && self
-                        .tls
-                        .as_ref()
-                        .is_some_and(|t| t.client_ca_file.is_some()) =>
-                {
+                _ if self.requires_client_certificates(super::ListenerName::Memcache) => {
                     "a client certificate from tls.client_ca_file"
                 }
                 _ => "no credential",
@@ -485,7 +485,7 @@ impl Config {
                 notes.push(format!(
                     "tls: the {} listener(s) require a client certificate from client_ca_file{}",
                     listeners.join(", "),
-                    if tls.client_user == super::ClientUser::Cn {
+                    if self.certificate_names_user() {
                         "; one whose common name is a [[auth.users]] name authenticates as that user"
                     } else {
                         ""

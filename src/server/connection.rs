@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::request_buffers::{Before, Holding, PASS_PATIENCE};
+use crate::session::request_buffers::{Holding, PASS_PATIENCE};
 use crate::session::{Current, Flow, Session};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -72,7 +72,7 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 .limits
                 .request_buffers
                 .as_usize();
-            if let Before::Wait = holding.before_read(budget) {
+            if holding.must_wait(budget) {
                 tokio::select! {
                     () = holding.wait(budget) => continue,
                     () = shutdown.cancelled() => break,

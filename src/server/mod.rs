@@ -461,7 +461,9 @@ impl Client {
     }
 
     fn requires_client_certificates(&self) -> bool {
-        (self.shared.config.tls.as_ref()).is_some_and(|tls| tls.client_ca_file.is_some())
+        self.shared
+            .config
+            .requires_client_certificates(self.protocol.listener())
     }
 
     async fn serve<S>(self, stream: S)

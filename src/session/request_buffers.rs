@@ -51,14 +51,6 @@ pub struct Holding {
     pass: Option<OwnedSemaphorePermit>,
 }
 
-/// What a connection must do before it reads.
-pub enum Before {
-    Read,
-    /// Over the budget with a large partial request: wait for the pass or
-    /// for bytes to be freed, then ask again.
-    Wait,
-}
-
 impl Holding {
     /// Counts `held` bytes (what the input buffer holds of a partial
     /// request; 0 once it is complete). A complete request gives the pass
@@ -89,17 +81,15 @@ impl Holding {
         self.pass.is_some()
     }
 
-    /// Whether this connection may read now under a budget of `limit` bytes.
-    pub fn before_read(&self, limit: usize) -> Before {
-        if self.counted == 0 || self.pass.is_some() || REQUEST_BUFFERS.held() <= limit {
-            Before::Read
-        } else {
-            Before::Wait
-        }
+    /// Whether this connection must wait before it reads, under a budget
+    /// of `limit` bytes: over the budget with a large partial request and
+    /// no pass ([`Self::wait`], then ask again).
+    pub fn must_wait(&self, limit: usize) -> bool {
+        self.counted > 0 && self.pass.is_none() && REQUEST_BUFFERS.held() > limit
     }
 
     /// Waits until the pass is this connection's or bytes were freed
-    /// (then the caller asks [`Self::before_read`] again).
+    /// (then the caller asks [`Self::must_wait`] again).
     pub async fn wait(&mut self, limit: usize) {
         let budget = &*REQUEST_BUFFERS;
         let freed = budget.freed.notified();

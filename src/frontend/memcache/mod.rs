@@ -71,11 +71,10 @@ impl MemcacheSession {
         let Some(name) = name else {
             return self;
         };
-        let auth = &self.shared.config.auth;
-        let by_cn = (self.shared.config.tls.as_ref())
-            .is_some_and(|tls| tls.client_user == crate::config::ClientUser::Cn);
+        let config = &self.shared.config;
         let user = self.shared.users.find(name.as_bytes()).is_some();
-        if auth.memcache == Some(crate::config::MemcacheAuth::Certificate) || (by_cn && user) {
+        let by_certificate = config.auth.memcache == Some(crate::config::MemcacheAuth::Certificate);
+        if by_certificate || (config.certificate_names_user() && user) {
             self.auth = None;
         }
         if user {

@@ -121,8 +121,7 @@ impl RespSession {
     /// `[tls] client_user = "cn"` and a user of that name, the connection
     /// is that user's, with no AUTH.
     pub fn certified(mut self, name: Option<String>) -> Self {
-        let by_cn = (self.shared.config.tls.as_ref())
-            .is_some_and(|tls| tls.client_user == crate::config::ClientUser::Cn);
+        let by_cn = self.shared.config.certificate_names_user();
         let Some(name) = name.filter(|_| by_cn && self.shared.users.required()) else {
             return self;
         };

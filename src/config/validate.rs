@@ -44,15 +44,15 @@ impl Config {
                 "\"ascii\" needs users to check; add [[auth.users]] or remove auth.memcache",
             ));
         }
-        if auth.memcache == Some(MemcacheAuth::Certificate) {
-            if !self.requires_client_certificates(super::ListenerName::Memcache) {
-                return Err(problem(
-                    "auth.memcache",
-                    "\"certificate\" needs the memcached listener to require client \
-                     certificates: set [tls] client_ca_file and list \"memcache\" in \
-                     tls.listeners",
-                ));
-            }
+        if auth.memcache == Some(MemcacheAuth::Certificate)
+            && !self.requires_client_certificates(super::ListenerName::Memcache)
+        {
+            return Err(problem(
+                "auth.memcache",
+                "\"certificate\" needs the memcached listener to require client \
+                 certificates: set [tls] client_ca_file and list \"memcache\" in \
+                 tls.listeners",
+            ));
         }
         if !auth.users.is_empty() && auth.memcache.is_none() {
             if let Some(address) = &self.listen.memcache {

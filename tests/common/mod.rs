@@ -71,7 +71,21 @@ fn spawn_logging(
     package: &str,
     stderr: Stdio,
 ) -> External {
-    let child = Command::new(binary)
+    try_spawn(binary, args, port, package, stderr).unwrap_or_else(|| {
+        panic!("{binary} exited right after start: 127.0.0.1:{port} was taken by another test")
+    })
+}
+
+/// The server listening on `port`; `None` if it exited right after start
+/// because another test took the port (something else answered there).
+fn try_spawn(
+    binary: &str,
+    args: &[String],
+    port: u16,
+    package: &str,
+    stderr: Stdio,
+) -> Option<External> {
+    let mut child = Command::new(binary)
         .args(args)
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -81,7 +95,6 @@ fn spawn_logging(
         });
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut child = child;
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(
             Instant::now() < deadline,
@@ -92,14 +105,14 @@ fn spawn_logging(
     // Something answered; it must be this server, not another test's
     // listener that took the free port first (then this one exits).
     std::thread::sleep(Duration::from_millis(30));
-    if let Ok(Some(status)) = child.try_wait() {
-        panic!("{binary} exited ({status}) right after start: {addr} was taken by another test");
+    if let Ok(Some(_)) = child.try_wait() {
+        return None;
     }
-    External {
+    Some(External {
         child,
         addr,
         dir: None,
-    }
+    })
 }
 
 /// Runs `binary` with `args(port)` on a free port, trying again on another
@@ -108,10 +121,7 @@ fn spawn_logging(
 fn spawn_on_free_port(binary: &str, args: impl Fn(u16) -> Vec<String>, package: &str) -> External {
     for _ in 0..3 {
         let port = free_port();
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            spawn(binary, &args(port), port, package)
-        }));
-        if let Ok(server) = attempt {
+        if let Some(server) = try_spawn(binary, &args(port), port, package, Stdio::null()) {
             return server;
         }
     }

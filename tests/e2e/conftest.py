@@ -110,6 +110,19 @@ def wait_until(what, ready, timeout=60.0):
         time.sleep(0.1)
 
 
+def run_keyway(directory, config, *ports):
+    """A Keyway of a test's own: `config` written to directory/keyway.toml,
+    its log to directory/keyway.log; returns once every one of `ports`
+    accepts. The caller terminates it."""
+    path = directory / "keyway.toml"
+    path.write_text(config)
+    log = open(directory / "keyway.log", "w")
+    process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(path)], stdout=log, stderr=log)
+    for port in ports:
+        wait_for(port)
+    return process
+
+
 # The PostgreSQL and MariaDB URLs the suite's Keyway uses (set at start).
 SQL_URLS = {}
 

@@ -15,7 +15,7 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from conftest import KEYWAY_BIN, free_port, wait_for
+from conftest import free_port, run_keyway, wait_for
 
 
 def openssl(*args, cwd):
@@ -61,17 +61,10 @@ def memcached_requiring_certificates(pki):
     process.wait(timeout=10)
 
 
-def start(tmp_path, config):
-    path = tmp_path / "keyway.toml"
-    path.write_text(config)
-    log = open(tmp_path / "keyway.log", "w")
-    return subprocess.Popen([str(KEYWAY_BIN), "--config", str(path)], stdout=log, stderr=log)
-
-
 @pytest.fixture
 def keyway_with_mutual_tls(tmp_path, pki, memcached_requiring_certificates):
     port = free_port()
-    process = start(tmp_path, f"""
+    process = run_keyway(tmp_path, f"""
 [listen]
 memcache = "127.0.0.1:{port}"
 
@@ -95,8 +88,7 @@ tls_key_file = "{pki / 'keyway-key.pem'}"
 [[routes]]
 glob = "*"
 backend = "rhoso"
-""")
-    wait_for(port)
+""", port)
     yield port
     process.terminate()
     process.wait(timeout=15)
@@ -177,7 +169,7 @@ def test_without_a_certificate_from_the_ca_nothing_is_served(pki, keyway_with_mu
 
 def test_openstack_ansible_options_through_keyway(tmp_path):
     port = free_port()
-    process = start(tmp_path, f"""
+    process = run_keyway(tmp_path, f"""
 [listen]
 memcache = "127.0.0.1:{port}"
 
@@ -187,8 +179,7 @@ url = "memory://"
 [[routes]]
 glob = "*"
 backend = "memory"
-""")
-    wait_for(port)
+""", port)
     try:
         servers = f"127.0.0.1:{port}"
         # os_horizon defaults/main.yml horizon_session_caches, as rendered

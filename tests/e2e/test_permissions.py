@@ -4,14 +4,12 @@ user in LOCATION run the cache calls and sessions Horizon makes, and what
 the permissions take away (scripts, FLUSHALL, CONFIG, DEBUG, MIGRATE,
 RESTORE) is refused to redis-py as a redis ACL refuses it."""
 
-import subprocess
-
 import pytest
 import redis
 from django.core.cache import caches
 from django.test import override_settings
 
-from conftest import KEYWAY_BIN, free_port, wait_for
+from conftest import free_port, run_keyway
 
 PERMISSIONS = "+@all -@dangerous -@scripting"
 
@@ -19,8 +17,7 @@ PERMISSIONS = "+@all -@dangerous -@scripting"
 @pytest.fixture
 def keyway(tmp_path):
     resp = free_port()
-    config = tmp_path / "keyway.toml"
-    config.write_text(f"""
+    process = run_keyway(tmp_path, f"""
 [listen]
 resp = "127.0.0.1:{resp}"
 
@@ -39,10 +36,7 @@ url = "memory://"
 [[routes]]
 glob = "*"
 backend = "memory"
-""")
-    log = open(tmp_path / "keyway.log", "w")
-    process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
-    wait_for(resp)
+""", resp)
     yield resp
     process.terminate()
     process.wait(timeout=15)

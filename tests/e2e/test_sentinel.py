@@ -13,7 +13,7 @@ from redis.sentinel import Sentinel
 from django.core.cache import caches
 from django.test import override_settings
 
-from conftest import KEYWAY_BIN, free_port, wait_for
+from conftest import free_port, run_keyway, wait_for
 
 PASSWORD = "kolla-redis-pass"
 
@@ -24,8 +24,7 @@ def start_keyway(tmp_path, resp, sentinel, password=None, sentinel_auth=None):
     listener, and on the sentinel listener with sentinel_auth="users")."""
     users = f'[[auth.users]]\nname = "default"\npassword = "{password}"\n' if password else ""
     auth = f'auth = "{sentinel_auth}"' if sentinel_auth else ""
-    config = tmp_path / "keyway.toml"
-    config.write_text(f"""
+    return run_keyway(tmp_path, f"""
 [listen]
 resp = "127.0.0.1:{resp}"
 sentinel = "127.0.0.1:{sentinel}"
@@ -41,12 +40,7 @@ url = "memory://"
 [[routes]]
 glob = "*"
 backend = "memory"
-""")
-    log = open(tmp_path / "keyway.log", "w")
-    process = subprocess.Popen([str(KEYWAY_BIN), "--config", str(config)], stdout=log, stderr=log)
-    wait_for(resp)
-    wait_for(sentinel)
-    return process
+""", resp, sentinel)
 
 
 @pytest.fixture(autouse=True)

@@ -161,7 +161,7 @@ async fn memcached_ascii_authentication_answers_as_memcached_with_an_auth_file()
             b"set x 0 0 8\r\n",
             // Ten bytes not ending in \r\n. (Were more lines in the same
             // read, memcached 1.6.18 would keep only the last reply; Keyway
-            // answers each: README "Protocol compatibility".)
+            // answers each: docs/protocol-compatibility.md.)
             b"default ",
             b"s3",
             b"get k\r\n",

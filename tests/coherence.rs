@@ -284,7 +284,7 @@ fn a_logout_or_a_change_on_one_host_is_seen_by_every_host_within_the_bound() {
         let mut seen = Vec::new();
         for round in 0..20 {
             // A new session each round, as Django makes after a logout (an
-            // ended session's key is not written again: README "An ended
+            // ended session's key is not written again: docs/operating.md "An ended
             // session stays ended").
             let key = format!(":1:django.contrib.sessions.cache{round:0>32}");
             let key = key.as_bytes();

@@ -3,7 +3,7 @@
 //! misplaced tokens, wrong case, odd spacing and empty lines — sent to a real
 //! memcached and to Keyway's memory route; the reply bytes must be the same
 //! (the version string and CAS ids aside). A difference is either fixed or
-//! listed in `KNOWN` with its reason (and in README "Protocol compatibility").
+//! listed in `KNOWN` with its reason (and in docs/protocol-compatibility.md).
 
 mod common;
 
@@ -338,8 +338,8 @@ const META_LINES: &[&str] = &[
     "mgg k",
 ];
 
-/// The meta lines that differ on purpose, with why (README "Protocol
-/// compatibility" lists the rest: leases, stale items, `me`'s figures).
+/// The meta lines that differ on purpose, with why (docs/protocol-compatibility.md
+/// lists the rest: leases, stale items, `me`'s figures).
 const META_KNOWN: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -548,8 +548,8 @@ fn resp_variants(template: &str) -> Vec<Vec<String>> {
     lines
 }
 
-/// Commands Keyway answers differently on purpose, with why (README
-/// "Protocol compatibility").
+/// Commands Keyway answers differently on purpose, with why
+/// (docs/protocol-compatibility.md).
 const RESP_KNOWN: &[(&str, &str)] = &[
     (
         "SWAPDB",

@@ -263,11 +263,11 @@ async fn a_missing_key_file_stops_the_start_with_its_name() {
 }
 
 /// Two hosts, each with its own Keyway and its own copy of the key file,
-/// over one PostgreSQL table, rotating the key in README's order while both
+/// over one PostgreSQL table, rotating the key in docs/security.md's order while both
 /// serve: the new key as a second line everywhere, then first (one host at
 /// a time), `keyway rekey`, the old key retired. Every value written through
 /// either host reads through the other at every step; the order skipped (a
-/// host sealing with a key the other lacks) is the error README warns of.
+/// host sealing with a key the other lacks) is the error docs/security.md warns of.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_rotate_the_key_one_at_a_time_and_always_read_each_other() {
     let url = postgres_url();

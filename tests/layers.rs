@@ -1,8 +1,8 @@
 //! The layers only point down: lists every `crate::` reference between the
 //! top-level modules of `src/` and fails on a cycle, naming it, and on any
-//! edge that does not point down the order README declares ([`DECLARED`]).
-//! A cycle is where the architecture stops telling the truth (README
-//! "Layout"): two modules that need each other are one module in two
+//! edge that does not point down the order ARCHITECTURE.md declares ([`DECLARED`]).
+//! A cycle is where the architecture stops telling the truth
+//! (ARCHITECTURE.md): two modules that need each other are one module in two
 //! folders.
 //!
 //! `cargo test --test layers -- --nocapture` prints the edges and the order
@@ -177,7 +177,7 @@ fn top_level_modules_form_no_cycle() {
     println!("layers, lowest first: {}", layers(&graph).join(", "));
 }
 
-/// The layers as README ("Layout") declares them, highest first; a module
+/// The layers as ARCHITECTURE.md declares them, highest first; a module
 /// may use only modules on a lower line.
 const DECLARED: &[&[&str]] = &[
     &["server"],
@@ -223,9 +223,9 @@ fn every_edge_points_down_the_declared_layers() {
     let problems = against_declared(&graph(), DECLARED);
     assert!(
         problems.is_empty(),
-        "the modules of src/ break the declared layers (tests/layers.rs DECLARED, README \
-         \"Layout\"):\n  {}\nmove the code down, or change the declared order on purpose \
-         (and README with it)",
+        "the modules of src/ break the declared layers (tests/layers.rs DECLARED, ARCHITECTURE.md \
+         \"Layers\"):\n  {}\nmove the code down, or change the declared order on purpose \
+         (and ARCHITECTURE.md with it)",
         problems.join("\n  ")
     );
 }

@@ -49,7 +49,7 @@ pub struct BackendConfig {
     #[serde(default = "default_resolve_interval_seconds")]
     pub resolve_interval_seconds: u64,
     /// memcached backends: which server holds a key, as the client library
-    /// that filled the pool decides it (README "Putting Keyway in front of
+    /// that filled the pool decides it (docs/configuration.md "Putting Keyway in front of
     /// an existing pool").
     #[serde(default)]
     pub placement: Placement,

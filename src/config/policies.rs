@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How a route's keys are spread over several members (backends or other
-/// policies, by name). README's "Routing policies" gives each one's exact
+/// policies, by name). docs/configuration.md "Routing policies" gives each one's exact
 /// read, write, delete, TTL and error semantics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -69,7 +69,7 @@ pub enum PolicyConfig {
 }
 
 /// How a write-through cache stays true to writes made through other
-/// Keyways (README "One host or several").
+/// Keyways (docs/deployments.md "One host or several").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Coherence {

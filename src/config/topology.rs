@@ -1,7 +1,7 @@
 //! Where a configuration keeps its truth when several Keyways run it (one
 //! per Horizon host behind a load balancer): which stores every host shares,
 //! which are per host, and whether each write-through cache can stay true to
-//! a store other hosts write (README "One host or several").
+//! a store other hosts write (docs/deployments.md "One host or several").
 
 use super::{problem, BackendUrl, Coherence, Config, ConfigError, PolicyConfig};
 
@@ -135,8 +135,8 @@ impl Config {
                 warnings.push(format!(
                     "routes[{i}]: Django sessions go to {target:?}, which is kept on this host \
                      only; behind a load balancer that sends a user to several hosts, a user \
-                     signed in on one host is a stranger on the next (README \"One host or \
-                     several\")"
+                     signed in on one host is a stranger on the next (docs/deployments.md \"One \
+                     host or several\")"
                 ));
             }
         }

@@ -12,7 +12,7 @@
 //!
 //! Other Keyways may write the same durable store: [`Coherence`] drops the
 //! keys they change from this cache, and sends reads to the durable member
-//! while it cannot vouch for the cache (README "One host or several").
+//! while it cannot vouch for the cache (docs/deployments.md "One host or several").
 
 use std::sync::Arc;
 

@@ -215,7 +215,7 @@ def test_sessions_move_from_a_pool_the_library_filled_without_a_logout(tmp_path,
         if library == "pylibmc":
             # Django's close() leaves libmemcached's connections open (on
             # purpose); without this the first request after the restart
-            # fails, as README "Deploying" says.
+            # fails, as docs/deployments.md says.
             caches["keyway"]._cache.disconnect_all()
         process.terminate()
         assert process.wait(timeout=15) == 0

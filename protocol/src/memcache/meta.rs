@@ -305,7 +305,7 @@ impl Meta {
                     put_flag(out, b'f', item.client_flags as i64)
                 }
                 // Keyway keeps no access times or fetched bits: documented
-                // constants (README "Protocol compatibility").
+                // constants (docs/protocol-compatibility.md).
                 (b'l' | b'h', Some(_)) if self.command == MetaCommand::Get => {
                     put_flag(out, flag[0], 0)
                 }

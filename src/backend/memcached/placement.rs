@@ -1,7 +1,7 @@
 //! Which server of a memcached pool holds a key. With a list of servers,
 //! the client library decides, and each decides its own way; Keyway in front
 //! of a pool a Django client filled must decide the same way, or it will not
-//! find the keys (README "Putting Keyway in front of an existing pool"):
+//! find the keys (docs/configuration.md "Putting Keyway in front of an existing pool"):
 //!
 //! - `ketama` ([`super::ketama`]): libmemcached's and twemproxy's consistent
 //!   hashing (md5), Keyway's default;

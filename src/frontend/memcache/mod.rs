@@ -293,7 +293,7 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
         }
         Request::Shutdown => (false, Reply::Line("ERROR: shutdown not enabled")),
         // Accepted as memcached accepts it; Keyway's memory is each memory
-        // backend's `capacity` (README "Protocol compatibility").
+        // backend's `capacity` (docs/protocol-compatibility.md).
         Request::CacheMemlimit { megabytes, noreply } if megabytes < 8 => (
             noreply,
             Reply::Line("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"),

@@ -104,27 +104,74 @@ impl Call<'_> {
         }
     }
 
+    /// What it does to a store, decided once per variant: the match has no
+    /// wildcard, so a new operation cannot be left out of [`Call::writes`],
+    /// [`Call::removes`] or [`Call::lists`] (one left out of `removes`
+    /// would leave stale copies under failover and replicate).
+    pub fn effect(&self) -> Effect {
+        match self {
+            Call::Get { .. } | Call::Ttl { .. } => Effect::Reads,
+            Call::GetAndTouch { .. }
+            | Call::Store { .. }
+            | Call::StoreAllIfAbsent { .. }
+            | Call::Arith { .. }
+            | Call::Expire { .. } => Effect::Writes,
+            Call::GetAndDelete { .. } | Call::Delete { .. } | Call::Flush { .. } => Effect::Removes,
+            Call::Scan { .. } | Call::Len { .. } => Effect::Lists,
+        }
+    }
+
     /// Whether it changes what a store holds (a touch changes an expiry).
     pub fn writes(&self) -> bool {
-        !matches!(
-            self,
-            Call::Get { .. } | Call::Ttl { .. } | Call::Scan { .. } | Call::Len { .. }
-        )
+        matches!(self.effect(), Effect::Writes | Effect::Removes)
     }
 
     /// Whether it removes keys: a removal must reach every copy, or a copy
     /// left behind is served again.
     pub fn removes(&self) -> bool {
-        matches!(
-            self,
-            Call::GetAndDelete { .. } | Call::Delete { .. } | Call::Flush { .. }
-        )
+        self.effect() == Effect::Removes
     }
 
     /// Whether its answer describes the whole store (a key listing or a
     /// count) rather than the keys it names.
     pub fn lists(&self) -> bool {
-        matches!(self, Call::Scan { .. } | Call::Len { .. })
+        self.effect() == Effect::Lists
+    }
+
+    /// The database it works in; `None` for a flush of every database.
+    pub fn db(&self) -> Option<Db> {
+        match self {
+            Call::Get { db, .. }
+            | Call::GetAndTouch { db, .. }
+            | Call::GetAndDelete { db, .. }
+            | Call::Store { db, .. }
+            | Call::StoreAllIfAbsent { db, .. }
+            | Call::Delete { db, .. }
+            | Call::Arith { db, .. }
+            | Call::Expire { db, .. }
+            | Call::Ttl { db, .. }
+            | Call::Scan { db, .. }
+            | Call::Len { db } => Some(*db),
+            Call::Flush { db } => *db,
+        }
+    }
+
+    /// The keys it names, in order (none for a listing or a flush): what a
+    /// router routes it by.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
+        let (keys, pairs): (&[Bytes], &[(Bytes, Bytes)]) = match self {
+            Call::Get { keys, .. } | Call::GetAndTouch { keys, .. } | Call::Delete { keys, .. } => {
+                (keys, &[])
+            }
+            Call::GetAndDelete { key, .. }
+            | Call::Arith { key, .. }
+            | Call::Expire { key, .. }
+            | Call::Ttl { key, .. } => (std::slice::from_ref(key.as_ref()), &[]),
+            Call::Store { store, .. } => (std::slice::from_ref(&store.key), &[]),
+            Call::StoreAllIfAbsent { pairs, .. } => (&[], pairs),
+            Call::Scan { .. } | Call::Len { .. } | Call::Flush { .. } => (&[], &[]),
+        };
+        keys.iter().chain(pairs.iter().map(|(key, _)| key))
     }
 
     /// A copy that owns its arguments.
@@ -178,6 +225,19 @@ impl Call<'_> {
             Call::Flush { db } => Call::Flush { db },
         }
     }
+}
+
+/// What a [`Call`] does to a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads the keys it names.
+    Reads,
+    /// Changes the keys it names (a value, a counter, an expiry).
+    Writes,
+    /// Removes keys (the ones it names, or all of them).
+    Removes,
+    /// Reads the whole store: a key listing or a count.
+    Lists,
 }
 
 /// A [`Call`]'s answer, in the shape the operation names.
@@ -464,6 +524,17 @@ mod tests {
         let flush = Call::Flush { db: None };
         assert!(flush.writes() && flush.removes());
         assert!(Call::Len { db: 0 }.lists());
+        assert_eq!(flush.keys().count(), 0);
+        let pairs = Call::StoreAllIfAbsent {
+            db: 0,
+            pairs: vec![
+                (key.clone(), key.clone()),
+                (Bytes::from_static(b"j"), key.clone()),
+            ],
+        };
+        let named: Vec<&Bytes> = pairs.keys().collect();
+        assert_eq!(named, [&key, &Bytes::from_static(b"j")]);
+        assert_eq!(touch.keys().collect::<Vec<_>>(), [&key]);
     }
 
     #[test]

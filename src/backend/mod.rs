@@ -247,7 +247,7 @@ impl Execute for AnyBackend {
         match self {
             AnyBackend::Memory(backend) => execute_typed(backend, call).await,
             AnyBackend::Memcached(backend) => Box::pin(execute_typed(backend, call)).await,
-            AnyBackend::Sql(backend) => Box::pin(execute_typed(backend, call)).await,
+            AnyBackend::Sql(backend) => Box::pin(backend.execute(call)).await,
             AnyBackend::Redis(backend) => Box::pin(execute_typed(&**backend, call)).await,
         }
     }

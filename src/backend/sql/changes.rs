@@ -29,7 +29,8 @@ use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::broadcast;
 
-use super::writer::{Shared, Write};
+use super::writer::Shared;
+use crate::backend::Call;
 use crate::op::{now_ms, Db};
 
 tokio::task_local! {
@@ -80,8 +81,13 @@ pub struct Poll {
 
 /// The changes `write` makes, written as `origin` (keys too long for the
 /// table are refused, so they change nothing).
-pub(super) fn changes_of(write: &Write, origin: u64, max_key: usize, out: &mut Vec<Change>) {
-    if let Write::Flush(db) = write {
+pub(super) fn changes_of(
+    write: &Call<'static>,
+    origin: u64,
+    max_key: usize,
+    out: &mut Vec<Change>,
+) {
+    if let Call::Flush { db } = write {
         let kind = match db {
             Some(_) => ChangeKind::FlushDb,
             None => ChangeKind::FlushAll,
@@ -92,16 +98,22 @@ pub(super) fn changes_of(write: &Write, origin: u64, max_key: usize, out: &mut V
             key: Bytes::new(),
             origin,
         });
+        return;
     }
-    let Some((db, keys)) = write.keys() else {
+    let Some(db) = write.db() else {
         return;
     };
-    out.extend(keys.filter(|key| key.len() <= max_key).map(|key| Change {
-        kind: ChangeKind::Key,
-        db,
-        key: key.clone(),
-        origin,
-    }));
+    out.extend(
+        write
+            .keys()
+            .filter(|key| key.len() <= max_key)
+            .map(|key| Change {
+                kind: ChangeKind::Key,
+                db,
+                key: key.clone(),
+                origin,
+            }),
+    );
 }
 
 /// Adds `changes` to the log inside the writing transaction `conn`, as its

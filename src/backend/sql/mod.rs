@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 pub use self::dialect::Dialect;
 use self::dialect::Statements;
 pub use self::rekey::RekeyReport;
-use self::writer::{live_item, Done, Job, Write};
-use super::{Backend, BackendError, Result, SCAN_CURSOR_MASK};
+use self::writer::{live_item, Job};
+use super::{Answer, Backend, Call, Execute, Ops, Result, SCAN_CURSOR_MASK};
 use crate::config::BackendConfig;
 use crate::op::{
     now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome,
@@ -285,7 +285,8 @@ impl SqlBackend {
     }
 
     /// Queues `write` for the writer and waits for its commit.
-    async fn write(&self, write: Write) -> Result<Done> {
+    /// Queues `write` to the writer task and waits for its commit.
+    async fn write(&self, write: Call<'static>) -> Result<Answer> {
         self.timed(async {
             let (reply, answer) = oneshot::channel();
             self.queue
@@ -378,13 +379,27 @@ impl SqlBackend {
     }
 }
 
-fn unexpected(what: &str) -> BackendError {
-    BackendError::Unavailable {
-        backend: "sql".into(),
-        message: format!("internal: writer answered {what} with the wrong shape"),
+/// Reads go to the pool; every other call is a write for the writer task,
+/// which answers it after the commit.
+impl Execute for SqlBackend {
+    async fn execute(&self, call: Call<'_>) -> Result<Answer> {
+        Ok(match call {
+            Call::Get { db, keys } => Answer::Items(Backend::get(self, db, &keys).await?),
+            Call::Ttl { db, key } => Answer::Ttl(Backend::ttl(self, db, &key).await?),
+            Call::Scan {
+                db,
+                cursor,
+                pattern,
+                count,
+            } => Answer::Page(Backend::scan(self, db, cursor, pattern.as_deref(), count).await?),
+            Call::Len { db } => Answer::Count(Backend::len(self, db).await?),
+            write => self.write(write.into_owned()).await?,
+        })
     }
 }
 
+/// The reads, and the writes through [`Execute`] (one description of each
+/// write, [`Call`], from the frontend to the writer task).
 impl Backend for SqlBackend {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         self.timed(self.fetch_live(db, keys)).await
@@ -396,45 +411,27 @@ impl Backend for SqlBackend {
         keys: &[Bytes],
         expiry: Expiry,
     ) -> Result<Vec<Option<Item>>> {
-        match self.write(Write::Touch(db, keys.to_vec(), expiry)).await? {
-            Done::Items(items) => Ok(items),
-            _ => Err(unexpected("touch")),
-        }
+        Ops::get_and_touch(self, db, keys, expiry).await
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        match self.write(Write::GetAndDelete(db, key.clone())).await? {
-            Done::Item(item) => Ok(item),
-            _ => Err(unexpected("getdel")),
-        }
+        Ops::get_and_delete(self, db, key).await
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        match self.write(Write::Store(db, store)).await? {
-            Done::Store(outcome) => Ok(outcome),
-            _ => Err(unexpected("store")),
-        }
+        Ops::store(self, db, store).await
     }
 
     async fn store_all_if_absent(&self, db: Db, pairs: Vec<(Bytes, Bytes)>) -> Result<bool> {
-        match self.write(Write::StoreAllIfAbsent(db, pairs)).await? {
-            Done::Bool(stored) => Ok(stored),
-            _ => Err(unexpected("msetnx")),
-        }
+        Ops::store_all_if_absent(self, db, pairs).await
     }
 
     async fn delete(&self, db: Db, keys: &[Bytes]) -> Result<Vec<bool>> {
-        match self.write(Write::Delete(db, keys.to_vec())).await? {
-            Done::Bools(existed) => Ok(existed),
-            _ => Err(unexpected("delete")),
-        }
+        Ops::delete(self, db, keys).await
     }
 
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
-        match self.write(Write::Arith(db, key.clone(), arith)).await? {
-            Done::Arith(outcome) => Ok(outcome),
-            _ => Err(unexpected("arith")),
-        }
+        Ops::arith(self, db, key, arith).await
     }
 
     async fn expire(
@@ -444,13 +441,7 @@ impl Backend for SqlBackend {
         expiry: Expiry,
         condition: ExpireCondition,
     ) -> Result<bool> {
-        match self
-            .write(Write::Expire(db, key.clone(), expiry, condition))
-            .await?
-        {
-            Done::Bool(changed) => Ok(changed),
-            _ => Err(unexpected("expire")),
-        }
+        Ops::expire(self, db, key, expiry, condition).await
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
@@ -523,9 +514,6 @@ impl Backend for SqlBackend {
     }
 
     async fn flush(&self, db: Option<Db>) -> Result<()> {
-        match self.write(Write::Flush(db)).await? {
-            Done::Unit => Ok(()),
-            _ => Err(unexpected("flush")),
-        }
+        Ops::flush(self, db).await
     }
 }

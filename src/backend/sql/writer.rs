@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::changes;
 use super::dialect::{Dialect, Statements};
 use super::encryption::{self, Keyring};
-use crate::backend::{numeric, BackendError};
+use crate::backend::{numeric, Answer, BackendError, Call};
 use crate::op::{
-    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
-    Store, StoreMode, StoreOutcome, StorePlan, StoreStatus,
+    now_ms, plan_store, Arith, ArithOutcome, Db, Expiry, ExpiryUpdate, Item, Store, StoreMode,
+    StoreOutcome, StorePlan, StoreStatus,
 };
 
 /// Most writes one transaction takes; more wait for the next one.
@@ -30,48 +30,13 @@ pub const MAX_BATCH: usize = 256;
 /// Rows per multi-row upsert statement (7 parameters each).
 const UPSERT_ROWS: usize = 64;
 
-pub enum Write {
-    Store(Db, Store),
-    StoreAllIfAbsent(Db, Vec<(Bytes, Bytes)>),
-    Delete(Db, Vec<Bytes>),
-    GetAndDelete(Db, Bytes),
-    Touch(Db, Vec<Bytes>, Expiry),
-    Arith(Db, Bytes, Arith),
-    Expire(Db, Bytes, Expiry, ExpireCondition),
-    Flush(Option<Db>),
-}
-
-impl Write {
-    /// The database and keys the write changes; `None` for a flush.
-    pub fn keys(&self) -> Option<(Db, Box<dyn Iterator<Item = &Bytes> + '_>)> {
-        Some(match self {
-            Write::Store(db, store) => (*db, Box::new(std::iter::once(&store.key))),
-            Write::StoreAllIfAbsent(db, pairs) => (*db, Box::new(pairs.iter().map(|(k, _)| k))),
-            Write::Delete(db, keys) | Write::Touch(db, keys, _) => (*db, Box::new(keys.iter())),
-            Write::GetAndDelete(db, key)
-            | Write::Arith(db, key, _)
-            | Write::Expire(db, key, ..) => (*db, Box::new(std::iter::once(key))),
-            Write::Flush(_) => return None,
-        })
-    }
-}
-
-/// A write's answer, one variant per `Write` shape.
-pub enum Done {
-    Store(StoreOutcome),
-    Bool(bool),
-    Bools(Vec<bool>),
-    Item(Option<Item>),
-    Items(Vec<Option<Item>>),
-    Arith(ArithOutcome),
-    Unit,
-}
-
+/// A write for the writer task: any [`Call`] that writes or removes (reads
+/// go to the pool directly), answered with the [`Answer`] it names.
 pub struct Job {
-    pub write: Write,
+    pub write: Call<'static>,
     /// Who wrote it, for the change log (see `changes::WRITE_ORIGIN`).
     pub origin: u64,
-    pub reply: oneshot::Sender<Result<Done, BackendError>>,
+    pub reply: oneshot::Sender<Result<Answer, BackendError>>,
 }
 
 pub struct Shared {
@@ -207,7 +172,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
 async fn run_batch(
     shared: &Shared,
     writes: &[Job],
-) -> Result<Vec<Result<Done, BackendError>>, sqlx::Error> {
+) -> Result<Vec<Result<Answer, BackendError>>, sqlx::Error> {
     let begin = match shared.dialect {
         Dialect::Sqlite => "BEGIN IMMEDIATE",
         Dialect::Postgres | Dialect::MySql => "BEGIN",
@@ -245,7 +210,7 @@ struct Batch<'a> {
     pending: Vec<Row6>,
 }
 
-type Applied = Result<Result<Done, BackendError>, sqlx::Error>;
+type Applied = Result<Result<Answer, BackendError>, sqlx::Error>;
 
 fn expires_ms(expiry: Expiry) -> i64 {
     match expiry {
@@ -294,7 +259,7 @@ pub fn live_item(
 }
 
 impl Batch<'_> {
-    async fn apply(&mut self, write: &Write) -> Applied {
+    async fn apply(&mut self, write: &Call<'static>) -> Applied {
         if let Some(key) = self.too_long_key(write) {
             return Ok(Err(BackendError::Unsupported(format!(
                 "a key of {} bytes is too long for a {} backend (at most {})",
@@ -303,7 +268,7 @@ impl Batch<'_> {
                 self.shared.dialect.max_key()
             ))));
         }
-        if let Write::Store(db, store) = write {
+        if let Call::Store { db, store } = write {
             if is_plain_set(store) {
                 return Ok(Ok(self.plain_set(*db, store)));
             }
@@ -311,19 +276,19 @@ impl Batch<'_> {
         // Anything else reads what earlier writes of this batch wrote.
         self.flush_pending().await?;
         match write {
-            Write::Store(db, store) => self.store(*db, store).await,
-            Write::StoreAllIfAbsent(db, pairs) => self.store_all_if_absent(*db, pairs).await,
-            Write::Delete(db, keys) => {
+            Call::Store { db, store } => self.store(*db, store).await,
+            Call::StoreAllIfAbsent { db, pairs } => self.store_all_if_absent(*db, pairs).await,
+            Call::Delete { db, keys } => {
                 let mut existed = Vec::with_capacity(keys.len());
-                for key in keys {
+                for key in keys.iter() {
                     existed.push(self.take(*db, key).await?.is_some());
                 }
-                Ok(Ok(Done::Bools(existed)))
+                Ok(Ok(Answer::Existed(existed)))
             }
-            Write::GetAndDelete(db, key) => Ok(Ok(Done::Item(self.take(*db, key).await?))),
-            Write::Touch(db, keys, expiry) => {
+            Call::GetAndDelete { db, key } => Ok(Ok(Answer::Item(self.take(*db, key).await?))),
+            Call::GetAndTouch { db, keys, expiry } => {
                 let mut items = Vec::with_capacity(keys.len());
-                for key in keys {
+                for key in keys.iter() {
                     let item = self.lock(*db, key).await?.map(|mut item| {
                         item.expiry = *expiry;
                         item
@@ -333,10 +298,15 @@ impl Batch<'_> {
                     }
                     items.push(item);
                 }
-                Ok(Ok(Done::Items(items)))
+                Ok(Ok(Answer::Items(items)))
             }
-            Write::Arith(db, key, arith) => self.arith(*db, key, *arith).await,
-            Write::Expire(db, key, expiry, condition) => {
+            Call::Arith { db, key, arith } => self.arith(*db, key, *arith).await,
+            Call::Expire {
+                db,
+                key,
+                expiry,
+                condition,
+            } => {
                 let changed = match self.lock(*db, key).await? {
                     Some(item) if condition.holds(item.expiry, *expiry) => {
                         self.set_expiry(*db, key, *expiry).await?;
@@ -344,9 +314,9 @@ impl Batch<'_> {
                     }
                     _ => false,
                 };
-                Ok(Ok(Done::Bool(changed)))
+                Ok(Ok(Answer::Done(changed)))
             }
-            Write::Flush(db) => {
+            Call::Flush { db } => {
                 let st = &self.shared.statements;
                 match db {
                     Some(db) => {
@@ -359,17 +329,21 @@ impl Batch<'_> {
                         sqlx::query(&st.flush_all).execute(&mut *self.conn).await?;
                     }
                 }
-                Ok(Ok(Done::Unit))
+                Ok(Ok(Answer::Flushed))
             }
+            // SqlBackend sends reads to the pool, never here.
+            Call::Get { .. } | Call::Ttl { .. } | Call::Scan { .. } | Call::Len { .. } => Ok(Err(
+                BackendError::Unsupported("internal: a read was queued to the SQL writer".into()),
+            )),
         }
     }
 
-    fn too_long_key<'w>(&self, write: &'w Write) -> Option<&'w Bytes> {
+    fn too_long_key<'w>(&self, write: &'w Call<'static>) -> Option<&'w Bytes> {
         let max = self.shared.dialect.max_key();
-        write.keys()?.1.find(|key| key.len() > max)
+        write.keys().find(|key| key.len() > max)
     }
 
-    fn plain_set(&mut self, db: Db, store: &Store) -> Done {
+    fn plain_set(&mut self, db: Db, store: &Store) -> Answer {
         let ExpiryUpdate::Set(expiry) = store.expiry else {
             unreachable!("plain sets set their expiry")
         };
@@ -384,7 +358,7 @@ impl Batch<'_> {
         // An already-expired expiry (memcached's negative exptime) stores a
         // row no read can see, which the sweeper removes: the same as a delete.
         self.pending.push(row);
-        Done::Store(StoreOutcome {
+        Answer::Stored(StoreOutcome {
             status: StoreStatus::Stored,
             old: None,
             len: store.value.len(),
@@ -500,7 +474,7 @@ impl Batch<'_> {
             } => (value, flags, expiry),
             StorePlan::Refuse(status) => {
                 let outcome = StoreOutcome::refused_showing(status, store, current);
-                return Ok(Ok(Done::Store(outcome)));
+                return Ok(Ok(Answer::Stored(outcome)));
             }
         };
         let len = value.len();
@@ -511,7 +485,7 @@ impl Batch<'_> {
             expiry,
         };
         self.put(db, &store.key, &item).await?;
-        Ok(Ok(Done::Store(StoreOutcome {
+        Ok(Ok(Answer::Stored(StoreOutcome {
             status: StoreStatus::Stored,
             old: if store.return_old { current } else { None },
             len,
@@ -521,7 +495,7 @@ impl Batch<'_> {
     async fn store_all_if_absent(&mut self, db: Db, pairs: &[(Bytes, Bytes)]) -> Applied {
         for (key, _) in pairs {
             if self.lock(db, key).await?.is_some() {
-                return Ok(Ok(Done::Bool(false)));
+                return Ok(Ok(Answer::Done(false)));
             }
         }
         for (key, value) in pairs {
@@ -533,14 +507,14 @@ impl Batch<'_> {
             };
             self.put(db, key, &item).await?;
         }
-        Ok(Ok(Done::Bool(true)))
+        Ok(Ok(Answer::Done(true)))
     }
 
     async fn arith(&mut self, db: Db, key: &Bytes, arith: Arith) -> Applied {
         let current = self.lock(db, key).await?;
         let (value, outcome) = match numeric::apply(arith, current.as_ref().map(|c| &c.value[..])) {
             Ok(Some(result)) => result,
-            Ok(None) => return Ok(Ok(Done::Arith(ArithOutcome::NotFound))),
+            Ok(None) => return Ok(Ok(Answer::Arith(ArithOutcome::NotFound))),
             Err(error) => return Ok(Err(error)),
         };
         let (flags, expiry) = current.map_or((0, Expiry::Never), |c| (c.flags, c.expiry));
@@ -551,7 +525,7 @@ impl Batch<'_> {
             expiry,
         };
         self.put(db, key, &item).await?;
-        Ok(Ok(Done::Arith(outcome)))
+        Ok(Ok(Answer::Arith(outcome)))
     }
 }
 

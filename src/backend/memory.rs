@@ -15,7 +15,7 @@ use quick_cache::{Equivalent, Lifecycle, Weighter};
 
 use super::{numeric, Backend, BackendError, Result};
 use crate::op::{
-    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
+    plan_store, Arith, ArithOutcome, Clock, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
     ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
 };
 use crate::pattern::glob_match;
@@ -113,10 +113,17 @@ pub struct MemoryBackend {
     capacity: u64,
     /// Largest weight one shard accepts; bigger items are refused, not silently dropped.
     max_item_weight: u64,
+    /// What "now" is for expiry (the system clock, but in tests).
+    clock: Clock,
 }
 
 impl MemoryBackend {
     pub fn new(capacity: u64) -> Self {
+        Self::with_clock(capacity, Clock::system())
+    }
+
+    /// A store that reads expiry by `clock` (tests: [`Clock::adjustable`]).
+    pub fn with_clock(capacity: u64, clock: Clock) -> Self {
         let shard_count = (capacity / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS as u64) as usize;
         // Round down to a power of two (shard selection masks the hash), so
         // that no shard falls below MIN_SHARD_BYTES.
@@ -143,6 +150,7 @@ impl MemoryBackend {
             // quick_cache refuses items above its hot-segment target (most of
             // the shard); half a shard stays safely below it.
             max_item_weight: per_shard / 2,
+            clock,
         }
     }
 
@@ -162,7 +170,7 @@ impl MemoryBackend {
 
     /// Drops expired items; called periodically so that they do not wait for eviction.
     pub fn sweep_expired(&self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for shard in &self.shards {
             shard
                 .lock()
@@ -182,6 +190,23 @@ impl MemoryBackend {
         f(&mut self.shards[self.shard_index(key)].lock())
     }
 
+    /// The live item under `key`, removing it if it has expired.
+    fn live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
+        match shard.get(key) {
+            None => return None,
+            Some(item) if !self.clock.has_passed(item.expiry) => return Some(item.clone()),
+            Some(_) => {}
+        }
+        shard.remove(key);
+        None
+    }
+
+    /// Removes `key`, returning its item if it was still live (one lookup, no clone).
+    fn removed_live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
+        let (_, item) = shard.remove(key)?;
+        (!self.clock.has_passed(item.expiry)).then_some(item)
+    }
+
     fn new_cas(&self) -> u64 {
         self.next_cas.fetch_add(1, Ordering::Relaxed)
     }
@@ -190,7 +215,7 @@ impl MemoryBackend {
     /// the key when the item is already expired. Values that come from a
     /// request must be copied by the caller (see [`owned`]).
     fn put(&self, shard: &mut Shard, key: KeyRef<'_>, item: Item) -> Result<()> {
-        if item.expiry.is_expired_at(now_ms()) {
+        if self.clock.has_passed(item.expiry) {
             shard.remove(&key);
             return Ok(());
         }
@@ -212,7 +237,11 @@ impl MemoryBackend {
         // lookup and the clone on the hottest write path.
         let plain_set =
             store.mode == StoreMode::Set && !store.return_old && store.expiry != ExpiryUpdate::Keep;
-        let current = if plain_set { None } else { live(shard, &key) };
+        let current = if plain_set {
+            None
+        } else {
+            self.live(shard, &key)
+        };
         let (value, flags, expiry) = match plan_store(&store, current.as_ref(), owned) {
             StorePlan::Write {
                 value,
@@ -239,23 +268,6 @@ impl MemoryBackend {
     }
 }
 
-/// The live item under `key`, removing it if it has expired.
-fn live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
-    match shard.get(key) {
-        None => return None,
-        Some(item) if !item.expiry.is_expired_at(now_ms()) => return Some(item.clone()),
-        Some(_) => {}
-    }
-    shard.remove(key);
-    None
-}
-
-/// Removes `key`, returning its item if it was still live (one lookup, no clone).
-fn removed_live(shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
-    let (_, item) = shard.remove(key)?;
-    (!item.expiry.is_expired_at(now_ms())).then_some(item)
-}
-
 /// A copy of a request's value in an allocation of its own, so the stored
 /// item does not pin the connection's read buffer.
 fn owned(value: &Bytes) -> Bytes {
@@ -266,7 +278,7 @@ impl Backend for MemoryBackend {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
         Ok(keys
             .iter()
-            .map(|key| self.with_shard(key, |shard| live(shard, &KeyRef { db, key })))
+            .map(|key| self.with_shard(key, |shard| self.live(shard, &KeyRef { db, key })))
             .collect())
     }
 
@@ -280,7 +292,7 @@ impl Backend for MemoryBackend {
         for key in keys {
             let item = self.with_shard(key, |shard| -> Result<Option<Item>> {
                 let key = KeyRef { db, key };
-                let Some(mut item) = live(shard, &key) else {
+                let Some(mut item) = self.live(shard, &key) else {
                     return Ok(None);
                 };
                 item.expiry = expiry;
@@ -293,7 +305,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        Ok(self.with_shard(key, |shard| removed_live(shard, &KeyRef { db, key })))
+        Ok(self.with_shard(key, |shard| self.removed_live(shard, &KeyRef { db, key })))
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
@@ -323,7 +335,10 @@ impl Backend for MemoryBackend {
         };
         let slots: Vec<usize> = pairs.iter().map(|(k, _)| shard_of(k)).collect();
         for ((key, _), &slot) in pairs.iter().zip(&slots) {
-            if live(&mut guards[slot].1, &KeyRef { db, key }).is_some() {
+            if self
+                .live(&mut guards[slot].1, &KeyRef { db, key })
+                .is_some()
+            {
                 return Ok(false);
             }
         }
@@ -344,7 +359,7 @@ impl Backend for MemoryBackend {
             .iter()
             .map(|key| {
                 self.with_shard(key, |shard| {
-                    removed_live(shard, &KeyRef { db, key }).is_some()
+                    self.removed_live(shard, &KeyRef { db, key }).is_some()
                 })
             })
             .collect())
@@ -353,7 +368,7 @@ impl Backend for MemoryBackend {
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         self.with_shard(key, |shard| {
             let key = KeyRef { db, key };
-            let current = live(shard, &key);
+            let current = self.live(shard, &key);
             let Some((value, outcome)) =
                 numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
             else {
@@ -383,7 +398,7 @@ impl Backend for MemoryBackend {
     ) -> Result<bool> {
         self.with_shard(key, |shard| {
             let key = KeyRef { db, key };
-            let Some(mut item) = live(shard, &key) else {
+            let Some(mut item) = self.live(shard, &key) else {
                 return Ok(false);
             };
             if !condition.holds(item.expiry, expiry) {
@@ -397,7 +412,8 @@ impl Backend for MemoryBackend {
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
         Ok(self.with_shard(key, |shard| {
-            Ttl::of(live(shard, &KeyRef { db, key }).as_ref())
+            self.clock
+                .ttl_of(self.live(shard, &KeyRef { db, key }).as_ref())
         }))
     }
 
@@ -419,7 +435,7 @@ impl Backend for MemoryBackend {
                 keys: Vec::new(),
             });
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut candidates: Vec<(u64, Bytes)> = shard
             .lock()
             .iter()
@@ -454,7 +470,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn len(&self, db: Db) -> Result<usize> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         Ok(self
             .shards
             .iter()
@@ -486,6 +502,80 @@ const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expiry by the store's clock: items, TTLs, touches, listings and the
+    /// sweep all follow it, with no test waiting for time to pass.
+    #[tokio::test]
+    async fn expiry_follows_the_stores_clock() {
+        let clock = Clock::adjustable();
+        let backend = MemoryBackend::with_clock(16 * 1024 * 1024, clock.clone());
+        let key = |k: &'static [u8]| Bytes::from_static(k);
+        let in_ms = |ms: u64| ExpiryUpdate::Set(Expiry::At(clock.now_ms() + ms));
+        for (k, expiry) in [(&b"short"[..], in_ms(1_000)), (b"long", in_ms(60_000))] {
+            let store = Store::new(key(k), key(b"v"), StoreMode::Set, expiry);
+            backend.store(0, store).await.unwrap();
+        }
+        let forever = Store::new(
+            key(b"kept"),
+            key(b"v"),
+            StoreMode::Set,
+            ExpiryUpdate::Set(Expiry::Never),
+        );
+        backend.store(0, forever).await.unwrap();
+        assert!(
+            matches!(backend.ttl(0, &key(b"short")).await.unwrap(), Ttl::Millis(ms) if ms <= 1_000 && ms > 900)
+        );
+        // A touch moves "long" past what "short" had; gat gives "kept" a TTL.
+        let later = Expiry::At(clock.now_ms() + 120_000);
+        assert!(backend
+            .expire(0, &key(b"long"), later, ExpireCondition::Always)
+            .await
+            .unwrap());
+        let touched = backend
+            .get_and_touch(0, &[key(b"kept")], Expiry::At(clock.now_ms() + 30_000))
+            .await
+            .unwrap();
+        assert!(touched[0].is_some());
+
+        clock.advance(std::time::Duration::from_millis(1_001));
+        let items = backend
+            .get(0, &[key(b"short"), key(b"long"), key(b"kept")])
+            .await
+            .unwrap();
+        assert_eq!(
+            items.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        assert_eq!(backend.ttl(0, &key(b"short")).await.unwrap(), Ttl::Missing);
+        assert_eq!(backend.len(0).await.unwrap(), 2);
+
+        clock.advance(std::time::Duration::from_secs(30));
+        assert_eq!(backend.len(0).await.unwrap(), 1);
+        let (mut cursor, mut listed) = (0, Vec::new());
+        loop {
+            let page = backend.scan(0, cursor, None, 100).await.unwrap();
+            listed.extend(page.keys);
+            cursor = page.cursor;
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(listed, [key(b"long")]);
+        backend.sweep_expired();
+        assert_eq!(backend.usage().items, 1);
+
+        clock.advance(std::time::Duration::from_secs(90));
+        assert_eq!(backend.get(0, &[key(b"long")]).await.unwrap(), [None]);
+        // A write with an expiry already passed by the store's clock stores nothing.
+        let past = Store::new(
+            key(b"past"),
+            key(b"v"),
+            StoreMode::Set,
+            ExpiryUpdate::Set(Expiry::At(clock.now_ms() - 1)),
+        );
+        backend.store(0, past).await.unwrap();
+        assert_eq!(backend.usage().items, 0);
+    }
 
     /// A stored value must not be a slice of the buffer the request arrived
     /// in: it would keep that whole buffer alive, uncounted by `capacity`.

@@ -5,12 +5,12 @@
 //! flags word, CAS ids, absolute expiry times and redis's numbered databases are
 //! all part of the model, so any frontend works with any backend.
 
+mod clock;
 mod family;
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+pub use clock::{now_ms, Clock};
 pub use family::Family;
 
 /// A redis database number (SELECT); memcached clients always use 0.
@@ -18,13 +18,6 @@ pub type Db = u8;
 
 /// Number of databases each listener exposes (redis's default).
 pub const DATABASES: Db = 16;
-
-/// Milliseconds since the unix epoch, the unit of every expiry in Keyway.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// When an item stops being visible. Absolute, so that a durable backend can
 /// store it and a restart does not extend anyone's session.
@@ -213,11 +206,7 @@ pub enum Ttl {
 impl Ttl {
     /// The TTL of a live item (or of none), for backends that keep expiry times.
     pub fn of(item: Option<&Item>) -> Self {
-        match item.map(|item| item.expiry) {
-            None => Ttl::Missing,
-            Some(Expiry::Never) => Ttl::Persistent,
-            Some(Expiry::At(at)) => Ttl::Millis(at.saturating_sub(now_ms())),
-        }
+        Clock::system().ttl_of(item)
     }
 }
 

@@ -357,7 +357,9 @@ for_each_backend!(expiry_and_ttl, |kind, backend, guard| {
         (0, 300)
     };
     // Servers expire on their own clocks; memory on the one its guard holds,
-    // moved instead of waited for.
+    // moved instead of waited for. (A reference: the guard must outlive the
+    // wait, or the servers it keeps stop with it.)
+    let guard = &guard;
     let settle = || async move {
         match guard.downcast_ref::<Clock>() {
             Some(clock) => clock.advance(std::time::Duration::from_millis(settle)),

@@ -7,6 +7,7 @@
 
 mod clock;
 mod family;
+pub mod groups;
 
 use bytes::Bytes;
 

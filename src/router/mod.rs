@@ -4,8 +4,6 @@
 
 mod table;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 pub use table::RouteTable;
@@ -18,7 +16,7 @@ use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListe
 use crate::django_sessions::{ended, Reason};
 use crate::metrics::{Family, TargetStats};
 use crate::op::{
-    Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    groups, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
 use crate::policy::{Member, Node, Policy, Target};
@@ -51,17 +49,14 @@ macro_rules! per_key {
                 Ok($call.await?)
             }
             None => {
-                let mut out = vec![Default::default(); all.len()];
+                let mut answers = Vec::new();
                 for (slot, positions) in router.split(all)? {
                     let group: Vec<Bytes> = positions.iter().map(|&p| all[p].clone()).collect();
                     let $backend: &Target = &router.slots[slot].target;
                     let $keys: &[Bytes] = &group;
-                    let results = $call.await?;
-                    for (position, result) in positions.into_iter().zip(results) {
-                        out[position] = result;
-                    }
+                    answers.push((positions, $call.await?));
                 }
-                Ok(out)
+                Ok(groups::in_request_order(all.len(), answers))
             }
         }
     }};
@@ -312,17 +307,20 @@ impl Router {
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
-    /// Groups key positions by backend slot, preserving order within each group.
-    fn split(&self, keys: &[Bytes]) -> Result<BTreeMap<usize, Vec<usize>>> {
-        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (position, key) in keys.iter().enumerate() {
+    /// Key positions grouped by the slot of their route, in order within
+    /// each group.
+    fn split(&self, keys: &[Bytes]) -> Result<Vec<(usize, Vec<usize>)>> {
+        let owned = keys.iter().enumerate().map(|(position, key)| {
             let slot = self
                 .table
                 .route(key)
                 .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))?;
-            groups.entry(slot).or_default().push(position);
-        }
-        Ok(groups)
+            Ok((slot, position))
+        });
+        Ok(groups::by_owner(
+            owned.collect::<Result<Vec<_>>>()?,
+            |a, b| a == b,
+        ))
     }
 
     /// The one backend that owns every key, if there is one (`None` for no

@@ -16,6 +16,7 @@ use super::wire::is_text_key;
 use super::{call_raw, unexpected, MemcachedBackend};
 use crate::backend::pipeline::{Expect, MemcacheReply};
 use crate::backend::Result;
+use crate::op::groups;
 
 impl MemcachedBackend {
     /// Whether memcached clients' requests on `key` can be forwarded as they
@@ -51,25 +52,22 @@ impl MemcachedBackend {
         if keys[1..].iter().all(|key| self.server_of(key) == first) {
             return call_raw(&self.pools[first], request, Expect::UntilEnd).await;
         }
-        let mut shares: Vec<(BytesMut, Vec<usize>)> = vec![Default::default(); self.pools.len()];
-        for (position, key) in keys.iter().enumerate() {
-            let (line, positions) = &mut shares[self.server_of(key)];
-            if positions.is_empty() {
-                line.put_slice(command);
-            }
-            line.put_u8(b' ');
-            line.put_slice(key);
-            positions.push(position);
-        }
-        let calls = shares
-            .into_iter()
+        let servers = keys
+            .iter()
             .enumerate()
-            .filter(|(_, (_, positions))| !positions.is_empty())
-            .map(|(server, (mut line, positions))| async move {
+            .map(|(position, key)| (self.server_of(key), position));
+        let calls = groups::by_owner(servers, |a, b| a == b).into_iter().map(
+            |(server, positions)| async move {
+                let mut line = BytesMut::from(command);
+                for &position in &positions {
+                    line.put_u8(b' ');
+                    line.put_slice(&keys[position]);
+                }
                 line.put_slice(b"\r\n");
                 let replies = call_raw(&self.pools[server], line.freeze(), Expect::UntilEnd).await;
                 replies.map(|replies| (positions, replies))
-            });
+            },
+        );
         let answers = try_join_all(calls).await?;
         let mut hits: Vec<Option<MemcacheReply>> = vec![None; keys.len()];
         let mut end = None;

@@ -39,8 +39,8 @@ use super::pipeline::{Expect, Memcache, MemcacheReply, Pool, PoolOptions};
 use super::{Backend, BackendError, Result};
 use crate::config::BackendConfig;
 use crate::op::{
-    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
-    StoreMode, StoreOutcome, StoreStatus, Ttl,
+    groups, now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage,
+    Store, StoreMode, StoreOutcome, StoreStatus, Ttl,
 };
 
 /// Connections per server when the config does not set `connections`.
@@ -227,30 +227,31 @@ impl MemcachedBackend {
             .iter()
             .map(|key| wire_key(db, key))
             .collect::<Result<Vec<_>>>()?;
-        let mut batches: Vec<(BytesMut, Vec<usize>)> = (0..self.pools.len())
-            .map(|_| (BytesMut::new(), Vec::new()))
-            .collect();
-        for (position, key) in wires.iter().enumerate() {
+        let servers = wires.iter().enumerate().map(|(position, key)| {
             let server = on.unwrap_or_else(|| self.placement.server_for(&key.hashed));
-            meta(&mut batches[server].0, command, key, flags);
-            batches[server].1.push(position);
-        }
-        let calls = batches
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (_, positions))| !positions.is_empty())
-            .map(|(server, (request, positions))| async move {
+            (server, position)
+        });
+        let (wires, decode) = (&wires, &decode);
+        let calls = groups::by_owner(servers, |a, b| a == b).into_iter().map(
+            |(server, positions)| async move {
+                let mut request = BytesMut::new();
+                for &position in &positions {
+                    meta(&mut request, command, &wires[position], flags);
+                }
                 let expect = Expect::Count(positions.len());
-                let replies = call(&self.pools[server], request, expect).await;
-                replies.map(|replies| (positions, replies))
-            });
-        let mut out = vec![T::default(); keys.len()];
-        for (positions, replies) in try_join_all(calls).await? {
-            for (position, reply) in positions.into_iter().zip(replies) {
-                out[position] = decode(&wires[position], reply)?;
-            }
-        }
-        Ok(out)
+                let replies = call(&self.pools[server], request, expect).await?;
+                let decoded = positions
+                    .iter()
+                    .zip(replies)
+                    .map(|(&position, reply)| decode(&wires[position], reply))
+                    .collect::<Result<Vec<T>>>()?;
+                Ok::<_, BackendError>((positions, decoded))
+            },
+        );
+        Ok(groups::in_request_order(
+            keys.len(),
+            try_join_all(calls).await?,
+        ))
     }
 
     /// A read-modify-write of a long key's value (prepend, arithmetic):

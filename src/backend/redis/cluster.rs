@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use super::unavailable;
 use crate::backend::pipeline::{Expect, Pool, Resp2, Resp3};
 use crate::backend::{BackendError, Result};
+use crate::op::groups;
 
 /// Hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -413,7 +414,7 @@ impl Cluster {
         }
         while !todo.is_empty() {
             let map = self.map.load_full();
-            let mut groups: Vec<(Arc<Node>, Vec<Member>)> = Vec::new();
+            let mut owners: Vec<(Arc<Node>, Member)> = Vec::new();
             for (i, next, redirects) in todo.drain(..) {
                 let (node, asking) = match next {
                     Next::To(node, asking) => (node, asking),
@@ -434,12 +435,10 @@ impl Cluster {
                     asking,
                     redirects,
                 };
-                match groups.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
-                    Some((_, members)) => members.push(member),
-                    None => groups.push((node, vec![member])),
-                }
+                owners.push((node, member));
             }
-            let sends = groups.into_iter().map(|(node, members)| async move {
+            let by_node = groups::by_owner(owners, Arc::ptr_eq);
+            let sends = by_node.into_iter().map(|(node, members)| async move {
                 let (request, counts) = if let [Member {
                     unit: i,
                     asking: false,
@@ -579,23 +578,22 @@ impl Cluster {
         }
         let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
         // (node, the commands it serves, in order)
-        let mut groups: Vec<(Arc<Node>, Vec<usize>)> = Vec::new();
         let mut again = Vec::new();
-        {
+        let by_node = {
             let map = self.map.load();
-            for (i, &slot) in slots.iter().enumerate() {
-                let Some(owner) = map.owners[usize::from(slot)].as_ref() else {
-                    again.push(i);
-                    continue;
-                };
-                match groups.iter_mut().find(|(node, _)| Arc::ptr_eq(node, owner)) {
-                    Some((_, commands)) => commands.push(i),
-                    None => groups.push((owner.clone(), vec![i])),
+            let owners = slots.iter().enumerate().filter_map(|(i, &slot)| {
+                match map.owners[usize::from(slot)].as_ref() {
+                    Some(owner) => Some((owner.clone(), i)),
+                    None => {
+                        again.push(i);
+                        None
+                    }
                 }
-            }
-        }
-        let whole = groups.len() == 1 && again.is_empty();
-        let sends = groups.into_iter().map(|(node, commands)| async move {
+            });
+            groups::by_owner(owners, Arc::ptr_eq)
+        };
+        let whole = by_node.len() == 1 && again.is_empty();
+        let sends = by_node.into_iter().map(|(node, commands)| async move {
             let request = if whole {
                 bytes.clone()
             } else {

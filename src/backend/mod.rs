@@ -6,6 +6,7 @@ pub mod call;
 pub mod memcached;
 pub mod memory;
 pub mod numeric;
+mod ops;
 pub mod pipeline;
 pub mod redis;
 pub mod sql;
@@ -15,7 +16,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-pub use call::{execute_typed, Answer, Call, Execute, Ops};
+pub use call::{execute_typed, Answer, Call, Execute};
+pub use ops::Ops;
 
 use crate::config::{BackendConfig, BackendUrl};
 use crate::op::{

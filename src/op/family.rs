@@ -40,48 +40,4 @@ impl Family {
             Family::Other => "other",
         }
     }
-
-    /// The family of a memcached or redis command forwarded as it came.
-    pub fn of_command(name: &[u8]) -> Family {
-        const TABLE: &[(&str, Family)] = &[
-            ("get", Family::Get),
-            ("gets", Family::Get),
-            ("gat", Family::Get),
-            ("gats", Family::Get),
-            ("mget", Family::Get),
-            ("getex", Family::Get),
-            ("getdel", Family::Get),
-            ("set", Family::Set),
-            ("add", Family::Set),
-            ("replace", Family::Set),
-            ("append", Family::Set),
-            ("prepend", Family::Set),
-            ("cas", Family::Set),
-            ("setex", Family::Set),
-            ("psetex", Family::Set),
-            ("setnx", Family::Set),
-            ("mset", Family::Set),
-            ("msetnx", Family::Set),
-            ("getset", Family::Set),
-            ("delete", Family::Delete),
-            ("del", Family::Delete),
-            ("unlink", Family::Delete),
-            ("incr", Family::Arith),
-            ("decr", Family::Arith),
-            ("incrby", Family::Arith),
-            ("decrby", Family::Arith),
-            ("touch", Family::Touch),
-            ("expire", Family::Touch),
-            ("pexpire", Family::Touch),
-            ("expireat", Family::Touch),
-            ("pexpireat", Family::Touch),
-            ("persist", Family::Touch),
-            ("ttl", Family::Touch),
-            ("pttl", Family::Touch),
-        ];
-        TABLE
-            .iter()
-            .find(|(command, _)| command.as_bytes().eq_ignore_ascii_case(name))
-            .map_or(Family::Other, |(_, family)| *family)
-    }
 }

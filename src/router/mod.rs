@@ -2,19 +2,22 @@
 //! splitting multi-key operations across backends and merging the answers
 //! back in request order. Frontends call this; it never sees wire formats.
 
+mod passage;
 mod table;
 
 use bytes::Bytes;
 
+pub use passage::Passage;
 pub use table::RouteTable;
 
 use std::sync::Arc;
 
 use crate::backend::memcached::MemcachedBackend;
+use crate::backend::redis::RedisBackend;
 use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
 use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
 use crate::django_sessions::{ended, Reason};
-use crate::metrics::{Family, TargetStats};
+use crate::metrics::Family;
 use crate::op::{
     groups, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
@@ -597,14 +600,23 @@ impl Router {
 
     /// The memcached backend every one of `keys` routes to, if there is one:
     /// memcached clients' requests on those keys can be forwarded as they came.
-    /// The figures to count the forwarded requests in come with it.
-    pub fn memcached_target<'k>(
+    pub fn memcached_passage<'k>(
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
-    ) -> Option<(&MemcachedBackend, &TargetStats)> {
+    ) -> Option<Passage<'_, MemcachedBackend>> {
         let target = &self.slots[self.forwarding_slot(keys)?].target;
         match target.backend() {
-            Some(AnyBackend::Memcached(memcached)) => Some((memcached, &target.stats)),
+            Some(AnyBackend::Memcached(memcached)) => Some(Passage::new(memcached, &target.stats)),
+            _ => None,
+        }
+    }
+
+    /// The redis backend at `slot` (from [`Router::redis_target`] or
+    /// [`Router::redis_slots`]), to forward RESP commands to as they came.
+    pub fn redis_passage(&self, slot: usize) -> Option<Passage<'_, RedisBackend>> {
+        let target = &self.slots.get(slot)?.target;
+        match target.backend() {
+            Some(AnyBackend::Redis(redis)) => Some(Passage::new(&**redis, &target.stats)),
             _ => None,
         }
     }
@@ -631,31 +643,6 @@ impl Router {
                 Some(AnyBackend::Redis(_))
             )
         })
-    }
-
-    /// Forwards whole RESP commands from a client speaking `version` to the
-    /// redis backend at `slot`: the client's commands, named by `names` (and
-    /// counted by them), wrapped in MULTI ... EXEC when `in_transaction`.
-    pub async fn forward<'n>(
-        &self,
-        slot: usize,
-        version: keyway_protocol::resp::Version,
-        db: Db,
-        commands: crate::backend::redis::Batch,
-        names: impl Iterator<Item = &'n [u8]>,
-        in_transaction: bool,
-    ) -> Result<Vec<Bytes>> {
-        let Some(AnyBackend::Redis(redis)) = self.slots[slot].target.backend() else {
-            unreachable!("redis_target only returns redis backends")
-        };
-        let started = std::time::Instant::now();
-        let result = redis.forward(version, db, commands, in_transaction).await;
-        let stats = &self.slots[slot].target.stats;
-        stats.observe_health(&result);
-        for name in names {
-            stats.record(Family::of_command(name), started, result.is_err());
-        }
-        Ok(result?)
     }
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).

@@ -19,12 +19,9 @@
 //! otherwise: atomic against every other client of the server. CAS ids are a
 //! hash of the stored bytes: storing the same bytes again keeps the id.
 
-mod client_view;
 pub mod cluster;
 mod owners;
 mod sentinel;
-
-pub use client_view::{client_reply, write_reply};
 
 use std::net::ToSocketAddrs;
 use std::sync::Arc;

@@ -4,15 +4,13 @@
 //! memcached holds under another name, Keyway's own commands such as
 //! `flush_all` and `stats`) runs as operations.
 
-use std::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{encode, MetaCommand, Request, Response};
 
 use super::error_reply;
 use crate::backend::memcached::MemcachedBackend;
-use crate::metrics::{Family, TargetStats};
-use crate::router::RouteError;
+use crate::metrics::Family;
+use crate::router::{Passage, RouteError};
 use crate::session::Shared;
 
 /// Forwards `request` (whose bytes are `raw`) if a memcached route owns its
@@ -69,7 +67,7 @@ async fn meta_command(
     if meta.command == MetaCommand::Debug {
         return false;
     }
-    let Some((backend, target)) = target(shared, std::slice::from_ref(&meta.key)) else {
+    let Some(passage) = passage(shared, std::slice::from_ref(&meta.key)) else {
         return false;
     };
     let family = match meta.command {
@@ -89,10 +87,8 @@ async fn meta_command(
     } else {
         raw.clone()
     };
-    let started = Instant::now();
-    let reply = backend.forward_one(&meta.key, request).await;
-    target.observe_health(&reply);
-    target.record(family, started, reply.is_err());
+    let send = passage.backend().forward_one(&meta.key, request);
+    let reply = passage.call([family], send).await;
     match reply {
         Ok(reply) => {
             let nominal = match meta.command {
@@ -136,16 +132,14 @@ fn with_line(raw: &Bytes, line_end: usize, line: &[u8]) -> Bytes {
     request.freeze()
 }
 
-fn target<'a>(
-    shared: &'a Shared,
-    keys: &[Bytes],
-) -> Option<(&'a MemcachedBackend, &'a TargetStats)> {
+/// The memcached pool `keys` can be forwarded to as they came, if any.
+fn passage<'a>(shared: &'a Shared, keys: &[Bytes]) -> Option<Passage<'a, MemcachedBackend>> {
     if !keys.iter().all(|key| MemcachedBackend::forwards(key)) {
         return None;
     }
     shared
         .memcache_router
-        .memcached_target(keys.iter().map(|key| &key[..]))
+        .memcached_passage(keys.iter().map(|key| &key[..]))
 }
 
 async fn retrieval(
@@ -155,20 +149,20 @@ async fn retrieval(
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some((backend, target)) = target(shared, keys) else {
+    let Some(passage) = passage(shared, keys) else {
         return false;
     };
-    let started = Instant::now();
-    let result = backend.forward_retrieval(command, keys, raw.clone()).await;
-    target.observe_health(&result);
-    target.record(Family::Get, started, result.is_err());
+    let send = passage
+        .backend()
+        .forward_retrieval(command, keys, raw.clone());
+    let result = passage.call([Family::Get], send).await;
     match result {
         Ok(replies) => {
             let hits = replies
                 .iter()
                 .filter(|reply| matches!(reply.response, Response::Value { .. }))
                 .count() as u64;
-            target.record_reads(hits, keys.len() as u64 - hits);
+            passage.record_reads(hits, keys.len() as u64 - hits);
             if hits > 0 {
                 shared.stats.get_hits.add(hits);
             }
@@ -192,7 +186,7 @@ async fn one_key(
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some((backend, target)) = target(shared, std::slice::from_ref(key)) else {
+    let Some(passage) = passage(shared, std::slice::from_ref(key)) else {
         return false;
     };
     // Under noreply memcached still answers some errors, and a reply nobody
@@ -203,10 +197,9 @@ async fn one_key(
     } else {
         raw.clone()
     };
-    let started = Instant::now();
-    let reply = backend.forward_one(key, request).await;
-    target.observe_health(&reply);
-    target.record(family, started, reply.is_err());
+    let reply = passage
+        .call([family], passage.backend().forward_one(key, request))
+        .await;
     if !noreply {
         match reply {
             Ok(reply) => out.extend_from_slice(&reply.raw),

@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use keyway_protocol::resp::{Reply, Version};
 
-use super::{parse_i64, wrong_arity, CmdResult, RespSession, COMMANDS};
+use super::commands::served;
+use super::commands::ConnCmd;
+use super::{parse_i64, wrong_arity, CmdResult, RespSession};
 use crate::op::{now_ms, DATABASES};
 use crate::session::Report;
 
@@ -13,21 +15,19 @@ use crate::session::Report;
 pub const REDIS_VERSION: &str = "7.0.15";
 
 impl RespSession {
-    pub(super) async fn connection_command(
-        &mut self,
-        name: &'static str,
-        args: &[Bytes],
-    ) -> CmdResult {
-        match name {
-            "hello" => self.hello(args),
-            "auth" => self.auth(args),
-            "ping" => match args.len() {
+    pub(super) async fn connection_command(&mut self, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
+        match cmd {
+            ConnCmd::Hello => self.hello(args),
+            ConnCmd::Auth => self.auth(args),
+            ConnCmd::Ping => match args.len() {
                 1 => Ok(Reply::simple("PONG")),
                 2 => Ok(Reply::Bulk(args[1].clone())),
                 _ => Err(wrong_arity("ping")),
             },
-            "echo" => Ok(Reply::Bulk(args[1].clone())),
-            "select" => {
+            ConnCmd::Echo => Ok(Reply::Bulk(args[1].clone())),
+            // `handle` closes the connection after this reply.
+            ConnCmd::Quit => Ok(Reply::ok()),
+            ConnCmd::Select => {
                 let db = i64::from(super::keyspace::int_argument(&args[1])?);
                 if !(0..i64::from(DATABASES)).contains(&db) {
                     return Err(Reply::error("ERR DB index is out of range"));
@@ -35,17 +35,16 @@ impl RespSession {
                 self.db = db as u8;
                 Ok(Reply::ok())
             }
-            "client" => self.client(args),
-            "command" => command(args),
-            "info" => Ok(Reply::Verbatim(self.info(args).await)),
-            "time" => {
+            ConnCmd::Client => self.client(args),
+            ConnCmd::Command => command(args),
+            ConnCmd::Info => Ok(Reply::Verbatim(self.info(args).await)),
+            ConnCmd::Time => {
                 let micros = now_ms() * 1000;
                 Ok(Reply::Array(vec![
                     Reply::bulk((micros / 1_000_000).to_string()),
                     Reply::bulk((micros % 1_000_000).to_string()),
                 ]))
             }
-            _ => unreachable!("dispatched by name: {name}"),
         }
     }
 
@@ -380,6 +379,7 @@ fn valid_client_name(name: &Bytes) -> Result<Bytes, Reply> {
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {
+    let (first, last, step) = spec.key_range();
     Reply::Array(vec![
         Reply::Bulk(Bytes::from_static(spec.name.as_bytes())),
         Reply::Integer(i64::from(spec.arity)),
@@ -389,21 +389,20 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
                 .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
                 .collect(),
         ),
-        Reply::Integer(i64::from(spec.first_key)),
-        Reply::Integer(i64::from(spec.last_key)),
-        Reply::Integer(i64::from(spec.step)),
+        Reply::Integer(i64::from(first)),
+        Reply::Integer(i64::from(last)),
+        Reply::Integer(i64::from(step)),
     ])
 }
 
 fn command(args: &[Bytes]) -> CmdResult {
     let Some(sub) = args.get(1) else {
-        return Ok(Reply::Array(COMMANDS.iter().map(command_info).collect()));
+        return Ok(Reply::Array(served().map(command_info).collect()));
     };
     match sub.to_ascii_uppercase().as_slice() {
-        b"COUNT" => Ok(Reply::Integer(COMMANDS.len() as i64)),
+        b"COUNT" => Ok(Reply::Integer(served().count() as i64)),
         b"LIST" => Ok(Reply::Array(
-            COMMANDS
-                .iter()
+            served()
                 .map(|c| Reply::Bulk(Bytes::from_static(c.name.as_bytes())))
                 .collect(),
         )),

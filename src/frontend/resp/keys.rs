@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
+use super::commands::KeyCmd;
 use super::{parse_i64, syntax_error, CmdResult, RespSession};
 use crate::op::{now_ms, ExpireCondition, Expiry, Ttl};
 
@@ -10,34 +11,43 @@ use crate::op::{now_ms, ExpireCondition, Expiry, Ttl};
 const KEYS_BATCH: usize = 1000;
 
 impl RespSession {
-    pub(super) async fn key_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+    pub(super) async fn key_command(
+        &mut self,
+        cmd: KeyCmd,
+        name: &'static str,
+        args: &[Bytes],
+    ) -> CmdResult {
         let router = &self.shared.resp_router;
         let db = self.db;
-        match name {
-            "del" | "unlink" => {
+        match cmd {
+            KeyCmd::Del | KeyCmd::Unlink => {
                 let deleted = router.delete(db, &args[1..]).await?;
                 Ok(Reply::Integer(deleted.iter().filter(|d| **d).count() as i64))
             }
-            "exists" | "touch" => {
+            KeyCmd::Exists | KeyCmd::Touch => {
                 let items = router.get(db, &args[1..]).await?;
                 Ok(Reply::Integer(
                     items.iter().filter(|i| i.is_some()).count() as i64
                 ))
             }
-            "expire" | "pexpire" | "expireat" | "pexpireat" => self.expire(name, args).await,
-            "ttl" | "pttl" => Ok(Reply::Integer(match router.ttl(db, &args[1]).await? {
-                Ttl::Missing => -2,
-                Ttl::Persistent => -1,
-                Ttl::Millis(ms) if name == "ttl" => ((ms + 500) / 1000) as i64,
-                Ttl::Millis(ms) => ms as i64,
-            })),
-            "persist" => {
+            KeyCmd::Expire | KeyCmd::PExpire | KeyCmd::ExpireAt | KeyCmd::PExpireAt => {
+                self.expire(cmd, name, args).await
+            }
+            KeyCmd::Ttl | KeyCmd::PTtl => {
+                Ok(Reply::Integer(match router.ttl(db, &args[1]).await? {
+                    Ttl::Missing => -2,
+                    Ttl::Persistent => -1,
+                    Ttl::Millis(ms) if cmd == KeyCmd::Ttl => ((ms + 500) / 1000) as i64,
+                    Ttl::Millis(ms) => ms as i64,
+                }))
+            }
+            KeyCmd::Persist => {
                 let changed = router
                     .expire(db, &args[1], Expiry::Never, ExpireCondition::IfVolatile)
                     .await?;
                 Ok(Reply::Integer(i64::from(changed)))
             }
-            "type" => {
+            KeyCmd::Type => {
                 let items = router.get(db, &args[1..2]).await?;
                 Ok(Reply::simple(if items[0].is_some() {
                     "string"
@@ -45,7 +55,7 @@ impl RespSession {
                     "none"
                 }))
             }
-            "keys" => {
+            KeyCmd::Keys => {
                 let mut keys = Vec::new();
                 let mut cursor = 0;
                 loop {
@@ -57,9 +67,9 @@ impl RespSession {
                     }
                 }
             }
-            "scan" => self.scan(args).await,
-            "dbsize" => Ok(Reply::Integer(router.len(db).await? as i64)),
-            "flushdb" | "flushall" => {
+            KeyCmd::Scan => self.scan(args).await,
+            KeyCmd::DbSize => Ok(Reply::Integer(router.len(db).await? as i64)),
+            KeyCmd::FlushDb | KeyCmd::FlushAll => {
                 match &args[1..] {
                     [] => {}
                     [mode]
@@ -68,16 +78,19 @@ impl RespSession {
                     _ => return Err(syntax_error()),
                 }
                 router
-                    .flush(if name == "flushdb" { Some(db) } else { None })
+                    .flush(if cmd == KeyCmd::FlushDb {
+                        Some(db)
+                    } else {
+                        None
+                    })
                     .await?;
                 Ok(Reply::ok())
             }
-            _ => unreachable!("dispatched by name: {name}"),
         }
     }
 
     /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key amount [NX|XX|GT|LT]
-    async fn expire(&self, name: &'static str, args: &[Bytes]) -> CmdResult {
+    async fn expire(&self, cmd: KeyCmd, name: &'static str, args: &[Bytes]) -> CmdResult {
         let amount = parse_i64(&args[2])?;
         let mut condition = ExpireCondition::Always;
         for option in &args[3..] {
@@ -96,13 +109,17 @@ impl RespSession {
             condition = combine_conditions(condition, next)?;
         }
         let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
-        let ms = match name {
-            "expire" | "expireat" => amount.checked_mul(1000).ok_or_else(invalid)?,
-            _ => amount,
+        let in_seconds = matches!(cmd, KeyCmd::Expire | KeyCmd::ExpireAt);
+        let relative = matches!(cmd, KeyCmd::Expire | KeyCmd::PExpire);
+        let ms = if in_seconds {
+            amount.checked_mul(1000).ok_or_else(invalid)?
+        } else {
+            amount
         };
-        let at = match name {
-            "expire" | "pexpire" => ms.checked_add(now_ms() as i64).ok_or_else(invalid)?,
-            _ => ms,
+        let at = if relative {
+            ms.checked_add(now_ms() as i64).ok_or_else(invalid)?
+        } else {
+            ms
         };
         // A time in the past deletes the key (it expires at once).
         let expiry = Expiry::At(at.max(0) as u64);

@@ -8,23 +8,19 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
+use super::commands::KeyspaceCmd;
 use super::{parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
 use crate::op::{Db, Item, StoreMode, StoreStatus, DATABASES};
 
 impl RespSession {
-    pub(super) async fn keyspace_command(
-        &mut self,
-        name: &'static str,
-        args: &[Bytes],
-    ) -> CmdResult {
-        match name {
-            "rename" => self.rename(args, false).await,
-            "renamenx" => self.rename(args, true).await,
-            "copy" => self.copy(args).await,
-            "move" => self.move_to(args).await,
-            "object" => self.object(args).await,
-            "memory" => self.memory(args).await,
-            _ => unreachable!("dispatched by name: {name}"),
+    pub(super) async fn keyspace_command(&mut self, cmd: KeyspaceCmd, args: &[Bytes]) -> CmdResult {
+        match cmd {
+            KeyspaceCmd::Rename => self.rename(args, false).await,
+            KeyspaceCmd::RenameNx => self.rename(args, true).await,
+            KeyspaceCmd::Copy => self.copy(args).await,
+            KeyspaceCmd::Move => self.move_to(args).await,
+            KeyspaceCmd::Object => self.object(args).await,
+            KeyspaceCmd::Memory => self.memory(args).await,
         }
     }
 

@@ -2,6 +2,7 @@
 //! selected db, client name, transaction), the command table, and dispatch to
 //! the command families in the sibling modules.
 
+mod client_view;
 mod commands;
 mod connection;
 mod figures;
@@ -25,7 +26,8 @@ use crate::op::Db;
 use crate::router::RouteError;
 use crate::session::{Flow, Peer, Session, Shared};
 
-pub use commands::{CommandSpec, Group, COMMANDS};
+pub use commands::{Cmd, CommandSpec, COMMANDS};
+use commands::{ConnCmd, ScriptCmd, TxCmd};
 
 /// A command's result; `Err` carries the error reply so handlers can use `?`.
 type CmdResult = Result<Reply, Reply>;
@@ -139,13 +141,14 @@ impl RespSession {
             return self.sentinel_command(args, out).await;
         }
         let spec = commands::lookup(&args[0]);
+        let cmd = spec.and_then(CommandSpec::runs);
         // A redis-only command on a redis route is queued, and forwarded at EXEC.
         let forwardable =
             spec.is_none() && self.transaction.is_some() && self.forward_slot(&args).is_some();
         if let Some(transaction) = &mut self.transaction {
             if !matches!(
-                spec.map(|s| s.name),
-                Some("exec" | "discard" | "multi" | "quit")
+                cmd,
+                Some(Cmd::Transaction(_) | Cmd::Connection(ConnCmd::Quit))
             ) {
                 let arity = if forwardable {
                     Ok(())
@@ -166,14 +169,15 @@ impl RespSession {
                 return Flow::Continue;
             }
         }
-        if spec.map(|s| s.name) == Some("quit") {
+        if cmd == Some(Cmd::Connection(ConnCmd::Quit)) {
             encode(&Reply::ok(), self.version, out);
             return Flow::Close;
         }
         let started = std::time::Instant::now();
-        let (reply, ran) = match check_arity(spec, &args) {
-            Ok(()) => (self.execute(spec.expect("checked"), &args).await, true),
-            Err(error) => (error, false),
+        let (reply, ran) = match (check_arity(spec, &args), spec.zip(cmd)) {
+            (Ok(()), Some((spec, cmd))) => (self.execute(spec, cmd, &args).await, true),
+            (Ok(()), None) => (unknown_command(&args), false),
+            (Err(error), _) => (error, false),
         };
         figures::record(spec, started, ran, &reply);
         encode(&reply, self.version, out);
@@ -182,8 +186,11 @@ impl RespSession {
 
     /// Before AUTH, as redis with a password: only AUTH, HELLO and QUIT run.
     async fn unauthenticated(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
-        match commands::lookup(&args[0]).map(|spec| spec.name) {
-            Some("auth" | "hello" | "quit") => self.handle(args, out).await,
+        let cmd = commands::lookup(&args[0]).and_then(CommandSpec::runs);
+        match cmd {
+            Some(Cmd::Connection(ConnCmd::Auth | ConnCmd::Hello | ConnCmd::Quit)) => {
+                self.handle(args, out).await
+            }
             _ => {
                 self.shared.stats.commands.add(1);
                 encode(
@@ -268,10 +275,30 @@ impl RespSession {
         // DEL, EXISTS, ...) then run as operations, split by slot; redis's
         // other commands and scripts go to the first key's node, which
         // answers redis's CROSSSLOT error.
-        match commands::lookup(&args[0]).map(|spec| spec.name) {
-            Some("eval" | "evalsha") | None => Some((slot, hash)),
+        match commands::lookup(&args[0]).and_then(CommandSpec::runs) {
+            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => Some((slot, hash)),
             Some(_) => None,
         }
+    }
+
+    /// Sends whole commands (named by `names`, counted under their
+    /// families) to the redis backend at `slot` as they came, wrapped in
+    /// MULTI ... EXEC when `transaction`; redis's replies as it sent them.
+    async fn forward_to<'n>(
+        &self,
+        slot: usize,
+        commands: Batch,
+        names: impl Iterator<Item = &'n [u8]>,
+        transaction: bool,
+    ) -> Result<Vec<Bytes>, RouteError> {
+        let passage = self.shared.resp_router.redis_passage(slot).ok_or_else(|| {
+            BackendError::Unsupported("internal: the route has no redis backend".into())
+        })?;
+        let families = names.map(commands::family_of);
+        let send = passage
+            .backend()
+            .forward(self.version, self.db, commands, transaction);
+        Ok(passage.call(families, send).await?)
     }
 
     /// Sends the batched forwarded commands and writes their replies.
@@ -282,21 +309,12 @@ impl RespSession {
         let names = std::mem::take(&mut batch.names);
         let commands = batch.commands.take();
         let replies = self
-            .shared
-            .resp_router
-            .forward(
-                slot,
-                self.version,
-                self.db,
-                commands,
-                names.iter().map(|name| &name[..]),
-                false,
-            )
+            .forward_to(slot, commands, names.iter().map(|name| &name[..]), false)
             .await;
         match replies {
             Ok(replies) => {
                 for (name, raw) in names.iter().zip(&replies) {
-                    crate::backend::redis::write_reply(name, raw, self.version, out);
+                    client_view::write_reply(name, raw, self.version, out);
                 }
             }
             Err(error) => {
@@ -308,27 +326,30 @@ impl RespSession {
         }
     }
 
-    async fn execute(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
-        let result = match spec.name {
-            "multi" => self.multi(),
-            "exec" => return self.exec().await,
-            "discard" => self.discard(),
-            _ => self.run(spec, args).await,
+    async fn execute(&mut self, spec: &'static CommandSpec, cmd: Cmd, args: &[Bytes]) -> Reply {
+        let result = match cmd {
+            Cmd::Transaction(TxCmd::Multi) => self.multi(),
+            Cmd::Transaction(TxCmd::Exec) => return self.exec().await,
+            Cmd::Transaction(TxCmd::Discard) => self.discard(),
+            _ => self.run(spec.name, cmd, args).await,
         };
         result.unwrap_or_else(|error| error)
     }
 
-    /// Runs one (non-transaction-control) command, in the module its
-    /// [`Group`] names.
-    async fn run(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
-        let name = spec.name;
-        match spec.group {
-            Group::Strings => self.string_command(name, args).await,
-            Group::Keys => self.key_command(name, args).await,
-            Group::Scripts => self.script_command(name, args).await,
-            Group::Server => self.server_command(name, args),
-            Group::Keyspace => self.keyspace_command(name, args).await,
-            Group::Connection | Group::Transaction => self.connection_command(name, args).await,
+    /// Runs one command in the module its [`Cmd`] names.
+    async fn run(&mut self, name: &'static str, cmd: Cmd, args: &[Bytes]) -> CmdResult {
+        match cmd {
+            Cmd::Strings(cmd) => self.string_command(cmd, name, args).await,
+            Cmd::Keys(cmd) => self.key_command(cmd, name, args).await,
+            Cmd::Scripts(cmd) => self.script_command(cmd, args).await,
+            Cmd::Server(cmd) => self.server_command(cmd, args),
+            Cmd::Keyspace(cmd) => self.keyspace_command(cmd, args).await,
+            Cmd::Connection(cmd) => self.connection_command(cmd, args).await,
+            // Transaction control is never queued (see `handle`), so never
+            // reaches here from EXEC.
+            Cmd::Transaction(_) => Err(Reply::error(format!(
+                "ERR '{name}' cannot run inside a transaction"
+            ))),
         }
     }
 
@@ -361,8 +382,13 @@ impl RespSession {
         }
         let mut replies = Vec::with_capacity(transaction.queued.len());
         for args in transaction.queued {
-            let reply = match commands::lookup(&args[0]) {
-                Some(spec) => self.run(spec, &args).await.unwrap_or_else(|error| error),
+            let served =
+                commands::lookup(&args[0]).and_then(|spec| Some((spec.name, spec.runs()?)));
+            let reply = match served {
+                Some((name, cmd)) => self
+                    .run(name, cmd, &args)
+                    .await
+                    .unwrap_or_else(|error| error),
                 None => match self.forward_slot(&args) {
                     Some(target) => self.forward_one(target, &args).await,
                     None => not_on_this_route(&args[0]),
@@ -406,16 +432,7 @@ impl RespSession {
         }
         commands.push_args(&[Bytes::from_static(b"EXEC")], hash);
         let replies = self
-            .shared
-            .resp_router
-            .forward(
-                slot,
-                self.version,
-                self.db,
-                commands,
-                queued.iter().map(|args| &args[0][..]),
-                true,
-            )
+            .forward_to(slot, commands, queued.iter().map(|args| &args[0][..]), true)
             .await;
         let exec = match replies {
             Ok(mut replies) => replies.pop()?,
@@ -427,7 +444,7 @@ impl RespSession {
                     queued
                         .iter()
                         .zip(results)
-                        .map(|(args, reply)| crate::backend::redis::client_reply(&args[0], reply))
+                        .map(|(args, reply)| client_view::client_reply(&args[0], reply))
                         .collect(),
                 ),
                 Ok(other) => other,
@@ -440,21 +457,12 @@ impl RespSession {
         let mut command = Batch::default();
         command.push_args(args, hash);
         match self
-            .shared
-            .resp_router
-            .forward(
-                slot,
-                self.version,
-                self.db,
-                command,
-                std::iter::once(&args[0][..]),
-                false,
-            )
+            .forward_to(slot, command, std::iter::once(&args[0][..]), false)
             .await
         {
             Ok(replies) => {
                 match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
-                    Ok(reply) => crate::backend::redis::client_reply(&args[0], reply),
+                    Ok(reply) => client_view::client_reply(&args[0], reply),
                     Err(error) => Reply::error(format!("ERR {error}")),
                 }
             }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use keyway_protocol::resp::{Reply, Version};
 use sha1::{Digest, Sha1};
 
+use super::commands::ScriptCmd;
 use super::{parse_i64, CmdResult, RespSession};
 use crate::op::{Arith, ArithOutcome, ExpireCondition, Expiry, Ttl};
 
@@ -91,22 +92,22 @@ fn unsupported(sha: &str) -> Reply {
 }
 
 impl RespSession {
-    pub(super) async fn script_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
-        match name {
-            "eval" => {
+    pub(super) async fn script_command(&mut self, cmd: ScriptCmd, args: &[Bytes]) -> CmdResult {
+        match cmd {
+            ScriptCmd::Eval => {
                 let sha = sha1_hex(&args[1]);
                 let script = find(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
                 self.run_script(script, &args[2..]).await
             }
-            "evalsha" => {
+            ScriptCmd::EvalSha => {
                 let script = find(&args[1])
                     .ok_or_else(|| Reply::error("NOSCRIPT No matching script. Please use EVAL."))?;
                 self.run_script(script, &args[2..]).await
             }
-            _ if args.len() == 3 && args[1].eq_ignore_ascii_case(b"load") => {
+            ScriptCmd::Script if args.len() == 3 && args[1].eq_ignore_ascii_case(b"load") => {
                 self.load_script(args).await
             }
-            _ => script_subcommand(args),
+            ScriptCmd::Script => script_subcommand(args),
         }
     }
 
@@ -124,16 +125,7 @@ impl RespSession {
             let mut command = crate::backend::redis::Batch::default();
             command.push_for_every_node(args);
             let replies = self
-                .shared
-                .resp_router
-                .forward(
-                    slot,
-                    self.version,
-                    self.db,
-                    command,
-                    std::iter::once(&b"script"[..]),
-                    false,
-                )
+                .forward_to(slot, command, std::iter::once(&b"script"[..]), false)
                 .await
                 .map_err(Reply::from)?;
             last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)

@@ -41,10 +41,15 @@ impl RespSession {
                 _ => Err(wrong_arity("ping")),
             },
             "auth" | "hello" | "client" => {
-                let spec = super::commands::lookup(&args[0]).expect("a served command");
-                match super::check_arity(Some(spec), &args) {
-                    Ok(()) => self.connection_command(spec.name, &args).await,
-                    Err(error) => Err(error),
+                let spec = super::commands::lookup(&args[0]);
+                match (spec, spec.and_then(super::CommandSpec::runs)) {
+                    (Some(spec), Some(super::Cmd::Connection(cmd))) => {
+                        match super::check_arity(Some(spec), &args) {
+                            Ok(()) => self.connection_command(cmd, &args).await,
+                            Err(error) => Err(error),
+                        }
+                    }
+                    _ => Err(super::unknown_command(&args)),
                 }
             }
             "role" if args.len() == 1 => Ok(Reply::Array(vec![

@@ -6,21 +6,21 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
+use super::commands::ServerCmd;
 use super::{wrong_arity, CmdResult, RespSession};
 use crate::op::now_ms;
 use crate::pattern::glob_match;
 
 impl RespSession {
-    pub(super) fn server_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
-        match name {
-            "role" => Ok(Reply::Array(vec![
+    pub(super) fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> CmdResult {
+        match cmd {
+            ServerCmd::Role => Ok(Reply::Array(vec![
                 Reply::Bulk(Bytes::from_static(b"master")),
                 Reply::Integer(0),
                 Reply::Array(Vec::new()),
             ])),
-            "lastsave" => Ok(Reply::Integer(self.started_unix() as i64)),
-            "config" => self.config(args),
-            _ => unreachable!("dispatched by name: {name}"),
+            ServerCmd::LastSave => Ok(Reply::Integer(self.started_unix() as i64)),
+            ServerCmd::Config => self.config(args),
         }
     }
 

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
+use super::commands::StringCmd;
 use super::{not_an_integer, parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
 use crate::op::{
     now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus,
@@ -33,18 +34,23 @@ pub(super) fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<
 }
 
 impl RespSession {
-    pub(super) async fn string_command(&mut self, name: &'static str, args: &[Bytes]) -> CmdResult {
+    pub(super) async fn string_command(
+        &mut self,
+        cmd: StringCmd,
+        name: &'static str,
+        args: &[Bytes],
+    ) -> CmdResult {
         let router = &self.shared.resp_router;
         let db = self.db;
-        match name {
-            "get" => {
+        match cmd {
+            StringCmd::Get => {
                 let items = router.get(db, &args[1..2]).await?;
                 self.shared.stats.record_reads(&items);
                 Ok(Reply::bulk_or_null(
                     items.into_iter().next().flatten().map(|i| i.value),
                 ))
             }
-            "mget" => {
+            StringCmd::MGet => {
                 let items = router.get(db, &args[1..]).await?;
                 self.shared.stats.record_reads(&items);
                 Ok(Reply::Array(
@@ -54,8 +60,8 @@ impl RespSession {
                         .collect(),
                 ))
             }
-            "set" => self.set(args).await,
-            "setnx" => {
+            StringCmd::Set => self.set(args).await,
+            StringCmd::SetNx => {
                 let never = ExpiryUpdate::Set(Expiry::Never);
                 let store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Add, never);
                 let outcome = self.store(store).await?;
@@ -63,8 +69,12 @@ impl RespSession {
                     outcome.status == StoreStatus::Stored,
                 )))
             }
-            "setex" | "psetex" => {
-                let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
+            StringCmd::SetEx | StringCmd::PSetEx => {
+                let unit: &[u8] = if cmd == StringCmd::SetEx {
+                    b"EX"
+                } else {
+                    b"PX"
+                };
                 let expiry = parse_expiry(unit, &args[2], name)?;
                 let expiry = ExpiryUpdate::Set(expiry);
                 self.store(Store::new(
@@ -76,11 +86,11 @@ impl RespSession {
                 .await?;
                 Ok(Reply::ok())
             }
-            "getdel" => Ok(Reply::bulk_or_null(
+            StringCmd::GetDel => Ok(Reply::bulk_or_null(
                 router.get_and_delete(db, &args[1]).await?.map(|i| i.value),
             )),
-            "getex" => self.getex(args).await,
-            "mset" | "msetnx" => {
+            StringCmd::GetEx => self.getex(args).await,
+            StringCmd::MSet | StringCmd::MSetNx => {
                 if args.len() % 2 == 0 {
                     return Err(wrong_arity(name));
                 }
@@ -88,7 +98,7 @@ impl RespSession {
                     .chunks(2)
                     .map(|p| (p[0].clone(), p[1].clone()))
                     .collect();
-                if name == "mset" {
+                if cmd == StringCmd::MSet {
                     router.store_many(db, pairs).await?;
                     return Ok(Reply::ok());
                 }
@@ -99,11 +109,11 @@ impl RespSession {
                     )),
                 }
             }
-            "incr" | "decr" | "incrby" | "decrby" => {
-                let delta = match name {
-                    "incr" => 1,
-                    "decr" => -1,
-                    "incrby" => parse_i64(&args[2])?,
+            StringCmd::Incr | StringCmd::Decr | StringCmd::IncrBy | StringCmd::DecrBy => {
+                let delta = match cmd {
+                    StringCmd::Incr => 1,
+                    StringCmd::Decr => -1,
+                    StringCmd::IncrBy => parse_i64(&args[2])?,
                     _ => parse_i64(&args[2])?
                         .checked_neg()
                         .ok_or_else(|| Reply::error("ERR decrement would overflow"))?,
@@ -113,7 +123,7 @@ impl RespSession {
                     _ => Err(not_an_integer()),
                 }
             }
-            "append" => {
+            StringCmd::Append => {
                 let store = Store::new(
                     args[1].clone(),
                     args[2].clone(),
@@ -122,7 +132,7 @@ impl RespSession {
                 );
                 Ok(Reply::Integer(router.store(db, store).await?.len as i64))
             }
-            "getset" => {
+            StringCmd::GetSet => {
                 // SET ... GET: the old value back, the expiry dropped.
                 let never = ExpiryUpdate::Set(Expiry::Never);
                 let mut store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Set, never);
@@ -130,7 +140,7 @@ impl RespSession {
                 let old = self.store(store).await?.old;
                 Ok(Reply::bulk_or_null(old.map(|item| item.value)))
             }
-            "getrange" => {
+            StringCmd::GetRange => {
                 let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
                 let items = router.get(db, &args[1..2]).await?;
                 let value = items[0]
@@ -139,14 +149,13 @@ impl RespSession {
                     .unwrap_or_default();
                 Ok(Reply::Bulk(substring(&value, start, end)))
             }
-            "setrange" => self.setrange(args).await,
-            "strlen" => {
+            StringCmd::SetRange => self.setrange(args).await,
+            StringCmd::StrLen => {
                 let items = router.get(db, &args[1..2]).await?;
                 Ok(Reply::Integer(
                     items[0].as_ref().map_or(0, |i| i.value.len() as i64),
                 ))
             }
-            _ => unreachable!("dispatched by name: {name}"),
         }
     }
 

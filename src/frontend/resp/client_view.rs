@@ -1,19 +1,24 @@
-//! What a RESP client sees of the values this backend stores: a value
-//! written over memcached carries its flags in a header (`FLAGS_MARKER`),
-//! which replies to redis clients must not show. Forwarded commands' replies
-//! pass through here.
+//! What a RESP client sees of the values a redis backend stores: a value
+//! written over memcached carries its flags in a header
+//! ([`FLAGS_MARKER`](crate::backend::redis::FLAGS_MARKER)), which replies to
+//! redis clients must not show. Forwarded commands' replies pass through
+//! here on their way to the client: the backend returns redis's bytes, the
+//! frontend writes what the client should see.
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
 
-use super::{client_value, FLAGS_MARKER};
+use super::commands::{lookup, Cmd, StringCmd};
+use crate::backend::redis::{client_value, FLAGS_MARKER};
 
 /// Whether `name` replies with stored string values (which may carry the
 /// flags header of a value written over memcached).
-pub fn returns_values(name: &[u8]) -> bool {
-    [&b"get"[..], b"getdel", b"getex", b"getset", b"mget", b"set"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
+fn returns_values(name: &[u8]) -> bool {
+    use StringCmd::{Get, GetDel, GetEx, GetSet, MGet, Set};
+    matches!(
+        lookup(name).and_then(|spec| spec.runs()),
+        Some(Cmd::Strings(Get | GetDel | GetEx | GetSet | MGet | Set))
+    )
 }
 
 /// Writes redis's reply (`raw`, in the client's version) to a forwarded

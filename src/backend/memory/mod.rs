@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quick_cache::unsync::Cache;
-use quick_cache::{Equivalent, Lifecycle, Weighter};
+use quick_cache::Weighter;
 
 use super::{numeric, Backend, BackendError, Result};
 use crate::op::{
@@ -20,80 +20,9 @@ use crate::op::{
 };
 use crate::pattern::glob_match;
 
-/// A stored key. Keys and values are copied into allocations of their own on
-/// store: slices of a connection's read buffer would pin the whole buffer.
-#[derive(Clone, PartialEq, Eq)]
-struct Key {
-    db: Db,
-    key: Bytes,
-}
+mod shard;
 
-/// A key to look up, borrowed from the request; hashes exactly like [`Key`].
-#[derive(Clone, Copy)]
-struct KeyRef<'a> {
-    db: Db,
-    key: &'a [u8],
-}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        KeyRef {
-            db: self.db,
-            key: &self.key,
-        }
-        .hash(state);
-    }
-}
-
-impl std::hash::Hash for KeyRef<'_> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u8(self.db);
-        state.write(self.key);
-    }
-}
-
-impl Equivalent<Key> for KeyRef<'_> {
-    fn equivalent(&self, stored: &Key) -> bool {
-        self.db == stored.db && self.key == &stored.key[..]
-    }
-}
-
-impl KeyRef<'_> {
-    fn to_owned(self) -> Key {
-        Key {
-            db: self.db,
-            key: Bytes::copy_from_slice(self.key),
-        }
-    }
-}
-
-/// Bytes charged per item beyond key and value: the entry, its index slot and
-/// the cache's own bookkeeping, so that capacity tracks real memory use.
-const ITEM_OVERHEAD: u64 = 96;
-const MAX_SHARDS: usize = 16;
-/// Shards are kept at least this big so that one large item always fits.
-const MIN_SHARD_BYTES: u64 = 8 * 1024 * 1024;
-
-#[derive(Clone)]
-struct ItemWeight;
-
-impl Weighter<Key, Item> for ItemWeight {
-    fn weight(&self, key: &Key, item: &Item) -> u64 {
-        (key.key.len() + item.value.len()) as u64 + ITEM_OVERHEAD
-    }
-}
-
-#[derive(Clone)]
-struct CountEvictions(Arc<AtomicU64>);
-
-impl Lifecycle<Key, Item> for CountEvictions {
-    type RequestState = ();
-    fn on_evict(&self, _: &mut (), _: Key, _: Item) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-type Shard = Cache<Key, Item, ItemWeight, ahash::RandomState, CountEvictions>;
+use shard::{CountEvictions, ItemWeight, KeyRef, Shard, MAX_SHARDS, MIN_SHARD_BYTES};
 
 /// What INFO and `stats` report for a memory backend.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,8 +2,11 @@
 //! splitting multi-key operations across backends and merging the answers
 //! back in request order. Frontends call this; it never sees wire formats.
 
+mod build;
 mod passage;
 mod table;
+
+use build::Built;
 
 use bytes::Bytes;
 
@@ -12,8 +15,6 @@ pub use table::RouteTable;
 
 use std::sync::Arc;
 
-use crate::backend::memcached::MemcachedBackend;
-use crate::backend::redis::RedisBackend;
 use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
 use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
 use crate::django_sessions::{ended, Reason};
@@ -98,151 +99,7 @@ struct Slot {
     protected: bool,
 }
 
-fn position(slots: &[Slot], name: &str) -> usize {
-    slots
-        .iter()
-        .position(|slot| slot.name == name)
-        .expect("validated by Config::validate")
-}
-
-impl Slot {
-    fn new(name: &str, target: Target, built: Built) -> Self {
-        Self {
-            name: name.to_string(),
-            target,
-            built,
-            protected: false,
-        }
-    }
-}
-
-#[derive(Clone, PartialEq)]
-enum Built {
-    Backend(BackendConfig, std::path::PathBuf),
-    Policy(PolicyConfig),
-}
-
 impl Router {
-    pub fn build(config: &Config) -> std::result::Result<Self, BuildError> {
-        Self::rebuild(config, None)
-    }
-
-    /// Builds the router for `config`, taking over from `previous` every
-    /// backend whose settings did not change (with its open connections and
-    /// its figures), and every policy whose settings and members did not.
-    pub fn rebuild(
-        config: &Config,
-        previous: Option<&Router>,
-    ) -> std::result::Result<Self, BuildError> {
-        let mut slots = Self::build_slots(config, previous)?;
-        let slot_of = |name: &str| position(&slots, name);
-        let mut protected = Vec::new();
-        for route in &config.routes {
-            if route.protected.unwrap_or(config.is_durable(route.target())) {
-                protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
-            }
-        }
-        for slot in protected {
-            slots[slot].protected = true;
-        }
-        let mut router = Self::over(slots, config, config.routes.iter());
-        // Every backend, routed or not, as before listeners had keyspaces.
-        router.reaches = vec![true; router.slots.len()];
-        Ok(router)
-    }
-
-    /// This router's backends and policies behind only the routes that
-    /// serve `listener`: the keyspace its clients see.
-    pub fn for_listener(&self, config: &Config, listener: RouteListener) -> Router {
-        let routes = config.routes.iter().filter(|route| route.serves(listener));
-        Self::over(self.slots.clone(), config, routes)
-    }
-
-    fn over<'r>(
-        slots: Vec<Slot>,
-        config: &Config,
-        routes: impl Iterator<Item = &'r RouteConfig> + Clone,
-    ) -> Router {
-        let slot_of = |name: &str| position(&slots, name);
-        let compiled: Vec<RouteConfig> = routes.clone().cloned().collect();
-        let table = RouteTable::compile(&compiled, slot_of);
-        let mut routed = Vec::new();
-        let mut reaches = vec![false; slots.len()];
-        for route in routes {
-            let slot = slot_of(route.target());
-            if !routed.contains(&slot) {
-                routed.push(slot);
-            }
-            for leaf in config.leaves(route.target()) {
-                reaches[slot_of(leaf)] = true;
-            }
-        }
-        Router {
-            table,
-            slots,
-            routed,
-            reaches,
-            sessions: config.sessions.clone(),
-        }
-    }
-
-    /// Every backend, then every policy after its members, each taken over
-    /// from `previous` when what it was built from did not change (a policy
-    /// also needs every member it names kept).
-    fn build_slots(
-        config: &Config,
-        previous: Option<&Router>,
-    ) -> std::result::Result<Vec<Slot>, BuildError> {
-        let kept = |name: &str, built: &Built| {
-            let slot = previous?.slot(name)?;
-            (slot.built == *built).then(|| slot.target.clone())
-        };
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut fresh: Vec<&str> = Vec::new();
-        for (name, backend) in &config.backends {
-            let built = Built::Backend(backend.clone(), config.runtime.data_dir.clone());
-            let target = match kept(name, &built) {
-                Some(target) => target,
-                None => {
-                    fresh.push(name);
-                    let backend = AnyBackend::build(backend, &config.runtime.data_dir)?;
-                    Target::new(name, Node::Backend(Arc::new(backend)))
-                }
-            };
-            slots.push(Slot::new(name, target, built));
-        }
-        // Each pass builds the policies whose members exist.
-        let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
-        while !pending.is_empty() {
-            let before = pending.len();
-            pending.retain(|(name, policy)| {
-                let slot = |name: &str| slots.iter().position(|slot| slot.name == *name);
-                if policy.members().iter().any(|(_, m)| slot(m).is_none()) {
-                    return true;
-                }
-                let built = Built::Policy((*policy).clone());
-                let members_kept = policy.members().iter().all(|(_, m)| !fresh.contains(m));
-                let target = match kept(name, &built).filter(|_| members_kept) {
-                    Some(target) => target,
-                    None => {
-                        fresh.push(name);
-                        let member = |name: &str| Some(Member(slots[slot(name)?].target.clone()));
-                        let watches = config.watches(name);
-                        let built = Policy::build(policy, watches, member).expect("members exist");
-                        Target::new(name, Node::Policy(Arc::new(built)))
-                    }
-                };
-                slots.push(Slot::new(name, target, built));
-                false
-            });
-            assert!(
-                pending.len() < before,
-                "validated: policies do not contain themselves"
-            );
-        }
-        Ok(slots)
-    }
-
     fn slot(&self, name: &str) -> Option<&Slot> {
         self.slots.iter().find(|slot| slot.name == name)
     }
@@ -562,87 +419,6 @@ impl Router {
             };
         }
         Ok(total)
-    }
-
-    /// The redis backend (its slot) that every one of `keys` routes to, if
-    /// there is one: RESP commands on those keys can be forwarded as they came.
-    /// No keys, no target.
-    pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let slot = self.forwarding_slot(keys)?;
-        matches!(
-            self.slots[slot].target.backend(),
-            Some(AnyBackend::Redis(_))
-        )
-        .then_some(slot)
-    }
-
-    /// The one target slot all `keys` route to, by routes without TTL limits
-    /// (which only operations can enforce): requests on them may go to a
-    /// backend as they came.
-    fn forwarding_slot<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let first = keys.next()?;
-        let (slot, limits) = self.table.route_with_limits(first)?;
-        if !limits.is_none() || self.may_keep_ended(first) {
-            return None;
-        }
-        keys.all(|key| {
-            !self.may_keep_ended(key) && self.table.route_with_limits(key) == Some((slot, limits))
-        })
-        .then_some(slot)
-    }
-
-    /// Whether `key` may be a session key kept ended (the cheap test: such
-    /// keys are not forwarded as they came, so that their deletes leave a
-    /// marker and their writes check it).
-    fn may_keep_ended(&self, key: &[u8]) -> bool {
-        self.sessions.keep_ended && keyway_protocol::django::may_be_session_key(key)
-    }
-
-    /// The memcached backend every one of `keys` routes to, if there is one:
-    /// memcached clients' requests on those keys can be forwarded as they came.
-    pub fn memcached_passage<'k>(
-        &self,
-        keys: impl Iterator<Item = &'k [u8]>,
-    ) -> Option<Passage<'_, MemcachedBackend>> {
-        let target = &self.slots[self.forwarding_slot(keys)?].target;
-        match target.backend() {
-            Some(AnyBackend::Memcached(memcached)) => Some(Passage::new(memcached, &target.stats)),
-            _ => None,
-        }
-    }
-
-    /// The redis backend at `slot` (from [`Router::redis_target`] or
-    /// [`Router::redis_slots`]), to forward RESP commands to as they came.
-    pub fn redis_passage(&self, slot: usize) -> Option<Passage<'_, RedisBackend>> {
-        let target = &self.slots.get(slot)?.target;
-        match target.backend() {
-            Some(AnyBackend::Redis(redis)) => Some(Passage::new(&**redis, &target.stats)),
-            _ => None,
-        }
-    }
-
-    /// Whether the redis backend at `slot` is a Redis Cluster: commands
-    /// forwarded there carry their keys' hash slot.
-    pub fn is_redis_cluster(&self, slot: usize) -> bool {
-        matches!(
-            self.slots[slot].target.backend(),
-            Some(AnyBackend::Redis(redis)) if redis.is_cluster()
-        )
-    }
-
-    /// Whether any backend is a redis (RESP commands may then be forwarded).
-    pub fn has_redis(&self) -> bool {
-        self.redis_slots().next().is_some()
-    }
-
-    /// Slots of every redis backend.
-    pub fn redis_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.slots.len()).filter(|&slot| {
-            matches!(
-                self.slots[slot].target.backend(),
-                Some(AnyBackend::Redis(_))
-            )
-        })
     }
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).

@@ -1,0 +1,132 @@
+//! MULTI ... EXEC: commands queued, then run on the one redis backend that
+//! owns every key (a real transaction there), or one after another by
+//! Keyway.
+
+use super::*;
+
+/// Commands queued between MULTI and EXEC.
+#[derive(Default)]
+pub(super) struct Transaction {
+    pub(super) queued: Vec<Vec<Bytes>>,
+    /// A queued command was refused; EXEC must abort.
+    pub(super) aborted: bool,
+}
+
+impl RespSession {
+    pub(super) fn multi(&mut self) -> CmdResult {
+        if self.transaction.is_some() {
+            return Err(Reply::error("ERR MULTI calls can not be nested"));
+        }
+        self.transaction = Some(Transaction::default());
+        Ok(Reply::ok())
+    }
+
+    pub(super) fn discard(&mut self) -> CmdResult {
+        match self.transaction.take() {
+            Some(_) => Ok(Reply::ok()),
+            None => Err(Reply::error("ERR DISCARD without MULTI")),
+        }
+    }
+
+    /// Runs the queued commands in order. They are not isolated from other
+    /// clients' commands (documented): each is atomic on its own.
+    pub(super) async fn exec(&mut self) -> Reply {
+        let Some(transaction) = self.transaction.take() else {
+            return Reply::error("ERR EXEC without MULTI");
+        };
+        if transaction.aborted {
+            return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        if let Some(reply) = self.exec_on_redis(&transaction.queued).await {
+            return reply;
+        }
+        let mut replies = Vec::with_capacity(transaction.queued.len());
+        for args in transaction.queued {
+            let served =
+                commands::lookup(&args[0]).and_then(|spec| Some((spec.name, spec.runs()?)));
+            let reply = match served {
+                Some((name, cmd)) => self
+                    .run(name, cmd, &args)
+                    .await
+                    .unwrap_or_else(|error| error),
+                None => match self.forward_slot(&args) {
+                    Some(target) => self.forward_one(target, &args).await,
+                    None => not_on_this_route(&args[0]),
+                },
+            };
+            replies.push(reply);
+        }
+        Reply::Array(replies)
+    }
+
+    /// Runs the whole transaction on one redis backend when every queued
+    /// command goes there: a real MULTI/EXEC, atomic and isolated.
+    /// On a Redis Cluster that means one node: every key in one hash slot.
+    /// A transaction of Keyway's own commands over several slots runs as
+    /// Keyway runs one over several routes (see `exec`); one with redis's
+    /// other commands is refused with the rule.
+    async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
+        let targets: Vec<Option<(usize, u16)>> =
+            queued.iter().map(|args| self.forward_slot(args)).collect();
+        let (slot, hash) = targets.first().copied().flatten()?;
+        if !targets.iter().all(|t| *t == Some((slot, hash))) {
+            let router = &self.shared.resp_router;
+            let one_cluster = router.is_redis_cluster(slot)
+                && targets.iter().all(|t| t.is_some_and(|(s, _)| s == slot));
+            let foreign = queued
+                .iter()
+                .any(|args| commands::lookup(&args[0]).is_none());
+            if one_cluster && foreign {
+                return Some(Reply::error(
+                    "CROSSSLOT Keys in request don't hash to the same slot (a MULTI/EXEC on a \
+                     redis-cluster route runs on one node, so every key in it must hash to one \
+                     slot: give the keys one {hash tag})",
+                ));
+            }
+            return None;
+        }
+        let mut commands = Batch::default();
+        commands.push_args(&[Bytes::from_static(b"MULTI")], hash);
+        for args in queued {
+            commands.push_args(args, hash);
+        }
+        commands.push_args(&[Bytes::from_static(b"EXEC")], hash);
+        let replies = self
+            .forward_to(slot, commands, queued.iter().map(|args| &args[0][..]), true)
+            .await;
+        let exec = match replies {
+            Ok(mut replies) => replies.pop()?,
+            Err(error) => return Some(Reply::from(error)),
+        };
+        Some(
+            match keyway_protocol::resp::parse_backend_reply(&exec, self.version) {
+                Ok(Reply::Array(results)) => Reply::Array(
+                    queued
+                        .iter()
+                        .zip(results)
+                        .map(|(args, reply)| client_view::client_reply(&args[0], reply))
+                        .collect(),
+                ),
+                Ok(other) => other,
+                Err(error) => Reply::error(format!("ERR {error}")),
+            },
+        )
+    }
+
+    async fn forward_one(&self, (slot, hash): (usize, u16), args: &[Bytes]) -> Reply {
+        let mut command = Batch::default();
+        command.push_args(args, hash);
+        match self
+            .forward_to(slot, command, std::iter::once(&args[0][..]), false)
+            .await
+        {
+            Ok(replies) => {
+                match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
+                    Ok(reply) => client_view::client_reply(&args[0], reply),
+                    Err(error) => Reply::error(format!("ERR {error}")),
+                }
+            }
+            Err(error) => Reply::from(error),
+        }
+    }
+}

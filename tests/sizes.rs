@@ -25,7 +25,7 @@ use syn::visit::Visit;
 const FILE_LINES: usize = 500;
 const FN_LINES: usize = 60;
 /// At most this many files over [`FILE_LINES`] (goal: 3).
-const FILES_OVER_BUDGET: usize = 13;
+const FILES_OVER_BUDGET: usize = 3;
 /// At most this many functions over [`FN_LINES`] (goal: 5).
 const FNS_OVER_BUDGET: usize = 30;
 

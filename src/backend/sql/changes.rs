@@ -29,7 +29,7 @@ use bytes::Bytes;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::broadcast;
 
-use super::writer::Shared;
+use super::table::Table;
 use crate::backend::Call;
 use crate::op::{now_ms, Db};
 
@@ -119,7 +119,7 @@ pub(super) fn changes_of(
 /// Adds `changes` to the log inside the writing transaction `conn`, as its
 /// last statements before the commit (the counter's lock is held until then).
 pub(super) async fn log(
-    shared: &Shared,
+    shared: &Table,
     conn: &mut AnyConnection,
     changes: &mut Vec<Change>,
 ) -> Result<(), sqlx::Error> {
@@ -191,7 +191,7 @@ pub(super) struct TrimClock(parking_lot::Mutex<std::collections::VecDeque<(Insta
 
 /// Notes where the log stands and deletes the entries written before the
 /// oldest mark that is at least [`RETENTION`] old. Runs with the sweeper.
-pub(super) async fn trim(shared: &Shared, clock: &TrimClock) {
+pub(super) async fn trim(shared: &Table, clock: &TrimClock) {
     let st = &shared.statements.changes;
     let now = Instant::now();
     let current = sqlx::query(&st.current).fetch_one(&shared.pool).await;
@@ -245,7 +245,7 @@ impl ChangeFeed {
     /// `shared`'s log every `interval` until `stop` is cancelled.
     pub fn subscribe(
         self: &Arc<Self>,
-        shared: &Arc<Shared>,
+        shared: &Arc<Table>,
         interval: Duration,
         stop: &tokio_util::sync::CancellationToken,
     ) -> broadcast::Receiver<Arc<Poll>> {
@@ -278,7 +278,7 @@ impl ChangeFeed {
 }
 
 async fn poll_loop(
-    shared: Arc<Shared>,
+    shared: Arc<Table>,
     feed: Arc<ChangeFeed>,
     sender: broadcast::Sender<Arc<Poll>>,
     interval: Duration,
@@ -339,7 +339,7 @@ async fn poll_loop(
 
 /// Reads the entries after `last` (creating the log first if it is missing).
 /// The first call only learns where the log stands.
-async fn poll_once(shared: &Shared, last: &mut Option<i64>) -> Result<Vec<Change>, String> {
+async fn poll_once(shared: &Table, last: &mut Option<i64>) -> Result<Vec<Change>, String> {
     let st = &shared.statements.changes;
     let Some(after) = *last else {
         shared.create_schema().await.map_err(|e| e.to_string())?;

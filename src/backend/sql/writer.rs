@@ -8,17 +8,17 @@
 //! UPDATE`, SQLite's `BEGIN IMMEDIATE`) make them atomic against other
 //! processes sharing the table.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::changes;
-use super::dialect::{Dialect, Statements};
+use super::dialect::Dialect;
 use super::encryption::{self, Keyring};
+use super::table::Table;
 use crate::backend::{numeric, Answer, BackendError, Call};
 use crate::op::{
     now_ms, plan_store, Arith, ArithOutcome, Db, Expiry, ExpiryUpdate, Item, Store, StoreMode,
@@ -39,101 +39,8 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<Answer, BackendError>>,
 }
 
-pub struct Shared {
-    pub pool: AnyPool,
-    /// One connection for the change feed's polls (`changes`).
-    pub feed_pool: AnyPool,
-    pub dialect: Dialect,
-    pub statements: Statements,
-    pub next_cas: AtomicU64,
-    /// How many writes each committed transaction carried, for `/metrics`.
-    pub batch_sizes: BatchSizes,
-    /// Change-log entries this process wrote, for `/metrics`.
-    pub changes_logged: AtomicU64,
-    /// The keys values are sealed with at rest (`encryption_key_file`).
-    pub keyring: Option<Keyring>,
-}
-
-/// Upper bounds of the batch-size histogram's buckets (+Inf implied).
-pub const BATCH_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
-
-/// A histogram of batch sizes; only the writer task adds to it.
-#[derive(Default)]
-pub struct BatchSizes {
-    buckets: [AtomicU64; BATCH_BOUNDS.len() + 1],
-    sum: AtomicU64,
-}
-
-impl BatchSizes {
-    fn record(&self, size: usize) {
-        let size = size as u64;
-        let bucket = BATCH_BOUNDS.partition_point(|&bound| bound < size);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(size, Ordering::Relaxed);
-    }
-
-    /// (sum, counts per bucket, +Inf last).
-    pub fn snapshot(&self) -> (u64, Vec<u64>) {
-        let counts = self
-            .buckets
-            .iter()
-            .map(|bucket| bucket.load(Ordering::Relaxed))
-            .collect();
-        (self.sum.load(Ordering::Relaxed), counts)
-    }
-}
-
-impl Shared {
-    pub fn unavailable(&self, error: impl std::fmt::Display) -> BackendError {
-        BackendError::Unavailable {
-            backend: self.dialect.name().to_string(),
-            message: error.to_string(),
-        }
-    }
-
-    /// Creates the table, its indexes and the change log where missing.
-    /// Several Keyways starting at once may race on PostgreSQL's catalog
-    /// ("duplicate key value" on a type): a second try finds the table.
-    pub async fn create_schema(&self) -> Result<(), BackendError> {
-        let mut tries = 0;
-        loop {
-            match self.try_create_schema().await {
-                // Only the database's own refusals: an unreachable one
-                // must fail within the request's time.
-                Err(sqlx::Error::Database(_)) if tries < 3 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
-                }
-                result => {
-                    return result.map_err(|e| self.unavailable(format!("creating the table: {e}")))
-                }
-            }
-        }
-    }
-
-    async fn try_create_schema(&self) -> Result<(), sqlx::Error> {
-        use sqlx::Executor;
-        for sql in &self.statements.create {
-            self.pool.execute(sql.as_str()).await?;
-        }
-        // A table made before the owner index gets it; on one that has it,
-        // these fail with "already there" (SQLite and MySQL cannot say
-        // IF NOT EXISTS), which is what they should find.
-        for sql in &self.statements.owners.upgrade {
-            if let Err(error) = self.pool.execute(sql.as_str()).await {
-                tracing::debug!(%error, sql, "owner index already there");
-            }
-        }
-        Ok(())
-    }
-
-    fn new_cas(&self) -> i64 {
-        self.next_cas.fetch_add(1, Ordering::Relaxed) as i64
-    }
-}
-
 /// Runs until every sender is dropped.
-pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
+pub async fn run(shared: Arc<Table>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         match run_batch(&shared, &jobs).await {
@@ -170,7 +77,7 @@ pub async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
 /// error aborts it (nothing committed), the inner ones are per-write answers
 /// (NOT_STORED is not an error, a non-numeric incr is).
 async fn run_batch(
-    shared: &Shared,
+    shared: &Table,
     writes: &[Job],
 ) -> Result<Vec<Result<Answer, BackendError>>, sqlx::Error> {
     let begin = match shared.dialect {
@@ -204,7 +111,7 @@ async fn run_batch(
 type Row6 = (i64, Bytes, Bytes, i64, i64, i64);
 
 struct Batch<'a> {
-    shared: &'a Shared,
+    shared: &'a Table,
     conn: &'a mut AnyConnection,
     /// Plain sets not yet sent, coalesced into multi-row upserts.
     pending: Vec<Row6>,

@@ -14,10 +14,14 @@
 //! WATCH, MONITOR) are refused with an error that says so: forwarded
 //! commands share pipelined connections with other clients.
 
-use bytes::Bytes;
-use keyway_protocol::resp::Reply;
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, Does, KeySpec, KeyspaceCmd};
+use super::commands::{self, find, Cmd, CommandSpec, Does, KeySpec, KeyspaceCmd, ScriptCmd};
+use super::{client_view, scripts, RespSession};
+use crate::backend::redis::Batch;
+use crate::backend::BackendError;
+use crate::router::RouteError;
 
 /// How Keyway treats a command it may forward.
 pub enum Plan {
@@ -129,6 +133,97 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
         }
     };
     Some(positions)
+}
+
+/// Consecutive commands of a client's pipeline bound for one redis
+/// backend, sent there as one batch.
+#[derive(Default)]
+pub(super) struct Forwarding {
+    pub(super) slot: Option<usize>,
+    pub(super) commands: Batch,
+    /// Each command's name, to shape its reply.
+    pub(super) names: Vec<Bytes>,
+}
+
+impl RespSession {
+    /// The redis backend `args` can be forwarded to, if any (see
+    /// [`forward`]), with the hash slot of its keys when that backend is a
+    /// Redis Cluster (0 otherwise).
+    pub(super) fn forward_slot(&self, args: &[Bytes]) -> Option<(usize, u16)> {
+        let router = &self.shared.resp_router;
+        if !router.has_redis() {
+            return None;
+        }
+        let Plan::Keys(positions) = plan(args) else {
+            return None;
+        };
+        // The scripts Keyway runs natively stay native on every route.
+        if scripts::is_builtin_call(args) {
+            return None;
+        }
+        let slot = router.redis_target(positions.keys(args))?;
+        if !router.is_redis_cluster(slot) {
+            return Some((slot, 0));
+        }
+        let mut keys = positions.keys(args);
+        let hash = key_slot(keys.next()?);
+        if keys.all(|key| key_slot(key) == hash) {
+            return Some((slot, hash));
+        }
+        // Keys in several hash slots. Keyway's own commands (MGET, MSET,
+        // DEL, EXISTS, ...) then run as operations, split by slot; redis's
+        // other commands and scripts go to the first key's node, which
+        // answers redis's CROSSSLOT error.
+        match commands::lookup(&args[0]).and_then(CommandSpec::runs) {
+            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => Some((slot, hash)),
+            Some(_) => None,
+        }
+    }
+
+    /// Sends whole commands (named by `names`, counted under their
+    /// families) to the redis backend at `slot` as they came, wrapped in
+    /// MULTI ... EXEC when `transaction`; redis's replies as it sent them.
+    pub(super) async fn forward_to<'n>(
+        &self,
+        slot: usize,
+        commands: Batch,
+        names: impl Iterator<Item = &'n [u8]>,
+        transaction: bool,
+    ) -> Result<Vec<Bytes>, RouteError> {
+        let passage = self.shared.resp_router.redis_passage(slot).ok_or_else(|| {
+            BackendError::Unsupported("internal: the route has no redis backend".into())
+        })?;
+        let families = names.map(commands::family_of);
+        let send = passage
+            .backend()
+            .forward(self.version, self.db, commands, transaction);
+        Ok(passage.call(families, send).await?)
+    }
+
+    /// Sends the batched forwarded commands and writes their replies.
+    pub(super) async fn flush_forwarded(&mut self, batch: &mut Forwarding, out: &mut BytesMut) {
+        let Some(slot) = batch.slot.take() else {
+            return;
+        };
+        let names = std::mem::take(&mut batch.names);
+        let commands = batch.commands.take();
+        let replies = self
+            .forward_to(slot, commands, names.iter().map(|name| &name[..]), false)
+            .await;
+        match replies {
+            Ok(replies) => {
+                for (name, raw) in names.iter().zip(&replies) {
+                    client_view::write_reply(name, raw, self.version, out);
+                }
+            }
+            Err(error) => {
+                let reply = Reply::from(error);
+                for _ in &names {
+                    encode(&reply, self.version, out);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

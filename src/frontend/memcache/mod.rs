@@ -255,6 +255,26 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
                 .await;
             return write_values(shared, keys, items, with_cas, out);
         }
+        Request::Meta(request) => {
+            meta::execute(shared, &request, out).await;
+            return Flow::Continue;
+        }
+        Request::Stats { args } => {
+            return write_stats(shared, &args, out).await;
+        }
+        Request::Quit => return Flow::Close,
+        request => answer(shared, request).await,
+    };
+    if !noreply {
+        encode(&reply, out);
+    }
+    Flow::Continue
+}
+
+/// The one-line answer to a request that is not a retrieval, a meta
+/// command or `stats`, and whether the client asked for none (noreply).
+async fn answer(shared: &Arc<Shared>, request: Request) -> (bool, Reply) {
+    match request {
         Request::Store {
             command,
             key,
@@ -265,10 +285,8 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             noreply,
         } => {
             shared.stats.sets.add(1);
-            (
-                noreply,
-                store(shared, command, key, flags, exptime, data, cas_unique).await,
-            )
+            let reply = store(shared, command, key, flags, exptime, data, cas_unique).await;
+            (noreply, reply)
         }
         Request::TooLarge {
             command,
@@ -290,10 +308,6 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
         Request::FlushAll { delay, noreply } => (noreply, flush_all(shared, delay).await),
         Request::Version => (false, Reply::Version(VERSION.into())),
         Request::MetaNoOp => (false, Reply::MetaNoOp),
-        Request::Meta(request) => {
-            meta::execute(shared, &request, out).await;
-            return Flow::Continue;
-        }
         Request::Shutdown => (false, Reply::Line("ERROR: shutdown not enabled")),
         // Accepted as memcached accepts it; Keyway's memory is each memory
         // backend's `capacity` (docs/protocol-compatibility.md).
@@ -303,15 +317,13 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
         ),
         Request::CacheMemlimit { noreply, .. } => (noreply, Reply::Ok),
         Request::Verbosity { noreply } => (noreply, Reply::Ok),
-        Request::Stats { args } => {
-            return write_stats(shared, &args, out).await;
-        }
-        Request::Quit => return Flow::Close,
-    };
-    if !noreply {
-        encode(&reply, out);
+        // Answered by `execute` before it asks here.
+        Request::Get { .. }
+        | Request::GetAndTouch { .. }
+        | Request::Meta(_)
+        | Request::Stats { .. }
+        | Request::Quit => (false, Reply::Line("ERROR")),
     }
-    Flow::Continue
 }
 
 async fn store(

@@ -55,38 +55,47 @@ impl RespSession {
                     "none"
                 }))
             }
-            KeyCmd::Keys => {
-                let mut keys = Vec::new();
-                let mut cursor = 0;
-                loop {
-                    let page = router.scan(db, cursor, Some(&args[1]), KEYS_BATCH).await?;
-                    keys.extend(page.keys.into_iter().map(Reply::Bulk));
-                    cursor = page.cursor;
-                    if cursor == 0 {
-                        return Ok(Reply::Array(keys));
-                    }
-                }
-            }
+            KeyCmd::Keys => self.keys(args).await,
             KeyCmd::Scan => self.scan(args).await,
             KeyCmd::DbSize => Ok(Reply::Integer(router.len(db).await? as i64)),
-            KeyCmd::FlushDb | KeyCmd::FlushAll => {
-                match &args[1..] {
-                    [] => {}
-                    [mode]
-                        if mode.eq_ignore_ascii_case(b"ASYNC")
-                            || mode.eq_ignore_ascii_case(b"SYNC") => {}
-                    _ => return Err(syntax_error()),
-                }
-                router
-                    .flush(if cmd == KeyCmd::FlushDb {
-                        Some(db)
-                    } else {
-                        None
-                    })
-                    .await?;
-                Ok(Reply::ok())
+            KeyCmd::FlushDb | KeyCmd::FlushAll => self.flush(cmd, args).await,
+        }
+    }
+
+    /// `KEYS pattern`: every matching key, read page by page.
+    async fn keys(&self, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        let mut keys = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = router.scan(db, cursor, Some(&args[1]), KEYS_BATCH).await?;
+            keys.extend(page.keys.into_iter().map(Reply::Bulk));
+            cursor = page.cursor;
+            if cursor == 0 {
+                return Ok(Reply::Array(keys));
             }
         }
+    }
+
+    /// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]` (both run synchronously).
+    async fn flush(&self, cmd: KeyCmd, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        match &args[1..] {
+            [] => {}
+            [mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {
+            }
+            _ => return Err(syntax_error()),
+        }
+        router
+            .flush(if cmd == KeyCmd::FlushDb {
+                Some(db)
+            } else {
+                None
+            })
+            .await?;
+        Ok(Reply::ok())
     }
 
     /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key amount [NX|XX|GT|LT]

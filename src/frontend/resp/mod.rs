@@ -19,7 +19,7 @@ mod transaction;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use keyway_protocol::resp::{encode, Decoder, Limits, Reply, Version};
+use keyway_protocol::resp::{encode, Command, Decoder, Limits, Reply, Version};
 
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
@@ -170,6 +170,49 @@ impl RespSession {
         Flow::Continue
     }
 
+    /// One decoded command: refused before authentication or by the
+    /// user's permissions, batched for the redis route that owns its keys,
+    /// or run (after the batch so far is sent, to keep replies in order).
+    async fn take(
+        &mut self,
+        command: Command,
+        batch: &mut Forwarding,
+        output: &mut BytesMut,
+    ) -> Flow {
+        if !self.authenticated {
+            self.flush_forwarded(batch, output).await;
+            return self.unauthenticated(command.args, output).await;
+        }
+        if let Err(refusal) = self.permitted(&command.args) {
+            self.flush_forwarded(batch, output).await;
+            self.shared.stats.commands.add(1);
+            // Refused while queueing: EXEC then aborts, as redis.
+            if let Some(transaction) = &mut self.transaction {
+                transaction.aborted = true;
+            }
+            encode(&Reply::error(refusal.message()), self.version, output);
+            return Flow::Continue;
+        }
+        if self.transaction.is_none() && !self.sentinel {
+            if let Some((slot, hash)) = self.forward_slot(&command.args) {
+                if batch.slot != Some(slot) {
+                    self.flush_forwarded(batch, output).await;
+                    batch.slot = Some(slot);
+                }
+                self.shared.stats.commands.add(1);
+                if command.raw.first() == Some(&b'*') {
+                    batch.commands.push_raw(&command.raw, hash);
+                } else {
+                    batch.commands.push_args(&command.args, hash);
+                }
+                batch.names.push(command.args[0].clone());
+                return Flow::Continue;
+            }
+        }
+        self.flush_forwarded(batch, output).await;
+        self.handle(command.args, output).await
+    }
+
     /// Before AUTH, as redis with a password: only AUTH, HELLO and QUIT run.
     async fn unauthenticated(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
         let cmd = commands::lookup(&args[0]).and_then(CommandSpec::runs);
@@ -295,41 +338,7 @@ impl Session for RespSession {
                 }
                 Ok(Some(command)) => {
                     answered += 1;
-                    if !self.authenticated {
-                        self.flush_forwarded(&mut batch, output).await;
-                        if self.unauthenticated(command.args, output).await == Flow::Close {
-                            return Flow::Close;
-                        }
-                        continue;
-                    }
-                    if let Err(refusal) = self.permitted(&command.args) {
-                        self.flush_forwarded(&mut batch, output).await;
-                        self.shared.stats.commands.add(1);
-                        // Refused while queueing: EXEC then aborts, as redis.
-                        if let Some(transaction) = &mut self.transaction {
-                            transaction.aborted = true;
-                        }
-                        encode(&Reply::error(refusal.message()), self.version, output);
-                        continue;
-                    }
-                    if self.transaction.is_none() && !self.sentinel {
-                        if let Some((slot, hash)) = self.forward_slot(&command.args) {
-                            if batch.slot != Some(slot) {
-                                self.flush_forwarded(&mut batch, output).await;
-                                batch.slot = Some(slot);
-                            }
-                            self.shared.stats.commands.add(1);
-                            if command.raw.first() == Some(&b'*') {
-                                batch.commands.push_raw(&command.raw, hash);
-                            } else {
-                                batch.commands.push_args(&command.args, hash);
-                            }
-                            batch.names.push(command.args[0].clone());
-                            continue;
-                        }
-                    }
-                    self.flush_forwarded(&mut batch, output).await;
-                    if self.handle(command.args, output).await == Flow::Close {
+                    if self.take(command, &mut batch, output).await == Flow::Close {
                         return Flow::Close;
                     }
                 }

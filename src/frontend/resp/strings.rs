@@ -61,67 +61,15 @@ impl RespSession {
                 ))
             }
             StringCmd::Set => self.set(args).await,
-            StringCmd::SetNx => {
-                let never = ExpiryUpdate::Set(Expiry::Never);
-                let store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Add, never);
-                let outcome = self.store(store).await?;
-                Ok(Reply::Integer(i64::from(
-                    outcome.status == StoreStatus::Stored,
-                )))
-            }
-            StringCmd::SetEx | StringCmd::PSetEx => {
-                let unit: &[u8] = if cmd == StringCmd::SetEx {
-                    b"EX"
-                } else {
-                    b"PX"
-                };
-                let expiry = parse_expiry(unit, &args[2], name)?;
-                let expiry = ExpiryUpdate::Set(expiry);
-                self.store(Store::new(
-                    args[1].clone(),
-                    args[3].clone(),
-                    StoreMode::Set,
-                    expiry,
-                ))
-                .await?;
-                Ok(Reply::ok())
-            }
+            StringCmd::SetNx => self.setnx(args).await,
+            StringCmd::SetEx | StringCmd::PSetEx => self.setex(cmd, name, args).await,
             StringCmd::GetDel => Ok(Reply::bulk_or_null(
                 router.get_and_delete(db, &args[1]).await?.map(|i| i.value),
             )),
             StringCmd::GetEx => self.getex(args).await,
-            StringCmd::MSet | StringCmd::MSetNx => {
-                if args.len() % 2 == 0 {
-                    return Err(wrong_arity(name));
-                }
-                let pairs: Vec<(Bytes, Bytes)> = args[1..]
-                    .chunks(2)
-                    .map(|p| (p[0].clone(), p[1].clone()))
-                    .collect();
-                if cmd == StringCmd::MSet {
-                    router.store_many(db, pairs).await?;
-                    return Ok(Reply::ok());
-                }
-                match router.store_all_if_absent(db, pairs).await? {
-                    Some(stored) => Ok(Reply::Integer(i64::from(stored))),
-                    None => Err(Reply::error(
-                        "ERR MSETNX keys must all route to the same backend",
-                    )),
-                }
-            }
+            StringCmd::MSet | StringCmd::MSetNx => self.mset(cmd, name, args).await,
             StringCmd::Incr | StringCmd::Decr | StringCmd::IncrBy | StringCmd::DecrBy => {
-                let delta = match cmd {
-                    StringCmd::Incr => 1,
-                    StringCmd::Decr => -1,
-                    StringCmd::IncrBy => parse_i64(&args[2])?,
-                    _ => parse_i64(&args[2])?
-                        .checked_neg()
-                        .ok_or_else(|| Reply::error("ERR decrement would overflow"))?,
-                };
-                match router.arith(db, &args[1], Arith::Redis(delta)).await? {
-                    ArithOutcome::Signed(n) => Ok(Reply::Integer(n)),
-                    _ => Err(not_an_integer()),
-                }
+                self.incr(cmd, args).await
             }
             StringCmd::Append => {
                 let store = Store::new(
@@ -132,23 +80,8 @@ impl RespSession {
                 );
                 Ok(Reply::Integer(router.store(db, store).await?.len as i64))
             }
-            StringCmd::GetSet => {
-                // SET ... GET: the old value back, the expiry dropped.
-                let never = ExpiryUpdate::Set(Expiry::Never);
-                let mut store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Set, never);
-                store.return_old = true;
-                let old = self.store(store).await?.old;
-                Ok(Reply::bulk_or_null(old.map(|item| item.value)))
-            }
-            StringCmd::GetRange => {
-                let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
-                let items = router.get(db, &args[1..2]).await?;
-                let value = items[0]
-                    .as_ref()
-                    .map(|i| i.value.clone())
-                    .unwrap_or_default();
-                Ok(Reply::Bulk(substring(&value, start, end)))
-            }
+            StringCmd::GetSet => self.getset(args).await,
+            StringCmd::GetRange => self.getrange(args).await,
             StringCmd::SetRange => self.setrange(args).await,
             StringCmd::StrLen => {
                 let items = router.get(db, &args[1..2]).await?;
@@ -157,6 +90,99 @@ impl RespSession {
                 ))
             }
         }
+    }
+
+    /// `SETNX key value`
+    async fn setnx(&self, args: &[Bytes]) -> CmdResult {
+        let never = ExpiryUpdate::Set(Expiry::Never);
+        let store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Add, never);
+        let outcome = self.store(store).await?;
+        Ok(Reply::Integer(i64::from(
+            outcome.status == StoreStatus::Stored,
+        )))
+    }
+
+    /// `SETEX key seconds value`, `PSETEX key ms value`
+    async fn setex(&self, cmd: StringCmd, name: &'static str, args: &[Bytes]) -> CmdResult {
+        let unit: &[u8] = if cmd == StringCmd::SetEx {
+            b"EX"
+        } else {
+            b"PX"
+        };
+        let expiry = parse_expiry(unit, &args[2], name)?;
+        let expiry = ExpiryUpdate::Set(expiry);
+        self.store(Store::new(
+            args[1].clone(),
+            args[3].clone(),
+            StoreMode::Set,
+            expiry,
+        ))
+        .await?;
+        Ok(Reply::ok())
+    }
+
+    /// `MSET` / `MSETNX key value [key value ...]`
+    async fn mset(&self, cmd: StringCmd, name: &'static str, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        if args.len() % 2 == 0 {
+            return Err(wrong_arity(name));
+        }
+        let pairs: Vec<(Bytes, Bytes)> = args[1..]
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        if cmd == StringCmd::MSet {
+            router.store_many(db, pairs).await?;
+            return Ok(Reply::ok());
+        }
+        match router.store_all_if_absent(db, pairs).await? {
+            Some(stored) => Ok(Reply::Integer(i64::from(stored))),
+            None => Err(Reply::error(
+                "ERR MSETNX keys must all route to the same backend",
+            )),
+        }
+    }
+
+    /// `INCR`, `DECR`, `INCRBY`, `DECRBY`
+    async fn incr(&self, cmd: StringCmd, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        let delta = match cmd {
+            StringCmd::Incr => 1,
+            StringCmd::Decr => -1,
+            StringCmd::IncrBy => parse_i64(&args[2])?,
+            _ => parse_i64(&args[2])?
+                .checked_neg()
+                .ok_or_else(|| Reply::error("ERR decrement would overflow"))?,
+        };
+        match router.arith(db, &args[1], Arith::Redis(delta)).await? {
+            ArithOutcome::Signed(n) => Ok(Reply::Integer(n)),
+            _ => Err(not_an_integer()),
+        }
+    }
+
+    /// `GETSET key value`: SET ... GET, the expiry dropped
+    async fn getset(&self, args: &[Bytes]) -> CmdResult {
+        // SET ... GET: the old value back, the expiry dropped.
+        let never = ExpiryUpdate::Set(Expiry::Never);
+        let mut store = Store::new(args[1].clone(), args[2].clone(), StoreMode::Set, never);
+        store.return_old = true;
+        let old = self.store(store).await?.old;
+        Ok(Reply::bulk_or_null(old.map(|item| item.value)))
+    }
+
+    /// `GETRANGE key start end`
+    async fn getrange(&self, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+        let items = router.get(db, &args[1..2]).await?;
+        let value = items[0]
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        Ok(Reply::Bulk(substring(&value, start, end)))
     }
 
     /// SETRANGE: the value padded with zero bytes to `offset` and

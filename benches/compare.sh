@@ -7,11 +7,13 @@
 #                                                    a route to a failover policy
 #                                                    over two memory backends
 #   memaslap -c 50 -T 2 -X 256                       on a memory route
+#   redis-benchmark -t set,get -c 50 -P 16 -d 256   forwarded to a redis-server,
+#                                                    and -P 1 (fewer requests)
 #
 # Usage: benches/compare.sh REV [seconds-per-memaslap-run]   (default 10)
 #   ROUNDS=3 REQUESTS=1000000
 # REV is built in a worktree under target/compare/ (release, its own target dir).
-# Needs: apt-get install -y redis-tools libmemcached-tools
+# Needs: apt-get install -y redis-server redis-tools libmemcached-tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:?usage: benches/compare.sh REV [seconds]}
@@ -32,6 +34,11 @@ cargo build --release --locked -q
 before=target/compare/target-$sha/release/keyway
 after=target/release/keyway
 
+# The redis the forwarding runs go to (both Keyways share it, in turn).
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
+wait_port "$redis_port"
+
 start() { # binary, route line; sets $mc and $resp
     local config
     mc=$(free_port); resp=$(free_port); config=$(mktemp)
@@ -48,6 +55,8 @@ capacity = "512MiB"
 [backends.b]
 url = "memory://"
 capacity = "512MiB"
+[backends.redis]
+url = "redis://127.0.0.1:$redis_port"
 [policies.both]
 kind = "failover"
 members = ["a", "b"]
@@ -62,6 +71,8 @@ start "$before" 'backend = "memory"'; before_mc=$mc; before_resp=$resp
 start "$after" 'backend = "memory"'; after_mc=$mc; after_resp=$resp
 start "$before" 'policy = "both"'; before_policy=$resp
 start "$after" 'policy = "both"'; after_policy=$resp
+start "$before" 'backend = "redis"'; before_redis=$resp
+start "$after" 'backend = "redis"'; after_redis=$resp
 
 echo "machine: $(nproc) cores, $(uname -r); before = $sha, after = working tree on $(git rev-parse --short HEAD)"
 for round in $(seq "$rounds"); do
@@ -71,6 +82,12 @@ for round in $(seq "$rounds"); do
     echo "## round $round: the same through a failover policy over two memory backends"
     redis_bench "$before_policy" "before failover" "$requests"
     redis_bench "$after_policy" "after failover" "$requests"
+    echo "## round $round: the same forwarded to a redis-server"
+    redis_bench "$before_redis" "before redis" "$requests"
+    redis_bench "$after_redis" "after redis" "$requests"
+    echo "## round $round: forwarded to a redis-server, -P 1, $((requests / 10)) requests"
+    redis_bench "$before_redis" "before redis-P1" "$((requests / 10))" 1
+    redis_bench "$after_redis" "after redis-P1" "$((requests / 10))" 1
     echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s"
     memaslap_bench "$before_mc" before "$seconds"
     memaslap_bench "$after_mc" after "$seconds"

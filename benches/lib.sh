@@ -8,8 +8,8 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # The load runs the scripts compare, each output line prefixed with a label.
-redis_bench() { # port label requests
-    redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -P 16 -d 256 -n "$3" -r 100000 -q 2>/dev/null |
+redis_bench() { # port label requests [pipeline, default 16]
+    redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -P "${4:-16}" -d 256 -n "$3" -r 100000 -q 2>/dev/null |
         tr '\r' '\n' | grep 'requests per second' | sed "s/^/$2 /"
 }
 memaslap_bench() { # port label seconds

@@ -2,92 +2,36 @@
 
 use super::*;
 
+/// A figure with one sample: name, help, unit, type, sample.
+type Single = (&'static str, &'static str, Option<Unit>, MetricType, Sample);
+
+/// The process-wide client figures, one sample each.
+#[rustfmt::skip]
+fn client_figures(report: &crate::session::Report) -> [Single; 9] {
+    [
+        ("keyway_client_connections", "Client connections open now (memcached and RESP listeners).", None, MetricType::Gauge, Sample::Gauge(report.current_connections as i64)),
+        ("keyway_client_connections_accepted", "Client connections accepted since start.", None, MetricType::Counter, Sample::Counter(report.total_connections)),
+        ("keyway_client_connections_rejected", "Client connections refused at limits.max_connections.", None, MetricType::Counter, Sample::Counter(report.rejected_connections)),
+        ("keyway_client_request_buffers", "Bytes connections hold in requests not yet read whole (limited by limits.request_buffers).", Some(Unit::Bytes), MetricType::Gauge, Sample::Gauge(crate::session::request_buffers::REQUEST_BUFFERS.held() as i64)),
+        ("keyway_client_commands", "Client commands read (both protocols).", None, MetricType::Counter, Sample::Counter(report.commands)),
+        ("keyway_client_read", "Bytes read from clients.", Some(Unit::Bytes), MetricType::Counter, Sample::Counter(report.bytes_read)),
+        ("keyway_client_written", "Bytes written to clients.", Some(Unit::Bytes), MetricType::Counter, Sample::Counter(report.bytes_written)),
+        ("keyway_auth_failures", "AUTH and HELLO AUTH attempts with a wrong user or password.", None, MetricType::Counter, Sample::Counter(report.auth_failures)),
+        ("keyway_uptime", "Seconds since Keyway started.", Some(Unit::Seconds), MetricType::Gauge, Sample::Gauge(report.uptime_seconds as i64)),
+    ]
+}
+
 /// Client connections, commands and bytes.
 pub(super) fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let report = shared.report();
-    let none = || Vec::<(&str, &str)>::new();
-    let one = |name: &str, help: &str, unit: Option<&Unit>, kind: MetricType, sample: Sample| {
-        (
-            name.to_string(),
-            help.to_string(),
-            unit.cloned(),
-            kind,
-            sample,
-        )
-    };
-    let singles = [
-        one(
-            "keyway_client_connections",
-            "Client connections open now (memcached and RESP listeners).",
-            None,
-            MetricType::Gauge,
-            Sample::Gauge(report.current_connections as i64),
-        ),
-        one(
-            "keyway_client_connections_accepted",
-            "Client connections accepted since start.",
-            None,
-            MetricType::Counter,
-            Sample::Counter(report.total_connections),
-        ),
-        one(
-            "keyway_client_connections_rejected",
-            "Client connections refused at limits.max_connections.",
-            None,
-            MetricType::Counter,
-            Sample::Counter(report.rejected_connections),
-        ),
-        one(
-            "keyway_client_request_buffers",
-            "Bytes connections hold in requests not yet read whole (limited by limits.request_buffers).",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-            Sample::Gauge(crate::session::request_buffers::REQUEST_BUFFERS.held() as i64),
-        ),
-        one(
-            "keyway_client_commands",
-            "Client commands read (both protocols).",
-            None,
-            MetricType::Counter,
-            Sample::Counter(report.commands),
-        ),
-        one(
-            "keyway_client_read",
-            "Bytes read from clients.",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            Sample::Counter(report.bytes_read),
-        ),
-        one(
-            "keyway_client_written",
-            "Bytes written to clients.",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            Sample::Counter(report.bytes_written),
-        ),
-        one(
-            "keyway_auth_failures",
-            "AUTH and HELLO AUTH attempts with a wrong user or password.",
-            None,
-            MetricType::Counter,
-            Sample::Counter(report.auth_failures),
-        ),
-        one(
-            "keyway_uptime",
-            "Seconds since Keyway started.",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-            Sample::Gauge(report.uptime_seconds as i64),
-        ),
-    ];
-    for (name, help, unit, kind, sample) in singles {
+    for (name, help, unit, kind, sample) in client_figures(&report) {
         family(
             encoder,
-            &name,
-            &help,
+            name,
+            help,
             unit.as_ref(),
             kind,
-            [(none(), sample)],
+            [(Vec::<(&str, &str)>::new(), sample)],
         )?;
     }
     family(
@@ -104,27 +48,12 @@ pub(super) fn clients(encoder: &mut DescriptorEncoder, shared: &Shared) -> Resul
 /// the sessions Keyway ended and the late writes it refused.
 pub(super) fn sessions(encoder: &mut DescriptorEncoder) -> Result<(), Error> {
     use crate::django_sessions::{Reason, FIGURES};
+    #[rustfmt::skip]
     let gauges = [
-        (
-            "keyway_sessions",
-            "Django sessions in every store, at the last inventory (-1: none yet).",
-            &FIGURES.sessions,
-        ),
-        (
-            "keyway_sessions_users",
-            "Users with at least one session, at the last inventory.",
-            &FIGURES.users,
-        ),
-        (
-            "keyway_sessions_anonymous",
-            "Sessions without a signed-in user, at the last inventory.",
-            &FIGURES.anonymous,
-        ),
-        (
-            "keyway_sessions_unreadable",
-            "Sessions whose owner could not be read, at the last inventory.",
-            &FIGURES.unreadable,
-        ),
+        ("keyway_sessions", "Django sessions in every store, at the last inventory (-1: none yet).", &FIGURES.sessions),
+        ("keyway_sessions_users", "Users with at least one session, at the last inventory.", &FIGURES.users),
+        ("keyway_sessions_anonymous", "Sessions without a signed-in user, at the last inventory.", &FIGURES.anonymous),
+        ("keyway_sessions_unreadable", "Sessions whose owner could not be read, at the last inventory.", &FIGURES.unreadable),
     ];
     for (name, help, value) in gauges {
         family(

@@ -47,6 +47,12 @@ pub(super) fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Resu
             .iter()
             .map(|(t, (_, max))| (labels(t), Sample::Gauge(*max as i64))),
     )?;
+    clusters(encoder, &leaves)?;
+    sql_batches(encoder, &leaves)
+}
+
+/// A Redis Cluster backend's redirects followed and slot maps taken.
+fn clusters(encoder: &mut DescriptorEncoder, leaves: &[&Target]) -> Result<(), Error> {
     let clusters: Vec<_> = leaves
         .iter()
         .filter_map(|t| match t.backend()? {
@@ -86,6 +92,12 @@ pub(super) fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Resu
             (vec![("backend", t.stats.name())], Sample::Counter(slot_maps))
         }),
     )?;
+    Ok(())
+}
+
+/// Writes per transaction of each SQL backend's batching writer.
+fn sql_batches(encoder: &mut DescriptorEncoder, leaves: &[&Target]) -> Result<(), Error> {
+    let labels = backend_labels;
     let sql: Vec<_> = leaves
         .iter()
         .filter_map(|t| match t.backend()? {
@@ -263,30 +275,22 @@ pub(super) fn change_log(encoder: &mut DescriptorEncoder, shared: &Shared) -> Re
             (backend_labels(t), Sample::Gauge(i64::from(up)))
         }),
     )?;
-    family(
-        encoder,
-        "keyway_change_feed_polls",
-        "Polls of the SQL backend's change log.",
-        None,
-        MetricType::Counter,
-        feed_figure(|f| f.polls.load(Relaxed)),
-    )?;
-    family(
-        encoder,
-        "keyway_change_feed_poll_errors",
-        "Polls of the change log that failed.",
-        None,
-        MetricType::Counter,
-        feed_figure(|f| f.poll_errors.load(Relaxed)),
-    )?;
-    family(
-        encoder,
-        "keyway_change_feed_read",
-        "Change-log entries read (every writer's, this Keyway's included).",
-        None,
-        MetricType::Counter,
-        feed_figure(|f| f.changes_read.load(Relaxed)),
-    )?;
+    #[rustfmt::skip]
+    let counters: [(&str, &str, fn(&crate::backend::sql::changes::FeedFigures) -> u64); 3] = [
+        ("keyway_change_feed_polls", "Polls of the SQL backend's change log.", |f| f.polls.load(Relaxed)),
+        ("keyway_change_feed_poll_errors", "Polls of the change log that failed.", |f| f.poll_errors.load(Relaxed)),
+        ("keyway_change_feed_read", "Change-log entries read (every writer's, this Keyway's included).", |f| f.changes_read.load(Relaxed)),
+    ];
+    for (name, help, which) in counters {
+        family(
+            encoder,
+            name,
+            help,
+            None,
+            MetricType::Counter,
+            feed_figure(which),
+        )?;
+    }
     Ok(())
 }
 
@@ -328,28 +332,21 @@ pub(super) fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Res
             (vec![("policy", *name)], Sample::GaugeF(lag))
         }),
     )?;
-    family(
-        encoder,
-        "keyway_coherence_invalidations",
-        "Keys other Keyways changed that a write-through cache dropped: the invalidations it received.",
-        None,
-        MetricType::Counter,
-        policy_figure(|f| f.invalidations.load(Relaxed)),
-    )?;
-    family(
-        encoder,
-        "keyway_coherence_fallback_reads",
-        "Reads a write-through policy sent to its durable store because its cache was not current.",
-        None,
-        MetricType::Counter,
-        policy_figure(|f| f.fallback_reads.load(Relaxed)),
-    )?;
-    family(
-        encoder,
-        "keyway_coherence_resets",
-        "Times a write-through cache was emptied because changes may have been missed (feed started or fell behind).",
-        None,
-        MetricType::Counter,
-        policy_figure(|f| f.resets.load(Relaxed)),
-    )
+    #[rustfmt::skip]
+    let counters: [(&str, &str, fn(&crate::policy::CoherenceFigures) -> u64); 3] = [
+        ("keyway_coherence_invalidations", "Keys other Keyways changed that a write-through cache dropped: the invalidations it received.", |f| f.invalidations.load(Relaxed)),
+        ("keyway_coherence_fallback_reads", "Reads a write-through policy sent to its durable store because its cache was not current.", |f| f.fallback_reads.load(Relaxed)),
+        ("keyway_coherence_resets", "Times a write-through cache was emptied because changes may have been missed (feed started or fell behind).", |f| f.resets.load(Relaxed)),
+    ];
+    for (name, help, which) in counters {
+        family(
+            encoder,
+            name,
+            help,
+            None,
+            MetricType::Counter,
+            policy_figure(which),
+        )?;
+    }
+    Ok(())
 }

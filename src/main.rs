@@ -346,6 +346,27 @@ fn copy_ends(
     }
 }
 
+/// Where `keyway migrate` keeps its progress: `--state`, or a file in the
+/// data directory named after the two ends (its directory made if missing).
+fn state_file(
+    config: &Config,
+    state: Option<PathBuf>,
+    from: &str,
+    to: &str,
+) -> Result<PathBuf, String> {
+    let state = state.unwrap_or_else(|| {
+        config
+            .runtime
+            .data_dir
+            .join(format!("migrate-{from}-{to}.state"))
+    });
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    }
+    Ok(state)
+}
+
 async fn bulk_copy(
     config: Config,
     policy: Option<String>,
@@ -371,18 +392,13 @@ async fn bulk_copy(
         eprintln!("--from and --to must name backends or policies of the configuration");
         return ExitCode::FAILURE;
     };
-    let state = state.unwrap_or_else(|| {
-        config
-            .runtime
-            .data_dir
-            .join(format!("migrate-{from}-{to}.state"))
-    });
-    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(error) = std::fs::create_dir_all(dir) {
-            eprintln!("cannot create {}: {error}", dir.display());
+    let state = match state_file(&config, state, &from, &to) {
+        Ok(state) => state,
+        Err(why) => {
+            eprintln!("{why}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let progress = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys {per_sec} {eta}")
             .expect("a valid template"),

@@ -127,38 +127,7 @@ impl Permissions {
                 }
             }
         }
-        let decide = |name: &str, categories: &[&str]| {
-            let container = name.split('|').next().unwrap_or(name);
-            parsed.iter().fold(false, |allowed, rule| match rule {
-                Rule::All(on) => *on,
-                Rule::Category(on, category) if categories.contains(&category.as_str()) => *on,
-                Rule::Command(on, named) if named == name || named == container => *on,
-                _ => allowed,
-            })
-        };
-        let allowed = CATEGORIES
-            .iter()
-            .filter(|(name, categories)| decide(name, categories))
-            .map(|(name, _)| *name)
-            .collect();
-        let unknown = parsed
-            .iter()
-            .rev()
-            .find_map(|rule| match rule {
-                Rule::All(on) => Some(*on),
-                _ => None,
-            })
-            .unwrap_or(false);
-        let mut unknown_named = HashMap::new();
-        for rule in &parsed {
-            match rule {
-                Rule::Command(on, name) if !CATEGORIES.contains_key(name.as_str()) => {
-                    unknown_named.insert(name.clone(), *on);
-                }
-                Rule::All(_) => unknown_named.clear(),
-                _ => {}
-            }
-        }
+        let (allowed, unknown, unknown_named) = compile(&parsed);
         Ok(Self {
             allowed,
             unknown,
@@ -230,6 +199,45 @@ impl Permissions {
     pub fn all_keys(&self) -> bool {
         self.keys.is_none()
     }
+}
+
+/// What `rules` allow, read left to right as redis reads them: the set of
+/// known commands allowed, whether an unknown command is (the last
+/// allcommands or nocommands), and unknown commands named since.
+fn compile(parsed: &[Rule]) -> (HashSet<&'static str>, bool, HashMap<String, bool>) {
+    let decide = |name: &str, categories: &[&str]| {
+        let container = name.split('|').next().unwrap_or(name);
+        parsed.iter().fold(false, |allowed, rule| match rule {
+            Rule::All(on) => *on,
+            Rule::Category(on, category) if categories.contains(&category.as_str()) => *on,
+            Rule::Command(on, named) if named == name || named == container => *on,
+            _ => allowed,
+        })
+    };
+    let allowed = CATEGORIES
+        .iter()
+        .filter(|(name, categories)| decide(name, categories))
+        .map(|(name, _)| *name)
+        .collect();
+    let unknown = parsed
+        .iter()
+        .rev()
+        .find_map(|rule| match rule {
+            Rule::All(on) => Some(*on),
+            _ => None,
+        })
+        .unwrap_or(false);
+    let mut unknown_named = HashMap::new();
+    for rule in parsed {
+        match rule {
+            Rule::Command(on, name) if !CATEGORIES.contains_key(name.as_str()) => {
+                unknown_named.insert(name.clone(), *on);
+            }
+            Rule::All(_) => unknown_named.clear(),
+            _ => {}
+        }
+    }
+    (allowed, unknown, unknown_named)
 }
 
 /// The commands redis files by subcommand (CONFIG, CLIENT, SCRIPT...).

@@ -54,6 +54,28 @@ impl Config {
             .is_some_and(|backend| backend.is_durable())
     }
 
+    /// A migration that watches for other hosts' deletes cannot move a
+    /// shared store's keys into one kept on this host only.
+    fn validate_watched_migration(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), ConfigError> {
+        if self.is_per_host(to) && !self.is_per_host(from) {
+            return Err(problem(
+                format!("policies.{name}.to"),
+                format!(
+                    "{to:?} is kept on this host only while {from:?} is shared: what one \
+                     Keyway copies here, another Keyway's delete (a logout) does not \
+                     reach; make `to` a write-through policy over a shared SQL store, or \
+                     set coherence = \"none\" if this is the only Keyway using {from:?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a per-host cache in front of a shared store Keyway cannot
     /// watch, unless the policy says `coherence = "none"`.
     pub(super) fn validate_coherence(&self) -> Result<(), ConfigError> {
@@ -64,17 +86,7 @@ impl Config {
                 coherence: Coherence::Watch,
             } = policy
             {
-                if self.is_per_host(to) && !self.is_per_host(from) {
-                    return Err(problem(
-                        format!("policies.{name}.to"),
-                        format!(
-                            "{to:?} is kept on this host only while {from:?} is shared: what one \
-                             Keyway copies here, another Keyway's delete (a logout) does not \
-                             reach; make `to` a write-through policy over a shared SQL store, or \
-                             set coherence = \"none\" if this is the only Keyway using {from:?}"
-                        ),
-                    ));
-                }
+                self.validate_watched_migration(name, from, to)?;
             }
             let PolicyConfig::WriteThrough {
                 cache,

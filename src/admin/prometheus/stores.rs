@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// A counter family: name, help, and how to read it from `F`.
+type Counted<F> = (&'static str, &'static str, fn(&F) -> u64);
+
 /// Health, pools and SQL batches per backend.
 pub(super) fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let leaves: Vec<&Target> = shared
@@ -276,7 +279,7 @@ pub(super) fn change_log(encoder: &mut DescriptorEncoder, shared: &Shared) -> Re
         }),
     )?;
     #[rustfmt::skip]
-    let counters: [(&str, &str, fn(&crate::backend::sql::changes::FeedFigures) -> u64); 3] = [
+    let counters: [Counted<crate::backend::sql::changes::FeedFigures>; 3] = [
         ("keyway_change_feed_polls", "Polls of the SQL backend's change log.", |f| f.polls.load(Relaxed)),
         ("keyway_change_feed_poll_errors", "Polls of the change log that failed.", |f| f.poll_errors.load(Relaxed)),
         ("keyway_change_feed_read", "Change-log entries read (every writer's, this Keyway's included).", |f| f.changes_read.load(Relaxed)),
@@ -333,7 +336,7 @@ pub(super) fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Res
         }),
     )?;
     #[rustfmt::skip]
-    let counters: [(&str, &str, fn(&crate::policy::CoherenceFigures) -> u64); 3] = [
+    let counters: [Counted<crate::policy::CoherenceFigures>; 3] = [
         ("keyway_coherence_invalidations", "Keys other Keyways changed that a write-through cache dropped: the invalidations it received.", |f| f.invalidations.load(Relaxed)),
         ("keyway_coherence_fallback_reads", "Reads a write-through policy sent to its durable store because its cache was not current.", |f| f.fallback_reads.load(Relaxed)),
         ("keyway_coherence_resets", "Times a write-through cache was emptied because changes may have been missed (feed started or fell behind).", |f| f.resets.load(Relaxed)),

@@ -25,31 +25,7 @@ impl RedisBackend {
                 .next()
                 .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?,
         };
-        let select = (url.db != 0).then(|| text(url.db));
-        let handshake = |version: Version| {
-            let mut request = BytesMut::new();
-            let mut replies = 0;
-            let user = url.user.as_deref().unwrap_or("default").as_bytes();
-            match (version, &url.password) {
-                (Version::Resp3, Some(password)) => command(
-                    &mut request,
-                    &[b"HELLO", b"3", b"AUTH", user, password.as_bytes()],
-                ),
-                (Version::Resp3, None) => command(&mut request, &[b"HELLO", b"3"]),
-                (Version::Resp2, Some(password)) => {
-                    command(&mut request, &[b"AUTH", user, password.as_bytes()])
-                }
-                (Version::Resp2, None) => {}
-            }
-            if !request.is_empty() {
-                replies += 1;
-            }
-            if let Some(db) = &select {
-                command(&mut request, &[b"SELECT", db]);
-                replies += 1;
-            }
-            (replies > 0).then(|| (request.freeze(), replies))
-        };
+        let handshake = |version| handshake(url, version);
         let tls = config
             .uses_tls()
             .then(|| config.tls_connector(&url.host))
@@ -75,39 +51,7 @@ impl RedisBackend {
                         .into(),
                 );
             }
-            let (connections, connect_timeout, request_timeout) = (
-                config.connections.unwrap_or(DEFAULT_CONNECTIONS),
-                config.connect_timeout(),
-                config.request_timeout(),
-            );
-            let (handshake3, handshake2) = (handshake(Version::Resp3), handshake(Version::Resp2));
-            let node_options = move |version| PoolOptions {
-                connections,
-                connect_timeout,
-                request_timeout,
-                max_value: MAX_REPLY,
-                handshake: match version {
-                    Version::Resp3 => handshake3.clone(),
-                    Version::Resp2 => handshake2.clone(),
-                },
-                tls: None,
-                follow: None,
-                locate: None,
-            };
-            let make_node = move |addr| cluster::Node {
-                addr,
-                pool: Pool::new(addr, node_options(Version::Resp3)),
-                pool2: Pool::new(addr, node_options(Version::Resp2)),
-            };
-            return Ok(Self {
-                servers: Servers::Cluster(Arc::new(cluster::Cluster::new(
-                    seeds.clone(),
-                    config.request_timeout(),
-                    make_node,
-                ))),
-                base_db: 0,
-                script_sha,
-            });
+            return Ok(Self::cluster(url, config, seeds, script_sha));
         }
         let pool = Arc::new(Pool::new(addr, options(Version::Resp3)));
         let pool2 = Arc::new(Pool::new(addr, options(Version::Resp2)));
@@ -129,4 +73,77 @@ impl RedisBackend {
             script_sha,
         })
     }
+
+    /// A backend over a Redis Cluster: a pool pair per node, made as the
+    /// slot map names nodes.
+    fn cluster(
+        url: &RedisUrl,
+        config: &BackendConfig,
+        seeds: &[(String, u16)],
+        script_sha: String,
+    ) -> Self {
+        let (connections, connect_timeout, request_timeout) = (
+            config.connections.unwrap_or(DEFAULT_CONNECTIONS),
+            config.connect_timeout(),
+            config.request_timeout(),
+        );
+        let (handshake3, handshake2) = (
+            handshake(url, Version::Resp3),
+            handshake(url, Version::Resp2),
+        );
+        let node_options = move |version| PoolOptions {
+            connections,
+            connect_timeout,
+            request_timeout,
+            max_value: MAX_REPLY,
+            handshake: match version {
+                Version::Resp3 => handshake3.clone(),
+                Version::Resp2 => handshake2.clone(),
+            },
+            tls: None,
+            follow: None,
+            locate: None,
+        };
+        let make_node = move |addr| cluster::Node {
+            addr,
+            pool: Pool::new(addr, node_options(Version::Resp3)),
+            pool2: Pool::new(addr, node_options(Version::Resp2)),
+        };
+        Self {
+            servers: Servers::Cluster(Arc::new(cluster::Cluster::new(
+                seeds.to_vec(),
+                config.request_timeout(),
+                make_node,
+            ))),
+            base_db: 0,
+            script_sha,
+        }
+    }
+}
+
+/// What a new connection says first, and how many replies that earns:
+/// HELLO 3 (with AUTH) or AUTH on RESP2, then SELECT of the URL's database.
+fn handshake(url: &RedisUrl, version: Version) -> Option<(Bytes, usize)> {
+    let mut request = BytesMut::new();
+    let mut replies = 0;
+    let user = url.user.as_deref().unwrap_or("default").as_bytes();
+    match (version, &url.password) {
+        (Version::Resp3, Some(password)) => command(
+            &mut request,
+            &[b"HELLO", b"3", b"AUTH", user, password.as_bytes()],
+        ),
+        (Version::Resp3, None) => command(&mut request, &[b"HELLO", b"3"]),
+        (Version::Resp2, Some(password)) => {
+            command(&mut request, &[b"AUTH", user, password.as_bytes()])
+        }
+        (Version::Resp2, None) => {}
+    }
+    if !request.is_empty() {
+        replies += 1;
+    }
+    if url.db != 0 {
+        command(&mut request, &[b"SELECT", &text(url.db)]);
+        replies += 1;
+    }
+    (replies > 0).then(|| (request.freeze(), replies))
 }

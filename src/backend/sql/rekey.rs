@@ -72,49 +72,7 @@ impl SqlBackend {
                 .map_err(|e| shared.unavailable(e))?;
             let Some(last) = rows.last() else { break };
             after = last.try_get(0).map_err(|e| shared.unavailable(e))?;
-            let mut transaction = shared
-                .pool
-                .begin()
-                .await
-                .map_err(|e| shared.unavailable(e))?;
-            for row in &rows {
-                report.rows += 1;
-                let StoredRow {
-                    id,
-                    db,
-                    key,
-                    value: stored,
-                    cas,
-                } = self.rekey_row(row).map_err(|e| shared.unavailable(e))?;
-                if sealed_with(&stored) == Some(keyring.sealing_id()) {
-                    report.current += 1;
-                    continue;
-                }
-                let value = match keyring.open(db, &key, stored) {
-                    Ok(value) => value,
-                    Err(why) => {
-                        report.unreadable += 1;
-                        tracing::error!(row = id, db, key = %String::from_utf8_lossy(&key), "{why}");
-                        continue;
-                    }
-                };
-                let done = sqlx::query(&st.rekey_update)
-                    .bind(keyring.seal(db, &key, &value))
-                    .bind(id)
-                    .bind(cas)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(|e| shared.unavailable(e))?;
-                if done.rows_affected() == 1 {
-                    report.resealed += 1;
-                } else {
-                    report.written_meanwhile += 1;
-                }
-            }
-            transaction
-                .commit()
-                .await
-                .map_err(|e| shared.unavailable(e))?;
+            self.rekey_page(keyring, &rows, &mut report).await?;
             progress.inc(rows.len() as u64);
         }
         if shared.dialect == Dialect::Sqlite {
@@ -128,6 +86,61 @@ impl SqlBackend {
         }
         progress.finish();
         Ok(report)
+    }
+
+    /// Seals one page of rows in one transaction; a row written since it
+    /// was read is left to its writer (counted in `written_meanwhile`).
+    async fn rekey_page(
+        &self,
+        keyring: &super::encryption::Keyring,
+        rows: &[sqlx::any::AnyRow],
+        report: &mut RekeyReport,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let st = &shared.statements;
+        let mut transaction = shared
+            .pool
+            .begin()
+            .await
+            .map_err(|e| shared.unavailable(e))?;
+        for row in rows {
+            report.rows += 1;
+            let StoredRow {
+                id,
+                db,
+                key,
+                value: stored,
+                cas,
+            } = self.rekey_row(row).map_err(|e| shared.unavailable(e))?;
+            if sealed_with(&stored) == Some(keyring.sealing_id()) {
+                report.current += 1;
+                continue;
+            }
+            let value = match keyring.open(db, &key, stored) {
+                Ok(value) => value,
+                Err(why) => {
+                    report.unreadable += 1;
+                    tracing::error!(row = id, db, key = %String::from_utf8_lossy(&key), "{why}");
+                    continue;
+                }
+            };
+            let done = sqlx::query(&st.rekey_update)
+                .bind(keyring.seal(db, &key, &value))
+                .bind(id)
+                .bind(cas)
+                .execute(&mut *transaction)
+                .await
+                .map_err(|e| shared.unavailable(e))?;
+            if done.rows_affected() == 1 {
+                report.resealed += 1;
+            } else {
+                report.written_meanwhile += 1;
+            }
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(|e| shared.unavailable(e))
     }
 
     fn rekey_row(&self, row: &sqlx::any::AnyRow) -> std::result::Result<StoredRow, String> {

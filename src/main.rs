@@ -346,27 +346,6 @@ fn copy_ends(
     }
 }
 
-/// Where `keyway migrate` keeps its progress: `--state`, or a file in the
-/// data directory named after the two ends (its directory made if missing).
-fn state_file(
-    config: &Config,
-    state: Option<PathBuf>,
-    from: &str,
-    to: &str,
-) -> Result<PathBuf, String> {
-    let state = state.unwrap_or_else(|| {
-        config
-            .runtime
-            .data_dir
-            .join(format!("migrate-{from}-{to}.state"))
-    });
-    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-    }
-    Ok(state)
-}
-
 async fn bulk_copy(
     config: Config,
     policy: Option<String>,
@@ -392,36 +371,32 @@ async fn bulk_copy(
         eprintln!("--from and --to must name backends or policies of the configuration");
         return ExitCode::FAILURE;
     };
-    let state = match state_file(&config, state, &from, &to) {
+    let state = match BulkCopy::state_file(&config.runtime.data_dir, state, &from, &to) {
         Ok(state) => state,
         Err(why) => {
             eprintln!("{why}");
             return ExitCode::FAILURE;
         }
     };
-    let progress = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys {per_sec} {eta}")
-            .expect("a valid template"),
-    );
     let started = std::time::Instant::now();
     let copy = BulkCopy {
         from: source,
         to: target,
         state,
-        progress,
+        progress: BulkCopy::progress_bar(),
     };
     match copy.run().await {
         Ok(report) => {
+            let seconds = started.elapsed().as_secs_f64();
             println!(
                 "{from} -> {to}: listed {}, copied {}, already there {}, deleted since listed {}, \
-                 expired {}, copies undone after a concurrent delete {} ({:.1} s)",
+                 expired {}, copies undone after a concurrent delete {} ({seconds:.1} s)",
                 report.listed,
                 report.copied,
                 report.present,
                 report.gone,
                 report.expired,
                 report.undone,
-                started.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
         }

@@ -104,17 +104,7 @@ impl Permissions {
                         .push(word.as_bytes()[1..].to_vec());
                 }
                 _ if lower.starts_with("+@") || lower.starts_with("-@") => {
-                    let category = &lower[2..];
-                    let known = CATEGORIES
-                        .values()
-                        .any(|categories| categories.contains(&category));
-                    if !known {
-                        return Err(format!(
-                            "{word:?}: redis has no ACL category {category:?} (e.g. read, write, \
-                             dangerous, scripting, admin, keyspace)"
-                        ));
-                    }
-                    parsed.push(Rule::Category(lower.starts_with('+'), category.to_string()));
+                    parsed.push(category_rule(word, &lower)?);
                 }
                 _ if lower.starts_with('+') || lower.starts_with('-') => {
                     parsed.push(Rule::Command(lower.starts_with('+'), lower[1..].to_string()));
@@ -199,6 +189,21 @@ impl Permissions {
     pub fn all_keys(&self) -> bool {
         self.keys.is_none()
     }
+}
+
+/// `+@category` or `-@category`, if redis has that category.
+fn category_rule(word: &str, lower: &str) -> Result<Rule, String> {
+    let category = &lower[2..];
+    let known = CATEGORIES
+        .values()
+        .any(|categories| categories.contains(&category));
+    if !known {
+        return Err(format!(
+            "{word:?}: redis has no ACL category {category:?} (e.g. read, write, \
+             dangerous, scripting, admin, keyspace)"
+        ));
+    }
+    Ok(Rule::Category(lower.starts_with('+'), category.to_string()))
 }
 
 /// What `rules` allow, read left to right as redis reads them: the set of

@@ -62,6 +62,32 @@ pub struct BulkCopy<'a> {
     pub progress: indicatif::ProgressBar,
 }
 
+impl BulkCopy<'_> {
+    /// The progress bar `keyway migrate` shows.
+    pub fn progress_bar() -> indicatif::ProgressBar {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys {per_sec} {eta}")
+                .expect("a valid template"),
+        )
+    }
+
+    /// Where a copy keeps its progress: `state`, or a file in `data_dir`
+    /// named after the two ends (its directory made if missing).
+    pub fn state_file(
+        data_dir: &std::path::Path,
+        state: Option<PathBuf>,
+        from: &str,
+        to: &str,
+    ) -> Result<PathBuf, String> {
+        let state = state.unwrap_or_else(|| data_dir.join(format!("migrate-{from}-{to}.state")));
+        if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        }
+        Ok(state)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("{0}")]

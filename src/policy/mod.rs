@@ -82,15 +82,7 @@ impl Policy {
                 ..
             } => {
                 let (cache, durable) = (member(cache)?, member(durable)?);
-                let coherence = match durable.0.backend() {
-                    Some(AnyBackend::Sql(sql)) if watches => Coherence::watching(
-                        cache.clone(),
-                        sql.subscribe(),
-                        Duration::from_millis(*max_staleness_ms),
-                    ),
-                    _ => Coherence::local(),
-                };
-                Policy::WriteThrough(WriteThrough::new(cache, durable, coherence))
+                write_through(cache, durable, watches, *max_staleness_ms)
             }
             PolicyConfig::Migrate { from, to, .. } => {
                 Policy::Migrate(Migrate::new(member(from)?, member(to)?))
@@ -125,6 +117,20 @@ impl Policy {
             }
         })
     }
+}
+
+/// A write-through tier: its cache follows the durable store's change log
+/// when `watches` and that store is SQL, else trusts only its own writes.
+fn write_through(cache: Member, durable: Member, watches: bool, max_staleness_ms: u64) -> Policy {
+    let coherence = match durable.0.backend() {
+        Some(AnyBackend::Sql(sql)) if watches => Coherence::watching(
+            cache.clone(),
+            sql.subscribe(),
+            Duration::from_millis(max_staleness_ms),
+        ),
+        _ => Coherence::local(),
+    };
+    Policy::WriteThrough(WriteThrough::new(cache, durable, coherence))
 }
 
 impl Target {

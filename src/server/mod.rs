@@ -107,20 +107,8 @@ impl Server {
                 .as_ref()
                 .and_then(|(_, listener)| listener.tcp_addr())
         };
-        let shared = Shared {
-            memcache_router: router.for_listener(config, RouteListener::Memcache),
-            resp_router: router.for_listener(config, RouteListener::Resp),
-            router,
-            stats: Arc::new(Stats::default()),
-            users: crate::config::Users::load(&config.auth)?,
-            admin_token: AdminToken::load(config.listen.admin_token_file.as_deref())?,
-            tls: load_tls(config)?,
-            config: config.clone(),
-            next_client_id: Arc::new(AtomicU64::new(1)),
-            memcache_addr: tcp_addr(Endpoint::Memcache),
-            resp_addr: tcp_addr(Endpoint::Resp),
-            admin_addr: tcp_addr(Endpoint::Admin),
-        };
+        let addrs = Endpoint::ALL.map(tcp_addr);
+        let shared = first_generation(config, router, &addrs)?;
         let sentinel_addr = tcp_addr(Endpoint::Sentinel);
         let server = Self {
             sentinel_addr,
@@ -350,6 +338,29 @@ async fn count_sessions(current: Current, shutdown: CancellationToken) {
 
 /// Expired items are invisible at once; this frees their memory without
 /// waiting for eviction.
+/// The first generation of the running configuration, with the addresses
+/// the listeners took (by `Endpoint`).
+fn first_generation(
+    config: &Config,
+    router: Router,
+    addrs: &[Option<std::net::SocketAddr>; Endpoint::ALL.len()],
+) -> Result<Shared, StartError> {
+    Ok(Shared {
+        memcache_router: router.for_listener(config, RouteListener::Memcache),
+        resp_router: router.for_listener(config, RouteListener::Resp),
+        router,
+        stats: Arc::new(Stats::default()),
+        users: crate::config::Users::load(&config.auth)?,
+        admin_token: AdminToken::load(config.listen.admin_token_file.as_deref())?,
+        tls: load_tls(config)?,
+        config: config.clone(),
+        next_client_id: Arc::new(AtomicU64::new(1)),
+        memcache_addr: addrs[Endpoint::Memcache as usize],
+        resp_addr: addrs[Endpoint::Resp as usize],
+        admin_addr: addrs[Endpoint::Admin as usize],
+    })
+}
+
 async fn sweep_expired(current: Current, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {

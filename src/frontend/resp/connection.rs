@@ -93,7 +93,12 @@ impl RespSession {
         if name.is_some() {
             self.name = name;
         }
-        let proto = if version == Version::Resp3 { 3 } else { 2 };
+        Ok(self.hello_reply())
+    }
+
+    /// HELLO's map: who answers, in which protocol, as which connection.
+    fn hello_reply(&self) -> Reply {
+        let proto = if self.version == Version::Resp3 { 3 } else { 2 };
         let mut fields = vec![
             (Reply::bulk("server"), Reply::bulk("redis")),
             (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
@@ -108,7 +113,7 @@ impl RespSession {
             fields.push((Reply::bulk("role"), Reply::bulk("master")));
         }
         fields.push((Reply::bulk("modules"), Reply::Array(Vec::new())));
-        Ok(Reply::Map(fields))
+        Reply::Map(fields)
     }
 
     fn client(&mut self, args: &[Bytes]) -> CmdResult {

@@ -10,9 +10,10 @@ use hyper_util::rt::TokioIo;
 
 use crate::config::{Config, ListenerName};
 
-/// Sends `method path` to the admin listener of the Keyway `config`
-/// describes; the body of a 200 answer, or what went wrong.
-pub async fn ask(config: &Config, method: Method, path: &str) -> Result<String, String> {
+/// Where to ask the running Keyway: its plain-TCP admin listener (on
+/// loopback when it listens everywhere); an error that says what to do
+/// when there is none, or it speaks TLS.
+fn admin_address(config: &Config, method: &Method, path: &str) -> Result<String, String> {
     let Some(address) = &config.listen.admin else {
         return Err(
             "listen.admin is not set: this command asks the running Keyway's admin listener; \
@@ -34,9 +35,15 @@ pub async fn ask(config: &Config, method: Method, path: &str) -> Result<String, 
         ));
     }
     // A listener on every interface is asked on loopback.
-    let target = address
+    Ok(address
         .replace("0.0.0.0:", "127.0.0.1:")
-        .replace("[::]:", "[::1]:");
+        .replace("[::]:", "[::1]:"))
+}
+
+/// Sends `method path` to the admin listener of the Keyway `config`
+/// describes; the body of a 200 answer, or what went wrong.
+pub async fn ask(config: &Config, method: Method, path: &str) -> Result<String, String> {
+    let target = admin_address(config, &method, path)?;
     let stream = tokio::net::TcpStream::connect(&target).await.map_err(|e| {
         format!("cannot reach the admin listener at {target} (is Keyway running?): {e}")
     })?;

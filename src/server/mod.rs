@@ -336,8 +336,6 @@ async fn count_sessions(current: Current, shutdown: CancellationToken) {
     }
 }
 
-/// Expired items are invisible at once; this frees their memory without
-/// waiting for eviction.
 /// The first generation of the running configuration, with the addresses
 /// the listeners took (by `Endpoint`).
 fn first_generation(
@@ -361,6 +359,8 @@ fn first_generation(
     })
 }
 
+/// Expired items are invisible at once; this frees their memory without
+/// waiting for eviction.
 async fn sweep_expired(current: Current, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {

@@ -3,6 +3,30 @@
 
 use super::*;
 
+/// The `ms` flags for `store`: its mode, client flags, TTL (the one
+/// `before` had, for KEEPTTL; none for appends, which keep it) and CAS.
+fn ms_flags(store: &Store, before: Option<&Item>) -> Vec<String> {
+    let (mode, keeps_expiry) = match store.mode {
+        StoreMode::Set | StoreMode::Cas(_) => ("MS", false),
+        StoreMode::Add => ("ME", false),
+        StoreMode::Replace => ("MR", false),
+        StoreMode::Append | StoreMode::AppendOrCreate => ("MA", true),
+        StoreMode::Prepend => ("MP", true),
+    };
+    let mut flags = vec![mode.to_string(), format!("F{}", store.flags)];
+    if !keeps_expiry {
+        let expiry = match store.expiry {
+            ExpiryUpdate::Set(expiry) => expiry,
+            ExpiryUpdate::Keep => before.map_or(Expiry::Never, |item| item.expiry),
+        };
+        flags.push(format!("T{}", exptime(expiry)));
+    }
+    if let StoreMode::Cas(cas) = store.mode {
+        flags.push(format!("C{cas}"));
+    }
+    flags
+}
+
 pub(super) fn store_status(response: Response) -> Result<StoreStatus> {
     match response {
         Response::Meta { code, .. } => match &code {
@@ -59,24 +83,7 @@ impl Backend for MemcachedBackend {
         } else {
             None
         };
-        let (mode, keeps_expiry) = match store.mode {
-            StoreMode::Set | StoreMode::Cas(_) => ("MS", false),
-            StoreMode::Add => ("ME", false),
-            StoreMode::Replace => ("MR", false),
-            StoreMode::Append | StoreMode::AppendOrCreate => ("MA", true),
-            StoreMode::Prepend => ("MP", true),
-        };
-        let mut flags = vec![mode.to_string(), format!("F{}", store.flags)];
-        if !keeps_expiry {
-            let expiry = match store.expiry {
-                ExpiryUpdate::Set(expiry) => expiry,
-                ExpiryUpdate::Keep => before.as_ref().map_or(Expiry::Never, |item| item.expiry),
-            };
-            flags.push(format!("T{}", exptime(expiry)));
-        }
-        if let StoreMode::Cas(cas) = store.mode {
-            flags.push(format!("C{cas}"));
-        }
+        let flags = ms_flags(&store, before.as_ref());
         let mut request = BytesMut::new();
         // Appends add to the stored bytes, after a long key's header; any
         // other store writes the whole value, header first.

@@ -6,25 +6,7 @@ use super::*;
 
 impl RedisBackend {
     pub fn new(url: &RedisUrl, config: &BackendConfig) -> std::result::Result<Self, String> {
-        let locator = url.sentinel.as_ref().map(|target| {
-            Arc::new(sentinel::SentinelLocator {
-                sentinels: target.servers.clone(),
-                master: target.master.clone(),
-                user: url.user.clone(),
-                password: url.password.clone(),
-                timeout: config.connect_timeout() + config.request_timeout(),
-                fenced_until: std::sync::atomic::AtomicU64::new(0),
-            })
-        });
-        let addr = match &locator {
-            // Unknown until a sentinel answers (before the first connection).
-            Some(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            None => (url.host.as_str(), url.port)
-                .to_socket_addrs()
-                .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
-                .next()
-                .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?,
-        };
+        let (locator, addr) = locate(url, config)?;
         let handshake = |version| handshake(url, version);
         let tls = config
             .uses_tls()
@@ -146,4 +128,32 @@ fn handshake(url: &RedisUrl, version: Version) -> Option<(Bytes, usize)> {
         replies += 1;
     }
     (replies > 0).then(|| (request.freeze(), replies))
+}
+
+/// Where the server is: a Sentinel locator (the master's address is known
+/// once a sentinel answers) or the URL's host, resolved now.
+fn locate(
+    url: &RedisUrl,
+    config: &BackendConfig,
+) -> std::result::Result<(Option<Arc<sentinel::SentinelLocator>>, std::net::SocketAddr), String> {
+    let locator = url.sentinel.as_ref().map(|target| {
+        Arc::new(sentinel::SentinelLocator {
+            sentinels: target.servers.clone(),
+            master: target.master.clone(),
+            user: url.user.clone(),
+            password: url.password.clone(),
+            timeout: config.connect_timeout() + config.request_timeout(),
+            fenced_until: std::sync::atomic::AtomicU64::new(0),
+        })
+    });
+    let addr = match &locator {
+        // Unknown until a sentinel answers (before the first connection).
+        Some(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        None => (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{}:{}: {e}", url.host, url.port))?
+            .next()
+            .ok_or_else(|| format!("{}:{}: no address", url.host, url.port))?,
+    };
+    Ok((locator, addr))
 }

@@ -193,20 +193,7 @@ impl Batch<'_> {
                 Ok(Ok(Answer::Existed(existed)))
             }
             Call::GetAndDelete { db, key } => Ok(Ok(Answer::Item(self.take(*db, key).await?))),
-            Call::GetAndTouch { db, keys, expiry } => {
-                let mut items = Vec::with_capacity(keys.len());
-                for key in keys.iter() {
-                    let item = self.lock(*db, key).await?.map(|mut item| {
-                        item.expiry = *expiry;
-                        item
-                    });
-                    if item.is_some() {
-                        self.set_expiry(*db, key, *expiry).await?;
-                    }
-                    items.push(item);
-                }
-                Ok(Ok(Answer::Items(items)))
-            }
+            Call::GetAndTouch { db, keys, expiry } => self.touch(*db, keys, *expiry).await,
             Call::Arith { db, key, arith } => self.arith(*db, key, *arith).await,
             Call::Expire {
                 db,
@@ -223,26 +210,45 @@ impl Batch<'_> {
                 };
                 Ok(Ok(Answer::Done(changed)))
             }
-            Call::Flush { db } => {
-                let st = &self.shared.statements;
-                match db {
-                    Some(db) => {
-                        sqlx::query(&st.flush_db)
-                            .bind(*db as i64)
-                            .execute(&mut *self.conn)
-                            .await?;
-                    }
-                    None => {
-                        sqlx::query(&st.flush_all).execute(&mut *self.conn).await?;
-                    }
-                }
-                Ok(Ok(Answer::Flushed))
-            }
+            Call::Flush { db } => self.flush(*db).await,
             // SqlBackend sends reads to the pool, never here.
             Call::Get { .. } | Call::Ttl { .. } | Call::Scan { .. } | Call::Len { .. } => Ok(Err(
                 BackendError::Unsupported("internal: a read was queued to the SQL writer".into()),
             )),
         }
+    }
+
+    /// Sets the expiry of each live key; the items, with it.
+    async fn touch(&mut self, db: Db, keys: &[Bytes], expiry: Expiry) -> Applied {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let item = self.lock(db, key).await?.map(|mut item| {
+                item.expiry = expiry;
+                item
+            });
+            if item.is_some() {
+                self.set_expiry(db, key, expiry).await?;
+            }
+            items.push(item);
+        }
+        Ok(Ok(Answer::Items(items)))
+    }
+
+    /// Empties one database of the table, or all of it.
+    async fn flush(&mut self, db: Option<Db>) -> Applied {
+        let st = &self.shared.statements;
+        match db {
+            Some(db) => {
+                sqlx::query(&st.flush_db)
+                    .bind(db as i64)
+                    .execute(&mut *self.conn)
+                    .await?;
+            }
+            None => {
+                sqlx::query(&st.flush_all).execute(&mut *self.conn).await?;
+            }
+        }
+        Ok(Ok(Answer::Flushed))
     }
 
     fn too_long_key<'w>(&self, write: &'w Call<'static>) -> Option<&'w Bytes> {

@@ -83,6 +83,28 @@ where
     }
 }
 
+/// 401 when the admin token is set and the request does not carry it.
+fn unauthorized(shared: &Shared, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let token = shared.admin_token.as_ref()?;
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if token.admits(authorization) {
+        return None;
+    }
+    let mut response = reply(
+        StatusCode::UNAUTHORIZED,
+        "text/plain",
+        "send the token from listen.admin_token_file as `Authorization: Bearer <token>`\n".into(),
+    );
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Bearer realm=\"keyway\""),
+    );
+    Some(response)
+}
+
 async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let wanted = if path == "/sessions/revoke" {
@@ -99,23 +121,9 @@ async fn answer(shared: &Arc<Shared>, request: &Request<Incoming>) -> Response<F
     }
     // Probes stay open (they say only whether Keyway and its backends
     // answer); what describes the deployment needs the token, when set.
-    if let (Some(token), false) = (&shared.admin_token, matches!(path, "/healthz" | "/readyz")) {
-        let authorization = request
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        if !token.admits(authorization) {
-            let mut response = reply(
-                StatusCode::UNAUTHORIZED,
-                "text/plain",
-                "send the token from listen.admin_token_file as `Authorization: Bearer <token>`\n"
-                    .into(),
-            );
-            response.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer realm=\"keyway\""),
-            );
-            return response;
+    if !matches!(path, "/healthz" | "/readyz") {
+        if let Some(refused) = unauthorized(shared, request) {
+            return refused;
         }
     }
     match path {

@@ -447,6 +447,24 @@ fn silenced(error: DecodeError, line: &[u8], spans: &[Span]) -> DecodeError {
     }
 }
 
+/// `cache_memlimit <megabytes> [noreply]`.
+fn cache_memlimit(megabytes: &[u8], noreply: bool) -> Result<Request, DecodeError> {
+    let megabytes = strtoull(megabytes).ok_or(DecodeError::UnknownCommand)?;
+    Ok(Request::CacheMemlimit {
+        megabytes: megabytes as u32,
+        noreply,
+    })
+}
+
+/// `flush_all [delay] [noreply]`.
+fn flush_all(delay: Option<Bytes>, noreply: bool) -> Result<Request, DecodeError> {
+    let delay = match delay {
+        None => 0,
+        Some(delay) => strtol_i32(&delay).ok_or(DecodeError::Client("invalid exptime argument"))?,
+    };
+    Ok(Request::FlushAll { delay, noreply })
+}
+
 fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request, DecodeError> {
     let token = |i: usize| line.slice(spans[i].0..spans[i].1);
     let args = spans.len() - 1;
@@ -485,27 +503,18 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
                 .ok_or(DecodeError::Client("invalid exptime argument"))?,
             noreply,
         }),
-        b"flush_all" if args <= 2 => {
-            let delay = if args == 0 || (args == 1 && noreply) {
-                0
-            } else {
-                strtol_i32(&token(1)).ok_or(DecodeError::Client("invalid exptime argument"))?
-            };
-            Ok(Request::FlushAll { delay, noreply })
-        }
+        // The first argument is the delay, unless it is a lone noreply.
+        b"flush_all" if args <= 2 => flush_all(
+            (args >= 1 && !(args == 1 && noreply)).then(|| token(1)),
+            noreply,
+        ),
         // memcached ignores what follows `version`, `quit` and `mn`.
         b"version" => Ok(Request::Version),
-        b"verbosity" if args == 1 || args == 2 => {
-            // The level is read like `safe_strtoul` reads it, then ignored.
-            strtoull(&token(1)).ok_or(DecodeError::Client(BAD_FORMAT))?;
-            Ok(Request::Verbosity { noreply })
-        }
-        b"cache_memlimit" if args == 1 || args == 2 => Ok(Request::CacheMemlimit {
-            megabytes: strtoull(&token(1))
-                .map(|mb| mb as u32)
-                .ok_or(DecodeError::UnknownCommand)?,
-            noreply,
-        }),
+        // The level is read like `safe_strtoul` reads it, then ignored.
+        b"verbosity" if args == 1 || args == 2 => strtoull(&token(1))
+            .map(|_| Request::Verbosity { noreply })
+            .ok_or(DecodeError::Client(BAD_FORMAT)),
+        b"cache_memlimit" if args == 1 || args == 2 => cache_memlimit(&token(1), noreply),
         b"mn" => Ok(Request::MetaNoOp),
         b"shutdown" => Ok(Request::Shutdown),
         b"stats" => Ok(Request::Stats {

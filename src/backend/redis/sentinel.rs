@@ -149,6 +149,31 @@ impl SentinelLocator {
         }
     }
 
+    /// A pub/sub message's channel and text, if it is an event about this
+    /// master.
+    fn event_about_master(&self, reply: Reply) -> Option<(String, String)> {
+        // ["message", channel, text]; a failover's start and aborts say
+        // "master <name> <ip> <port> ...", +switch-master
+        // "<name> <old ip> <old port> <new ip> <new port>".
+        let Reply::Array(parts) = reply else {
+            return None;
+        };
+        let (Some(Reply::Bulk(channel)), Some(Reply::Bulk(text))) = (parts.get(1), parts.get(2))
+        else {
+            return None;
+        };
+        let text = String::from_utf8_lossy(text).into_owned();
+        let mut words = text.split(' ');
+        let named = match &channel[..] {
+            b"+switch-master" => words.next(),
+            _ => words.nth(1),
+        };
+        if named != Some(self.master.as_str()) {
+            return None;
+        }
+        Some((String::from_utf8_lossy(channel).into_owned(), text))
+    }
+
     async fn subscribe<F: Framer>(
         &self,
         host: &str,
@@ -182,25 +207,9 @@ impl SentinelLocator {
                 }
                 continue;
             }
-            // ["message", channel, text]; a failover's start and aborts say
-            // "master <name> <ip> <port> ...", +switch-master
-            // "<name> <old ip> <old port> <new ip> <new port>".
-            let Reply::Array(parts) = reply else { continue };
-            let (Some(Reply::Bulk(channel)), Some(Reply::Bulk(text))) =
-                (parts.get(1), parts.get(2))
-            else {
+            let Some((channel, text)) = self.event_about_master(reply) else {
                 continue;
             };
-            let text = String::from_utf8_lossy(text);
-            let mut words = text.split(' ');
-            let named = match &channel[..] {
-                b"+switch-master" => words.next(),
-                _ => words.nth(1),
-            };
-            if named != Some(self.master.as_str()) {
-                continue;
-            }
-            let channel = String::from_utf8_lossy(channel);
             tracing::info!(master = %self.master, event = %channel, %text, "sentinel event");
             if channel == "+try-failover" {
                 self.fence(crate::op::now_ms() + FENCE_LIMIT.as_millis() as u64);

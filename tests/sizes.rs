@@ -27,7 +27,7 @@ const FN_LINES: usize = 60;
 /// At most this many files over [`FILE_LINES`] (goal: 3).
 const FILES_OVER_BUDGET: usize = 3;
 /// At most this many functions over [`FN_LINES`] (goal: 5).
-const FNS_OVER_BUDGET: usize = 7;
+const FNS_OVER_BUDGET: usize = 5;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

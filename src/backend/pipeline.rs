@@ -353,19 +353,7 @@ async fn read_loop<F: Framer>(
                         };
                         current = Some((next, Vec::new()));
                     }
-                    let (request, replies) = current.as_mut().expect("set above");
-                    let ends_list = !F::continues_list(&response);
-                    replies.push(response);
-                    let done = match request.expect {
-                        Expect::One => true,
-                        Expect::Count(n) => replies.len() >= n,
-                        Expect::UntilEnd => ends_list,
-                    };
-                    if done {
-                        let (request, replies) = current.take().expect("set above");
-                        // The caller may have given up; its reply is dropped.
-                        let _ = request.reply.send(Ok(replies));
-                    }
+                    answer(&mut current, response);
                 }
                 Ok(None) => break,
                 Err(error) => break 'read ConnectionError::Protocol(addr, error),
@@ -397,7 +385,35 @@ async fn read_loop<F: Framer>(
     };
     broken.cancel();
     tracing::warn!(server = F::SERVER, %addr, error = %failure, "connection lost");
-    if let Some((request, _)) = current.take() {
+    fail_all(failure, current, awaiting).await;
+}
+
+/// Adds `response` to the replies of the request being answered, and
+/// sends them to its caller once they are all there.
+fn answer<F: Framer>(current: &mut Option<(Awaiting<F>, Vec<F::Frame>)>, response: F::Frame) {
+    let Some((request, replies)) = current.as_mut() else {
+        return;
+    };
+    let ends_list = !F::continues_list(&response);
+    replies.push(response);
+    let done = match request.expect {
+        Expect::One => true,
+        Expect::Count(n) => replies.len() >= n,
+        Expect::UntilEnd => ends_list,
+    };
+    if let Some((request, replies)) = current.take_if(|_| done) {
+        // The caller may have given up; its reply is dropped.
+        let _ = request.reply.send(Ok(replies));
+    }
+}
+
+/// The connection is gone: every request still waiting on it gets `failure`.
+async fn fail_all<F: Framer>(
+    failure: ConnectionError,
+    current: Option<(Awaiting<F>, Vec<F::Frame>)>,
+    mut awaiting: mpsc::UnboundedReceiver<Awaiting<F>>,
+) {
+    if let Some((request, _)) = current {
         let _ = request.reply.send(Err(failure.clone()));
     }
     awaiting.close();

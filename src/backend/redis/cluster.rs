@@ -577,21 +577,7 @@ impl Cluster {
             }
         }
         let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
-        // (node, the commands it serves, in order)
-        let mut again = Vec::new();
-        let by_node = {
-            let map = self.map.load();
-            let owners = slots.iter().enumerate().filter_map(|(i, &slot)| {
-                match map.owners[usize::from(slot)].as_ref() {
-                    Some(owner) => Some((owner.clone(), i)),
-                    None => {
-                        again.push(i);
-                        None
-                    }
-                }
-            });
-            groups::by_owner(owners, Arc::ptr_eq)
-        };
+        let (by_node, mut again) = self.by_node(slots);
         let whole = by_node.len() == 1 && again.is_empty();
         let sends = by_node.into_iter().map(|(node, commands)| async move {
             let request = if whole {
@@ -628,9 +614,45 @@ impl Cluster {
                 }
             }
         }
-        if again.is_empty() {
-            return replies;
+        if !again.is_empty() {
+            self.send_again(version, bytes, ends, slots, again, &mut replies)
+                .await;
         }
+        replies
+    }
+
+    /// The commands of a pipeline (by their hash `slots`) grouped by the node
+    /// the slot map says serves them, in order; and those whose slot has no
+    /// owner in the map (for [`Cluster::call`] to name).
+    fn by_node(&self, slots: &[u16]) -> (Vec<NodeShare>, Vec<usize>) {
+        let mut unowned = Vec::new();
+        let map = self.map.load();
+        let owners = slots.iter().enumerate().filter_map(|(i, &slot)| {
+            match map.owners[usize::from(slot)].as_ref() {
+                Some(owner) => Some((owner.clone(), i)),
+                None => {
+                    unowned.push(i);
+                    None
+                }
+            }
+        });
+        let by_node = groups::by_owner(owners, Arc::ptr_eq);
+        (by_node, unowned)
+    }
+
+    /// The commands `again` (indexes into the client's pipeline) sent
+    /// through [`Cluster::call`], which follows redirects and finds new
+    /// owners; their replies put in place.
+    async fn send_again(
+        self: &Arc<Self>,
+        version: Version,
+        bytes: &Bytes,
+        ends: &[usize],
+        slots: &[u16],
+        mut again: Vec<usize>,
+        replies: &mut [Bytes],
+    ) {
+        let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
         again.sort_unstable();
         let units: Vec<Unit> = again
             .iter()
@@ -642,9 +664,11 @@ impl Cluster {
                 Err(error) => error_frame(&error),
             };
         }
-        replies
     }
 }
+
+/// A node and the commands of a pipeline it serves (their indexes, in order).
+type NodeShare = (Arc<Node>, Vec<usize>);
 
 /// A RESP error frame carrying `error`, for each command of a failed unit.
 pub fn error_frame(error: &BackendError) -> Bytes {

@@ -3,7 +3,7 @@
 //!
 //! Keys are spread with ketama ([`ketama`], the same placement as twemproxy
 //! and libmemcached); each server gets a few long-lived pipelined connections
-//! ([`connection`]), re-opened when they break; operations become memcached
+//! ([`crate::backend::pipeline`]), re-opened when they break; operations become memcached
 //! meta commands ([`wire`]) so that flags, CAS ids and TTLs round-trip.
 //!
 //! Requests from memcached clients on keys memcached can hold as they are

@@ -21,18 +21,10 @@ seconds=${2:-10}
 requests=${REQUESTS:-1000000}
 rounds=${ROUNDS:-3}
 
-# free_port, wait_port, pids (killed on exit), redis_bench, memaslap_bench
+# free_port, wait_port, pids (killed on exit), build_both, redis_bench, memaslap_bench
 source benches/lib.sh
 
-sha=$(git rev-parse --short "$rev")
-tree=target/compare/$sha
-if [ ! -d "$tree" ]; then
-    git worktree add -f --detach "$tree" "$sha" >/dev/null
-fi
-(cd "$tree" && CARGO_TARGET_DIR="$PWD/../target-$sha" cargo build --release --locked -q)
-cargo build --release --locked -q
-before=target/compare/target-$sha/release/keyway
-after=target/release/keyway
+build_both "$rev"
 
 # The redis the forwarding runs go to (both Keyways share it, in turn).
 redis_port=$(free_port)

@@ -16,13 +16,7 @@ rev=${1:?usage: benches/cpu_compare.sh REV}
 rounds=${ROUNDS:-4}
 source benches/lib.sh
 
-sha=$(git rev-parse --short "$rev")
-tree=target/compare/$sha
-if [ ! -d "$tree" ]; then
-    git worktree add -f --detach "$tree" "$sha" >/dev/null
-fi
-(cd "$tree" && CARGO_TARGET_DIR="$PWD/../target-$sha" cargo build --release --locked -q)
-cargo build --release --locked -q
+build_both "$rev"
 
 start() { # binary; sets $pid, $mc, $resp
     local config
@@ -35,8 +29,8 @@ start() { # binary; sets $pid, $mc, $resp
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-start "target/compare/target-$sha/release/keyway"; before=("$pid" "$mc" "$resp")
-start target/release/keyway; after=("$pid" "$mc" "$resp")
+start "$before"; before=("$pid" "$mc" "$resp")
+start "$after"; after=("$pid" "$mc" "$resp")
 echo "machine: $(nproc) cores, $(uname -r); before = $sha, after = working tree on $(git rev-parse --short HEAD)"
 for round in $(seq "$rounds"); do
     for side in before after; do

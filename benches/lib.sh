@@ -7,6 +7,20 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+# Builds revision $1 in a worktree under target/compare/ (release, its own
+# target dir) and the working tree; sets $sha, $before and $after (binaries).
+build_both() {
+    sha=$(git rev-parse --short "$1")
+    local tree=target/compare/$sha
+    if [ ! -d "$tree" ]; then
+        git worktree add -f --detach "$tree" "$sha" >/dev/null
+    fi
+    (cd "$tree" && CARGO_TARGET_DIR="$PWD/../target-$sha" cargo build --release --locked -q)
+    cargo build --release --locked -q
+    before=target/compare/target-$sha/release/keyway
+    after=target/release/keyway
+}
+
 # The load runs the scripts compare, each output line prefixed with a label.
 redis_bench() { # port label requests [pipeline, default 16]
     redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -P "${4:-16}" -d 256 -n "$3" -r 100000 -q 2>/dev/null |

@@ -8,8 +8,12 @@
 //! `cargo test --test layers -- --nocapture` prints the edges and the order
 //! of the layers, lowest first.
 
+#[path = "common/rust_files.rs"]
+mod source;
+use source::rust_files;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
@@ -20,17 +24,6 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     let first = relative.components().next()?.as_os_str().to_str()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
     (!matches!(name, "lib" | "main")).then(|| name.to_string())
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// Top-level modules named by `crate::name` or `crate::{name, ...}` in

@@ -7,6 +7,29 @@ use super::*;
 /// A counter family: name, help, and how to read it from `F`.
 type Counted<F> = (&'static str, &'static str, fn(&F) -> u64);
 
+/// One counter family per entry of `counters`, its samples made by
+/// `samples` from the entry's reader.
+fn counter_families<'a, F, S>(
+    encoder: &mut DescriptorEncoder,
+    counters: &[Counted<F>],
+    samples: impl Fn(fn(&F) -> u64) -> S,
+) -> Result<(), Error>
+where
+    S: IntoIterator<Item = (Labels<'a>, Sample)>,
+{
+    for &(name, help, which) in counters {
+        family(
+            encoder,
+            name,
+            help,
+            None,
+            MetricType::Counter,
+            samples(which),
+        )?;
+    }
+    Ok(())
+}
+
 /// Health, pools and SQL batches per backend.
 pub(super) fn backends(encoder: &mut DescriptorEncoder, shared: &Shared) -> Result<(), Error> {
     let leaves: Vec<&Target> = shared
@@ -284,16 +307,7 @@ pub(super) fn change_log(encoder: &mut DescriptorEncoder, shared: &Shared) -> Re
         ("keyway_change_feed_poll_errors", "Polls of the change log that failed.", |f| f.poll_errors.load(Relaxed)),
         ("keyway_change_feed_read", "Change-log entries read (every writer's, this Keyway's included).", |f| f.changes_read.load(Relaxed)),
     ];
-    for (name, help, which) in counters {
-        family(
-            encoder,
-            name,
-            help,
-            None,
-            MetricType::Counter,
-            feed_figure(which),
-        )?;
-    }
+    counter_families(encoder, &counters, feed_figure)?;
     Ok(())
 }
 
@@ -341,15 +355,6 @@ pub(super) fn coherence(encoder: &mut DescriptorEncoder, shared: &Shared) -> Res
         ("keyway_coherence_fallback_reads", "Reads a write-through policy sent to its durable store because its cache was not current.", |f| f.fallback_reads.load(Relaxed)),
         ("keyway_coherence_resets", "Times a write-through cache was emptied because changes may have been missed (feed started or fell behind).", |f| f.resets.load(Relaxed)),
     ];
-    for (name, help, which) in counters {
-        family(
-            encoder,
-            name,
-            help,
-            None,
-            MetricType::Counter,
-            policy_figure(which),
-        )?;
-    }
+    counter_families(encoder, &counters, policy_figure)?;
     Ok(())
 }

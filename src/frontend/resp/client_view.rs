@@ -8,29 +8,29 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
 
-use super::commands::{lookup, Cmd, StringCmd};
+use super::commands::{Cmd, CommandSpec, StringCmd};
 use crate::backend::redis::{client_value, FLAGS_MARKER};
 
-/// Whether `name` replies with stored string values (which may carry the
-/// flags header of a value written over memcached).
-fn returns_values(name: &[u8]) -> bool {
+/// Whether the command replies with stored string values (which may carry
+/// the flags header of a value written over memcached).
+fn returns_values(spec: &CommandSpec) -> bool {
     use StringCmd::{Get, GetDel, GetEx, GetSet, MGet, Set};
     matches!(
-        lookup(name).and_then(|spec| spec.runs()),
+        spec.runs(),
         Some(Cmd::Strings(Get | GetDel | GetEx | GetSet | MGet | Set))
     )
 }
 
 /// Writes redis's reply (`raw`, in the client's version) to a forwarded
-/// command `name` as the client should see it: as redis sent it, unless it
+/// command (`spec`) as the client should see it: as redis sent it, unless it
 /// holds a value written over memcached with flags, whose header is removed.
-pub fn write_reply(name: &[u8], raw: &Bytes, version: Version, out: &mut BytesMut) {
-    if !(returns_values(name) && has_flags_header(raw)) {
+pub fn write_reply(spec: &CommandSpec, raw: &Bytes, version: Version, out: &mut BytesMut) {
+    if !(returns_values(spec) && has_flags_header(raw)) {
         out.extend_from_slice(raw);
         return;
     }
     match parse_backend_reply(raw, version) {
-        Ok(reply) => encode(&client_reply(name, reply), version, out),
+        Ok(reply) => encode(&client_reply(spec, reply), version, out),
         Err(_) => out.extend_from_slice(raw),
     }
 }
@@ -41,8 +41,8 @@ pub fn has_flags_header(raw: &[u8]) -> bool {
 }
 
 /// [`write_reply`] on a parsed reply.
-pub fn client_reply(name: &[u8], reply: Reply) -> Reply {
-    if !returns_values(name) {
+pub fn client_reply(spec: &CommandSpec, reply: Reply) -> Reply {
+    if !returns_values(spec) {
         return reply;
     }
     match reply {

@@ -455,12 +455,6 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     find(name).filter(|spec| spec.runs().is_some())
 }
 
-/// The family a command's figures are counted under (`Other` for one the
-/// table does not name).
-pub fn family_of(name: &[u8]) -> Family {
-    find(name).map_or(Family::Other, |spec| spec.family)
-}
-
 /// The commands Keyway runs itself, in table order (`COMMAND`).
 pub fn served() -> impl Iterator<Item = &'static CommandSpec> {
     COMMANDS.iter().filter(|spec| spec.runs().is_some())

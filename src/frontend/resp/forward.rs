@@ -17,16 +17,18 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{self, find, Cmd, CommandSpec, Does, KeySpec, KeyspaceCmd, ScriptCmd};
+use super::commands::{find, Cmd, CommandSpec, Does, KeySpec, KeyspaceCmd, ScriptCmd};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
+use crate::metrics::Family;
 use crate::router::RouteError;
 
 /// How Keyway treats a command it may forward.
 pub enum Plan {
-    /// Forward it if all the keys at these positions route to one redis backend.
-    Keys(KeyPositions),
+    /// Forward it if all the keys at these positions route to one redis
+    /// backend; its entry in the command table comes along.
+    Keys(KeyPositions, &'static CommandSpec),
     /// It cannot work through Keyway; this is the error.
     Refuse(Reply),
     /// Keyway handles it (or it is unknown).
@@ -54,7 +56,7 @@ pub fn plan(args: &[Bytes]) -> Plan {
         Does::Serve(_) | Does::Forward => {}
     }
     match key_positions(spec.keys, args) {
-        Some(found) => Plan::Keys(found),
+        Some(found) => Plan::Keys(found, spec),
         // The bare command name: redis's arity error (Keyway's own commands
         // get it from Keyway's arity check).
         None if spec.does == Does::Forward && args.len() == 1 => Plan::Refuse(Reply::error(
@@ -141,20 +143,37 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
 pub(super) struct Forwarding {
     pub(super) slot: Option<usize>,
     pub(super) commands: Batch,
-    /// Each command's name, to shape its reply.
-    pub(super) names: Vec<Bytes>,
+    /// Each command's table entry: its figures' family, its reply's shape.
+    pub(super) specs: Vec<&'static CommandSpec>,
+}
+
+/// Where a command goes as it came: the redis backend's route slot, the
+/// hash slot of its keys (a Redis Cluster's; 0 otherwise), and its entry in
+/// the command table (looked up once, by `plan`).
+#[derive(Clone, Copy)]
+pub(super) struct Forward {
+    pub(super) slot: usize,
+    pub(super) hash: u16,
+    pub(super) spec: &'static CommandSpec,
+}
+
+impl Forward {
+    /// The connection and hash slot it goes to.
+    pub(super) fn target(self) -> (usize, u16) {
+        (self.slot, self.hash)
+    }
 }
 
 impl RespSession {
     /// The redis backend `args` can be forwarded to, if any (see
     /// [`forward`]), with the hash slot of its keys when that backend is a
     /// Redis Cluster (0 otherwise).
-    pub(super) fn forward_slot(&self, args: &[Bytes]) -> Option<(usize, u16)> {
+    pub(super) fn forward_slot(&self, args: &[Bytes]) -> Option<Forward> {
         let router = &self.shared.resp_router;
         if !router.has_redis() {
             return None;
         }
-        let Plan::Keys(positions) = plan(args) else {
+        let Plan::Keys(positions, spec) = plan(args) else {
             return None;
         };
         // The scripts Keyway runs natively stay native on every route.
@@ -162,38 +181,38 @@ impl RespSession {
             return None;
         }
         let slot = router.redis_target(positions.keys(args))?;
+        let forward = |hash| Some(Forward { slot, hash, spec });
         if !router.is_redis_cluster(slot) {
-            return Some((slot, 0));
+            return forward(0);
         }
         let mut keys = positions.keys(args);
         let hash = key_slot(keys.next()?);
         if keys.all(|key| key_slot(key) == hash) {
-            return Some((slot, hash));
+            return forward(hash);
         }
         // Keys in several hash slots. Keyway's own commands (MGET, MSET,
         // DEL, EXISTS, ...) then run as operations, split by slot; redis's
         // other commands and scripts go to the first key's node, which
         // answers redis's CROSSSLOT error.
-        match commands::lookup(&args[0]).and_then(CommandSpec::runs) {
-            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => Some((slot, hash)),
+        match spec.runs() {
+            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => forward(hash),
             Some(_) => None,
         }
     }
 
-    /// Sends whole commands (named by `names`, counted under their
-    /// families) to the redis backend at `slot` as they came, wrapped in
-    /// MULTI ... EXEC when `transaction`; redis's replies as it sent them.
-    pub(super) async fn forward_to<'n>(
+    /// Sends whole commands (counted under `families`, one each) to the
+    /// redis backend at `slot` as they came, wrapped in MULTI ... EXEC when
+    /// `transaction`; redis's replies as it sent them.
+    pub(super) async fn forward_to(
         &self,
         slot: usize,
         commands: Batch,
-        names: impl Iterator<Item = &'n [u8]>,
+        families: impl IntoIterator<Item = Family>,
         transaction: bool,
     ) -> Result<Vec<Bytes>, RouteError> {
         let passage = self.shared.resp_router.redis_passage(slot).ok_or_else(|| {
             BackendError::Unsupported("internal: the route has no redis backend".into())
         })?;
-        let families = names.map(commands::family_of);
         let send = passage
             .backend()
             .forward(self.version, self.db, commands, transaction);
@@ -205,20 +224,19 @@ impl RespSession {
         let Some(slot) = batch.slot.take() else {
             return;
         };
-        let names = std::mem::take(&mut batch.names);
+        let specs = std::mem::take(&mut batch.specs);
         let commands = batch.commands.take();
-        let replies = self
-            .forward_to(slot, commands, names.iter().map(|name| &name[..]), false)
-            .await;
+        let families = specs.iter().map(|spec| spec.family);
+        let replies = self.forward_to(slot, commands, families, false).await;
         match replies {
             Ok(replies) => {
-                for (name, raw) in names.iter().zip(&replies) {
-                    client_view::write_reply(name, raw, self.version, out);
+                for (spec, raw) in specs.iter().zip(&replies) {
+                    client_view::write_reply(spec, raw, self.version, out);
                 }
             }
             Err(error) => {
                 let reply = Reply::from(error);
-                for _ in &names {
+                for _ in &specs {
                     encode(&reply, self.version, out);
                 }
             }
@@ -239,7 +257,7 @@ mod tests {
     fn keys(line: &str) -> Option<Vec<String>> {
         let args = args(line);
         match plan(&args) {
-            Plan::Keys(positions) => Some(
+            Plan::Keys(positions, _) => Some(
                 positions
                     .keys(&args)
                     .map(|k| String::from_utf8_lossy(k).into_owned())

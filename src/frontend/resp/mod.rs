@@ -194,18 +194,18 @@ impl RespSession {
             return Flow::Continue;
         }
         if self.transaction.is_none() && !self.sentinel {
-            if let Some((slot, hash)) = self.forward_slot(&command.args) {
-                if batch.slot != Some(slot) {
+            if let Some(forward) = self.forward_slot(&command.args) {
+                if batch.slot != Some(forward.slot) {
                     self.flush_forwarded(batch, output).await;
-                    batch.slot = Some(slot);
+                    batch.slot = Some(forward.slot);
                 }
                 self.shared.stats.commands.add(1);
                 if command.raw.first() == Some(&b'*') {
-                    batch.commands.push_raw(&command.raw, hash);
+                    batch.commands.push_raw(&command.raw, forward.hash);
                 } else {
-                    batch.commands.push_args(&command.args, hash);
+                    batch.commands.push_args(&command.args, forward.hash);
                 }
-                batch.names.push(command.args[0].clone());
+                batch.specs.push(forward.spec);
                 return Flow::Continue;
             }
         }
@@ -240,7 +240,7 @@ impl RespSession {
         };
         permissions.check(args)?;
         match forward::plan(args) {
-            forward::Plan::Keys(positions) => permissions.check_keys(positions.keys(args)),
+            forward::Plan::Keys(positions, _) => permissions.check_keys(positions.keys(args)),
             _ => Ok(()),
         }
     }
@@ -360,7 +360,7 @@ fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> 
     let Some(spec) = spec else {
         return Err(match forward::plan(args) {
             forward::Plan::Refuse(error) => error,
-            forward::Plan::Keys(_) => not_on_this_route(&args[0]),
+            forward::Plan::Keys(..) => not_on_this_route(&args[0]),
             forward::Plan::Local => unknown_command(args),
         });
     };

@@ -125,7 +125,7 @@ impl RespSession {
             let mut command = crate::backend::redis::Batch::default();
             command.push_for_every_node(args);
             let replies = self
-                .forward_to(slot, command, std::iter::once(&b"script"[..]), false)
+                .forward_to(slot, command, [crate::metrics::Family::Other], false)
                 .await
                 .map_err(Reply::from)?;
             last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)

@@ -2,6 +2,7 @@
 //! owns every key (a real transaction there), or one after another by
 //! Keyway.
 
+use super::forward::Forward;
 use super::*;
 
 /// Commands queued between MULTI and EXEC.
@@ -66,13 +67,16 @@ impl RespSession {
     /// Keyway runs one over several routes (see `exec`); one with redis's
     /// other commands is refused with the rule.
     async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
-        let targets: Vec<Option<(usize, u16)>> =
+        let targets: Vec<Option<Forward>> =
             queued.iter().map(|args| self.forward_slot(args)).collect();
-        let (slot, hash) = targets.first().copied().flatten()?;
-        if !targets.iter().all(|t| *t == Some((slot, hash))) {
+        let (slot, hash) = targets.first().copied().flatten()?.target();
+        if !targets
+            .iter()
+            .all(|t| t.map(Forward::target) == Some((slot, hash)))
+        {
             let router = &self.shared.resp_router;
             let one_cluster = router.is_redis_cluster(slot)
-                && targets.iter().all(|t| t.is_some_and(|(s, _)| s == slot));
+                && targets.iter().all(|t| t.is_some_and(|t| t.slot == slot));
             let foreign = queued
                 .iter()
                 .any(|args| commands::lookup(&args[0]).is_none());
@@ -91,9 +95,10 @@ impl RespSession {
             commands.push_args(args, hash);
         }
         commands.push_args(&[Bytes::from_static(b"EXEC")], hash);
-        let replies = self
-            .forward_to(slot, commands, queued.iter().map(|args| &args[0][..]), true)
-            .await;
+        // Every target is there (checked above): each queued command's entry.
+        let specs: Vec<_> = targets.iter().flatten().map(|t| t.spec).collect();
+        let families = specs.iter().map(|spec| spec.family);
+        let replies = self.forward_to(slot, commands, families, true).await;
         let exec = match replies {
             Ok(mut replies) => replies.pop()?,
             Err(error) => return Some(Reply::from(error)),
@@ -101,10 +106,10 @@ impl RespSession {
         Some(
             match keyway_protocol::resp::parse_backend_reply(&exec, self.version) {
                 Ok(Reply::Array(results)) => Reply::Array(
-                    queued
+                    specs
                         .iter()
                         .zip(results)
-                        .map(|(args, reply)| client_view::client_reply(&args[0], reply))
+                        .map(|(spec, reply)| client_view::client_reply(spec, reply))
                         .collect(),
                 ),
                 Ok(other) => other,
@@ -113,16 +118,14 @@ impl RespSession {
         )
     }
 
-    async fn forward_one(&self, (slot, hash): (usize, u16), args: &[Bytes]) -> Reply {
+    async fn forward_one(&self, forward: Forward, args: &[Bytes]) -> Reply {
         let mut command = Batch::default();
-        command.push_args(args, hash);
-        match self
-            .forward_to(slot, command, std::iter::once(&args[0][..]), false)
-            .await
-        {
+        command.push_args(args, forward.hash);
+        let family = [forward.spec.family];
+        match self.forward_to(forward.slot, command, family, false).await {
             Ok(replies) => {
                 match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
-                    Ok(reply) => client_view::client_reply(&args[0], reply),
+                    Ok(reply) => client_view::client_reply(forward.spec, reply),
                     Err(error) => Reply::error(format!("ERR {error}")),
                 }
             }

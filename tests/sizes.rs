@@ -109,6 +109,32 @@ struct Counts {
     functions: Vec<(usize, String)>,
 }
 
+/// One file's lines outside its `#[cfg(test)]` items, and its functions
+/// over [`FN_LINES`] (with their lengths) outside test items.
+fn measure(name: &str, text: &str, file: &syn::File) -> (usize, Vec<(usize, String)>) {
+    let test_lines: usize = file
+        .items
+        .iter()
+        .filter(|item| match item {
+            syn::Item::Mod(m) => is_cfg_test(&m.attrs),
+            syn::Item::Fn(f) => is_cfg_test(&f.attrs),
+            syn::Item::Impl(i) => is_cfg_test(&i.attrs),
+            syn::Item::Use(u) => is_cfg_test(&u.attrs),
+            _ => false,
+        })
+        .map(|item| {
+            let span = item.span();
+            span.end().line + 1 - span.start().line
+        })
+        .sum();
+    let mut functions = Functions {
+        file: name.to_string(),
+        long: Vec::new(),
+    };
+    functions.visit_file(file);
+    (text.lines().count() - test_lines, functions.long)
+}
+
 fn count() -> Counts {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut paths = Vec::new();
@@ -151,31 +177,11 @@ fn count() -> Counts {
             continue;
         }
         let name = path.strip_prefix(&root).unwrap().display().to_string();
-        let test_lines: usize = file
-            .items
-            .iter()
-            .filter(|item| match item {
-                syn::Item::Mod(m) => is_cfg_test(&m.attrs),
-                syn::Item::Fn(f) => is_cfg_test(&f.attrs),
-                syn::Item::Impl(i) => is_cfg_test(&i.attrs),
-                syn::Item::Use(u) => is_cfg_test(&u.attrs),
-                _ => false,
-            })
-            .map(|item| {
-                let span = item.span();
-                span.end().line + 1 - span.start().line
-            })
-            .sum();
-        let lines = text.lines().count() - test_lines;
+        let (lines, long) = measure(&name, text, file);
         if lines > FILE_LINES {
-            counts.files.push((lines, name.clone()));
+            counts.files.push((lines, name));
         }
-        let mut functions = Functions {
-            file: name,
-            long: Vec::new(),
-        };
-        functions.visit_file(file);
-        counts.functions.extend(functions.long);
+        counts.functions.extend(long);
     }
     counts.files.sort_by(|a, b| b.cmp(a));
     counts.functions.sort_by(|a, b| b.cmp(a));
@@ -215,4 +221,33 @@ fn files_and_functions_stay_within_their_budget() {
         counts.functions.len(),
         listing(&counts.functions)
     );
+}
+
+/// The counting itself, on a made-up file: a 61-line function counts (its
+/// doc comment does not), a 60-line one does not, nor do a `#[test]`, a
+/// `#[cfg(test)]` module or a brace inside a string.
+#[test]
+fn counts_what_it_says_it_counts() {
+    let body = |lines: usize| "    let _ = 0;\n".repeat(lines - 2);
+    let text = format!(
+        "/// A doc comment.\n/// Two lines.\nfn long() {{\n{}}}\n\
+         fn short() {{\n{}}}\n\
+         impl S {{\n    fn method() {{\n    let _ = \"}}}}}}\";\n{}    }}\n}}\n\
+         #[test]\nfn a_test() {{\n{}}}\n\
+         #[cfg(test)]\nmod tests {{\n    fn helper() {{\n{}}}\n}}\n",
+        body(61),
+        body(60),
+        body(60),
+        body(61),
+        body(70),
+    );
+    let file = syn::parse_file(&text).unwrap();
+    let (lines, long) = measure("made_up.rs", &text, &file);
+    let names: Vec<&str> = long.iter().map(|(_, name)| name.as_str()).collect();
+    assert_eq!(names, ["made_up.rs:3 long", "made_up.rs:125 method"]);
+    assert_eq!(long[0].0, 61);
+    // `#[cfg(test)]`, `mod tests {`, and `helper`'s 70 lines but its own
+    // closing brace counted among them, then the module's `}`.
+    let test_module_lines = 2 + 70 + 1;
+    assert_eq!(lines, text.lines().count() - test_module_lines);
 }

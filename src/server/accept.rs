@@ -2,6 +2,7 @@
 //! each connection to a worker, the TLS handshake (and client
 //! certificate), and the protocol session that serves it.
 
+use super::listener::Accepted;
 use super::*;
 
 pub(super) struct AcceptContext {
@@ -24,28 +25,15 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
         tracker,
         workers,
     } = ctx;
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stop.cancelled() => return,
-        };
-        let accepted = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let hand_off = |accepted: Accepted| {
         let shared = current.load_full();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             shared.stats.rejected_connections.add(1);
-            accepted.refuse(protocol).await;
-            continue;
+            tracker.spawn(accepted.refuse(protocol));
+            return;
         };
         let Ok(handoff) = accepted.into_handoff() else {
-            continue;
+            return;
         };
         let shutdown = shutdown.clone();
         let current = current.clone();
@@ -59,6 +47,26 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
             },
             workers.next(),
         );
+    };
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => {
+                // Moved by a reload: whoever already connected is served.
+                while let Some(accepted) = listener.accept_queued() {
+                    hand_off(accepted);
+                }
+                return;
+            }
+        };
+        match accepted {
+            Ok(accepted) => hand_off(accepted),
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

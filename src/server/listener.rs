@@ -202,6 +202,30 @@ impl Listener {
         }
     }
 
+    /// A connection the kernel has already completed, taken without waiting:
+    /// `None` once the queue is empty. A moved listener takes these before it
+    /// closes, since closing would reset clients whose connect had succeeded.
+    /// The accept goes straight to the socket, not through the reactor's
+    /// readiness, which may not have seen the last arrivals yet.
+    pub fn accept_queued(&self) -> Option<Accepted> {
+        let socket = match self {
+            Listener::Tcp(listener) => socket2::SockRef::from(listener).accept(),
+            Listener::Unix(socket) => socket2::SockRef::from(&socket.listener).accept(),
+        };
+        let (socket, peer) = socket.ok()?;
+        socket.set_nonblocking(true).ok()?;
+        match self {
+            Listener::Tcp(_) => {
+                let stream = tokio::net::TcpStream::from_std(socket.into()).ok()?;
+                Some(Accepted::Tcp(stream, peer.as_socket()?))
+            }
+            Listener::Unix(listening) => {
+                let stream = tokio::net::UnixStream::from_std(socket.into()).ok()?;
+                Some(Accepted::Unix(stream, listening.path.clone()))
+            }
+        }
+    }
+
     /// The TCP listener, for the admin HTTP server (which has no Unix socket).
     pub fn into_tcp(self) -> Option<TcpListener> {
         match self {

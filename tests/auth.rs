@@ -35,6 +35,8 @@ async fn before_auth_only_auth_hello_and_quit_answer_as_on_redis() {
     let redis = start_redis_with(&["--requirepass", "s3cret"]);
     let keyway = start_keyway(&format!("{ONE_MEMORY_ROUTE}{AUTH}")).await;
     let script = "PING\r\nGET k\r\nSET k v\r\nMULTI\r\nSELECT 1\r\nCLIENT SETNAME x\r\nHELLO 3\r\nHELLO 2 SETNAME x\r\n\
+                  HELLO 3 FOO\r\nHELLO 3 SETNAME \"a b\"\r\nHELLO 3 AUTH default wrong SETNAME x\r\n\
+                  HELLO 3 AUTH default s3cret FOO\r\nGET k\r\nHELLO 4\r\nHELLO x\r\n\
                   AUTH wrong\r\nAUTH default wrong\r\nAUTH nobody s3cret\r\nAUTH a b c\r\nGET k\r\n\
                   AUTH s3cret\r\nPING\r\nSET k v\r\nGET k\r\nAUTH wrong\r\nGET k\r\nDEL k\r\nQUIT\r\n";
     let want = exchange(redis.addr, script.as_bytes()).await;
@@ -65,7 +67,7 @@ async fn before_auth_only_auth_hello_and_quit_answer_as_on_redis() {
         show(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n")
     );
     // Wrong passwords are counted (never logged).
-    assert_eq!(keyway.current().stats.auth_failures.get(), 5);
+    assert_eq!(keyway.current().stats.auth_failures.get(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]

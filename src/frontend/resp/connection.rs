@@ -6,8 +6,9 @@ use keyway_protocol::resp::{Reply, Version};
 
 use super::commands::served;
 use super::commands::ConnCmd;
-use super::{parse_i64, wrong_arity, CmdResult, RespSession};
-use crate::op::{now_ms, DATABASES};
+use super::requests::{database, Client, Hello};
+use super::{wrong_arity, CmdResult, RespSession};
+use crate::op::now_ms;
 
 /// The redis version Keyway answers to: clients gate features on it, and
 /// Keyway implements the 7.0 behaviour of every command it accepts.
@@ -16,7 +17,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 impl RespSession {
     pub(super) async fn connection_command(&mut self, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
         match cmd {
-            ConnCmd::Hello => self.hello(args),
+            ConnCmd::Hello => self.hello(Hello::parse(args)?),
             ConnCmd::Auth => self.auth(args),
             ConnCmd::Ping => match args.len() {
                 1 => Ok(Reply::simple("PONG")),
@@ -27,14 +28,10 @@ impl RespSession {
             // `handle` closes the connection after this reply.
             ConnCmd::Quit => Ok(Reply::ok()),
             ConnCmd::Select => {
-                let db = i64::from(super::keyspace::int_argument(&args[1])?);
-                if !(0..i64::from(DATABASES)).contains(&db) {
-                    return Err(Reply::error("ERR DB index is out of range"));
-                }
-                self.db = db as u8;
+                self.db = database(&args[1])?;
                 Ok(Reply::ok())
             }
-            ConnCmd::Client => self.client(args),
+            ConnCmd::Client => Ok(self.client(Client::parse(args)?)),
             ConnCmd::Command => command(args),
             ConnCmd::Info => Ok(Reply::Verbatim(self.info(args).await)),
             ConnCmd::Time => {
@@ -47,51 +44,28 @@ impl RespSession {
         }
     }
 
-    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
-    fn hello(&mut self, args: &[Bytes]) -> CmdResult {
-        let mut version = self.version;
-        if let Some(protover) = args.get(1) {
-            let protover = parse_i64(protover).map_err(|_| {
-                Reply::error("ERR Protocol version is not an integer or out of range")
-            })?;
-            version = match protover {
-                2 => Version::Resp2,
-                3 => Version::Resp3,
-                _ => return Err(Reply::error("NOPROTO unsupported protocol version")),
-            };
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`:
+    /// its AUTHs, then the error of a bad option after them, then NOAUTH
+    /// for a client still not authenticated, as redis answers.
+    fn hello(&mut self, hello: Hello) -> CmdResult {
+        for (user, password) in &hello.auths {
+            self.authenticate(user, password)?;
         }
-        let authenticates = args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(b"AUTH"));
-        if !self.authenticated && !authenticates {
+        if let Some(error) = hello.malformed {
+            return Err(error);
+        }
+        if !self.authenticated {
             return Err(Reply::error(concat!(
                 "NOAUTH HELLO must be called with the client already authenticated, ",
                 "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate ",
                 "the client and select the RESP protocol version at the same time"
             )));
         }
-        let mut name = None;
-        let mut i = 2;
-        while i < args.len() {
-            let option = args[i].to_ascii_uppercase();
-            match option.as_slice() {
-                b"AUTH" if i + 2 < args.len() => {
-                    self.authenticate(&args[i + 1], &args[i + 2])?;
-                    i += 3;
-                }
-                b"SETNAME" if i + 1 < args.len() => {
-                    name = Some(valid_client_name(&args[i + 1])?);
-                    i += 2;
-                }
-                _ => {
-                    return Err(Reply::error(format!(
-                        "ERR Syntax error in HELLO option '{}'",
-                        String::from_utf8_lossy(&args[i])
-                    )))
-                }
-            }
+        if let Some(version) = hello.version {
+            self.version = version;
         }
-        self.version = version;
-        if name.is_some() {
-            self.name = name;
+        if hello.name.is_some() {
+            self.name = hello.name;
         }
         Ok(self.hello_reply())
     }
@@ -116,53 +90,16 @@ impl RespSession {
         Reply::Map(fields)
     }
 
-    fn client(&mut self, args: &[Bytes]) -> CmdResult {
-        let sub = args[1].to_ascii_uppercase();
-        let arity = |n: usize, name: &str| {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(wrong_arity(name))
-            }
-        };
-        match sub.as_slice() {
-            b"SETINFO" => {
-                arity(4, "client|setinfo")?;
-                match args[2].to_ascii_uppercase().as_slice() {
-                    b"LIB-NAME" => self.lib_name = Some(valid_client_name(&args[3])?),
-                    b"LIB-VER" => self.lib_ver = Some(valid_client_name(&args[3])?),
-                    _ => {
-                        return Err(Reply::error(format!(
-                            "ERR Unrecognized option '{}'",
-                            String::from_utf8_lossy(&args[2])
-                        )))
-                    }
-                }
-                Ok(Reply::ok())
-            }
-            b"SETNAME" => {
-                arity(3, "client|setname")?;
-                let name = valid_client_name(&args[2])?;
-                self.name = (!name.is_empty()).then_some(name);
-                Ok(Reply::ok())
-            }
-            b"GETNAME" => {
-                arity(2, "client|getname")?;
-                Ok(Reply::bulk_or_null(self.name.clone()))
-            }
-            b"ID" => {
-                arity(2, "client|id")?;
-                Ok(Reply::Integer(self.id as i64))
-            }
-            b"INFO" => {
-                arity(2, "client|info")?;
-                Ok(Reply::Verbatim(self.client_info()))
-            }
-            _ => Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&args[1])
-            ))),
+    fn client(&mut self, client: Client) -> Reply {
+        match client {
+            Client::SetLibName(name) => self.lib_name = Some(name),
+            Client::SetLibVersion(version) => self.lib_ver = Some(version),
+            Client::SetName(name) => self.name = (!name.is_empty()).then_some(name),
+            Client::GetName => return Reply::bulk_or_null(self.name.clone()),
+            Client::Id => return Reply::Integer(self.id as i64),
+            Client::Info => return Reply::Verbatim(self.client_info()),
         }
+        Reply::ok()
     }
 
     fn client_info(&self) -> String {
@@ -245,15 +182,6 @@ impl RespSession {
             "WRONGPASS invalid username-password pair or user is disabled.",
         ))
     }
-}
-
-fn valid_client_name(name: &Bytes) -> Result<Bytes, Reply> {
-    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(Reply::error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    Ok(name.clone())
 }
 
 fn command_info(spec: &super::CommandSpec) -> Reply {

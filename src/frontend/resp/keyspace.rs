@@ -9,18 +9,19 @@ use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
 use super::commands::KeyspaceCmd;
-use super::{parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
-use crate::op::{Db, Item, StoreMode, StoreStatus, DATABASES};
+use super::requests::{database, memory_usage_key, Copy, Object, ObjectField};
+use super::{CmdResult, RespSession};
+use crate::op::{Db, Item, StoreMode, StoreStatus};
 
 impl RespSession {
     pub(super) async fn keyspace_command(&mut self, cmd: KeyspaceCmd, args: &[Bytes]) -> CmdResult {
         match cmd {
             KeyspaceCmd::Rename => self.rename(args, false).await,
             KeyspaceCmd::RenameNx => self.rename(args, true).await,
-            KeyspaceCmd::Copy => self.copy(args).await,
-            KeyspaceCmd::Move => self.move_to(args).await,
-            KeyspaceCmd::Object => self.object(args).await,
-            KeyspaceCmd::Memory => self.memory(args).await,
+            KeyspaceCmd::Copy => self.copy(Copy::parse(args)?).await,
+            KeyspaceCmd::Move => self.move_to(&args[1], database(&args[2])?).await,
+            KeyspaceCmd::Object => self.object(Object::parse(args)?).await,
+            KeyspaceCmd::Memory => self.memory_usage(memory_usage_key(args)?).await,
         }
     }
 
@@ -85,42 +86,29 @@ impl RespSession {
     }
 
     /// `COPY source destination [DB destination-db] [REPLACE]`
-    async fn copy(&self, args: &[Bytes]) -> CmdResult {
-        let (mut db, mut replace) = (self.db, false);
-        let mut i = 3;
-        while i < args.len() {
-            match &args[i].to_ascii_uppercase()[..] {
-                b"REPLACE" => replace = true,
-                b"DB" if i + 1 < args.len() => {
-                    db = database(int_argument(&args[i + 1])?.into())?;
-                    i += 1;
-                }
-                _ => return Err(syntax_error()),
-            }
-            i += 1;
-        }
-        if db == self.db && args[1] == args[2] {
+    async fn copy(&self, copy: Copy) -> CmdResult {
+        let db = copy.db.unwrap_or(self.db);
+        if db == self.db && copy.source == copy.destination {
             return Err(same_object());
         }
-        let Some(item) = self.item(self.db, &args[1]).await? else {
+        let Some(item) = self.item(self.db, &copy.source).await? else {
             return Ok(Reply::Integer(0));
         };
-        let written = self.put(db, &args[2], item, !replace).await?;
+        let written = self.put(db, &copy.destination, item, !copy.replace).await?;
         Ok(Reply::Integer(i64::from(written)))
     }
 
     /// `MOVE key db`
-    async fn move_to(&self, args: &[Bytes]) -> CmdResult {
-        let db = database(int_argument(&args[2])?.into())?;
+    async fn move_to(&self, key: &Bytes, db: Db) -> CmdResult {
         if db == self.db {
             return Err(same_object());
         }
-        let Some(item) = self.item(self.db, &args[1]).await? else {
+        let Some(item) = self.item(self.db, key).await? else {
             return Ok(Reply::Integer(0));
         };
-        let written = self.put(db, &args[1], item, true).await?;
+        let written = self.put(db, key, item, true).await?;
         if written {
-            self.remove(self.db, &args[1]).await?;
+            self.remove(self.db, key).await?;
         }
         Ok(Reply::Integer(i64::from(written)))
     }
@@ -129,27 +117,21 @@ impl RespSession {
     /// would give the string; a reference count of 1 and an idle time of 0
     /// (Keyway tracks neither); FREQ refused as redis refuses it under the
     /// LRU policy Keyway reports.
-    async fn object(&self, args: &[Bytes]) -> CmdResult {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        if !matches!(&sub[..], "encoding" | "refcount" | "idletime" | "freq") {
-            return Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try OBJECT HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
-        }
-        if args.len() != 3 {
-            return Err(wrong_arity(&format!("object|{sub}")));
-        }
-        let Some(item) = self.item(self.db, &args[2]).await? else {
+    async fn object(&self, object: Object) -> CmdResult {
+        let Some(item) = self.item(self.db, &object.key).await? else {
             return Ok(Reply::Null);
         };
-        Ok(match &sub[..] {
-            "encoding" => Reply::Bulk(Bytes::from_static(encoding(&item.value).as_bytes())),
+        Ok(match object.asks {
+            ObjectField::Encoding => {
+                Reply::Bulk(Bytes::from_static(encoding(&item.value).as_bytes()))
+            }
             // redis shares one object among values 0..9999 held as integers.
-            "refcount" if is_shared_integer(&item.value) => Reply::Integer(i64::from(i32::MAX)),
-            "refcount" => Reply::Integer(1),
-            "idletime" => Reply::Integer(0),
-            _ => {
+            ObjectField::RefCount if is_shared_integer(&item.value) => {
+                Reply::Integer(i64::from(i32::MAX))
+            }
+            ObjectField::RefCount => Reply::Integer(1),
+            ObjectField::IdleTime => Reply::Integer(0),
+            ObjectField::Freq => {
                 return Err(Reply::error(
                     "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
                      Please note that when switching between policies at runtime LRU and LFU data \
@@ -158,29 +140,12 @@ impl RespSession {
             }
         })
     }
-}
 
-impl RespSession {
     /// MEMORY USAGE: Keyway's estimate of an item (key, value and 48
     /// bytes), not redis's allocator figures; other subcommands refused.
-    async fn memory(&self, args: &[Bytes]) -> CmdResult {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        if sub != "usage" {
-            return Err(Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try MEMORY HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
-        }
-        match args.len() {
-            3 => {}
-            5 if args[3].eq_ignore_ascii_case(b"samples") => {
-                parse_i64(&args[4])?;
-            }
-            4 | 5 => return Err(Reply::error("ERR syntax error")),
-            _ => return Err(wrong_arity("memory|usage")),
-        }
-        Ok(match self.item(self.db, &args[2]).await? {
-            Some(item) => Reply::Integer((args[2].len() + item.value.len() + 48) as i64),
+    async fn memory_usage(&self, key: Bytes) -> CmdResult {
+        Ok(match self.item(self.db, &key).await? {
+            Some(item) => Reply::Integer((key.len() + item.value.len() + 48) as i64),
             None => Reply::Null,
         })
     }
@@ -197,22 +162,6 @@ fn is_shared_integer(value: &[u8]) -> bool {
 
 fn same_object() -> Reply {
     Reply::error("ERR source and destination objects are the same")
-}
-
-/// An argument redis reads with `getIntFromObjectOrReply` (SELECT's and
-/// MOVE's database): a 64-bit integer, then refused outside 32 bits.
-pub(super) fn int_argument(arg: &[u8]) -> Result<i32, Reply> {
-    let value = parse_i64(arg)?;
-    i32::try_from(value).map_err(|_| {
-        Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
-    })
-}
-
-fn database(db: i64) -> Result<Db, Reply> {
-    if !(0..i64::from(DATABASES)).contains(&db) {
-        return Err(Reply::error("ERR DB index is out of range"));
-    }
-    Ok(db as Db)
 }
 
 /// How redis would hold a string: `int` when it reads back as a 64-bit

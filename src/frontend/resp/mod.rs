@@ -10,6 +10,7 @@ mod forward;
 mod info;
 mod keys;
 mod keyspace;
+mod requests;
 mod scripts;
 mod sentinel;
 mod server;

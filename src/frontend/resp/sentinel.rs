@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, Reply};
 
-use super::{unknown_command, wrong_arity, CmdResult, RespSession};
+use super::commands::{self, ConnCmd};
+use super::{check_arity, unknown_command, wrong_arity, CmdResult, RespSession};
 use crate::session::Flow;
 
 /// This process's sentinel id and master run id (40 hex digits, as redis's).
@@ -27,42 +28,66 @@ fn run_id() -> &'static str {
     })
 }
 
+/// What a sentinel answers, each command named once (a sentinel knows no
+/// other: anything else is an unknown command).
+#[derive(Clone, Copy)]
+enum SentinelCmd {
+    Quit,
+    Ping,
+    /// AUTH, HELLO and CLIENT: as on the RESP listener.
+    Connection(ConnCmd),
+    Role,
+    Info,
+    Sentinel,
+}
+
+const SENTINEL_COMMANDS: [(&str, SentinelCmd); 8] = [
+    ("quit", SentinelCmd::Quit),
+    ("ping", SentinelCmd::Ping),
+    ("auth", SentinelCmd::Connection(ConnCmd::Auth)),
+    ("hello", SentinelCmd::Connection(ConnCmd::Hello)),
+    ("client", SentinelCmd::Connection(ConnCmd::Client)),
+    ("role", SentinelCmd::Role),
+    ("info", SentinelCmd::Info),
+    ("sentinel", SentinelCmd::Sentinel),
+];
+
+fn sentinel_lookup(name: &[u8]) -> Option<SentinelCmd> {
+    SENTINEL_COMMANDS
+        .iter()
+        .find(|(known, _)| name.eq_ignore_ascii_case(known.as_bytes()))
+        .map(|&(_, cmd)| cmd)
+}
+
 impl RespSession {
     pub(super) async fn sentinel_command(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        let reply = match name.as_str() {
-            "quit" => {
+        let reply = match sentinel_lookup(&args[0]) {
+            Some(SentinelCmd::Quit) => {
                 encode(&Reply::ok(), self.version, out);
                 return Flow::Close;
             }
-            "ping" => match args.len() {
+            Some(SentinelCmd::Ping) => match args.len() {
                 1 => Ok(Reply::simple("PONG")),
                 2 => Ok(Reply::Bulk(args[1].clone())),
                 _ => Err(wrong_arity("ping")),
             },
-            "auth" | "hello" | "client" => {
-                let spec = super::commands::lookup(&args[0]);
-                match (spec, spec.and_then(super::CommandSpec::runs)) {
-                    (Some(spec), Some(super::Cmd::Connection(cmd))) => {
-                        match super::check_arity(Some(spec), &args) {
-                            Ok(()) => self.connection_command(cmd, &args).await,
-                            Err(error) => Err(error),
-                        }
-                    }
-                    _ => Err(super::unknown_command(&args)),
+            Some(SentinelCmd::Connection(cmd)) => {
+                match check_arity(commands::lookup(&args[0]), &args) {
+                    Ok(()) => self.connection_command(cmd, &args).await,
+                    Err(error) => Err(error),
                 }
             }
-            "role" if args.len() == 1 => Ok(Reply::Array(vec![
+            Some(SentinelCmd::Role) if args.len() == 1 => Ok(Reply::Array(vec![
                 Reply::bulk("sentinel"),
                 Reply::Array(vec![Reply::bulk(
                     self.shared.config.sentinel.master_name.clone(),
                 )]),
             ])),
-            "role" => Err(wrong_arity("role")),
-            "info" => Ok(Reply::Verbatim(self.sentinel_info())),
-            "sentinel" if args.len() < 2 => Err(wrong_arity("sentinel")),
-            "sentinel" => self.sentinel_subcommand(&args),
-            _ => Err(unknown_command(&args)),
+            Some(SentinelCmd::Role) => Err(wrong_arity("role")),
+            Some(SentinelCmd::Info) => Ok(Reply::Verbatim(self.sentinel_info())),
+            Some(SentinelCmd::Sentinel) if args.len() < 2 => Err(wrong_arity("sentinel")),
+            Some(SentinelCmd::Sentinel) => self.sentinel_subcommand(&args),
+            None => Err(unknown_command(&args)),
         };
         let reply = reply.unwrap_or_else(|error| error);
         encode(&reply, self.version, out);

@@ -4,34 +4,11 @@ use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
 use super::commands::StringCmd;
-use super::{not_an_integer, parse_i64, syntax_error, wrong_arity, CmdResult, RespSession};
+use super::requests::{GetEx, Set, SetEx};
+use super::{not_an_integer, parse_i64, wrong_arity, CmdResult, RespSession};
 use crate::op::{
-    now_ms, Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus,
+    Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus,
 };
-
-/// Parses an EX/PX/EXAT/PXAT amount into an absolute expiry; `command` names
-/// the command in redis's "invalid expire time" error.
-pub(super) fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<Expiry, Reply> {
-    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
-    let amount = parse_i64(amount)?;
-    if amount <= 0 {
-        return Err(invalid());
-    }
-    let amount = amount as u64;
-    let at = match unit.to_ascii_uppercase().as_slice() {
-        b"EX" => amount
-            .checked_mul(1000)
-            .and_then(|ms| ms.checked_add(now_ms())),
-        b"PX" => amount.checked_add(now_ms()),
-        b"EXAT" => amount.checked_mul(1000),
-        b"PXAT" => Some(amount),
-        _ => return Err(syntax_error()),
-    };
-    // redis refuses expiries that overflow a signed 64-bit millisecond clock.
-    at.filter(|&at| at <= i64::MAX as u64)
-        .map(Expiry::At)
-        .ok_or_else(invalid)
-}
 
 impl RespSession {
     pub(super) async fn string_command(
@@ -60,13 +37,15 @@ impl RespSession {
                         .collect(),
                 ))
             }
-            StringCmd::Set => self.set(args).await,
+            StringCmd::Set => self.set(Set::parse(args)?).await,
             StringCmd::SetNx => self.setnx(args).await,
-            StringCmd::SetEx | StringCmd::PSetEx => self.setex(cmd, name, args).await,
+            StringCmd::SetEx | StringCmd::PSetEx => {
+                self.setex(SetEx::parse(cmd, name, args)?).await
+            }
             StringCmd::GetDel => Ok(Reply::bulk_or_null(
                 router.get_and_delete(db, &args[1]).await?.map(|i| i.value),
             )),
-            StringCmd::GetEx => self.getex(args).await,
+            StringCmd::GetEx => self.getex(GetEx::parse(args)?).await,
             StringCmd::MSet | StringCmd::MSetNx => self.mset(cmd, name, args).await,
             StringCmd::Incr | StringCmd::Decr | StringCmd::IncrBy | StringCmd::DecrBy => {
                 self.incr(cmd, args).await
@@ -103,21 +82,10 @@ impl RespSession {
     }
 
     /// `SETEX key seconds value`, `PSETEX key ms value`
-    async fn setex(&self, cmd: StringCmd, name: &'static str, args: &[Bytes]) -> CmdResult {
-        let unit: &[u8] = if cmd == StringCmd::SetEx {
-            b"EX"
-        } else {
-            b"PX"
-        };
-        let expiry = parse_expiry(unit, &args[2], name)?;
+    async fn setex(&self, SetEx { key, expiry, value }: SetEx) -> CmdResult {
         let expiry = ExpiryUpdate::Set(expiry);
-        self.store(Store::new(
-            args[1].clone(),
-            args[3].clone(),
-            StoreMode::Set,
-            expiry,
-        ))
-        .await?;
+        self.store(Store::new(key, value, StoreMode::Set, expiry))
+            .await?;
         Ok(Reply::ok())
     }
 
@@ -247,35 +215,11 @@ impl RespSession {
     }
 
     /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`
-    async fn set(&self, args: &[Bytes]) -> CmdResult {
-        let mut mode = StoreMode::Set;
-        let mut expiry = None;
-        let mut get = false;
-        let mut i = 3;
-        while i < args.len() {
-            let option = args[i].to_ascii_uppercase();
-            match option.as_slice() {
-                b"NX" if mode != StoreMode::Replace => mode = StoreMode::Add,
-                b"XX" if mode != StoreMode::Add => mode = StoreMode::Replace,
-                b"GET" => get = true,
-                b"KEEPTTL" if expiry.is_none() => expiry = Some(ExpiryUpdate::Keep),
-                b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && i + 1 < args.len() => {
-                    expiry = Some(ExpiryUpdate::Set(parse_expiry(
-                        &option,
-                        &args[i + 1],
-                        "set",
-                    )?));
-                    i += 1;
-                }
-                _ => return Err(syntax_error()),
-            }
-            i += 1;
-        }
-        let expiry = expiry.unwrap_or(ExpiryUpdate::Set(Expiry::Never));
-        let mut store = Store::new(args[1].clone(), args[2].clone(), mode, expiry);
-        store.return_old = get;
+    async fn set(&self, set: Set) -> CmdResult {
+        let mut store = Store::new(set.key, set.value, set.mode, set.expiry);
+        store.return_old = set.get;
         let outcome = self.store(store).await?;
-        Ok(match (get, outcome.status) {
+        Ok(match (set.get, outcome.status) {
             (true, _) => Reply::bulk_or_null(outcome.old.map(|i| i.value)),
             (false, StoreStatus::Stored) => Reply::ok(),
             (false, _) => Reply::Null,
@@ -283,19 +227,12 @@ impl RespSession {
     }
 
     /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`
-    async fn getex(&self, args: &[Bytes]) -> CmdResult {
-        let expiry = match &args[2..] {
-            [] => None,
-            [option] if option.eq_ignore_ascii_case(b"PERSIST") => Some(Expiry::Never),
-            [unit, amount] if !unit.eq_ignore_ascii_case(b"PERSIST") => {
-                Some(parse_expiry(unit, amount, "getex")?)
-            }
-            _ => return Err(syntax_error()),
-        };
+    async fn getex(&self, getex: GetEx) -> CmdResult {
         let router = &self.shared.resp_router;
-        let items = match expiry {
-            None => router.get(self.db, &args[1..2]).await?,
-            Some(expiry) => router.get_and_touch(self.db, &args[1..2], expiry).await?,
+        let key = std::slice::from_ref(&getex.key);
+        let items = match getex.expiry {
+            None => router.get(self.db, key).await?,
+            Some(expiry) => router.get_and_touch(self.db, key, expiry).await?,
         };
         Ok(Reply::bulk_or_null(
             items.into_iter().next().flatten().map(|i| i.value),

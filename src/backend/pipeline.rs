@@ -457,7 +457,7 @@ pub struct Pool<F: Framer> {
     follow: Option<String>,
     /// Or what is asked instead of the resolver (Redis Sentinel).
     locate: Option<Arc<dyn Locate>>,
-    slots: Vec<Slot<F>>,
+    lanes: Vec<Lane<F>>,
     next: AtomicUsize,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -468,7 +468,8 @@ pub struct Pool<F: Framer> {
     tls: Option<crate::tls::Connector>,
 }
 
-struct Slot<F: Framer> {
+/// One of a pool's connections: the live one, replaced when it breaks.
+struct Lane<F: Framer> {
     current: ArcSwapOption<Connection<F>>,
     reconnecting: tokio::sync::Mutex<()>,
 }
@@ -519,8 +520,8 @@ impl<F: Framer> Pool<F> {
             addr: arc_swap::ArcSwap::from_pointee(addr),
             follow,
             locate: options.locate,
-            slots: (0..options.connections.max(1))
-                .map(|_| Slot {
+            lanes: (0..options.connections.max(1))
+                .map(|_| Lane {
                     current: ArcSwapOption::empty(),
                     reconnecting: tokio::sync::Mutex::new(()),
                 })
@@ -598,30 +599,30 @@ impl<F: Framer> Pool<F> {
     /// Lets the open connections go (requests already sent on them finish):
     /// the next request connects anew, asking where first.
     pub fn forget_connections(&self) {
-        for slot in &self.slots {
-            slot.current.store(None);
+        for lane in &self.lanes {
+            lane.current.store(None);
         }
     }
 
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
-        self.slots
+        self.lanes
             .iter()
-            .filter(|slot| slot.current.load().as_ref().is_some_and(|c| c.is_open()))
+            .filter(|lane| lane.current.load().as_ref().is_some_and(|c| c.is_open()))
             .count()
     }
 
     /// The most connections this pool keeps.
     pub fn max_connections(&self) -> usize {
-        self.slots.len()
+        self.lanes.len()
     }
 
-    /// Round-robin over the slots of the calling connection worker (slots
+    /// Round-robin over the lanes of the calling connection worker (lanes
     /// w, w + workers, w + 2 workers, ...), so a connection is opened, and its
     /// tasks run, on the worker whose clients use it: no cross-thread wake-ups
-    /// per request. Elsewhere, or with fewer slots than workers, over all.
-    fn slot_index(&self) -> usize {
-        let n = self.slots.len();
+    /// per request. Elsewhere, or with fewer lanes than workers, over all.
+    fn lane_index(&self) -> usize {
+        let n = self.lanes.len();
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         match crate::workers::current_worker() {
             Some((worker, workers)) if workers > 0 && n >= workers => {
@@ -633,13 +634,13 @@ impl<F: Framer> Pool<F> {
     }
 
     async fn connection(&self) -> Result<Arc<Connection<F>>, ConnectionError> {
-        let slot = &self.slots[self.slot_index()];
-        if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
+        let lane = &self.lanes[self.lane_index()];
+        if let Some(connection) = lane.current.load_full().filter(|c| c.is_open()) {
             return Ok(connection);
         }
-        let _reconnecting = slot.reconnecting.lock().await;
+        let _reconnecting = lane.reconnecting.lock().await;
         // Someone else may have reconnected while we waited.
-        if let Some(connection) = slot.current.load_full().filter(|c| c.is_open()) {
+        if let Some(connection) = lane.current.load_full().filter(|c| c.is_open()) {
             return Ok(connection);
         }
         self.follow_name().await;
@@ -667,7 +668,7 @@ impl<F: Framer> Pool<F> {
             }
         }
         let connection = Arc::new(connection);
-        slot.current.store(Some(connection.clone()));
+        lane.current.store(Some(connection.clone()));
         Ok(connection)
     }
 

@@ -4,14 +4,14 @@
 
 use super::*;
 
-fn position(slots: &[Slot], name: &str) -> usize {
-    slots
+fn position(entries: &[Entry], name: &str) -> usize {
+    entries
         .iter()
-        .position(|slot| slot.name == name)
+        .position(|entry| entry.name == name)
         .expect("validated by Config::validate")
 }
 
-impl Slot {
+impl Entry {
     fn new(name: &str, target: Target, built: Built) -> Self {
         Self {
             name: name.to_string(),
@@ -40,20 +40,20 @@ impl Router {
         config: &Config,
         previous: Option<&Router>,
     ) -> std::result::Result<Self, BuildError> {
-        let mut slots = Self::build_slots(config, previous)?;
-        let slot_of = |name: &str| position(&slots, name);
+        let mut entries = Self::build_entries(config, previous)?;
+        let entry_of = |name: &str| position(&entries, name);
         let mut protected = Vec::new();
         for route in &config.routes {
             if route.protected.unwrap_or(config.is_durable(route.target())) {
-                protected.extend(config.leaves(route.target()).into_iter().map(slot_of));
+                protected.extend(config.leaves(route.target()).into_iter().map(entry_of));
             }
         }
-        for slot in protected {
-            slots[slot].protected = true;
+        for entry in protected {
+            entries[entry].protected = true;
         }
-        let mut router = Self::over(slots, config, config.routes.iter());
+        let mut router = Self::over(entries, config, config.routes.iter());
         // Every backend, routed or not, as before listeners had keyspaces.
-        router.reaches = vec![true; router.slots.len()];
+        router.reaches = vec![true; router.entries.len()];
         Ok(router)
     }
 
@@ -61,33 +61,38 @@ impl Router {
     /// serve `listener`: the keyspace its clients see.
     pub fn for_listener(&self, config: &Config, listener: RouteListener) -> Router {
         let routes = config.routes.iter().filter(|route| route.serves(listener));
-        Self::over(self.slots.clone(), config, routes)
+        Self::over(self.entries.clone(), config, routes)
     }
 
     fn over<'r>(
-        slots: Vec<Slot>,
+        entries: Vec<Entry>,
         config: &Config,
         routes: impl Iterator<Item = &'r RouteConfig> + Clone,
     ) -> Router {
-        let slot_of = |name: &str| position(&slots, name);
+        let entry_of = |name: &str| position(&entries, name);
         let compiled: Vec<RouteConfig> = routes.clone().cloned().collect();
-        let table = RouteTable::compile(&compiled, slot_of);
+        let table = RouteTable::compile(&compiled, entry_of);
         let mut routed = Vec::new();
-        let mut reaches = vec![false; slots.len()];
+        let mut reaches = vec![false; entries.len()];
         for route in routes {
-            let slot = slot_of(route.target());
-            if !routed.contains(&slot) {
-                routed.push(slot);
+            let entry = entry_of(route.target());
+            if !routed.contains(&entry) {
+                routed.push(entry);
             }
             for leaf in config.leaves(route.target()) {
-                reaches[slot_of(leaf)] = true;
+                reaches[entry_of(leaf)] = true;
             }
         }
+        let redis = (0..entries.len())
+            .filter(|&entry| matches!(entries[entry].target.backend(), Some(AnyBackend::Redis(_))))
+            .map(RedisRoute)
+            .collect();
         Router {
             table,
-            slots,
+            entries,
             routed,
             reaches,
+            redis,
             sessions: config.sessions.clone(),
         }
     }
@@ -95,15 +100,15 @@ impl Router {
     /// Every backend, then every policy after its members, each taken over
     /// from `previous` when what it was built from did not change (a policy
     /// also needs every member it names kept).
-    fn build_slots(
+    fn build_entries(
         config: &Config,
         previous: Option<&Router>,
-    ) -> std::result::Result<Vec<Slot>, BuildError> {
+    ) -> std::result::Result<Vec<Entry>, BuildError> {
         let kept = |name: &str, built: &Built| {
-            let slot = previous?.slot(name)?;
-            (slot.built == *built).then(|| slot.target.clone())
+            let entry = previous?.entry(name)?;
+            (entry.built == *built).then(|| entry.target.clone())
         };
-        let mut slots: Vec<Slot> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         let mut fresh: Vec<&str> = Vec::new();
         for (name, backend) in &config.backends {
             let built = Built::Backend(backend.clone(), config.runtime.data_dir.clone());
@@ -115,15 +120,15 @@ impl Router {
                     Target::new(name, Node::Backend(Arc::new(backend)))
                 }
             };
-            slots.push(Slot::new(name, target, built));
+            entries.push(Entry::new(name, target, built));
         }
         // Each pass builds the policies whose members exist.
         let mut pending: Vec<(&String, &PolicyConfig)> = config.policies.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|(name, policy)| {
-                let slot = |name: &str| slots.iter().position(|slot| slot.name == *name);
-                if policy.members().iter().any(|(_, m)| slot(m).is_none()) {
+                let entry = |name: &str| entries.iter().position(|entry| entry.name == *name);
+                if policy.members().iter().any(|(_, m)| entry(m).is_none()) {
                     return true;
                 }
                 let built = Built::Policy((*policy).clone());
@@ -132,13 +137,14 @@ impl Router {
                     Some(target) => target,
                     None => {
                         fresh.push(name);
-                        let member = |name: &str| Some(Member(slots[slot(name)?].target.clone()));
+                        let member =
+                            |name: &str| Some(Member(entries[entry(name)?].target.clone()));
                         let watches = config.watches(name);
                         let built = Policy::build(policy, watches, member).expect("members exist");
                         Target::new(name, Node::Policy(Arc::new(built)))
                     }
                 };
-                slots.push(Slot::new(name, target, built));
+                entries.push(Entry::new(name, target, built));
                 false
             });
             assert!(
@@ -146,6 +152,6 @@ impl Router {
                 "validated: policies do not contain themselves"
             );
         }
-        Ok(slots)
+        Ok(entries)
     }
 }

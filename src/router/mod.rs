@@ -10,7 +10,7 @@ use build::Built;
 
 use bytes::Bytes;
 
-pub use passage::Passage;
+pub use passage::{Passage, RedisRoute};
 pub use table::RouteTable;
 
 use std::sync::Arc;
@@ -54,9 +54,9 @@ macro_rules! per_key {
             }
             None => {
                 let mut answers = Vec::new();
-                for (slot, positions) in router.split(all)? {
+                for (entry, positions) in router.split(all)? {
                     let group: Vec<Bytes> = positions.iter().map(|&p| all[p].clone()).collect();
-                    let $backend: &Target = &router.slots[slot].target;
+                    let $backend: &Target = &router.entries[entry].target;
                     let $keys: &[Bytes] = &group;
                     answers.push((positions, $call.await?));
                 }
@@ -74,22 +74,24 @@ pub fn session_route(config: &Config) -> Option<usize> {
 
 pub struct Router {
     table: RouteTable,
-    /// What route slots point at: every backend in config order, then the
+    /// What route entries point at: every backend in config order, then the
     /// policies (each after its members).
-    slots: Vec<Slot>,
+    entries: Vec<Entry>,
     /// Slots some route uses, each once, in route order: what
     /// KEYS/SCAN/DBSIZE walk.
     routed: Vec<usize>,
-    /// Per slot: a backend this router's routes store in, so that a flush
+    /// Per entry: a backend this router's routes store in, so that a flush
     /// through one listener's keyspace leaves the other's alone.
     reaches: Vec<bool>,
+    /// Every redis backend (RESP commands on its keys may be forwarded).
+    redis: Vec<RedisRoute>,
     /// `[sessions]`: whether ended sessions are kept ended, and how long.
     sessions: crate::config::Sessions,
 }
 
 /// A backend or policy, as the router holds it.
 #[derive(Clone)]
-struct Slot {
+struct Entry {
     name: String,
     target: Target,
     /// What it was built from, so that a reload can keep it when that did
@@ -100,8 +102,8 @@ struct Slot {
 }
 
 impl Router {
-    fn slot(&self, name: &str) -> Option<&Slot> {
-        self.slots.iter().find(|slot| slot.name == name)
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|entry| entry.name == name)
     }
 
     /// Requests of `family` through the targets routes name (each request
@@ -109,35 +111,35 @@ impl Router {
     pub fn routed_requests(&self, family: Family) -> u64 {
         self.routed
             .iter()
-            .map(|&slot| self.slots[slot].target.stats.family(family).requests)
+            .map(|&entry| self.entries[entry].target.stats.family(family).requests)
             .sum()
     }
 
     /// Every backend and policy, with its figures.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
-        self.slots.iter().map(|slot| &slot.target)
+        self.entries.iter().map(|entry| &entry.target)
     }
 
     /// Every backend with its configured name.
     pub fn backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
-        self.slots
+        self.entries
             .iter()
-            .filter_map(|slot| Some((slot.name.as_str(), slot.target.backend()?)))
+            .filter_map(|entry| Some((entry.name.as_str(), entry.target.backend()?)))
     }
 
     /// Every backend this router's routes store in (a policy's members
     /// included), with its configured name.
     pub fn reached_backends(&self) -> impl Iterator<Item = (&str, &AnyBackend)> {
-        self.slots
+        self.entries
             .iter()
             .zip(&self.reaches)
             .filter(|(_, reached)| **reached)
-            .filter_map(|(slot, _)| Some((slot.name.as_str(), slot.target.backend()?)))
+            .filter_map(|(entry, _)| Some((entry.name.as_str(), entry.target.backend()?)))
     }
 
     /// The backend or policy configured as `name`.
     pub fn target(&self, name: &str) -> Option<&Target> {
-        Some(&self.slot(name)?.target)
+        Some(&self.entry(name)?.target)
     }
 
     /// Waits (briefly) until every write-through cache that follows a
@@ -155,27 +157,27 @@ impl Router {
 
     /// Every policy with its configured name.
     pub fn policies(&self) -> impl Iterator<Item = (&str, &Policy)> {
-        self.slots
+        self.entries
             .iter()
-            .filter_map(|slot| Some((slot.name.as_str(), slot.target.policy()?)))
+            .filter_map(|entry| Some((entry.name.as_str(), entry.target.policy()?)))
     }
 
     fn backend_for(&self, key: &[u8]) -> Result<&Target> {
         self.table
             .route(key)
-            .map(|slot| &self.slots[slot].target)
+            .map(|entry| &self.entries[entry].target)
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
-    /// Key positions grouped by the slot of their route, in order within
+    /// Key positions grouped by the entry of their route, in order within
     /// each group.
     fn split(&self, keys: &[Bytes]) -> Result<Vec<(usize, Vec<usize>)>> {
         let owned = keys.iter().enumerate().map(|(position, key)| {
-            let slot = self
+            let entry = self
                 .table
                 .route(key)
                 .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))?;
-            Ok((slot, position))
+            Ok((entry, position))
         });
         Ok(groups::by_owner(
             owned.collect::<Result<Vec<_>>>()?,
@@ -189,8 +191,8 @@ impl Router {
         let Some(first) = keys.first() else {
             return Ok(None);
         };
-        let slot = self.table.route(first);
-        if keys[1..].iter().any(|key| self.table.route(key) != slot) {
+        let entry = self.table.route(first);
+        if keys[1..].iter().any(|key| self.table.route(key) != entry) {
             return Ok(None);
         }
         self.backend_for(first).map(Some)
@@ -231,7 +233,7 @@ impl Router {
     fn route_limited(&self, key: &[u8]) -> Result<(&Target, table::TtlLimits)> {
         self.table
             .route_with_limits(key)
-            .map(|(slot, limits)| (&self.slots[slot].target, limits))
+            .map(|(entry, limits)| (&self.entries[entry].target, limits))
             .ok_or_else(|| RouteError::NoRoute(String::from_utf8_lossy(key).into_owned()))
     }
 
@@ -371,9 +373,9 @@ impl Router {
         pattern: Option<&[u8]>,
         count: usize,
     ) -> Result<ScanPage> {
-        let mut slot = (cursor >> 56) as usize;
+        let mut entry = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
-        while let Some(backend) = self.routed.get(slot).map(|&t| &self.slots[t].target) {
+        while let Some(backend) = self.routed.get(entry).map(|&t| &self.entries[t].target) {
             // Backends that cannot list keys (memcached) are passed over, as documented.
             let page = match backend.scan(db, inner, pattern, count).await {
                 Err(BackendError::Unsupported(_)) => ScanPage {
@@ -385,15 +387,15 @@ impl Router {
             let next = page.cursor;
             if page.cursor != 0 {
                 return Ok(ScanPage {
-                    cursor: ((slot as u64) << 56) | next,
+                    cursor: ((entry as u64) << 56) | next,
                     keys: page.keys,
                 });
             }
-            slot += 1;
+            entry += 1;
             inner = 0;
-            if !page.keys.is_empty() || slot >= self.routed.len() {
-                let cursor = if slot < self.routed.len() {
-                    (slot as u64) << 56
+            if !page.keys.is_empty() || entry >= self.routed.len() {
+                let cursor = if entry < self.routed.len() {
+                    (entry as u64) << 56
                 } else {
                     0
                 };
@@ -412,7 +414,7 @@ impl Router {
     /// Live keys in `db` over every route target that can count them.
     pub async fn len(&self, db: Db) -> Result<usize> {
         let mut total = 0;
-        for backend in self.routed.iter().map(|&t| &self.slots[t].target) {
+        for backend in self.routed.iter().map(|&t| &self.entries[t].target) {
             total += match backend.len(db).await {
                 Err(BackendError::Unsupported(_)) => 0, // cannot count: passed over, as for SCAN
                 len => len?,
@@ -423,11 +425,11 @@ impl Router {
 
     /// Flushes every backend but the protected ones (see `RouteConfig::protected`).
     pub async fn flush(&self, db: Option<Db>) -> Result<()> {
-        for (slot, reached) in self.slots.iter().zip(&self.reaches) {
-            if let Some(backend) = slot
+        for (entry, reached) in self.entries.iter().zip(&self.reaches) {
+            if let Some(backend) = entry
                 .target
                 .backend()
-                .filter(|_| *reached && !slot.protected)
+                .filter(|_| *reached && !entry.protected)
             {
                 backend.flush(db).await?;
             }

@@ -54,33 +54,38 @@ impl<'r, B> Passage<'r, B> {
     }
 }
 
+/// A redis backend some route may send RESP commands to as they came: its
+/// entry in the router (not a Redis Cluster's hash slot, which is the
+/// keys').
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RedisRoute(pub(super) usize);
+
 /// Which backend a request may go to as it came.
 impl Router {
-    /// The redis backend (its slot) that every one of `keys` routes to, if
-    /// there is one: RESP commands on those keys can be forwarded as they came.
-    /// No keys, no target.
-    pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
-        let slot = self.forwarding_slot(keys)?;
-        matches!(
-            self.slots[slot].target.backend(),
-            Some(AnyBackend::Redis(_))
-        )
-        .then_some(slot)
+    /// The redis backend that every one of `keys` routes to, if there is
+    /// one: RESP commands on those keys can be forwarded as they came. No
+    /// keys, no target.
+    pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<RedisRoute> {
+        if self.redis.is_empty() {
+            return None;
+        }
+        let entry = self.forwarding_entry(keys)?;
+        self.redis.iter().copied().find(|redis| redis.0 == entry)
     }
 
-    /// The one target slot all `keys` route to, by routes without TTL limits
+    /// The one target entry all `keys` route to, by routes without TTL limits
     /// (which only operations can enforce): requests on them may go to a
     /// backend as they came.
-    fn forwarding_slot<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
+    fn forwarding_entry<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
         let first = keys.next()?;
-        let (slot, limits) = self.table.route_with_limits(first)?;
+        let (entry, limits) = self.table.route_with_limits(first)?;
         if !limits.is_none() || self.may_keep_ended(first) {
             return None;
         }
         keys.all(|key| {
-            !self.may_keep_ended(key) && self.table.route_with_limits(key) == Some((slot, limits))
+            !self.may_keep_ended(key) && self.table.route_with_limits(key) == Some((entry, limits))
         })
-        .then_some(slot)
+        .then_some(entry)
     }
 
     /// Whether `key` may be a session key kept ended (the cheap test: such
@@ -96,44 +101,34 @@ impl Router {
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
     ) -> Option<Passage<'_, MemcachedBackend>> {
-        let target = &self.slots[self.forwarding_slot(keys)?].target;
+        let target = &self.entries[self.forwarding_entry(keys)?].target;
         match target.backend() {
             Some(AnyBackend::Memcached(memcached)) => Some(Passage::new(memcached, &target.stats)),
             _ => None,
         }
     }
 
-    /// The redis backend at `slot` (from [`Router::redis_target`] or
-    /// [`Router::redis_slots`]), to forward RESP commands to as they came.
-    pub fn redis_passage(&self, slot: usize) -> Option<Passage<'_, RedisBackend>> {
-        let target = &self.slots.get(slot)?.target;
+    /// The redis backend `route` names, to forward RESP commands to as they
+    /// came.
+    pub fn redis_passage(&self, route: RedisRoute) -> Option<Passage<'_, RedisBackend>> {
+        let target = &self.entries.get(route.0)?.target;
         match target.backend() {
             Some(AnyBackend::Redis(redis)) => Some(Passage::new(&**redis, &target.stats)),
             _ => None,
         }
     }
 
-    /// Whether the redis backend at `slot` is a Redis Cluster: commands
-    /// forwarded there carry their keys' hash slot.
-    pub fn is_redis_cluster(&self, slot: usize) -> bool {
+    /// Whether `route` is a Redis Cluster: commands forwarded there carry
+    /// their keys' hash slot.
+    pub fn is_redis_cluster(&self, route: RedisRoute) -> bool {
         matches!(
-            self.slots[slot].target.backend(),
+            self.entries[route.0].target.backend(),
             Some(AnyBackend::Redis(redis)) if redis.is_cluster()
         )
     }
 
-    /// Whether any backend is a redis (RESP commands may then be forwarded).
-    pub fn has_redis(&self) -> bool {
-        self.redis_slots().next().is_some()
-    }
-
-    /// Slots of every redis backend.
-    pub fn redis_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.slots.len()).filter(|&slot| {
-            matches!(
-                self.slots[slot].target.backend(),
-                Some(AnyBackend::Redis(_))
-            )
-        })
+    /// Every redis backend.
+    pub fn redis_routes(&self) -> &[RedisRoute] {
+        &self.redis
     }
 }

@@ -85,7 +85,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles validated routes; `target_index` maps a backend or policy
-    /// name to its slot.
+    /// name to its entry.
     pub fn compile(routes: &[RouteConfig], target_index: impl Fn(&str) -> usize) -> Self {
         let rules = routes
             .iter()
@@ -116,7 +116,7 @@ impl RouteTable {
         Self { rules, limits }
     }
 
-    /// The target slot for `key` and its route's TTL limits.
+    /// The target entry for `key` and its route's TTL limits.
     pub fn route_with_limits(&self, key: &[u8]) -> Option<(usize, TtlLimits)> {
         let rule = self.rule_for(key)?;
         Some((self.rules[rule].1, self.limits[rule]))
@@ -129,7 +129,7 @@ impl RouteTable {
             .position(|(matcher, _)| matcher.matches(key))
     }
 
-    /// The target slot for `key`, or None if no rule matches.
+    /// The target entry for `key`, or None if no rule matches.
     pub fn route(&self, key: &[u8]) -> Option<usize> {
         Some(self.rules[self.rule_for(key)?].1)
     }

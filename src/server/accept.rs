@@ -182,15 +182,15 @@ impl Client {
         match self.protocol {
             Protocol::Memcache => {
                 let session = MemcacheSession::new(self.shared).certified(certificate);
-                connection::serve(stream, session, self.current, self.shutdown).await;
+                serve::serve(stream, session, self.current, self.shutdown).await;
             }
             Protocol::Sentinel => {
                 let session = RespSession::sentinel(self.shared, self.peer).certified(certificate);
-                connection::serve(stream, session, self.current, self.shutdown).await;
+                serve::serve(stream, session, self.current, self.shutdown).await;
             }
             _ => {
                 let session = RespSession::new(self.shared, self.peer).certified(certificate);
-                connection::serve(stream, session, self.current, self.shutdown).await;
+                serve::serve(stream, session, self.current, self.shutdown).await;
             }
         }
     }

@@ -2,8 +2,8 @@
 //! run one task per connection, and drain on shutdown.
 
 mod accept;
-mod connection;
 mod listener;
+mod serve;
 
 use accept::{accept_loop, AcceptContext};
 

@@ -35,8 +35,8 @@ pub enum Cmd {
     Keys(KeyCmd),
     /// scripts.rs
     Scripts(ScriptCmd),
-    /// keyspace.rs: RENAME, COPY, MOVE, OBJECT, MEMORY where Keyway runs them
-    Keyspace(KeyspaceCmd),
+    /// items.rs: RENAME, COPY, MOVE, OBJECT, MEMORY where Keyway runs them
+    Items(ItemCmd),
     /// MULTI, EXEC, DISCARD (mod.rs)
     Transaction(TxCmd),
     /// connection.rs: the connection commands, INFO, COMMAND, CLIENT
@@ -118,7 +118,7 @@ pub enum ConnCmd {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyspaceCmd {
+pub enum ItemCmd {
     Rename,
     RenameNx,
     Copy,
@@ -276,14 +276,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     serve("command", Cmd::Connection(ConnCmd::Command), -1, F, KeySpec::None, Family::Other),
     serve("info", Cmd::Connection(ConnCmd::Info), -1, F, KeySpec::None, Family::Other),
     serve("time", Cmd::Connection(ConnCmd::Time), 1, F, KeySpec::None, Family::Other),
-    serve("rename", Cmd::Keyspace(KeyspaceCmd::Rename), 3, W, KeySpec::Range(1, 2, 1), Family::Other),
-    serve("renamenx", Cmd::Keyspace(KeyspaceCmd::RenameNx), 3, W, KeySpec::Range(1, 2, 1), Family::Other),
-    serve("copy", Cmd::Keyspace(KeyspaceCmd::Copy), -3, W, KeySpec::Range(1, 2, 1), Family::Other),
-    serve("move", Cmd::Keyspace(KeyspaceCmd::Move), 3, W, ONE_KEY, Family::Other),
-    serve("object", Cmd::Keyspace(KeyspaceCmd::Object), -2, R, KeySpec::Range(2, 2, 1), Family::Other),
+    serve("rename", Cmd::Items(ItemCmd::Rename), 3, W, KeySpec::Range(1, 2, 1), Family::Other),
+    serve("renamenx", Cmd::Items(ItemCmd::RenameNx), 3, W, KeySpec::Range(1, 2, 1), Family::Other),
+    serve("copy", Cmd::Items(ItemCmd::Copy), -3, W, KeySpec::Range(1, 2, 1), Family::Other),
+    serve("move", Cmd::Items(ItemCmd::Move), 3, W, ONE_KEY, Family::Other),
+    serve("object", Cmd::Items(ItemCmd::Object), -2, R, KeySpec::Range(2, 2, 1), Family::Other),
     serve("role", Cmd::Server(ServerCmd::Role), 1, F, KeySpec::None, Family::Other),
     serve("lastsave", Cmd::Server(ServerCmd::LastSave), 1, F, KeySpec::None, Family::Other),
-    serve("memory", Cmd::Keyspace(KeyspaceCmd::Memory), -2, R, KeySpec::Range(2, 2, 1), Family::Other),
+    serve("memory", Cmd::Items(ItemCmd::Memory), -2, R, KeySpec::Range(2, 2, 1), Family::Other),
     serve("config", Cmd::Server(ServerCmd::Config), -2, &["admin", "noscript"], KeySpec::None, Family::Other),
     // redis 7.0 commands Keyway does not run itself: forwarded when every key
     // routes to one redis backend.

@@ -17,12 +17,12 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, CommandSpec, Does, KeySpec, KeyspaceCmd, ScriptCmd};
+use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, KeySpec, ScriptCmd};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::metrics::Family;
-use crate::router::RouteError;
+use crate::router::{RedisRoute, RouteError};
 
 /// How Keyway treats a command it may forward.
 pub enum Plan {
@@ -52,7 +52,7 @@ pub fn plan(args: &[Bytes]) -> Plan {
         }
         // Its database number is the client's, which a redis route may map
         // to another: always run by Keyway.
-        Does::Serve(Cmd::Keyspace(KeyspaceCmd::Move)) => return Plan::Local,
+        Does::Serve(Cmd::Items(ItemCmd::Move)) => return Plan::Local,
         Does::Serve(_) | Does::Forward => {}
     }
     match key_positions(spec.keys, args) {
@@ -141,26 +141,26 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
 /// backend, sent there as one batch.
 #[derive(Default)]
 pub(super) struct Forwarding {
-    pub(super) slot: Option<usize>,
+    pub(super) route: Option<RedisRoute>,
     pub(super) commands: Batch,
     /// Each command's table entry: its figures' family, its reply's shape.
     pub(super) specs: Vec<&'static CommandSpec>,
 }
 
-/// Where a command goes as it came: the redis backend's route slot, the
-/// hash slot of its keys (a Redis Cluster's; 0 otherwise), and its entry in
-/// the command table (looked up once, by `plan`).
+/// Where a command goes as it came: the redis backend, the hash slot of
+/// its keys (a Redis Cluster's; 0 otherwise), and its entry in the command
+/// table (looked up once, by `plan`).
 #[derive(Clone, Copy)]
 pub(super) struct Forward {
-    pub(super) slot: usize,
-    pub(super) hash: u16,
+    pub(super) route: RedisRoute,
+    pub(super) hash_slot: u16,
     pub(super) spec: &'static CommandSpec,
 }
 
 impl Forward {
-    /// The connection and hash slot it goes to.
-    pub(super) fn target(self) -> (usize, u16) {
-        (self.slot, self.hash)
+    /// The backend and hash slot it goes to.
+    pub(super) fn target(self) -> (RedisRoute, u16) {
+        (self.route, self.hash_slot)
     }
 }
 
@@ -168,9 +168,9 @@ impl RespSession {
     /// The redis backend `args` can be forwarded to, if any (see
     /// [`forward`]), with the hash slot of its keys when that backend is a
     /// Redis Cluster (0 otherwise).
-    pub(super) fn forward_slot(&self, args: &[Bytes]) -> Option<Forward> {
+    pub(super) fn redis_owner(&self, args: &[Bytes]) -> Option<Forward> {
         let router = &self.shared.resp_router;
-        if !router.has_redis() {
+        if router.redis_routes().is_empty() {
             return None;
         }
         let Plan::Keys(positions, spec) = plan(args) else {
@@ -180,39 +180,49 @@ impl RespSession {
         if scripts::is_builtin_call(args) {
             return None;
         }
-        let slot = router.redis_target(positions.keys(args))?;
-        let forward = |hash| Some(Forward { slot, hash, spec });
-        if !router.is_redis_cluster(slot) {
+        let route = router.redis_target(positions.keys(args))?;
+        let forward = |hash_slot| {
+            Some(Forward {
+                route,
+                hash_slot,
+                spec,
+            })
+        };
+        if !router.is_redis_cluster(route) {
             return forward(0);
         }
         let mut keys = positions.keys(args);
-        let hash = key_slot(keys.next()?);
-        if keys.all(|key| key_slot(key) == hash) {
-            return forward(hash);
+        let hash_slot = key_slot(keys.next()?);
+        if keys.all(|key| key_slot(key) == hash_slot) {
+            return forward(hash_slot);
         }
         // Keys in several hash slots. Keyway's own commands (MGET, MSET,
         // DEL, EXISTS, ...) then run as operations, split by slot; redis's
         // other commands and scripts go to the first key's node, which
         // answers redis's CROSSSLOT error.
         match spec.runs() {
-            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => forward(hash),
+            Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha)) | None => forward(hash_slot),
             Some(_) => None,
         }
     }
 
     /// Sends whole commands (counted under `families`, one each) to the
-    /// redis backend at `slot` as they came, wrapped in MULTI ... EXEC when
-    /// `transaction`; redis's replies as it sent them.
+    /// redis backend `route` names as they came, wrapped in MULTI ... EXEC
+    /// when `transaction`; redis's replies as it sent them.
     pub(super) async fn forward_to(
         &self,
-        slot: usize,
+        route: RedisRoute,
         commands: Batch,
         families: impl IntoIterator<Item = Family>,
         transaction: bool,
     ) -> Result<Vec<Bytes>, RouteError> {
-        let passage = self.shared.resp_router.redis_passage(slot).ok_or_else(|| {
-            BackendError::Unsupported("internal: the route has no redis backend".into())
-        })?;
+        let passage = self
+            .shared
+            .resp_router
+            .redis_passage(route)
+            .ok_or_else(|| {
+                BackendError::Unsupported("internal: the route has no redis backend".into())
+            })?;
         let send = passage
             .backend()
             .forward(self.version, self.db, commands, transaction);
@@ -221,13 +231,13 @@ impl RespSession {
 
     /// Sends the batched forwarded commands and writes their replies.
     pub(super) async fn flush_forwarded(&mut self, batch: &mut Forwarding, out: &mut BytesMut) {
-        let Some(slot) = batch.slot.take() else {
+        let Some(route) = batch.route.take() else {
             return;
         };
         let specs = std::mem::take(&mut batch.specs);
         let commands = batch.commands.take();
         let families = specs.iter().map(|spec| spec.family);
-        let replies = self.forward_to(slot, commands, families, false).await;
+        let replies = self.forward_to(route, commands, families, false).await;
         match replies {
             Ok(replies) => {
                 for (spec, raw) in specs.iter().zip(&replies) {

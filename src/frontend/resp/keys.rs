@@ -1,4 +1,5 @@
-//! Keyspace commands: deletion, existence, expiry, listing and flushing.
+//! Commands on keys (items.rs has those that carry or describe a whole
+//! item): deletion, existence, expiry, listing and flushing.
 
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;

@@ -8,8 +8,8 @@ mod connection;
 mod figures;
 mod forward;
 mod info;
+mod items;
 mod keys;
-mod keyspace;
 mod requests;
 mod scripts;
 mod sentinel;
@@ -131,7 +131,7 @@ impl RespSession {
         let cmd = spec.and_then(CommandSpec::runs);
         // A redis-only command on a redis route is queued, and forwarded at EXEC.
         let forwardable =
-            spec.is_none() && self.transaction.is_some() && self.forward_slot(&args).is_some();
+            spec.is_none() && self.transaction.is_some() && self.redis_owner(&args).is_some();
         if let Some(transaction) = &mut self.transaction {
             if !matches!(
                 cmd,
@@ -195,16 +195,16 @@ impl RespSession {
             return Flow::Continue;
         }
         if self.transaction.is_none() && !self.sentinel {
-            if let Some(forward) = self.forward_slot(&command.args) {
-                if batch.slot != Some(forward.slot) {
+            if let Some(forward) = self.redis_owner(&command.args) {
+                if batch.route != Some(forward.route) {
                     self.flush_forwarded(batch, output).await;
-                    batch.slot = Some(forward.slot);
+                    batch.route = Some(forward.route);
                 }
                 self.shared.stats.commands.add(1);
                 if command.raw.first() == Some(&b'*') {
-                    batch.commands.push_raw(&command.raw, forward.hash);
+                    batch.commands.push_raw(&command.raw, forward.hash_slot);
                 } else {
-                    batch.commands.push_args(&command.args, forward.hash);
+                    batch.commands.push_args(&command.args, forward.hash_slot);
                 }
                 batch.specs.push(forward.spec);
                 return Flow::Continue;
@@ -294,7 +294,7 @@ impl RespSession {
             Cmd::Keys(cmd) => self.key_command(cmd, name, args).await,
             Cmd::Scripts(cmd) => self.script_command(cmd, args).await,
             Cmd::Server(cmd) => self.server_command(cmd, args),
-            Cmd::Keyspace(cmd) => self.keyspace_command(cmd, args).await,
+            Cmd::Items(cmd) => self.item_command(cmd, args).await,
             Cmd::Connection(cmd) => self.connection_command(cmd, args).await,
             // Transaction control is never queued (see `handle`), so never
             // reaches here from EXEC.

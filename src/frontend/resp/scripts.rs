@@ -116,16 +116,16 @@ impl RespSession {
     /// routes will find it.
     async fn load_script(&self, args: &[Bytes]) -> CmdResult {
         let sha = sha1_hex(&args[2]);
-        let redis: Vec<usize> = self.shared.resp_router.redis_slots().collect();
+        let redis = self.shared.resp_router.redis_routes().to_vec();
         if find(sha.as_bytes()).is_some() || redis.is_empty() {
             return script_subcommand(args);
         }
         let mut last = Reply::Null;
-        for slot in redis {
+        for route in redis {
             let mut command = crate::backend::redis::Batch::default();
             command.push_for_every_node(args);
             let replies = self
-                .forward_to(slot, command, [crate::metrics::Family::Other], false)
+                .forward_to(route, command, [crate::metrics::Family::Other], false)
                 .await
                 .map_err(Reply::from)?;
             last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)

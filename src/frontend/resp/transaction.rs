@@ -50,7 +50,7 @@ impl RespSession {
                     .run(name, cmd, &args)
                     .await
                     .unwrap_or_else(|error| error),
-                None => match self.forward_slot(&args) {
+                None => match self.redis_owner(&args) {
                     Some(target) => self.forward_one(target, &args).await,
                     None => not_on_this_route(&args[0]),
                 },
@@ -63,20 +63,20 @@ impl RespSession {
     /// Runs the whole transaction on one redis backend when every queued
     /// command goes there: a real MULTI/EXEC, atomic and isolated.
     /// On a Redis Cluster that means one node: every key in one hash slot.
-    /// A transaction of Keyway's own commands over several slots runs as
+    /// A transaction of Keyway's own commands over several backends runs as
     /// Keyway runs one over several routes (see `exec`); one with redis's
     /// other commands is refused with the rule.
     async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
         let targets: Vec<Option<Forward>> =
-            queued.iter().map(|args| self.forward_slot(args)).collect();
-        let (slot, hash) = targets.first().copied().flatten()?.target();
+            queued.iter().map(|args| self.redis_owner(args)).collect();
+        let (route, hash_slot) = targets.first().copied().flatten()?.target();
         if !targets
             .iter()
-            .all(|t| t.map(Forward::target) == Some((slot, hash)))
+            .all(|t| t.map(Forward::target) == Some((route, hash_slot)))
         {
             let router = &self.shared.resp_router;
-            let one_cluster = router.is_redis_cluster(slot)
-                && targets.iter().all(|t| t.is_some_and(|t| t.slot == slot));
+            let one_cluster = router.is_redis_cluster(route)
+                && targets.iter().all(|t| t.is_some_and(|t| t.route == route));
             let foreign = queued
                 .iter()
                 .any(|args| commands::lookup(&args[0]).is_none());
@@ -90,15 +90,15 @@ impl RespSession {
             return None;
         }
         let mut commands = Batch::default();
-        commands.push_args(&[Bytes::from_static(b"MULTI")], hash);
+        commands.push_args(&[Bytes::from_static(b"MULTI")], hash_slot);
         for args in queued {
-            commands.push_args(args, hash);
+            commands.push_args(args, hash_slot);
         }
-        commands.push_args(&[Bytes::from_static(b"EXEC")], hash);
+        commands.push_args(&[Bytes::from_static(b"EXEC")], hash_slot);
         // Every target is there (checked above): each queued command's entry.
         let specs: Vec<_> = targets.iter().flatten().map(|t| t.spec).collect();
         let families = specs.iter().map(|spec| spec.family);
-        let replies = self.forward_to(slot, commands, families, true).await;
+        let replies = self.forward_to(route, commands, families, true).await;
         let exec = match replies {
             Ok(mut replies) => replies.pop()?,
             Err(error) => return Some(Reply::from(error)),
@@ -120,9 +120,9 @@ impl RespSession {
 
     async fn forward_one(&self, forward: Forward, args: &[Bytes]) -> Reply {
         let mut command = Batch::default();
-        command.push_args(args, forward.hash);
+        command.push_args(args, forward.hash_slot);
         let family = [forward.spec.family];
-        match self.forward_to(forward.slot, command, family, false).await {
+        match self.forward_to(forward.route, command, family, false).await {
             Ok(replies) => {
                 match keyway_protocol::resp::parse_backend_reply(&replies[0], self.version) {
                     Ok(reply) => client_view::client_reply(forward.spec, reply),

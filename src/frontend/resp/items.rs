@@ -1,5 +1,8 @@
-//! RENAME, RENAMENX, COPY, MOVE and OBJECT on routes Keyway serves itself
-//! (memory, memcached, SQL, policies), as redis answers them. On a redis
+//! Commands on whole items (value, flags and expiry together, where
+//! keys.rs's act on keys): RENAME, RENAMENX, COPY and MOVE carry an item
+//! to another key or database; OBJECT and MEMORY USAGE describe one. On
+//! routes Keyway serves itself (memory, memcached, SQL, policies) they
+//! are answered as redis answers them. On a redis
 //! route they are forwarded as they came and redis runs them atomically;
 //! here they are a read and a write (and a delete), through whichever
 //! stores the two keys route to: atomic for neither key, like any
@@ -8,20 +11,20 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
-use super::commands::KeyspaceCmd;
+use super::commands::ItemCmd;
 use super::requests::{database, memory_usage_key, Copy, Object, ObjectField};
 use super::{CmdResult, RespSession};
 use crate::op::{Db, Item, StoreMode, StoreStatus};
 
 impl RespSession {
-    pub(super) async fn keyspace_command(&mut self, cmd: KeyspaceCmd, args: &[Bytes]) -> CmdResult {
+    pub(super) async fn item_command(&mut self, cmd: ItemCmd, args: &[Bytes]) -> CmdResult {
         match cmd {
-            KeyspaceCmd::Rename => self.rename(args, false).await,
-            KeyspaceCmd::RenameNx => self.rename(args, true).await,
-            KeyspaceCmd::Copy => self.copy(Copy::parse(args)?).await,
-            KeyspaceCmd::Move => self.move_to(&args[1], database(&args[2])?).await,
-            KeyspaceCmd::Object => self.object(Object::parse(args)?).await,
-            KeyspaceCmd::Memory => self.memory_usage(memory_usage_key(args)?).await,
+            ItemCmd::Rename => self.rename(args, false).await,
+            ItemCmd::RenameNx => self.rename(args, true).await,
+            ItemCmd::Copy => self.copy(Copy::parse(args)?).await,
+            ItemCmd::Move => self.move_to(&args[1], database(&args[2])?).await,
+            ItemCmd::Object => self.object(Object::parse(args)?).await,
+            ItemCmd::Memory => self.memory_usage(memory_usage_key(args)?).await,
         }
     }
 

@@ -2,7 +2,14 @@
 //! while keeping every backend and policy whose configuration did not
 //! change (their connections and figures carry over).
 
-use super::*;
+use std::sync::Arc;
+
+use super::passage::RedisRoute;
+use super::table::RouteTable;
+use super::{Entry, Router};
+use crate::backend::{AnyBackend, BuildError};
+use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
+use crate::policy::{Member, Node, Policy, Target};
 
 fn position(entries: &[Entry], name: &str) -> usize {
     entries

@@ -13,17 +13,15 @@ use bytes::Bytes;
 pub use passage::{Passage, RedisRoute};
 pub use table::RouteTable;
 
-use std::sync::Arc;
-
-use crate::backend::{AnyBackend, BackendError, BuildError, Ops};
-use crate::config::{BackendConfig, Config, PolicyConfig, RouteConfig, RouteListener};
+use crate::backend::{AnyBackend, BackendError, Ops};
+use crate::config::Config;
 use crate::django_sessions::{ended, Reason};
 use crate::metrics::Family;
 use crate::op::{
     groups, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
     StoreMode, StoreOutcome, Ttl,
 };
-use crate::policy::{Member, Node, Policy, Target};
+use crate::policy::{Policy, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {

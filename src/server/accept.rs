@@ -2,8 +2,20 @@
 //! each connection to a worker, the TLS handshake (and client
 //! certificate), and the protocol session that serves it.
 
-use super::listener::Accepted;
-use super::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::listener::{Accepted, Handoff, Listener, Protocol};
+use super::{serve, TLS_HANDSHAKE};
+use crate::frontend::memcache::MemcacheSession;
+use crate::frontend::resp::RespSession;
+use crate::session::{Current, Peer, Shared};
+use crate::workers::Workers;
 
 pub(super) struct AcceptContext {
     pub(super) current: Current,

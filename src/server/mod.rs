@@ -17,13 +17,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use listener::{Endpoint, Handoff, Listener, Protocol, Spec};
+use listener::{Endpoint, Listener, Protocol, Spec};
 
 use crate::config::{AdminToken, Config, ConfigError, ListenerName, RouteListener};
-use crate::frontend::{memcache::MemcacheSession, resp::RespSession};
 use crate::metrics::Stats;
 use crate::router::Router;
-use crate::session::{Current, Peer, Shared};
+use crate::session::{Current, Shared};
 use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,6 @@
 //! ([`Family`]). `keyway_route_info` maps each route to its target.
 
 use std::fmt::Error;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -19,7 +18,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::backend::AnyBackend;
 use crate::metrics::{Family, LATENCY_BOUNDS_US};
 use crate::policy::{Policy, Target};
 use crate::session::Shared;

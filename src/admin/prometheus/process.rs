@@ -1,6 +1,14 @@
 //! The process's own figures: clients and connections, sessions, reloads.
 
-use super::*;
+use std::fmt::Error;
+use std::sync::atomic::Ordering::Relaxed;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use super::{family, Sample};
+use crate::session::Shared;
 
 /// A figure with one sample: name, help, unit, type, sample.
 type Single = (&'static str, &'static str, Option<Unit>, MetricType, Sample);

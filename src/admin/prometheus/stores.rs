@@ -2,7 +2,17 @@
 //! stores, SQL batches and change logs, write-through tiers' coherence,
 //! policy counters.
 
-use super::*;
+use std::fmt::Error;
+use std::sync::atomic::Ordering::Relaxed;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use super::{backend_labels, family, Labels, Sample};
+use crate::backend::AnyBackend;
+use crate::policy::{Policy, Target};
+use crate::session::Shared;
 
 /// A counter family: name, help, and how to read it from `F`.
 type Counted<F> = (&'static str, &'static str, fn(&F) -> u64);

@@ -39,12 +39,9 @@ use self::ketama::Server;
 use self::placement::Placement;
 use self::wire::{exptime, flag, item, meta, number, unexpected, wire_key, WireKey};
 use super::pipeline::{Expect, Memcache, MemcacheReply, Pool, PoolOptions};
-use super::{Backend, BackendError, Result};
+use super::{BackendError, Result};
 use crate::config::BackendConfig;
-use crate::op::{
-    groups, now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage,
-    Store, StoreMode, StoreOutcome, StoreStatus, Ttl,
-};
+use crate::op::{groups, Db, Expiry, Item, Store, StoreOutcome, StoreStatus, Ttl};
 
 /// Connections per server when the config does not set `connections`.
 const DEFAULT_CONNECTIONS: usize = 2;

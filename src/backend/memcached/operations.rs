@@ -1,7 +1,19 @@
 //! The [`Backend`] operations on a memcached pool, as meta commands to the
 //! server each key's placement names.
 
-use super::*;
+use bytes::{BufMut, Bytes, BytesMut};
+use keyway_protocol::memcache::Response;
+
+use super::{
+    call, exptime, flag, item, meta, number, unavailable, unexpected, unsupported, wire_key,
+    MemcachedBackend, WireKey,
+};
+use crate::backend::pipeline::Expect;
+use crate::backend::{Backend, BackendError, Result};
+use crate::op::{
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
+    StoreMode, StoreOutcome, StoreStatus, Ttl,
+};
 
 /// The `ms` flags for `store`: its mode, client flags, TTL (the one
 /// `before` had, for KEEPTTL; none for appends, which keep it) and CAS.

@@ -1,7 +1,7 @@
 //! Whole RESP commands on their way to a redis route, and the encoding of
 //! Keyway's own commands.
 
-use super::*;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// The hash slot of a command sent to every node of a cluster.
 pub(super) const EVERY_NODE: u16 = u16::MAX;

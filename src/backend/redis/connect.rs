@@ -2,7 +2,20 @@
 //! names, or a Cluster; its pools and what each new connection says first
 //! (HELLO, AUTH, SELECT).
 
-use super::*;
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::Version;
+use sha1::{Digest, Sha1};
+
+use super::batch::command;
+use super::{
+    cluster, sentinel, text, RedisBackend, Servers, DEFAULT_CONNECTIONS, MAX_REPLY,
+    WRITE_IF_UNCHANGED,
+};
+use crate::backend::pipeline::{Pool, PoolOptions};
+use crate::config::{BackendConfig, RedisUrl};
 
 impl RedisBackend {
     pub fn new(url: &RedisUrl, config: &BackendConfig) -> std::result::Result<Self, String> {

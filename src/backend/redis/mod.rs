@@ -32,22 +32,16 @@ use batch::{command, EVERY_NODE};
 use values::item_of;
 pub use values::{client_value, decode_value, encode_value};
 
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::resp::{parse_backend_reply, BackendReply as Reply};
-use sha1::{Digest, Sha1};
 
 use keyway_protocol::resp::Version;
 
-use super::pipeline::{Expect, Framer, Pool, PoolOptions, Resp2, Resp3};
-use super::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
-use crate::config::{BackendConfig, RedisUrl};
-use crate::op::{
-    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
-    ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
-};
+use super::pipeline::{Expect, Framer, Pool, Resp2, Resp3};
+use super::{BackendError, Result};
+use crate::op::{now_ms, Db, Expiry, Item};
 
 const DEFAULT_CONNECTIONS: usize = 4;
 const MAX_REPLY: usize = 512 * 1024 * 1024 + 1024;

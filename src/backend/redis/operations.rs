@@ -1,7 +1,20 @@
 //! The [`Backend`] operations on redis: memcached clients' requests (and
 //! Keyway's own RESP commands off redis routes) as redis commands.
 
-use super::*;
+use bytes::Bytes;
+use keyway_protocol::resp::BackendReply as Reply;
+
+use super::batch::command;
+use super::values::{encode_value, item_of};
+use super::{
+    bulk, cluster, integer, only_database_0, text, unavailable, unexpected, Change, RedisBackend,
+    Servers,
+};
+use crate::backend::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
+use crate::op::{
+    plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage,
+    Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
+};
 
 impl RedisBackend {
     /// The write itself ([`Backend::store`] adds the session index).

@@ -1,6 +1,9 @@
 //! How a value with memcached flags is stored in redis, and read back.
 
-use super::*;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::MARKER;
+use crate::op::{Expiry, Item};
 
 /// The stored form of a value with memcached `flags`.
 pub fn encode_value(value: &[u8], flags: u32) -> Bytes {

@@ -1,7 +1,13 @@
 //! Connecting to the database: the URL sqlx is given (SQLite files made
 //! private), and the pool's options per dialect.
 
-use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::Executor;
+
+use super::Dialect;
 
 /// The URL sqlx connects to: `mariadb://` is spelled `mysql://`, and a
 /// relative SQLite path lives in the data directory (created if missing),

@@ -27,7 +27,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::AnyConnectOptions;
 use sqlx::{Executor, Row};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 

@@ -17,7 +17,6 @@ use keyway_protocol::memcache::{
     AUTH_FAILED, AUTH_STORED,
 };
 
-use crate::metrics::Family;
 use crate::op::{
     now_ms, Arith, ArithOutcome, ExpireCondition, Expiry, ExpiryUpdate, Store, StoreMode,
     StoreStatus,

@@ -1,7 +1,13 @@
 //! `stats` and its sections (`settings`, `items`, `slabs`), with memcached's
 //! field names and Keyway's figures.
 
-use super::*;
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::memcache::{encode, Reply};
+
+use super::VERSION;
+use crate::metrics::Family;
+use crate::op::now_ms;
+use crate::session::{Flow, Shared};
 
 pub(super) async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flow {
     let lines = match args.first().map(|a| &a[..]) {

@@ -1,8 +1,10 @@
 //! INFO: the sections redis answers, with Keyway's figures (and a
 //! `keyway` section: routes and policies).
 
+use bytes::Bytes;
+
 use super::connection::REDIS_VERSION;
-use super::*;
+use super::RespSession;
 use crate::op::DATABASES;
 use crate::session::Report;
 

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, Command, Decoder, Limits, Reply, Version};
 
-use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::config::permissions::{Permissions, Refusal};
 use crate::op::Db;

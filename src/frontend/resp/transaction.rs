@@ -2,8 +2,12 @@
 //! owns every key (a real transaction there), or one after another by
 //! Keyway.
 
+use bytes::Bytes;
+use keyway_protocol::resp::Reply;
+
 use super::forward::Forward;
-use super::*;
+use super::{client_view, commands, not_on_this_route, CmdResult, RespSession};
+use crate::backend::redis::Batch;
 
 /// Commands queued between MULTI and EXEC.
 #[derive(Default)]

@@ -78,7 +78,7 @@ cargo build --locked
 if [ "$mode" = quick ]; then
     export KEYWAY_QUICK=1
     cargo test --workspace --locked --lib --bins
-    cargo test --locked --test conformance --test memcache --test resp --test routing \
+    cargo test --locked --test conformance --test memcache --test memcache_binary --test resp --test routing \
         --test policies --test backends --test ketama --test layers --test docs --test sizes --test sessions
     KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider \
         tests/e2e/test_django_cache.py tests/e2e/test_sessions.py

@@ -184,6 +184,16 @@ def caches_for(ports):
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "pymemcache": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": memcache},
         "pylibmc": {"BACKEND": "django.core.cache.backends.memcached.PyLibMCCache", "LOCATION": memcache},
+        # pylibmc over memcached's binary protocol, on memory and on the pool.
+        **{
+            alias: {
+                "BACKEND": "django.core.cache.backends.memcached.PyLibMCCache",
+                "LOCATION": memcache,
+                "OPTIONS": {"binary": True},
+                "KEY_PREFIX": prefix,
+            }
+            for alias, prefix in (("binary_pylibmc", ""), ("pool_binary_pylibmc", "pool"))
+        },
         # redis-py 8 negotiates RESP3 (HELLO 3) by default.
         "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
         "redis_resp2": {

@@ -12,12 +12,14 @@ from django.core.cache import caches
 BACKEND_PREFIXES = ["pool", "rds", "sqlite", "pg", "maria"]
 CLIENTS = ["pymemcache", "pylibmc", "redis", "django_redis"]
 UNIX_SOCKET_ALIASES = [f"unix_{client}" for client in CLIENTS]
+# pylibmc with `binary: True` speaks memcached's binary protocol.
+BINARY_ALIASES = ["binary_pylibmc", "pool_binary_pylibmc"]
 ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"] + UNIX_SOCKET_ALIASES + [
     f"{prefix}_{client}" for prefix in BACKEND_PREFIXES for client in CLIENTS
-]
+] + BINARY_ALIASES
 if os.environ.get("KEYWAY_QUICK"):
     # ./tests/run.sh quick: one alias per client library, on memory routes.
-    ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis"]
+    ALIASES = ["pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis", "binary_pylibmc"]
 MEMCACHED = {alias for alias in ALIASES if alias.endswith(("pymemcache", "pylibmc"))}
 # Tests that wait for items to expire (over a second each) run on every
 # client library on the memory store and on one alias per backend kind, each
@@ -25,7 +27,7 @@ MEMCACHED = {alias for alias in ALIASES if alias.endswith(("pymemcache", "pylibm
 # expires. Every alias still checks what needs no waiting (timeout 0 and
 # None, long timeouts, touch on a missing key).
 TTL_ALIASES = [alias for alias in ALIASES if alias in (
-    "pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis",
+    "pymemcache", "pylibmc", "redis", "redis_resp2", "django_redis", "binary_pylibmc",
     "pool_pylibmc", "rds_redis", "sqlite_django_redis", "pg_pymemcache", "maria_redis",
 )]
 

@@ -1,4 +1,5 @@
-//! The memcached text protocol: request decoding and reply encoding.
+//! The memcached text protocol: request decoding and reply encoding; and
+//! its binary protocol's framing (binary.rs).
 //!
 //! The reference is memcached 1.6's `proto_text.c`: tokens are split on spaces
 //! only, numbers are parsed like its `safe_strto*` helpers (exptime wraps to a
@@ -6,6 +7,7 @@
 //! their declared length, never by scanning for a terminator.
 
 mod auth;
+mod binary;
 mod meta;
 mod number;
 mod reply;
@@ -13,6 +15,10 @@ mod request;
 mod response;
 
 pub use auth::{AuthDecoder, AuthFrame, AUTH_FAILED, AUTH_STORED, MAX_AUTH_TOKEN};
+pub use binary::{
+    encode_response, encode_status, BinaryDecoder, BinaryError, BinaryRequest, BinaryResponse,
+    Opcode, Status, REQUEST_MAGIC,
+};
 pub use meta::{Meta, MetaCommand, MetaItem};
 pub use reply::{encode, Reply};
 pub use request::{DecodeError, Decoder, Limits, Request, StoreCommand};

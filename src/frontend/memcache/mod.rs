@@ -2,10 +2,12 @@
 //! forwarded as they came ([`forward`]); every other decoded request becomes
 //! router operations, and each outcome the exact reply memcached 1.6 would send.
 
+mod binary;
 mod forward;
 mod meta;
 mod stats;
 
+use binary::Protocol;
 use stats::write_stats;
 
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::memcache::{
-    encode, AuthDecoder, AuthFrame, DecodeError, Decoder, Limits, Reply, Request, StoreCommand,
-    AUTH_FAILED, AUTH_STORED,
+    encode, AuthDecoder, AuthFrame, BinaryDecoder, DecodeError, Decoder, Limits, Reply, Request,
+    StoreCommand, AUTH_FAILED, AUTH_STORED, REQUEST_MAGIC,
 };
 
 use crate::op::{
@@ -36,6 +38,8 @@ const RELATIVE_EXPTIME_MAX: i32 = 60 * 60 * 24 * 30;
 pub struct MemcacheSession {
     shared: Arc<Shared>,
     decoder: Decoder,
+    /// The protocol, decided by the connection's first byte (0x80: binary).
+    protocol: Protocol,
     /// Present until the client authenticates (`auth.memcache = "ascii"`).
     auth: Option<AuthDecoder>,
     /// The user it authenticated as, and the configuration generation it
@@ -59,6 +63,7 @@ impl MemcacheSession {
         Self {
             shared,
             decoder: Decoder::new(limits),
+            protocol: Protocol::Undecided,
             auth,
             user: None,
         }
@@ -116,27 +121,57 @@ impl MemcacheSession {
     }
 }
 
+impl MemcacheSession {
+    /// Whether a reload removed the user this connection authenticated as
+    /// (it is then closed, as on the RESP listener).
+    fn user_was_removed(&mut self) -> bool {
+        let Some((user, generation)) = &mut self.user else {
+            return false;
+        };
+        let now = Arc::as_ptr(&self.shared) as usize;
+        if *generation == now {
+            return false;
+        }
+        *generation = now;
+        if self.shared.users.required() && self.shared.users.find(user).is_none() {
+            tracing::info!(
+                user = %String::from_utf8_lossy(user),
+                "client disconnected: a reload removed the user it authenticated as"
+            );
+            return true;
+        }
+        false
+    }
+}
+
 impl Session for MemcacheSession {
     fn shared_mut(&mut self) -> &mut Arc<Shared> {
         &mut self.shared
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {
+        if self.protocol == Protocol::Undecided {
+            let Some(&first) = input.first() else {
+                return Flow::Continue;
+            };
+            self.protocol = if first == REQUEST_MAGIC {
+                let limits = &self.shared.config.limits;
+                // A body holds extras (at most 20 bytes), a key and a value.
+                let max_body =
+                    limits.item_size.as_usize() + 20 + keyway_protocol::memcache::MAX_KEY;
+                Protocol::Binary(BinaryDecoder::new(max_body))
+            } else {
+                Protocol::Text
+            };
+        }
+        if matches!(self.protocol, Protocol::Binary(_)) {
+            return self.process_binary(input, output).await;
+        }
         if let Some(flow) = self.authenticate(input, output) {
             return flow;
         }
-        if let Some((user, generation)) = &mut self.user {
-            let now = Arc::as_ptr(&self.shared) as usize;
-            if *generation != now {
-                *generation = now;
-                if self.shared.users.required() && self.shared.users.find(user).is_none() {
-                    tracing::info!(
-                        user = %String::from_utf8_lossy(user),
-                        "client disconnected: a reload removed the user it authenticated as"
-                    );
-                    return Flow::Close;
-                }
-            }
+        if self.user_was_removed() {
+            return Flow::Close;
         }
         let limits = &self.shared.config.limits;
         let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());

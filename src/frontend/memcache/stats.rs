@@ -9,12 +9,30 @@ use crate::metrics::Family;
 use crate::op::now_ms;
 use crate::session::{Flow, Shared};
 
+/// The figures of a `stats` group (`None`: the general one), as (name,
+/// value) pairs; `None` for a group Keyway does not list this way.
+pub(super) fn stats_group(shared: &Shared, group: Option<&[u8]>) -> Option<Vec<(String, String)>> {
+    let named = |lines: Vec<(&'static str, String)>| {
+        lines
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
+    };
+    Some(match group {
+        None => named(general_stats(shared)),
+        Some(b"settings") => named(settings_stats(shared)),
+        Some(b"items") => item_stats(shared),
+        Some(b"slabs") => named(slab_stats(shared)),
+        Some(_) => return None,
+    })
+}
+
 pub(super) async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut BytesMut) -> Flow {
-    let lines = match args.first().map(|a| &a[..]) {
-        None => general_stats(shared),
-        Some(b"settings") => settings_stats(shared),
-        Some(b"items") => return write_numbered(item_stats(shared), out),
-        Some(b"slabs") => slab_stats(shared),
+    let group = args.first().map(|a| &a[..]);
+    if let Some(lines) = stats_group(shared, group) {
+        return write_numbered(lines, out);
+    }
+    match group {
         Some(b"reset") => {
             shared.stats.reset();
             encode(&Reply::Reset, out);
@@ -31,19 +49,12 @@ pub(super) async fn write_stats(shared: &Shared, args: &[Bytes], out: &mut Bytes
             encode(&reply, out);
             return Flow::Continue;
         }
-        Some(_) => {
-            encode(&Reply::Error, out);
-            return Flow::Continue;
-        }
-    };
-    for (name, value) in lines {
-        encode(&Reply::Stat(name.into(), value), out);
+        _ => encode(&Reply::Error, out),
     }
-    encode(&Reply::End, out);
     Flow::Continue
 }
 
-/// Writes `STAT name value` lines whose names are built per backend, then END.
+/// Writes `STAT name value` lines, then END.
 fn write_numbered(lines: Vec<(String, String)>, out: &mut BytesMut) -> Flow {
     for (name, value) in lines {
         encode(&Reply::Stat(name, value), out);

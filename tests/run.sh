@@ -127,7 +127,7 @@ if ((fuzz_seconds > 0)); then
         exit 1
     fi
     command -v cargo-fuzz >/dev/null || cargo install --locked -q cargo-fuzz
-    for target in memcache_request memcache_response resp_request resp_response django_session; do
+    for target in memcache_request memcache_binary memcache_response resp_request resp_response django_session; do
         corpus=$(mktemp -d)
         log=$(mktemp)
         if ! (cd protocol && cargo +nightly fuzz run -O "$target" "$corpus" "fuzz/seeds/$target" -- \

@@ -218,6 +218,12 @@ async fn sasl_plain_authenticates_against_the_configured_users() {
         ]
     );
     assert_eq!(got[2].value, b"PLAIN");
+    // Before authenticating, a body over what SASL needs is refused unread.
+    let mut big = request(SET, 1, 0, &set_extras(0, 0), b"k", &vec![b'x'; 100_000]);
+    big.extend(request(QUIT, 2, 0, &[], &[], &[]));
+    let refused = responses(&exchange(keyway.memcache_addr.unwrap(), &big).await);
+    let statuses: Vec<u16> = refused.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [0x03, 0]);
     assert_eq!(got[5].value, b"Authenticated");
     assert_eq!(got[7].value, b"v");
     assert_eq!(keyway.current().stats.auth_failures.get(), 1);

@@ -216,6 +216,11 @@ impl BinaryDecoder {
         }
     }
 
+    /// Changes the body limit (a client that authenticates may send more).
+    pub fn set_max_body(&mut self, max_body: usize) {
+        self.max_body = max_body;
+    }
+
     /// The next whole request in `buf`, if it has arrived (its bytes are
     /// taken from `buf`).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<BinaryRequest>, BinaryError> {

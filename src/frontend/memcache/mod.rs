@@ -155,11 +155,8 @@ impl Session for MemcacheSession {
                 return Flow::Continue;
             };
             self.protocol = if first == REQUEST_MAGIC {
-                let limits = &self.shared.config.limits;
-                // A body holds extras (at most 20 bytes), a key and a value.
-                let max_body =
-                    limits.item_size.as_usize() + 20 + keyway_protocol::memcache::MAX_KEY;
-                Protocol::Binary(BinaryDecoder::new(max_body))
+                // The body limit is set for each read (`process_binary`).
+                Protocol::Binary(BinaryDecoder::new(0))
             } else {
                 Protocol::Text
             };

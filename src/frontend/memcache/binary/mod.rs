@@ -5,7 +5,8 @@
 //! through its backend's operations, never forwarded as it came), with
 //! memcached 1.6's statuses and the quiet variants' silences. With
 //! `auth.memcache` set, a client authenticates by SASL PLAIN against
-//! `[[auth.users]]`; until then only the SASL requests and VERSION answer.
+//! `[[auth.users]]`; until then only the SASL requests, VERSION and QUIT
+//! answer, and a body is bounded by what SASL needs.
 
 mod operations;
 
@@ -58,9 +59,11 @@ impl MemcacheSession {
                     Flow::Yield
                 };
             }
+            let max_body = self.max_body();
             let Protocol::Binary(decoder) = &mut self.protocol else {
                 return Flow::Close;
             };
+            decoder.set_max_body(max_body);
             let request = match decoder.decode(input) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(request)) => request,
@@ -84,6 +87,19 @@ impl MemcacheSession {
                 return Flow::Close;
             }
         }
+    }
+
+    /// The longest request body this client may send now: until it has
+    /// authenticated, what SASL PLAIN needs (the ASCII authentication's
+    /// bound), so that a client without credentials never makes Keyway
+    /// hold an item-sized body; then extras (at most 20 bytes), a key and a
+    /// value of the item size.
+    fn max_body(&self) -> usize {
+        if self.auth.is_some() {
+            return keyway_protocol::memcache::MAX_AUTH_TOKEN;
+        }
+        let item_size = self.shared.config.limits.item_size.as_usize();
+        item_size + 20 + keyway_protocol::memcache::MAX_KEY
     }
 
     /// SASL on a listener with `auth.memcache`: PLAIN, in one step.
@@ -133,6 +149,8 @@ pub(super) async fn answer(
             encode_response(op, request.opaque, &response, out);
             Outcome::Written
         }
+        // Quitting needs no credentials (nor does it on the text side).
+        Some(opcode @ (Opcode::Quit | Opcode::QuitQ)) => run(shared, opcode, request, out).await,
         Some(_) if !authenticated => Outcome::Reply(Status::AuthError),
         Some(opcode) => run(shared, opcode, request, out).await,
     };

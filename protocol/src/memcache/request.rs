@@ -111,6 +111,10 @@ pub enum Request {
     Stats {
         args: Vec<Bytes>,
     },
+    /// `lru_crawler <subcommand> [arg]` (metadump: every item's metadata).
+    LruCrawler {
+        args: Vec<Bytes>,
+    },
     /// `cache_memlimit <megabytes>` (8 or more; memcached refuses less).
     CacheMemlimit {
         megabytes: u32,
@@ -518,6 +522,9 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
         b"mn" => Ok(Request::MetaNoOp),
         b"shutdown" => Ok(Request::Shutdown),
         b"stats" => Ok(Request::Stats {
+            args: (1..spans.len()).map(token).collect(),
+        }),
+        b"lru_crawler" => Ok(Request::LruCrawler {
             args: (1..spans.len()).map(token).collect(),
         }),
         b"quit" => Ok(Request::Quit),

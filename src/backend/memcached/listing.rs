@@ -93,10 +93,28 @@ pub(super) async fn list_keys(pools: &[Arc<ServerPool>]) -> Result<Vec<Listed>, 
 /// error (naming the server) if it refuses otherwise (BUSY: another dump
 /// is running).
 async fn metadump(pool: &ServerPool, what: &str) -> Result<Option<Vec<u8>>, String> {
+    let dump = dump(pool, &format!("lru_crawler metadump {what}")).await?;
+    let server = pool.addr();
+    if dump.starts_with(b"ERROR") || dump.starts_with(b"CLIENT_ERROR") {
+        return Ok(None);
+    }
+    if dump.starts_with(b"BUSY") {
+        let line = String::from_utf8_lossy(&dump).trim_end().to_string();
+        return Err(format!(
+            "{server}: lru_crawler metadump refused ({line}); another listing is running, try again"
+        ));
+    }
+    Ok(Some(dump))
+}
+
+/// A dump command (`lru_crawler metadump ...`, `stats cachedump ...`) on a
+/// connection of its own: the reply up to its `END`, or the one line a
+/// refusal is.
+pub(super) async fn dump(pool: &ServerPool, command: &str) -> Result<Vec<u8>, String> {
     let server = pool.addr();
     let mut stream = pool.dedicated().await.map_err(|e| e.to_string())?;
     stream
-        .write_all(format!("lru_crawler metadump {what}\r\n").as_bytes())
+        .write_all(format!("{command}\r\n").as_bytes())
         .await
         .map_err(|e| format!("{server}: {e}"))?;
     let mut dump = Vec::new();
@@ -105,25 +123,27 @@ async fn metadump(pool: &ServerPool, what: &str) -> Result<Option<Vec<u8>>, Stri
         let mut chunk = [0u8; 64 * 1024];
         let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
             .await
-            .map_err(|_| format!("{server}: metadump stalled"))?
+            .map_err(|_| format!("{server}: {command} stalled"))?
             .map_err(|e| format!("{server}: {e}"))?;
         if n == 0 {
             break;
         }
         dump.extend_from_slice(&chunk[..n]);
-        if dump.starts_with(b"ERROR") || dump.starts_with(b"CLIENT_ERROR") {
-            if dump.ends_with(b"\n") {
-                return Ok(None);
-            }
-        } else if dump.starts_with(b"BUSY") {
-            let line = String::from_utf8_lossy(&dump).trim_end().to_string();
-            return Err(format!(
-                "{server}: lru_crawler metadump refused ({line}); another listing is running, try again"
-            ));
+        let refused = [
+            &b"ERROR"[..],
+            b"CLIENT_ERROR",
+            b"SERVER_ERROR",
+            b"BUSY",
+            b"BADCLASS",
+        ]
+        .iter()
+        .any(|word| dump.starts_with(word));
+        if refused && dump.ends_with(b"\n") {
+            break;
         }
     }
-    tracing::debug!(%server, what, bytes = dump.len(), elapsed = ?started.elapsed(), "metadump read");
-    Ok(Some(dump))
+    tracing::debug!(%server, command, bytes = dump.len(), elapsed = ?started.elapsed(), "dump read");
+    Ok(dump)
 }
 
 /// The whole key (with its db prefix) a long key's digest form stands for,

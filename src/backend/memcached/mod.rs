@@ -153,6 +153,23 @@ impl MemcachedBackend {
         Ok(keys)
     }
 
+    /// A dump command (`stats cachedump`, `lru_crawler metadump`) on every
+    /// server in turn, each on a connection of its own: their lines in
+    /// server order under one `END`. A server's refusal (one line, as
+    /// memcached words it) is the answer instead.
+    pub async fn dump(&self, command: &str) -> std::result::Result<Vec<u8>, String> {
+        let mut all = Vec::new();
+        for pool in &self.pools {
+            let dump = listing::dump(pool, command).await?;
+            match dump.strip_suffix(b"END\r\n") {
+                Some(lines) => all.extend_from_slice(lines),
+                None => return Ok(dump),
+            }
+        }
+        all.extend_from_slice(b"END\r\n");
+        Ok(all)
+    }
+
     /// `version` to every server, concurrently.
     pub async fn probe(&self) -> Result<()> {
         let probes = self.pools.iter().map(|pool| async move {

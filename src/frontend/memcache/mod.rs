@@ -3,6 +3,7 @@
 //! router operations, and each outcome the exact reply memcached 1.6 would send.
 
 mod binary;
+mod dumps;
 mod forward;
 mod meta;
 mod stats;
@@ -290,8 +291,16 @@ async fn execute(shared: &Arc<Shared>, request: Request, out: &mut BytesMut) -> 
             meta::execute(shared, &request, out).await;
             return Flow::Continue;
         }
+        Request::Stats { args } if args.first().is_some_and(|a| a == "cachedump") => {
+            dumps::cachedump(shared, &args, out).await;
+            return Flow::Continue;
+        }
         Request::Stats { args } => {
             return write_stats(shared, &args, out).await;
+        }
+        Request::LruCrawler { args } => {
+            dumps::lru_crawler(shared, &args, out).await;
+            return Flow::Continue;
         }
         Request::Quit => return Flow::Close,
         request => answer(shared, request).await,
@@ -353,6 +362,7 @@ async fn answer(shared: &Arc<Shared>, request: Request) -> (bool, Reply) {
         | Request::GetAndTouch { .. }
         | Request::Meta(_)
         | Request::Stats { .. }
+        | Request::LruCrawler { .. }
         | Request::Quit => (false, Reply::Line("ERROR")),
     }
 }

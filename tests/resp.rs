@@ -205,7 +205,9 @@ async fn redis_cli_works() {
                 "# Stats",
                 "# Replication",
                 "# CPU",
+                "# Modules",
                 "# Errorstats",
+                "# Cluster",
                 "# Keyway",
                 "# Keyspace"
             ],
@@ -285,4 +287,50 @@ async fn client_setinfo_and_info_report_what_the_client_said() {
         reply.contains(" lib-name=redis-py lib-ver=8.1.0\n"),
         "{reply}"
     );
+}
+
+/// The sections and fields of `INFO everything` on a fresh redis-server.
+fn info_fields(
+    info: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut sections = std::collections::BTreeMap::new();
+    let mut current = String::new();
+    for line in info.lines() {
+        if let Some(title) = line.strip_prefix("# ") {
+            current = title.to_string();
+            sections
+                .entry(current.clone())
+                .or_insert_with(Default::default);
+        } else if let Some((field, _)) = line.split_once(':') {
+            sections
+                .entry(current.clone())
+                .or_insert_with(std::collections::BTreeSet::new)
+                .insert(field.to_string());
+        }
+    }
+    sections
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn info_has_every_section_and_field_redis_7_has() {
+    let redis = start_redis();
+    let keyway = start_keyway(ONE_MEMORY_ROUTE).await;
+    let want = info_fields(&redis_cli(redis.addr.port(), &["info", "everything"]));
+    let got = info_fields(&redis_cli(
+        keyway.resp_addr.unwrap().port(),
+        &["info", "everything"],
+    ));
+    assert!(want.contains_key("Server") && want["Server"].contains("arch_bits"));
+    for (section, fields) in &want {
+        // Per-command and per-error figures exist once such commands ran.
+        if matches!(
+            section.as_str(),
+            "Commandstats" | "Errorstats" | "Latencystats" | "Keyspace"
+        ) {
+            continue;
+        }
+        let ours = got.get(section).unwrap_or_else(|| panic!("no # {section}"));
+        let missing: Vec<&String> = fields.difference(ours).collect();
+        assert!(missing.is_empty(), "{section} lacks {missing:?}");
+    }
 }

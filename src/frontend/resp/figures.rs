@@ -103,6 +103,11 @@ pub fn error_lines() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every error reply counted (INFO's `total_error_replies`).
+pub fn error_total() -> u64 {
+    ERRORS.lock().expect("not poisoned").values().sum()
+}
+
 /// `CONFIG RESETSTAT` and memcached's `stats reset`.
 pub fn reset() {
     for figures in COMMAND_FIGURES.iter() {

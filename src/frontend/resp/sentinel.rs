@@ -19,7 +19,7 @@ use super::{check_arity, unknown_command, wrong_arity, CmdResult, RespSession};
 use crate::session::Flow;
 
 /// This process's sentinel id and master run id (40 hex digits, as redis's).
-fn run_id() -> &'static str {
+pub(super) fn run_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         use sha1::Digest;

@@ -87,17 +87,45 @@ impl RespSession {
             .collect()
     }
 
+    /// redis 7.0's Persistence fields for a server that never saves nor
+    /// forks, in its order.
     pub(super) fn persistence_lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("loading", "0".into()),
-            ("async_loading", "0".into()),
-            ("rdb_changes_since_last_save", "0".into()),
-            ("rdb_bgsave_in_progress", "0".into()),
+        let never = |field: &'static str| (field, "0".to_string());
+        let mut lines = vec![
+            never("loading"),
+            never("async_loading"),
+            never("current_cow_peak"),
+            never("current_cow_size"),
+            never("current_cow_size_age"),
+            never("current_fork_perc"),
+            never("current_save_keys_processed"),
+            never("current_save_keys_total"),
+            never("rdb_changes_since_last_save"),
+            never("rdb_bgsave_in_progress"),
             ("rdb_last_save_time", self.started_unix().to_string()),
             ("rdb_last_bgsave_status", "ok".into()),
-            ("aof_enabled", "0".into()),
-            ("aof_rewrite_in_progress", "0".into()),
-        ]
+            ("rdb_last_bgsave_time_sec", "-1".into()),
+            ("rdb_current_bgsave_time_sec", "-1".into()),
+            never("rdb_saves"),
+            never("rdb_last_cow_size"),
+            never("rdb_last_load_keys_expired"),
+            never("rdb_last_load_keys_loaded"),
+            never("aof_enabled"),
+            never("aof_rewrite_in_progress"),
+            never("aof_rewrite_scheduled"),
+            never("aof_rewrites"),
+            never("aof_rewrites_consecutive_failures"),
+            ("aof_last_write_status", "ok".into()),
+            never("aof_last_cow_size"),
+            never("module_fork_in_progress"),
+            never("module_fork_last_cow_size"),
+        ];
+        lines.extend([
+            ("aof_last_rewrite_time_sec", "-1".into()),
+            ("aof_current_rewrite_time_sec", "-1".into()),
+            ("aof_last_bgrewrite_status", "ok".into()),
+        ]);
+        lines
     }
 
     pub(super) fn replication_lines() -> Vec<(&'static str, String)> {
@@ -124,6 +152,9 @@ impl RespSession {
             ("used_cpu_user", format!("{user:.6}")),
             ("used_cpu_sys_children", "0.000000".into()),
             ("used_cpu_user_children", "0.000000".into()),
+            // Keyway's work is spread over its workers: the process's time.
+            ("used_cpu_sys_main_thread", format!("{system:.6}")),
+            ("used_cpu_user_main_thread", format!("{user:.6}")),
         ]
     }
 }

@@ -154,3 +154,60 @@ async fn databases_scripts_and_flags_on_a_redis_route() {
     let reply = exchange(behind.addr, b"GET fl\r\nQUIT\r\n").await;
     assert_eq!(show(&reply), show(b"$10\r\n\0kwf\0\0\0*hi\r\n+OK\r\n"));
 }
+
+/// SORT and GEORADIUS (with their STORE keys), and what names no key
+/// (RANDOMKEY, LATENCY, SLOWLOG, FUNCTION, EVAL with no key, SORT by
+/// pattern): forwarded where every route goes to one redis, with redis's own
+/// replies; refused with the reason where routes lead elsewhere too.
+#[tokio::test(flavor = "multi_thread")]
+async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
+    const KEYLESS: &[&str] = &[
+        "RPUSH l 3 1 2\r\nSORT l\r\nSORT l DESC LIMIT 0 2\r\nSORT l STORE dst\r\nLRANGE dst 0 -1\r\nSORT_RO l\r\n",
+        "SET w_1 9\r\nSET w_2 1\r\nSET w_3 5\r\nSORT l BY w_*\r\nSORT l BY nosort GET #\r\n",
+        "GEOADD g 13.361389 38.115556 pa 15.087269 37.502669 ca\r\nGEORADIUS g 15 37 200 km ASC\r\n\
+         GEORADIUSBYMEMBER g pa 300 km ASC STORE near\r\nZRANGE near 0 -1\r\n",
+        "SET only k\r\nRANDOMKEY\r\nEVAL \"return 7\" 0\r\nEVAL \"return redis.call('GET', 'only')\" 0\r\n\
+         LATENCY LATEST\r\nSLOWLOG LEN\r\nFUNCTION LIST\r\n",
+        "SCRIPT LOAD \"return 1\"\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0000000000000000000000000000000000000000\r\n\
+         SCRIPT FLUSH\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\nSCRIPT KILL\r\n",
+    ];
+    let direct = start_redis();
+    let behind = start_redis();
+    let keyway = start_keyway(&format!(
+        "[backends.redis]\nurl = \"redis://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        behind.addr
+    ))
+    .await;
+    for script in KEYLESS {
+        let request = request(script, "");
+        let want = exchange(direct.addr, &request).await;
+        let got = exchange(keyway.resp_addr.unwrap(), &request).await;
+        assert_eq!(show(&got), show(&want), "script:\n{script}");
+    }
+
+    // Routes to redis and to memory: what names no key cannot be placed.
+    let mixed = keyway_before(&behind).await;
+    let reply = exchange(
+        mixed.resp_addr.unwrap(),
+        b"RPUSH l 1\r\nSORT l\r\nSORT l BY w_*\r\nRANDOMKEY\r\nEVAL \"return 7\" 0\r\nACL WHOAMI\r\nBGSAVE\r\nQUIT\r\n",
+    )
+    .await;
+    let text = String::from_utf8(reply).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(&lines[..3], [":1", "*1", "$1"], "{text}");
+    for (command, why) in [
+        ("SORT", "names no key Keyway can route by"),
+        ("RANDOMKEY", "names no key Keyway can route by"),
+        ("EVAL", "names no key Keyway can route by"),
+        ("ACL", "[[auth.users]] in its configuration file"),
+        ("BGSAVE", "administers the redis server itself"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("'{command}'")) && l.contains(why)),
+            "{command}: {text}"
+        );
+    }
+    assert!(!text.contains("unknown command"), "{text}");
+}

@@ -94,12 +94,22 @@ impl Router {
             .filter(|&entry| matches!(entries[entry].target.backend(), Some(AnyBackend::Redis(_))))
             .map(RedisRoute)
             .collect();
+        let sole_redis = match routed[..] {
+            [entry] => match entries[entry].target.backend() {
+                Some(AnyBackend::Redis(backend)) if !backend.is_cluster() => {
+                    Some(RedisRoute(entry))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         Router {
             table,
             entries,
             routed,
             reaches,
             redis,
+            sole_redis,
             sessions: config.sessions.clone(),
         }
     }

@@ -83,6 +83,8 @@ pub struct Router {
     reaches: Vec<bool>,
     /// Every redis backend (RESP commands on its keys may be forwarded).
     redis: Vec<RedisRoute>,
+    /// The redis backend every route goes to, if one (not a cluster) does.
+    sole_redis: Option<RedisRoute>,
     /// `[sessions]`: whether ended sessions are kept ended, and how long.
     sessions: crate::config::Sessions,
 }

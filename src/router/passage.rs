@@ -127,6 +127,13 @@ impl Router {
         )
     }
 
+    /// The redis backend every route of this router goes to, when there is
+    /// one and it is not a Redis Cluster: commands that name no key (or
+    /// name keys by pattern) can then be forwarded there.
+    pub fn redis_for_every_key(&self) -> Option<RedisRoute> {
+        self.sole_redis
+    }
+
     /// Every redis backend.
     pub fn redis_routes(&self) -> &[RedisRoute] {
         &self.redis

@@ -20,10 +20,22 @@ pub enum Does {
     Serve(Cmd),
     /// redis runs it: forwarded when every key routes to one redis backend.
     Forward,
+    /// Refused, for the reason it names.
+    Refuse(Why),
+}
+
+/// Why Keyway refuses a command redis has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
     /// It needs a redis connection of its own (blocking, pub/sub, WATCH,
     /// MONITOR), which forwarded commands, sharing pipelined connections,
     /// do not have.
-    Refuse,
+    OwnConnection,
+    /// It administers the redis server itself (saving, replication,
+    /// modules, shutdown): not a proxy client's to send.
+    Administers,
+    /// ACL: Keyway's users and permissions live in its configuration file.
+    Users,
 }
 
 /// A command Keyway runs, by the module that runs it.
@@ -146,6 +158,11 @@ pub enum KeySpec {
     Counted(usize),
     /// A destination key at 1, then a count at 2 and that many keys.
     DestinationAndCounted,
+    /// A key at 1, and the argument after a `STORE` or `STOREDIST` option
+    /// (SORT, GEORADIUS); SORT's `BY` and `GET` patterns name keys only
+    /// redis can find, so such a SORT is forwarded only where every key is
+    /// one redis's.
+    KeyAndStore,
 }
 
 pub struct CommandSpec {
@@ -163,7 +180,7 @@ impl CommandSpec {
     pub fn runs(&self) -> Option<Cmd> {
         match self.does {
             Does::Serve(cmd) => Some(cmd),
-            Does::Forward | Does::Refuse => None,
+            Does::Forward | Does::Refuse(_) => None,
         }
     }
 
@@ -171,6 +188,7 @@ impl CommandSpec {
     pub fn key_range(&self) -> (i32, i32, i32) {
         match self.keys {
             KeySpec::Range(first, last, step) => (first, last, step),
+            KeySpec::KeyAndStore => (1, 1, 1),
             KeySpec::None | KeySpec::Counted(_) | KeySpec::DestinationAndCounted => (0, 0, 0),
         }
     }
@@ -206,13 +224,17 @@ const fn forward(name: &'static str, keys: KeySpec) -> CommandSpec {
 }
 
 const fn refuse(name: &'static str) -> CommandSpec {
+    refuse_because(name, Why::OwnConnection)
+}
+
+const fn refuse_because(name: &'static str, why: Why) -> CommandSpec {
     CommandSpec {
         name,
         arity: 0,
         flags: &[],
         keys: KeySpec::None,
         family: Family::Other,
-        does: Does::Refuse,
+        does: Does::Refuse(why),
     }
 }
 
@@ -411,6 +433,29 @@ pub static COMMANDS: &[CommandSpec] = &[
     forward("evalsha_ro", KeySpec::Counted(2)),
     forward("fcall", KeySpec::Counted(2)),
     forward("fcall_ro", KeySpec::Counted(2)),
+    forward("sort", KeySpec::KeyAndStore),
+    forward("sort_ro", KeySpec::KeyAndStore),
+    forward("georadius", KeySpec::KeyAndStore),
+    forward("georadiusbymember", KeySpec::KeyAndStore),
+    // Keyless: forwarded where every route goes to one redis backend.
+    forward("randomkey", KeySpec::None),
+    forward("latency", KeySpec::None),
+    forward("slowlog", KeySpec::None),
+    forward("lolwut", KeySpec::None),
+    forward("function", KeySpec::None),
+    // Commands that administer the redis server, and its users.
+    refuse_because("acl", Why::Users),
+    refuse_because("bgsave", Why::Administers),
+    refuse_because("bgrewriteaof", Why::Administers),
+    refuse_because("save", Why::Administers),
+    refuse_because("shutdown", Why::Administers),
+    refuse_because("replicaof", Why::Administers),
+    refuse_because("slaveof", Why::Administers),
+    refuse_because("failover", Why::Administers),
+    refuse_because("module", Why::Administers),
+    refuse_because("debug", Why::Administers),
+    refuse_because("sync", Why::Administers),
+    refuse_because("psync", Why::Administers),
     // Commands that need a redis connection of their own.
     refuse("blpop"),
     refuse("brpop"),
@@ -469,7 +514,10 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
         assert!(lookup(b"hset").is_none());
         assert_eq!(find(b"HSET").map(|c| c.does), Some(Does::Forward));
-        assert_eq!(find(b"blpop").map(|c| c.does), Some(Does::Refuse));
+        assert_eq!(
+            find(b"blpop").map(|c| c.does),
+            Some(Does::Refuse(Why::OwnConnection))
+        );
         assert!(lookup(b"averyveryverylongcommandnamethatisover32").is_none());
     }
 

@@ -17,7 +17,7 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, KeySpec, ScriptCmd};
+use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, KeySpec, ScriptCmd, Why};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
@@ -29,6 +29,9 @@ pub enum Plan {
     /// Forward it if all the keys at these positions route to one redis
     /// backend; its entry in the command table comes along.
     Keys(KeyPositions, &'static CommandSpec),
+    /// It names no key (or keys only redis can find, as SORT's BY
+    /// patterns): forward it if every route goes to one redis backend.
+    Keyless(&'static CommandSpec),
     /// It cannot work through Keyway; this is the error.
     Refuse(Reply),
     /// Keyway handles it (or it is unknown).
@@ -43,27 +46,68 @@ pub fn plan(args: &[Bytes]) -> Plan {
         return Plan::Local;
     };
     match spec.does {
-        Does::Refuse => {
-            return Plan::Refuse(Reply::error(format!(
-                "ERR '{}' is not available through Keyway: it needs a redis connection of its own \
-                 (blocking, pub/sub, WATCH, MONITOR); connect to redis directly for it",
-                spec.name.to_ascii_uppercase()
-            )))
-        }
+        Does::Refuse(why) => return Plan::Refuse(refusal(spec.name, why)),
         // Its database number is the client's, which a redis route may map
         // to another: always run by Keyway.
         Does::Serve(Cmd::Items(ItemCmd::Move)) => return Plan::Local,
         Does::Serve(_) | Does::Forward => {}
     }
+    if spec.keys == KeySpec::KeyAndStore && names_keys_by_pattern(args) {
+        return Plan::Keyless(spec);
+    }
     match key_positions(spec.keys, args) {
         Some(found) => Plan::Keys(found, spec),
         // The bare command name: redis's arity error (Keyway's own commands
         // get it from Keyway's arity check).
-        None if spec.does == Does::Forward && args.len() == 1 => Plan::Refuse(Reply::error(
-            format!("ERR wrong number of arguments for '{}' command", spec.name),
-        )),
+        None if spec.does == Does::Forward && args.len() == 1 && spec.keys != KeySpec::None => {
+            Plan::Refuse(Reply::error(format!(
+                "ERR wrong number of arguments for '{}' command",
+                spec.name
+            )))
+        }
+        // Forwarded keyless commands, and scripts called with no key.
+        None if spec.does == Does::Forward || is_script_call(spec) => Plan::Keyless(spec),
         None => Plan::Local,
     }
+}
+
+fn is_script_call(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.runs(),
+        Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha))
+    )
+}
+
+/// Why a command redis has is not available through Keyway, in words that
+/// say what to do instead.
+fn refusal(name: &str, why: Why) -> Reply {
+    let name = name.to_ascii_uppercase();
+    Reply::error(match why {
+        Why::OwnConnection => format!(
+            "ERR '{name}' is not available through Keyway: it needs a redis connection of its own \
+             (blocking, pub/sub, WATCH, MONITOR); connect to redis directly for it"
+        ),
+        Why::Administers => format!(
+            "ERR '{name}' is not available through Keyway: it administers the redis server \
+             itself; connect to redis directly for it"
+        ),
+        Why::Users => format!(
+            "ERR '{name}' is not available through Keyway: its users and their permissions are \
+             [[auth.users]] in its configuration file (reload it with SIGHUP)"
+        ),
+    })
+}
+
+/// Whether a SORT names keys by pattern (`BY` other than `nosort`, `GET`
+/// other than `#`): only the redis holding every key can look them up.
+fn names_keys_by_pattern(args: &[Bytes]) -> bool {
+    if !args[0].eq_ignore_ascii_case(b"sort") && !args[0].eq_ignore_ascii_case(b"sort_ro") {
+        return false;
+    }
+    args.windows(2).skip(2).any(|pair| {
+        (pair[0].eq_ignore_ascii_case(b"by") && !pair[1].eq_ignore_ascii_case(b"nosort"))
+            || (pair[0].eq_ignore_ascii_case(b"get") && pair[1].as_ref() != b"#")
+    })
 }
 
 /// Which arguments of a command are keys: an optional destination, then
@@ -98,6 +142,21 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
     };
     let positions = match keys {
         KeySpec::None => return None,
+        KeySpec::KeyAndStore => {
+            if args.len() < 2 {
+                return None;
+            }
+            // The last STORE/STOREDIST wins, as in redis.
+            let store = (2..args.len().saturating_sub(1)).rev().find(|&i| {
+                args[i].eq_ignore_ascii_case(b"store") || args[i].eq_ignore_ascii_case(b"storedist")
+            });
+            KeyPositions {
+                destination: store.map(|i| i + 1),
+                first: 1,
+                last: 1,
+                step: 1,
+            }
+        }
         KeySpec::Range(first, last, step) => {
             let first = first as usize;
             let last = if last < 0 {
@@ -173,8 +232,17 @@ impl RespSession {
         if router.redis_routes().is_empty() {
             return None;
         }
-        let Plan::Keys(positions, spec) = plan(args) else {
-            return None;
+        let (positions, spec) = match plan(args) {
+            Plan::Keys(positions, spec) => (positions, spec),
+            Plan::Keyless(spec) if !scripts::is_builtin_call(args) => {
+                let route = router.redis_for_every_key()?;
+                return Some(Forward {
+                    route,
+                    hash_slot: 0,
+                    spec,
+                });
+            }
+            _ => return None,
         };
         // The scripts Keyway runs natively stay native on every route.
         if scripts::is_builtin_call(args) {

@@ -241,6 +241,14 @@ impl RespSession {
         permissions.check(args)?;
         match forward::plan(args) {
             forward::Plan::Keys(positions, _) => permissions.check_keys(positions.keys(args)),
+            // SORT's BY and GET patterns may read any key: as redis 7, only
+            // a user allowed every key may use them.
+            forward::Plan::Keyless(spec) if spec.keys == commands::KeySpec::KeyAndStore => {
+                match permissions.all_keys() {
+                    true => Ok(()),
+                    false => Err(Refusal::Key),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -361,6 +369,7 @@ fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> 
         return Err(match forward::plan(args) {
             forward::Plan::Refuse(error) => error,
             forward::Plan::Keys(..) => not_on_this_route(&args[0]),
+            forward::Plan::Keyless(spec) => not_one_redis(spec.name),
             forward::Plan::Local => unknown_command(args),
         });
     };
@@ -400,6 +409,14 @@ fn not_on_this_route(name: &[u8]) -> Reply {
     Reply::error(format!(
         "ERR '{}' works only on keys that all route to one redis backend; these do not",
         String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
+    ))
+}
+
+fn not_one_redis(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR '{}' names no key Keyway can route by: it is forwarded only when every route of \
+         this listener goes to one redis backend (not a Redis Cluster); these do not",
+        name.to_ascii_uppercase()
     ))
 }
 

@@ -84,7 +84,11 @@ pub(super) fn is_builtin_call(args: &[Bytes]) -> bool {
     }
 }
 
-fn unsupported(sha: &str) -> Reply {
+/// A script Keyway does not run itself, on keys no one redis owns.
+fn unsupported(sha: &str, args: &[Bytes]) -> Reply {
+    if args.get(2).is_some_and(|numkeys| numkeys.as_ref() == b"0") {
+        return super::not_one_redis("eval");
+    }
     Reply::error(format!(
         "ERR Keyway runs only the Lua scripts of django-redis and redis-py locks on memory routes \
          (this script's sha1 is {sha}); route these keys to a redis backend to run arbitrary scripts"
@@ -96,7 +100,7 @@ impl RespSession {
         match cmd {
             ScriptCmd::Eval => {
                 let sha = sha1_hex(&args[1]);
-                let script = find(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
+                let script = find(sha.as_bytes()).ok_or_else(|| unsupported(&sha, args))?;
                 self.run_script(script, &args[2..]).await
             }
             ScriptCmd::EvalSha => {
@@ -107,7 +111,7 @@ impl RespSession {
             ScriptCmd::Script if args.len() == 3 && args[1].eq_ignore_ascii_case(b"load") => {
                 self.load_script(args).await
             }
-            ScriptCmd::Script => script_subcommand(args),
+            ScriptCmd::Script => self.script_on_redis(args).await,
         }
     }
 
@@ -116,25 +120,78 @@ impl RespSession {
     /// routes will find it.
     async fn load_script(&self, args: &[Bytes]) -> CmdResult {
         let sha = sha1_hex(&args[2]);
-        let redis = self.shared.resp_router.redis_routes().to_vec();
-        if find(sha.as_bytes()).is_some() || redis.is_empty() {
+        if find(sha.as_bytes()).is_some() || self.shared.resp_router.redis_routes().is_empty() {
             return script_subcommand(args);
         }
-        let mut last = Reply::Null;
-        for route in redis {
+        let replies = self.on_every_redis(args).await?;
+        Ok(replies.into_iter().last().unwrap_or(Reply::Null))
+    }
+
+    /// SCRIPT EXISTS, FLUSH and KILL with redis backends: asked of every
+    /// one. A script exists if Keyway runs it or every redis has it; a
+    /// flush empties every redis's cache; a kill stops whichever runs one.
+    async fn script_on_redis(&self, args: &[Bytes]) -> CmdResult {
+        let sub = args[1].to_ascii_uppercase();
+        if self.shared.resp_router.redis_routes().is_empty()
+            || !matches!(&sub[..], b"EXISTS" | b"FLUSH" | b"KILL")
+        {
+            return script_subcommand(args);
+        }
+        let replies = self.on_every_redis(args).await;
+        match &sub[..] {
+            b"EXISTS" => {
+                let mut known: Vec<bool> = vec![true; args.len().saturating_sub(2)];
+                for reply in replies? {
+                    let Reply::Array(flags) = reply else {
+                        return Err(reply);
+                    };
+                    for (known, flag) in known.iter_mut().zip(flags) {
+                        *known &= flag == Reply::Integer(1);
+                    }
+                }
+                let shas = args[2..].iter();
+                Ok(Reply::Array(
+                    shas.zip(known)
+                        .map(|(sha, known)| Reply::Integer(i64::from(known || find(sha).is_some())))
+                        .collect(),
+                ))
+            }
+            b"KILL" => match replies {
+                Ok(_) => Ok(Reply::ok()),
+                Err(error) => Err(error),
+            },
+            _ => replies.map(|_| Reply::ok()),
+        }
+    }
+
+    /// `args` sent to every node of every redis backend; their replies, or
+    /// the first error (a KILL that finds nothing running is redis's
+    /// NOTBUSY only when no backend ran a script).
+    async fn on_every_redis(&self, args: &[Bytes]) -> Result<Vec<Reply>, Reply> {
+        let kill = args[1].eq_ignore_ascii_case(b"kill");
+        let mut replies = Vec::new();
+        let mut not_busy = None;
+        for &route in self.shared.resp_router.redis_routes() {
             let mut command = crate::backend::redis::Batch::default();
             command.push_for_every_node(args);
-            let replies = self
+            let raw = self
                 .forward_to(route, command, [crate::metrics::Family::Other], false)
                 .await
                 .map_err(Reply::from)?;
-            last = keyway_protocol::resp::parse_backend_reply(&replies[0], self.version)
+            let reply = keyway_protocol::resp::parse_backend_reply(&raw[0], self.version)
                 .map_err(|e| Reply::error(format!("ERR {e}")))?;
-            if let Reply::Error(_) = last {
-                return Err(last);
+            match reply {
+                Reply::Error(text) if kill && text.starts_with("NOTBUSY") => {
+                    not_busy = Some(Reply::Error(text))
+                }
+                Reply::Error(_) => return Err(reply),
+                reply => replies.push(reply),
             }
         }
-        Ok(last)
+        match not_busy {
+            Some(error) if replies.is_empty() => Err(error),
+            _ => Ok(replies),
+        }
     }
 
     /// `args` is `numkeys key... arg...`.
@@ -221,7 +278,7 @@ fn script_subcommand(args: &[Bytes]) -> CmdResult {
     match args[1].to_ascii_uppercase().as_slice() {
         b"LOAD" if args.len() == 3 => {
             let sha = sha1_hex(&args[2]);
-            find(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
+            find(sha.as_bytes()).ok_or_else(|| unsupported(&sha, &[]))?;
             Ok(Reply::bulk(sha))
         }
         b"EXISTS" if args.len() >= 3 => Ok(Reply::Array(
@@ -232,6 +289,10 @@ fn script_subcommand(args: &[Bytes]) -> CmdResult {
         )),
         // The known scripts are built in, so there is nothing to flush.
         b"FLUSH" => Ok(Reply::ok()),
+        // Keyway's scripts run to completion at once: none is ever running.
+        b"KILL" if args.len() == 2 => {
+            Err(Reply::error("NOTBUSY No scripts in execution right now."))
+        }
         _ => Err(Reply::error(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
             String::from_utf8_lossy(&args[1])

@@ -481,6 +481,7 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
         Ok(key)
     };
     let keys = |from: usize| (from..spans.len()).map(key).collect::<Result<Vec<_>, _>>();
+    let rest = || (1..spans.len()).map(token).collect();
     match &line[spans[0].0..spans[0].1] {
         b"get" | b"gets" if args >= 1 => Ok(Request::Get {
             keys: keys(1)?,
@@ -521,12 +522,8 @@ fn parse_simple(line: &Bytes, spans: &[Span], limits: &Limits) -> Result<Request
         b"cache_memlimit" if args == 1 || args == 2 => cache_memlimit(&token(1), noreply),
         b"mn" => Ok(Request::MetaNoOp),
         b"shutdown" => Ok(Request::Shutdown),
-        b"stats" => Ok(Request::Stats {
-            args: (1..spans.len()).map(token).collect(),
-        }),
-        b"lru_crawler" => Ok(Request::LruCrawler {
-            args: (1..spans.len()).map(token).collect(),
-        }),
+        b"stats" => Ok(Request::Stats { args: rest() }),
+        b"lru_crawler" => Ok(Request::LruCrawler { args: rest() }),
         b"quit" => Ok(Request::Quit),
         _ => Err(DecodeError::UnknownCommand),
     }

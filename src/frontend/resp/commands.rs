@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+pub use super::forward::KeySpec;
 use crate::op::Family;
 
 /// What Keyway does with a command.
@@ -144,25 +145,6 @@ pub enum ServerCmd {
     Role,
     LastSave,
     Config,
-}
-
-/// Where a command's keys are among its arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySpec {
-    /// It names no key.
-    None,
-    /// Every `step`th argument from `first` to `last` (negative: counted
-    /// from the end, -1 the last).
-    Range(i32, i32, i32),
-    /// A count at this argument, then that many keys right after it.
-    Counted(usize),
-    /// A destination key at 1, then a count at 2 and that many keys.
-    DestinationAndCounted,
-    /// A key at 1, and the argument after a `STORE` or `STOREDIST` option
-    /// (SORT, GEORADIUS); SORT's `BY` and `GET` patterns name keys only
-    /// redis can find, so such a SORT is forwarded only where every key is
-    /// one redis's.
-    KeyAndStore,
 }
 
 pub struct CommandSpec {

@@ -17,12 +17,31 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, KeySpec, ScriptCmd, Why};
+use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, ScriptCmd, Why};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::metrics::Family;
 use crate::router::{RedisRoute, RouteError};
+
+/// Where a command's keys are among its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// It names no key.
+    None,
+    /// Every `step`th argument from `first` to `last` (negative: counted
+    /// from the end, -1 the last).
+    Range(i32, i32, i32),
+    /// A count at this argument, then that many keys right after it.
+    Counted(usize),
+    /// A destination key at 1, then a count at 2 and that many keys.
+    DestinationAndCounted,
+    /// A key at 1, and the argument after a `STORE` or `STOREDIST` option
+    /// (SORT, GEORADIUS); SORT's `BY` and `GET` patterns name keys only
+    /// redis can find, so such a SORT is forwarded only where every key is
+    /// one redis's.
+    KeyAndStore,
+}
 
 /// How Keyway treats a command it may forward.
 pub enum Plan {
@@ -142,21 +161,7 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
     };
     let positions = match keys {
         KeySpec::None => return None,
-        KeySpec::KeyAndStore => {
-            if args.len() < 2 {
-                return None;
-            }
-            // The last STORE/STOREDIST wins, as in redis.
-            let store = (2..args.len().saturating_sub(1)).rev().find(|&i| {
-                args[i].eq_ignore_ascii_case(b"store") || args[i].eq_ignore_ascii_case(b"storedist")
-            });
-            KeyPositions {
-                destination: store.map(|i| i + 1),
-                first: 1,
-                last: 1,
-                step: 1,
-            }
-        }
+        KeySpec::KeyAndStore => key_and_store(args)?,
         KeySpec::Range(first, last, step) => {
             let first = first as usize;
             let last = if last < 0 {
@@ -194,6 +199,23 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
         }
     };
     Some(positions)
+}
+
+/// SORT's and GEORADIUS's keys: the one at 1 and the argument after the
+/// last `STORE` or `STOREDIST` (the last wins, as in redis).
+fn key_and_store(args: &[Bytes]) -> Option<KeyPositions> {
+    if args.len() < 2 {
+        return None;
+    }
+    let store = (2..args.len().saturating_sub(1)).rev().find(|&i| {
+        args[i].eq_ignore_ascii_case(b"store") || args[i].eq_ignore_ascii_case(b"storedist")
+    });
+    Some(KeyPositions {
+        destination: store.map(|i| i + 1),
+        first: 1,
+        last: 1,
+        step: 1,
+    })
 }
 
 /// Consecutive commands of a client's pipeline bound for one redis

@@ -19,6 +19,7 @@ const SCRIPTS: &[&str] = &[
     "PFADD hll a b c\r\nPFCOUNT hll\r\nSETBIT bits 7 1\r\nBITCOUNT bits\r\nGETBIT bits 7\r\nGEOADD g 13.36 38.11 pa\r\nGEOHASH g pa\r\n",
     "EVAL \"return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}\" 1 ctr x\r\nEVAL \"return redis.call('GET', KEYS[1])\" 1 ctr\r\nEVAL \"return 1.5\" 1 ctr\r\n",
     "MULTI\r\nHSET h a 1\r\nINCR c\r\nHGETALL h\r\nEXEC\r\nMULTI\r\nINCR c\r\nHSET\r\nEXEC\r\nGET c\r\n",
+    "MULTI\r\nZADD z 1 a\r\nZREM b\r\nHGET h\r\nEXEC\r\nZCARD z\r\nMULTI\r\nZADD z 1 a\r\nZREM z a\r\nEXEC\r\n",
     "SET k v\r\nGET k\r\nMGET k nope\r\nSET k v2 GET\r\nDEL k nope\r\nEXPIRE k 100\r\nEXISTS k\r\nTTL nope\r\nTYPE l\r\nHSET k a\r\nGET a b\r\n",
 ];
 
@@ -170,6 +171,7 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
          LATENCY LATEST\r\nSLOWLOG LEN\r\nFUNCTION LIST\r\n",
         "SCRIPT LOAD \"return 1\"\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0000000000000000000000000000000000000000\r\n\
          SCRIPT FLUSH\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\nSCRIPT KILL\r\n",
+        "COMMAND COUNT\r\nCOMMAND GETKEYS SORT l STORE d\r\nCOMMAND INFO get zadd\r\n",
     ];
     let direct = start_redis();
     let behind = start_redis();

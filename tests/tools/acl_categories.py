@@ -49,4 +49,5 @@ def main():
         print(name, " ".join(categories))
 
 
-main()
+if __name__ == "__main__":
+    main()

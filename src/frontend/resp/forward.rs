@@ -17,7 +17,7 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, CommandSpec, Does, ItemCmd, ScriptCmd, Why};
+use super::commands::{find, Cmd, CommandSpec, ConnCmd, Does, ItemCmd, ScriptCmd, Why};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
@@ -69,6 +69,9 @@ pub fn plan(args: &[Bytes]) -> Plan {
         // Its database number is the client's, which a redis route may map
         // to another: always run by Keyway.
         Does::Serve(Cmd::Items(ItemCmd::Move)) => return Plan::Local,
+        // Where one redis serves every key, COMMAND is that redis's own
+        // list (every command it has, GETKEYS); elsewhere Keyway's.
+        Does::Serve(Cmd::Connection(ConnCmd::Command)) => return Plan::Keyless(spec),
         Does::Serve(_) | Does::Forward => {}
     }
     if spec.keys == KeySpec::KeyAndStore && names_keys_by_pattern(args) {

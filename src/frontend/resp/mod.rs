@@ -136,8 +136,13 @@ impl RespSession {
                 cmd,
                 Some(Cmd::Transaction(_) | Cmd::Connection(ConnCmd::Quit))
             ) {
+                // A forwarded command's count is checked as redis checks
+                // it when queuing: its error, then EXECABORT.
                 let arity = if forwardable {
-                    Ok(())
+                    match commands::redis_arity_error(&args) {
+                        Some(error) => Err(Reply::error(error)),
+                        None => Ok(()),
+                    }
                 } else {
                     check_arity(spec, &args)
                 };

@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use bytes::Bytes;
-
 pub use super::forward::KeySpec;
 use crate::op::Family;
 
@@ -479,31 +477,6 @@ pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
     BY_NAME.get(&*lower).copied()
 }
 
-/// Every redis 7.0 command's arity (and each subcommand's, as
-/// `container|sub`), from redis_commands.txt.
-static REDIS_ARITY: LazyLock<HashMap<&'static str, i32, ahash::RandomState>> =
-    LazyLock::new(|| {
-        include_str!("redis_commands.txt")
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| {
-                let (name, arity) = line.split_once(' ')?;
-                Some((name, arity.parse().ok()?))
-            })
-            .collect()
-    });
-
-/// redis's own arity error for a command Keyway forwards, where redis
-/// gives one before running it (in MULTI, at queue time); `None` when the
-/// count is right or redis 7.0 does not know the command.
-pub fn redis_arity_error(args: &[Bytes]) -> Option<String> {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let &arity = REDIS_ARITY.get(name.as_str())?;
-    let n = args.len() as i32;
-    let fits = if arity >= 0 { n == arity } else { n >= -arity };
-    (!fits).then(|| format!("ERR wrong number of arguments for '{name}' command"))
-}
-
 /// Finds a command Keyway runs itself.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     find(name).filter(|spec| spec.runs().is_some())
@@ -517,22 +490,6 @@ pub fn served() -> impl Iterator<Item = &'static CommandSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redis_arity_is_redis_7s() {
-        let args = |line: &str| -> Vec<Bytes> {
-            line.split(' ')
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect()
-        };
-        assert_eq!(
-            redis_arity_error(&args("ZREM b")).as_deref(),
-            Some("ERR wrong number of arguments for 'zrem' command")
-        );
-        assert_eq!(redis_arity_error(&args("ZREM b m")), None);
-        assert!(redis_arity_error(&args("HGET h")).is_some());
-        assert_eq!(redis_arity_error(&args("NOSUCHCOMMAND")), None);
-    }
 
     #[test]
     fn lookup_ignores_case() {

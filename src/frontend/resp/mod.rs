@@ -10,6 +10,7 @@ mod forward;
 mod info;
 mod items;
 mod keys;
+mod redis_arity;
 mod requests;
 mod scripts;
 mod sentinel;
@@ -139,7 +140,7 @@ impl RespSession {
                 // A forwarded command's count is checked as redis checks
                 // it when queuing: its error, then EXECABORT.
                 let arity = if forwardable {
-                    match commands::redis_arity_error(&args) {
+                    match redis_arity::redis_arity_error(&args) {
                         Some(error) => Err(Reply::error(error)),
                         None => Ok(()),
                     }

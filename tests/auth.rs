@@ -38,7 +38,8 @@ async fn before_auth_only_auth_hello_and_quit_answer_as_on_redis() {
                   HELLO 3 FOO\r\nHELLO 3 SETNAME \"a b\"\r\nHELLO 3 AUTH default wrong SETNAME x\r\n\
                   HELLO 3 AUTH default s3cret FOO\r\nGET k\r\nHELLO 4\r\nHELLO x\r\n\
                   AUTH wrong\r\nAUTH default wrong\r\nAUTH nobody s3cret\r\nAUTH a b c\r\nGET k\r\n\
-                  AUTH s3cret\r\nPING\r\nSET k v\r\nGET k\r\nAUTH wrong\r\nGET k\r\nDEL k\r\nQUIT\r\n";
+                  AUTH s3cret\r\nPING\r\nSET k v\r\nGET k\r\nAUTH wrong\r\nGET k\r\nRESET\r\nGET k\r\n\
+                  AUTH s3cret\r\nDEL k\r\nQUIT\r\n";
     let want = exchange(redis.addr, script.as_bytes()).await;
     let got = exchange(keyway.resp_addr.unwrap(), script.as_bytes()).await;
     assert_eq!(show(&got), show(&want));

@@ -27,6 +27,7 @@ impl RespSession {
             ConnCmd::Echo => Ok(Reply::Bulk(args[1].clone())),
             // `handle` closes the connection after this reply.
             ConnCmd::Quit => Ok(Reply::ok()),
+            ConnCmd::Reset => Ok(self.reset()),
             ConnCmd::Select => {
                 self.db = database(&args[1])?;
                 Ok(Reply::ok())
@@ -68,6 +69,20 @@ impl RespSession {
             self.name = hello.name;
         }
         Ok(self.hello_reply())
+    }
+
+    /// RESET: the connection as it was when it connected (no transaction,
+    /// database 0, RESP2, no name, and, where `[auth]` has users, not
+    /// authenticated), as redis resets it.
+    fn reset(&mut self) -> Reply {
+        self.transaction = None;
+        self.db = 0;
+        self.version = Version::Resp2;
+        self.name = None;
+        self.authenticated = !self.shared.users.required();
+        self.user = None;
+        self.permissions = None;
+        Reply::simple("RESET")
     }
 
     /// HELLO's map: who answers, in which protocol, as which connection.

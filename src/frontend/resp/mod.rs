@@ -135,7 +135,7 @@ impl RespSession {
         if let Some(transaction) = &mut self.transaction {
             if !matches!(
                 cmd,
-                Some(Cmd::Transaction(_) | Cmd::Connection(ConnCmd::Quit))
+                Some(Cmd::Transaction(_) | Cmd::Connection(ConnCmd::Quit | ConnCmd::Reset))
             ) {
                 // A forwarded command's count is checked as redis checks
                 // it when queuing: its error, then EXECABORT.
@@ -219,13 +219,14 @@ impl RespSession {
         self.handle(command.args, output).await
     }
 
-    /// Before AUTH, as redis with a password: only AUTH, HELLO and QUIT run.
+    /// Before AUTH, as redis with a password: only AUTH, HELLO, RESET and
+    /// QUIT run.
     async fn unauthenticated(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
         let cmd = commands::lookup(&args[0]).and_then(CommandSpec::runs);
         match cmd {
-            Some(Cmd::Connection(ConnCmd::Auth | ConnCmd::Hello | ConnCmd::Quit)) => {
-                self.handle(args, out).await
-            }
+            Some(Cmd::Connection(
+                ConnCmd::Auth | ConnCmd::Hello | ConnCmd::Reset | ConnCmd::Quit,
+            )) => self.handle(args, out).await,
             _ => {
                 self.shared.stats.commands.add(1);
                 encode(

@@ -172,6 +172,8 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         "SCRIPT LOAD \"return 1\"\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0000000000000000000000000000000000000000\r\n\
          SCRIPT FLUSH\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\nSCRIPT KILL\r\n",
         "COMMAND COUNT\r\nCOMMAND GETKEYS SORT l STORE d\r\nCOMMAND INFO get zadd\r\n",
+        "XADD s1 1-1 f v\r\nXADD s2 1-1 g w\r\nXREAD COUNT 5 STREAMS s1 s2 0 0\r\nXGROUP CREATE s1 grp 0\r\n\
+         XREADGROUP GROUP grp c1 COUNT 1 STREAMS s1 >\r\nXREAD STREAMS s1\r\n",
     ];
     let direct = start_redis();
     let behind = start_redis();
@@ -187,11 +189,35 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         assert_eq!(show(&got), show(&want), "script:\n{script}");
     }
 
+    // CONFIG GET: redis's parameters, and Keyway's own for what it decides.
+    let reply = exchange(
+        keyway.resp_addr.unwrap(),
+        b"CONFIG GET slowlog-log-slower-than\r\nCONFIG GET maxclients port\r\nCONFIG GET *\r\nQUIT\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.starts_with("*2\r\n$23\r\nslowlog-log-slower-than\r\n$5\r\n10000\r\n"),
+        "{text}"
+    );
+    let port = keyway.resp_addr.unwrap().port().to_string();
+    assert!(
+        text.contains(&format!("$4\r\nport\r\n${}\r\n{port}\r\n", port.len())),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("$4\r\nport\r\n").count(),
+        2,
+        "once per GET: {text}"
+    );
+    assert!(text.contains("hash-max-listpack-entries"), "{text}");
+
     // Routes to redis and to memory: what names no key cannot be placed.
     let mixed = keyway_before(&behind).await;
     let reply = exchange(
         mixed.resp_addr.unwrap(),
-        b"RPUSH l 1\r\nSORT l\r\nSORT l BY w_*\r\nRANDOMKEY\r\nEVAL \"return 7\" 0\r\nACL WHOAMI\r\nBGSAVE\r\nQUIT\r\n",
+        b"RPUSH l 1\r\nSORT l\r\nSORT l BY w_*\r\nRANDOMKEY\r\nEVAL \"return 7\" 0\r\nACL WHOAMI\r\nBGSAVE\r\n\
+          XREAD BLOCK 10 STREAMS s 0\r\nQUIT\r\n",
     )
     .await;
     let text = String::from_utf8(reply).unwrap();
@@ -203,6 +229,7 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         ("EVAL", "names no key Keyway can route by"),
         ("ACL", "[[auth.users]] in its configuration file"),
         ("BGSAVE", "administers the redis server itself"),
+        ("XREAD", "needs a redis connection of its own"),
     ] {
         assert!(
             lines

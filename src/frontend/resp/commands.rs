@@ -172,7 +172,10 @@ impl CommandSpec {
         match self.keys {
             KeySpec::Range(first, last, step) => (first, last, step),
             KeySpec::KeyAndStore => (1, 1, 1),
-            KeySpec::None | KeySpec::Counted(_) | KeySpec::DestinationAndCounted => (0, 0, 0),
+            KeySpec::None
+            | KeySpec::Counted(_)
+            | KeySpec::DestinationAndCounted
+            | KeySpec::Streams => (0, 0, 0),
         }
     }
 }
@@ -417,6 +420,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     forward("evalsha_ro", KeySpec::Counted(2)),
     forward("fcall", KeySpec::Counted(2)),
     forward("fcall_ro", KeySpec::Counted(2)),
+    // Refused with BLOCK, which needs a redis connection of its own.
+    forward("xread", KeySpec::Streams),
+    forward("xreadgroup", KeySpec::Streams),
     forward("sort", KeySpec::KeyAndStore),
     forward("sort_ro", KeySpec::KeyAndStore),
     forward("georadius", KeySpec::KeyAndStore),
@@ -449,8 +455,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     refuse("bzpopmin"),
     refuse("bzpopmax"),
     refuse("bzmpop"),
-    refuse("xread"),
-    refuse("xreadgroup"),
     refuse("subscribe"),
     refuse("psubscribe"),
     refuse("ssubscribe"),

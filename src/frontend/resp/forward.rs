@@ -41,6 +41,9 @@ pub enum KeySpec {
     /// redis can find, so such a SORT is forwarded only where every key is
     /// one redis's.
     KeyAndStore,
+    /// XREAD and XREADGROUP: after `STREAMS`, as many keys as IDs follow
+    /// them. With `BLOCK` they need a connection of their own: refused.
+    Streams,
 }
 
 /// How Keyway treats a command it may forward.
@@ -76,6 +79,9 @@ pub fn plan(args: &[Bytes]) -> Plan {
     }
     if spec.keys == KeySpec::KeyAndStore && names_keys_by_pattern(args) {
         return Plan::Keyless(spec);
+    }
+    if spec.keys == KeySpec::Streams && blocks(args) {
+        return Plan::Refuse(refusal(spec.name, Why::OwnConnection));
     }
     match key_positions(spec.keys, args) {
         Some(found) => Plan::Keys(found, spec),
@@ -117,6 +123,30 @@ fn refusal(name: &str, why: Why) -> Reply {
             "ERR '{name}' is not available through Keyway: its users and their permissions are \
              [[auth.users]] in its configuration file (reload it with SIGHUP)"
         ),
+    })
+}
+
+/// Whether an XREAD or XREADGROUP waits (`BLOCK` before `STREAMS`).
+fn blocks(args: &[Bytes]) -> bool {
+    args.iter()
+        .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
+        .any(|arg| arg.eq_ignore_ascii_case(b"block"))
+}
+
+/// XREAD's keys: after `STREAMS`, the first half of what follows.
+fn stream_keys(args: &[Bytes]) -> Option<KeyPositions> {
+    let streams = args
+        .iter()
+        .position(|arg| arg.eq_ignore_ascii_case(b"streams"))?;
+    let after = args.len() - streams - 1;
+    if after == 0 || after % 2 != 0 {
+        return None;
+    }
+    Some(KeyPositions {
+        destination: None,
+        first: streams + 1,
+        last: streams + after / 2,
+        step: 1,
     })
 }
 
@@ -165,6 +195,7 @@ fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
     let positions = match keys {
         KeySpec::None => return None,
         KeySpec::KeyAndStore => key_and_store(args)?,
+        KeySpec::Streams => stream_keys(args)?,
         KeySpec::Range(first, last, step) => {
             let first = first as usize;
             let last = if last < 0 {

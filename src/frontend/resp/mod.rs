@@ -307,7 +307,7 @@ impl RespSession {
             Cmd::Strings(cmd) => self.string_command(cmd, name, args).await,
             Cmd::Keys(cmd) => self.key_command(cmd, name, args).await,
             Cmd::Scripts(cmd) => self.script_command(cmd, args).await,
-            Cmd::Server(cmd) => self.server_command(cmd, args),
+            Cmd::Server(cmd) => self.server_command(cmd, args).await,
             Cmd::Items(cmd) => self.item_command(cmd, args).await,
             Cmd::Connection(cmd) => self.connection_command(cmd, args).await,
             // Transaction control is never queued (see `handle`), so never

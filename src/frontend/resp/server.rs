@@ -12,7 +12,7 @@ use crate::op::now_ms;
 use crate::pattern::glob_match;
 
 impl RespSession {
-    pub(super) fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> CmdResult {
+    pub(super) async fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> CmdResult {
         match cmd {
             ServerCmd::Role => Ok(Reply::Array(vec![
                 Reply::Bulk(Bytes::from_static(b"master")),
@@ -20,7 +20,7 @@ impl RespSession {
                 Reply::Array(Vec::new()),
             ])),
             ServerCmd::LastSave => Ok(Reply::Integer(self.started_unix() as i64)),
-            ServerCmd::Config => self.config(args),
+            ServerCmd::Config => self.config(args).await,
         }
     }
 
@@ -30,11 +30,15 @@ impl RespSession {
         (now_ms() / 1000).saturating_sub(self.shared.stats.uptime_seconds())
     }
 
-    fn config(&mut self, args: &[Bytes]) -> CmdResult {
+    async fn config(&mut self, args: &[Bytes]) -> CmdResult {
         let sub = args[1].to_ascii_lowercase();
         match &sub[..] {
             b"get" if args.len() < 3 => Err(wrong_arity("config|get")),
-            b"get" => Ok(Reply::Map(self.config_get(&args[2..]))),
+            b"get" => {
+                let mut parameters = self.config_get(&args[2..]);
+                parameters.extend(self.sole_redis_config(args, &parameters).await?);
+                Ok(Reply::Map(parameters))
+            }
             b"set" => Err(Reply::error(
                 "ERR CONFIG SET is not supported by Keyway: change its configuration file and \
                  reload it (SIGHUP)",
@@ -50,6 +54,41 @@ impl RespSession {
                 String::from_utf8_lossy(&args[1])
             ))),
         }
+    }
+
+    /// Where every route goes to one redis, its answer to the same CONFIG
+    /// GET, less the parameters Keyway answers itself (its own port,
+    /// limits and memory are the truth for its clients).
+    async fn sole_redis_config(
+        &self,
+        args: &[Bytes],
+        ours: &[(Reply, Reply)],
+    ) -> Result<Vec<(Reply, Reply)>, Reply> {
+        let Some(route) = self.shared.resp_router.redis_for_every_key() else {
+            return Ok(Vec::new());
+        };
+        let mut command = crate::backend::redis::Batch::default();
+        command.push_args(args, 0);
+        let family = [crate::metrics::Family::Other];
+        let raw = self
+            .forward_to(route, command, family, false)
+            .await
+            .map_err(Reply::from)?;
+        let reply = keyway_protocol::resp::parse_backend_reply(&raw[0], self.version)
+            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let pairs = match reply {
+            Reply::Map(pairs) => pairs,
+            Reply::Array(flat) => {
+                let mut flat = flat.into_iter();
+                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+            }
+            error @ Reply::Error(_) => return Err(error),
+            _ => Vec::new(),
+        };
+        Ok(pairs
+            .into_iter()
+            .filter(|(name, _)| !ours.iter().any(|(known, _)| known == name))
+            .collect())
     }
 
     /// The parameters clients and exporters read, each once however many

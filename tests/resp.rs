@@ -33,6 +33,7 @@ const SCRIPTS: &[&str] = &[
     "SET a 1\r\nRENAME a a\r\nRENAMENX a a\r\nRENAME nope x\r\nRENAMENX nope x\r\nCOPY a a\r\nCOPY nope b\r\nCOPY a b\r\nCOPY a b\r\nCOPY a b REPLACE\r\nCOPY a b DB 20\r\nCOPY a b DB x\r\nCOPY a b FOO\r\nMOVE a 0\r\nMOVE a 16\r\nMOVE a x\r\nMOVE nope 1\r\nMOVE a 1\r\nGET a\r\nSELECT 1\r\nGET a\r\nSELECT 0\r\n",
     "SET a v\r\nEXPIRE a 100\r\nRENAME a b\r\nGET a\r\nGET b\r\nTTL b\r\nSET c w\r\nRENAMENX b c\r\nRENAMENX b d\r\nGET d\r\nOBJECT ENCODING d\r\nOBJECT ENCODING nope\r\nSET i 123\r\nOBJECT ENCODING i\r\nSET z 012\r\nOBJECT ENCODING z\r\nOBJECT IDLETIME z\r\nOBJECT FREQ z\r\nOBJECT ENCODING\r\nOBJECT\r\nOBJECT FOO s\r\nRENAME\r\n",
     "SELECT 1\r\nSET k v\r\nCLIENT SETNAME me\r\nMULTI\r\nSET k w\r\nRESET\r\nGET k\r\nCLIENT GETNAME\r\nEXEC\r\nRESET x\r\n",
+    "CLIENT NO-EVICT on\r\nCLIENT NO-EVICT x\r\nCLIENT NO-EVICT\r\nCLIENT GETREDIR\r\nCLIENT TRACKINGINFO\r\nCLIENT UNBLOCK 999\r\nCLIENT UNBLOCK 9 ERROR\r\nCLIENT UNBLOCK x\r\nCLIENT UNBLOCK 1 FOO\r\n",
     "ROLE\r\nROLE x\r\nLASTSAVE x\r\nCONFIG\r\nCONFIG GET\r\nCONFIG FOO\r\nCONFIG GET databases\r\nCONFIG GET nonexistent\r\nCONFIG GET DATA*\r\nCONFIG GET save\r\nCONFIG GET appendonly\r\nCONFIG GET cluster-enabled\r\n",
 ];
 

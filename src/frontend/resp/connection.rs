@@ -113,6 +113,16 @@ impl RespSession {
             Client::GetName => return Reply::bulk_or_null(self.name.clone()),
             Client::Id => return Reply::Integer(self.id as i64),
             Client::Info => return Reply::Verbatim(self.client_info()),
+            Client::NoEvict => {}
+            Client::GetRedirect => return Reply::Integer(-1),
+            Client::TrackingInfo => {
+                return Reply::Map(vec![
+                    (Reply::bulk("flags"), Reply::Set(vec![Reply::bulk("off")])),
+                    (Reply::bulk("redirect"), Reply::Integer(-1)),
+                    (Reply::bulk("prefixes"), Reply::Array(Vec::new())),
+                ])
+            }
+            Client::Unblock => return Reply::Integer(0),
         }
         Reply::ok()
     }

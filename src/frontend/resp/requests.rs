@@ -389,6 +389,13 @@ pub(super) enum Client {
     GetName,
     Id,
     Info,
+    /// NO-EVICT on|off: accepted (Keyway never evicts a client).
+    NoEvict,
+    /// GETREDIR: -1, as tracking is never on.
+    GetRedirect,
+    TrackingInfo,
+    /// UNBLOCK id [TIMEOUT|ERROR]: 0, no client is ever blocked.
+    Unblock,
 }
 
 impl Client {
@@ -421,6 +428,28 @@ impl Client {
             b"GETNAME" => arity(2, "client|getname").map(|()| Client::GetName)?,
             b"ID" => arity(2, "client|id").map(|()| Client::Id)?,
             b"INFO" => arity(2, "client|info").map(|()| Client::Info)?,
+            b"NO-EVICT" => {
+                arity(3, "client|no-evict")?;
+                if !args[2].eq_ignore_ascii_case(b"on") && !args[2].eq_ignore_ascii_case(b"off") {
+                    return Err(syntax_error());
+                }
+                Client::NoEvict
+            }
+            b"GETREDIR" => arity(2, "client|getredir").map(|()| Client::GetRedirect)?,
+            b"TRACKINGINFO" => arity(2, "client|trackinginfo").map(|()| Client::TrackingInfo)?,
+            b"UNBLOCK" if args.len() == 3 || args.len() == 4 => {
+                parse_i64(&args[2])?;
+                let reason = args.get(3);
+                if reason.is_some_and(|r| {
+                    !r.eq_ignore_ascii_case(b"timeout") && !r.eq_ignore_ascii_case(b"error")
+                }) {
+                    return Err(Reply::error(
+                        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ));
+                }
+                Client::Unblock
+            }
+            b"UNBLOCK" => return Err(wrong_arity("client|unblock")),
             _ => return Err(unknown_subcommand(&args[1], "CLIENT")),
         })
     }

@@ -9,7 +9,11 @@
 //! fixed positions (`args[1]`, `args[2]`) exist.
 
 use bytes::Bytes;
-use keyway_protocol::resp::{Reply, Version};
+use keyway_protocol::resp::Reply;
+
+mod connection;
+
+pub(super) use connection::{Client, Hello};
 
 use super::commands::{KeyCmd, StringCmd};
 use super::{parse_i64, syntax_error, wrong_arity};
@@ -313,159 +317,6 @@ pub(super) fn memory_usage_key(args: &[Bytes]) -> Result<Bytes, Reply> {
     Ok(args[2].clone())
 }
 
-/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-/// redis reads the options in order and runs each AUTH as it meets it, so
-/// a bad option after an AUTH leaves the client authenticated: the
-/// options up to the first bad one are kept, and the bad one's error is
-/// answered after their AUTHs.
-#[derive(Debug, PartialEq)]
-pub(super) struct Hello {
-    pub version: Option<Version>,
-    /// (user, password), in the order given.
-    pub auths: Vec<(Bytes, Bytes)>,
-    pub name: Option<Bytes>,
-    /// The first bad option's error.
-    pub malformed: Option<Reply>,
-}
-
-impl Hello {
-    pub fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let version = match args.get(1) {
-            None => None,
-            Some(protover) => match parse_i64(protover) {
-                Ok(2) => Some(Version::Resp2),
-                Ok(3) => Some(Version::Resp3),
-                Ok(_) => return Err(Reply::error("NOPROTO unsupported protocol version")),
-                Err(_) => {
-                    return Err(Reply::error(
-                        "ERR Protocol version is not an integer or out of range",
-                    ))
-                }
-            },
-        };
-        let mut hello = Hello {
-            version,
-            auths: Vec::new(),
-            name: None,
-            malformed: None,
-        };
-        let mut i = 2;
-        while i < args.len() {
-            match args[i].to_ascii_uppercase().as_slice() {
-                b"AUTH" if i + 2 < args.len() => {
-                    hello.auths.push((args[i + 1].clone(), args[i + 2].clone()));
-                    i += 3;
-                }
-                b"SETNAME" if i + 1 < args.len() => match client_name(&args[i + 1]) {
-                    Ok(name) => {
-                        hello.name = Some(name);
-                        i += 2;
-                    }
-                    Err(error) => {
-                        hello.malformed = Some(error);
-                        break;
-                    }
-                },
-                _ => {
-                    hello.malformed = Some(Reply::error(format!(
-                        "ERR Syntax error in HELLO option '{}'",
-                        String::from_utf8_lossy(&args[i])
-                    )));
-                    break;
-                }
-            }
-        }
-        Ok(hello)
-    }
-}
-
-/// The CLIENT subcommands Keyway runs.
-#[derive(Debug, PartialEq)]
-pub(super) enum Client {
-    SetLibName(Bytes),
-    SetLibVersion(Bytes),
-    /// An empty name clears it.
-    SetName(Bytes),
-    GetName,
-    Id,
-    Info,
-    /// NO-EVICT on|off: accepted (Keyway never evicts a client).
-    NoEvict,
-    /// GETREDIR: -1, as tracking is never on.
-    GetRedirect,
-    TrackingInfo,
-    /// UNBLOCK id [TIMEOUT|ERROR]: 0, no client is ever blocked.
-    Unblock,
-}
-
-impl Client {
-    pub fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let arity = |n: usize, name: &str| {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(wrong_arity(name))
-            }
-        };
-        Ok(match args[1].to_ascii_uppercase().as_slice() {
-            b"SETINFO" => {
-                arity(4, "client|setinfo")?;
-                match args[2].to_ascii_uppercase().as_slice() {
-                    b"LIB-NAME" => Client::SetLibName(client_name(&args[3])?),
-                    b"LIB-VER" => Client::SetLibVersion(client_name(&args[3])?),
-                    _ => {
-                        return Err(Reply::error(format!(
-                            "ERR Unrecognized option '{}'",
-                            String::from_utf8_lossy(&args[2])
-                        )))
-                    }
-                }
-            }
-            b"SETNAME" => {
-                arity(3, "client|setname")?;
-                Client::SetName(client_name(&args[2])?)
-            }
-            b"GETNAME" => arity(2, "client|getname").map(|()| Client::GetName)?,
-            b"ID" => arity(2, "client|id").map(|()| Client::Id)?,
-            b"INFO" => arity(2, "client|info").map(|()| Client::Info)?,
-            b"NO-EVICT" => {
-                arity(3, "client|no-evict")?;
-                if !args[2].eq_ignore_ascii_case(b"on") && !args[2].eq_ignore_ascii_case(b"off") {
-                    return Err(syntax_error());
-                }
-                Client::NoEvict
-            }
-            b"GETREDIR" => arity(2, "client|getredir").map(|()| Client::GetRedirect)?,
-            b"TRACKINGINFO" => arity(2, "client|trackinginfo").map(|()| Client::TrackingInfo)?,
-            b"UNBLOCK" if args.len() == 3 || args.len() == 4 => {
-                parse_i64(&args[2])?;
-                let reason = args.get(3);
-                if reason.is_some_and(|r| {
-                    !r.eq_ignore_ascii_case(b"timeout") && !r.eq_ignore_ascii_case(b"error")
-                }) {
-                    return Err(Reply::error(
-                        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
-                    ));
-                }
-                Client::Unblock
-            }
-            b"UNBLOCK" => return Err(wrong_arity("client|unblock")),
-            _ => return Err(unknown_subcommand(&args[1], "CLIENT")),
-        })
-    }
-}
-
-/// A client (or library) name: printable ASCII without spaces, as redis
-/// requires.
-fn client_name(name: &Bytes) -> Result<Bytes, Reply> {
-    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(Reply::error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    Ok(name.clone())
-}
-
 /// Parses an EX/PX/EXAT/PXAT amount into an absolute expiry; `command` names
 /// the command in redis's "invalid expire time" error.
 fn parse_expiry(unit: &[u8], amount: &[u8], command: &str) -> Result<Expiry, Reply> {
@@ -508,7 +359,7 @@ pub(super) fn database(arg: &[u8]) -> Result<Db, Reply> {
     Ok(db as Db)
 }
 
-fn unknown_subcommand(sub: &[u8], command: &str) -> Reply {
+pub(super) fn unknown_subcommand(sub: &[u8], command: &str) -> Reply {
     Reply::error(format!(
         "ERR unknown subcommand '{}'. Try {command} HELP.",
         String::from_utf8_lossy(sub)
@@ -573,25 +424,6 @@ mod tests {
         assert_eq!(
             error_of(parse("PEXPIREAT k 10 FOO")),
             "ERR Unsupported option FOO"
-        );
-    }
-
-    #[test]
-    fn hello_keeps_the_options_before_the_first_bad_one() {
-        let hello = Hello::parse(&args("HELLO 3 SETNAME me AUTH u p")).unwrap();
-        assert_eq!(hello.version, Some(Version::Resp3));
-        assert_eq!(hello.auths, [(Bytes::from("u"), Bytes::from("p"))]);
-        assert_eq!(hello.name, Some(Bytes::from("me")));
-        assert_eq!(hello.malformed, None);
-        let bad = Hello::parse(&args("HELLO 3 AUTH u p FOO AUTH v q")).unwrap();
-        assert_eq!(bad.auths.len(), 1);
-        assert_eq!(
-            bad.malformed,
-            Some(Reply::error("ERR Syntax error in HELLO option 'FOO'"))
-        );
-        assert_eq!(
-            error_of(Hello::parse(&args("HELLO 4"))),
-            "NOPROTO unsupported protocol version"
         );
     }
 

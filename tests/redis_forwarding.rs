@@ -172,6 +172,7 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         "SCRIPT LOAD \"return 1\"\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0000000000000000000000000000000000000000\r\n\
          SCRIPT FLUSH\r\nSCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\nSCRIPT KILL\r\n",
         "COMMAND COUNT\r\nCOMMAND GETKEYS SORT l STORE d\r\nCOMMAND INFO get zadd\r\n",
+        "SET a 1\r\nRPUSH l x\r\nSCAN 0 TYPE list\r\nSCAN 0 TYPE string\r\nKEYS l*\r\nDBSIZE\r\nMEMORY DOCTOR\r\nMEMORY USAGE a\r\n",
         "XADD s1 1-1 f v\r\nXADD s2 1-1 g w\r\nXREAD COUNT 5 STREAMS s1 s2 0 0\r\nXGROUP CREATE s1 grp 0\r\n\
          XREADGROUP GROUP grp c1 COUNT 1 STREAMS s1 >\r\nXREAD STREAMS s1\r\n",
     ];

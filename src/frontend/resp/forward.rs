@@ -17,7 +17,7 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
-use super::commands::{find, Cmd, CommandSpec, ConnCmd, Does, ItemCmd, ScriptCmd, Why};
+use super::commands::{find, Cmd, CommandSpec, ConnCmd, Does, ItemCmd, KeyCmd, ScriptCmd, Why};
 use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
@@ -73,8 +73,12 @@ pub fn plan(args: &[Bytes]) -> Plan {
         // to another: always run by Keyway.
         Does::Serve(Cmd::Items(ItemCmd::Move)) => return Plan::Local,
         // Where one redis serves every key, COMMAND is that redis's own
-        // list (every command it has, GETKEYS); elsewhere Keyway's.
-        Does::Serve(Cmd::Connection(ConnCmd::Command)) => return Plan::Keyless(spec),
+        // list (every command it has, GETKEYS), and listing the keyspace is
+        // redis's SCAN (TYPE included); elsewhere Keyway answers them.
+        Does::Serve(
+            Cmd::Connection(ConnCmd::Command)
+            | Cmd::Keys(KeyCmd::Scan | KeyCmd::Keys | KeyCmd::DbSize),
+        ) => return Plan::Keyless(spec),
         Does::Serve(_) | Does::Forward => {}
     }
     if spec.keys == KeySpec::KeyAndStore && names_keys_by_pattern(args) {
@@ -94,9 +98,17 @@ pub fn plan(args: &[Bytes]) -> Plan {
             )))
         }
         // Forwarded keyless commands, and scripts called with no key.
-        None if spec.does == Does::Forward || is_script_call(spec) => Plan::Keyless(spec),
+        None if spec.does == Does::Forward || is_script_call(spec) || is_memory(spec) => {
+            Plan::Keyless(spec)
+        }
         None => Plan::Local,
     }
+}
+
+/// MEMORY's keyless subcommands (STATS, DOCTOR, MALLOC-STATS) are a sole
+/// redis's to answer.
+fn is_memory(spec: &CommandSpec) -> bool {
+    spec.runs() == Some(Cmd::Items(ItemCmd::Memory))
 }
 
 fn is_script_call(spec: &CommandSpec) -> bool {

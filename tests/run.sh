@@ -88,6 +88,9 @@ fi
 cargo test --workspace --locked
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 
+# redis-py's own suite against redis-server and through Keyway to redis.
+tests/redis_py/run.sh "$(find_python)"
+
 # Django 4.0's MemcachedCache (python-memcached 1.59) and django-redis-cache
 # 3.0.1, as older Horizon deployments run them: Python 3.11, a venv of their own.
 legacy=target/e2e-legacy-venv

@@ -190,8 +190,8 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         assert_eq!(show(&got), show(&want), "script:\n{script}");
     }
 
-    // A RESP3 client's COMMAND stays Keyway's: redis's reply (a set of
-    // arrays) would break the shared connection's framing.
+    // A RESP3 client's COMMAND INFO: redis's reply holds a set of arrays,
+    // framed by Keyway's own RESP3 framer; the shared connection goes on.
     let reply = exchange(
         keyway.resp_addr.unwrap(),
         b"HELLO 3\r\nCOMMAND INFO get\r\nSET k v\r\nGET k\r\nQUIT\r\n",
@@ -199,6 +199,7 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
     .await;
     let text = String::from_utf8_lossy(&reply);
     assert!(!text.contains("malformed"), "{text}");
+    assert!(text.contains("~"), "redis's RESP3 sets: {text}");
     assert!(text.ends_with("+OK\r\n$1\r\nv\r\n+OK\r\n"), "{text}");
 
     // CONFIG GET: redis's parameters, and Keyway's own for what it decides.

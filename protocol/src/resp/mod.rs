@@ -4,6 +4,7 @@
 mod inline;
 mod reply;
 mod request;
+mod resp3;
 mod response;
 
 /// The Redis Cluster hash slot of a key (hash tags honoured), as `CLUSTER KEYSLOT`.

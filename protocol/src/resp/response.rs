@@ -1,13 +1,12 @@
-//! Framing a redis server's replies (the backend side), through
-//! redis-protocol's decoders, into the same [`Reply`] tree the frontend
-//! encodes. Keyway keeps RESP2 and RESP3 connections to redis and forwards a
+//! Framing a redis server's replies (the backend side) — RESP2 through
+//! redis-protocol's decoder, RESP3 through Keyway's own (resp3.rs) — into
+//! the same [`Reply`] tree the frontend encodes. Keyway keeps RESP2 and RESP3 connections to redis and forwards a
 //! client's commands on a connection of the client's version, because redis
 //! shapes some replies differently per version (ZRANGE WITHSCORES is a flat
 //! array in RESP2 and pairs in RESP3), so each client gets redis's own reply.
 
 use bytes::{Bytes, BytesMut};
-use redis_protocol::resp3::types::BytesFrame;
-use redis_protocol::{resp2, resp3};
+use redis_protocol::resp2;
 
 use super::{Reply, Version};
 
@@ -32,14 +31,17 @@ pub fn frame_backend_reply(
     version: Version,
 ) -> Result<Option<Bytes>, BackendReplyError> {
     let length = match version {
-        Version::Resp2 => resp2::decode::decode_range(buf).map(|r| r.map(|(_, n)| n)),
-        Version::Resp3 => resp3::decode::complete::decode_range(buf).map(|r| r.map(|(_, n)| n)),
+        Version::Resp2 => resp2::decode::decode_range(buf)
+            .map(|r| r.map(|(_, n)| n))
+            .map_err(|error| error.to_string()),
+        // Keyway's own RESP3 framer (see resp3.rs).
+        Version::Resp3 => super::resp3::reply_len(buf),
     };
     match length {
         Ok(Some(length)) => Ok(Some(buf.split_to(length).freeze())),
         Ok(None) if buf.len() > max_bytes => Err(BackendReplyError::TooLarge(max_bytes)),
         Ok(None) => Ok(None),
-        Err(error) => Err(BackendReplyError::Malformed(error.to_string())),
+        Err(error) => Err(BackendReplyError::Malformed(error)),
     }
 }
 
@@ -50,7 +52,7 @@ pub fn parse_backend_reply(raw: &Bytes, version: Version) -> Result<Reply, Backe
             resp2::decode::decode_bytes(raw).map(|f| f.map(|(f, _)| reply_of_resp2(f)))
         }
         Version::Resp3 => {
-            resp3::decode::complete::decode_bytes(raw).map(|f| f.map(|(f, _)| reply_of(f)))
+            return super::resp3::parse(raw).map_err(BackendReplyError::Malformed);
         }
     };
     match parsed {
@@ -81,42 +83,6 @@ fn reply_of_resp2(frame: resp2::types::BytesFrame) -> Reply {
         F::BulkString(b) => Reply::Bulk(b),
         F::Array(items) => Reply::Array(items.into_iter().map(reply_of_resp2).collect()),
         F::Null => Reply::Null,
-    }
-}
-
-fn reply_of(frame: BytesFrame) -> Reply {
-    match frame {
-        BytesFrame::SimpleString { data, .. } => Reply::Simple(data),
-        BytesFrame::SimpleError { data, .. } => Reply::Error(data.to_string()),
-        BytesFrame::BlobError { data, .. } => {
-            Reply::Error(String::from_utf8_lossy(&data).into_owned())
-        }
-        BytesFrame::Number { data, .. } => Reply::Integer(data),
-        BytesFrame::BlobString { data, .. } | BytesFrame::BigNumber { data, .. } => {
-            Reply::Bulk(data)
-        }
-        BytesFrame::ChunkedString(data) => Reply::Bulk(data),
-        BytesFrame::VerbatimString { data, .. } => {
-            Reply::Verbatim(String::from_utf8_lossy(&data).into_owned())
-        }
-        BytesFrame::Boolean { data, .. } => Reply::Boolean(data),
-        BytesFrame::Double { data, .. } => Reply::Double(data),
-        BytesFrame::Null => Reply::Null,
-        BytesFrame::Array { data, .. } | BytesFrame::Push { data, .. } => {
-            Reply::Array(data.into_iter().map(reply_of).collect())
-        }
-        BytesFrame::Set { data, .. } => Reply::Set(data.into_iter().map(reply_of).collect()),
-        // redis-protocol 6 builds a map by popping pairs off the end, so its
-        // IndexMap holds them last to first: reverse to get redis's order
-        // (the unit test below and the byte-for-byte forwarding tests check it).
-        BytesFrame::Map { data, .. } => Reply::Map(
-            data.into_iter()
-                .rev()
-                .map(|(k, v)| (reply_of(k), reply_of(v)))
-                .collect(),
-        ),
-        // Clients send HELLO; servers never do.
-        BytesFrame::Hello { .. } => Reply::Error("ERR unexpected HELLO frame from redis".into()),
     }
 }
 

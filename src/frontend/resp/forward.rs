@@ -15,7 +15,7 @@
 //! commands share pipelined connections with other clients.
 
 use bytes::{Bytes, BytesMut};
-use keyway_protocol::resp::{encode, key_slot, Reply, Version};
+use keyway_protocol::resp::{encode, key_slot, Reply};
 
 use super::commands::{find, Cmd, CommandSpec, ConnCmd, Does, ItemCmd, KeyCmd, ScriptCmd, Why};
 use super::{client_view, scripts, RespSession};
@@ -117,8 +117,6 @@ fn is_script_call(spec: &CommandSpec) -> bool {
         Some(Cmd::Scripts(ScriptCmd::Eval | ScriptCmd::EvalSha))
     )
 }
-
-const COMMAND: Cmd = Cmd::Connection(ConnCmd::Command);
 
 /// Why a command redis has is not available through Keyway, in words that
 /// say what to do instead.
@@ -305,13 +303,6 @@ impl RespSession {
         let (positions, spec) = match plan(args) {
             Plan::Keys(positions, spec) => (positions, spec),
             Plan::Keyless(spec) if !scripts::is_builtin_call(args) => {
-                // redis-protocol's RESP3 framer refuses a set of arrays,
-                // which COMMAND's reply holds: on a shared connection that
-                // would fail every request in flight. RESP3 clients get
-                // Keyway's own COMMAND until Keyway frames RESP3 itself.
-                if self.version == Version::Resp3 && spec.runs() == Some(COMMAND) {
-                    return None;
-                }
                 let route = router.redis_for_every_key()?;
                 return Some(Forward {
                     route,

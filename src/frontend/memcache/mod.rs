@@ -123,6 +123,20 @@ impl MemcacheSession {
 }
 
 impl MemcacheSession {
+    /// Where one turn stops, text or binary: after `max_pipeline` requests
+    /// or `max_output_buffer` bytes of replies, yielding if input remains.
+    fn turn_spent(&self, answered: usize, input: &BytesMut, output: &BytesMut) -> Option<Flow> {
+        let limits = &self.shared.config.limits;
+        if answered < limits.max_pipeline && output.len() < limits.max_output_buffer.as_usize() {
+            return None;
+        }
+        Some(if input.is_empty() {
+            Flow::Continue
+        } else {
+            Flow::Yield
+        })
+    }
+
     /// Whether a reload removed the user this connection authenticated as
     /// (it is then closed, as on the RESP listener).
     fn user_was_removed(&mut self) -> bool {
@@ -171,16 +185,10 @@ impl Session for MemcacheSession {
         if self.user_was_removed() {
             return Flow::Close;
         }
-        let limits = &self.shared.config.limits;
-        let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
         let mut answered = 0;
         loop {
-            if answered >= max_pipeline || output.len() >= max_output {
-                return if input.is_empty() {
-                    Flow::Continue
-                } else {
-                    Flow::Yield
-                };
+            if let Some(flow) = self.turn_spent(answered, input, output) {
+                return flow;
             }
             match self.decoder.decode_raw(input) {
                 Ok(None) => return Flow::Continue,

@@ -48,16 +48,10 @@ impl MemcacheSession {
         if self.user_was_removed() {
             return Flow::Close;
         }
-        let limits = &self.shared.config.limits;
-        let (max_pipeline, max_output) = (limits.max_pipeline, limits.max_output_buffer.as_usize());
         let mut answered = 0;
         loop {
-            if answered >= max_pipeline || output.len() >= max_output {
-                return if input.is_empty() {
-                    Flow::Continue
-                } else {
-                    Flow::Yield
-                };
+            if let Some(flow) = self.turn_spent(answered, input, output) {
+                return flow;
             }
             let max_body = self.max_body();
             let Protocol::Binary(decoder) = &mut self.protocol else {

@@ -1,15 +1,15 @@
 //! memcached's binary protocol against a real memcached: the same requests
 //! give the same responses (opcode, status, key, extras, value; the CAS id
 //! of a value read, by presence; the version string, by presence) from
-//! memcached, from Keyway's memory route and from Keyway over a memcached
-//! pool. Then what memcached cannot show here: SASL PLAIN against
+//! memcached, from Keyway's memory route and from Keyway over a pool of
+//! three memcached. Then what memcached cannot show here: SASL PLAIN against
 //! `[[auth.users]]`, and a body over the item size limit.
 
 mod common;
 
 use std::net::SocketAddr;
 
-use common::{exchange, start_keyway, start_memcached, ONE_MEMORY_ROUTE};
+use common::{exchange, memcached_pool_of_three, start_keyway, start_memcached, ONE_MEMORY_ROUTE};
 
 const GET: u8 = 0x00;
 const SET: u8 = 0x01;
@@ -175,12 +175,9 @@ async fn binary_requests_get_memcacheds_own_responses_on_memory_and_on_a_pool() 
     let got = run(memory.memcache_addr.unwrap()).await;
     assert_eq!(got, want);
 
-    let backend = start_memcached();
-    let pool = start_keyway(&format!(
-        "[backends.pool]\nurl = \"memcached://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"pool\"\n",
-        backend.addr
-    ))
-    .await;
+    // A pool of three, as deployments run memcached: the keys spread.
+    let (_servers, config) = memcached_pool_of_three();
+    let pool = start_keyway(&config).await;
     let got = run(pool.memcache_addr.unwrap()).await;
     assert_eq!(got, want);
 }

@@ -221,6 +221,13 @@ async fn sasl_plain_authenticates_against_the_configured_users() {
     let refused = responses(&exchange(keyway.memcache_addr.unwrap(), &big).await);
     let statuses: Vec<u16> = refused.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [0x03, 0]);
+    // ... and changes nothing: memcached drops an authenticated client's
+    // old value on a too-large set, but this client has no right to.
+    let mut check = request(SASL_AUTH, 1, 0, &[], b"PLAIN", b"\0app\0s3cret");
+    check.extend(request(GET, 2, 0, &[], b"k", &[]));
+    check.extend(request(QUIT, 3, 0, &[], &[], &[]));
+    let after = responses(&exchange(keyway.memcache_addr.unwrap(), &check).await);
+    assert_eq!((after[1].status, &after[1].value[..]), (0, &b"v"[..]));
     assert_eq!(got[5].value, b"Authenticated");
     assert_eq!(got[7].value, b"v");
     assert_eq!(keyway.current().stats.auth_failures.get(), 1);

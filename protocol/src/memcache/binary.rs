@@ -244,8 +244,15 @@ impl BinaryDecoder {
         let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
         let opaque = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
         if body > self.max_body {
-            // The key is read (at most 24 + 255 + 65,535 bytes); the rest
-            // is skipped as it comes, never held.
+            // The key is read when it fits the limit itself (so that a set
+            // can drop the old value); the rest is skipped as it comes,
+            // never held. A key longer than the limit is skipped too: the
+            // limit is what a client may make Keyway hold.
+            let key_len = if extras_len + key_len <= self.max_body.min(body) {
+                key_len
+            } else {
+                0
+            };
             if buf.len() < HEADER + extras_len + key_len {
                 return Ok(None);
             }
@@ -367,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_body_over_the_limit_is_refused_and_skipped_then_the_next_request_is_read() {
-        let mut decoder = BinaryDecoder::new(8);
+        let mut decoder = BinaryDecoder::new(16);
         let mut buf = request(0x01, &[0; 8], b"k", &[b'x'; 100]);
         buf.extend_from_slice(&request(0x0a, &[], &[], &[]));
         assert_eq!(
@@ -378,6 +385,27 @@ mod tests {
                 key: Bytes::from_static(b"k"),
             })
         );
+        let noop = decoder.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(noop.opcode, Some(Opcode::Noop));
+    }
+
+    #[test]
+    fn a_key_longer_than_the_limit_is_skipped_unread_with_the_body() {
+        let mut decoder = BinaryDecoder::new(16);
+        let whole = request(0x01, &[0; 8], &[b'k'; 1000], &[b'x'; 100]);
+        // Only the header and extras have arrived: the refusal does not
+        // wait for the key.
+        let mut buf = BytesMut::from(&whole[..HEADER + 8]);
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(BinaryError::TooLarge {
+                opcode_byte: 0x01,
+                opaque: 0xdead_beef,
+                key: Bytes::new(),
+            })
+        );
+        buf.extend_from_slice(&whole[HEADER + 8..]);
+        buf.extend_from_slice(&request(0x0a, &[], &[], &[]));
         let noop = decoder.decode(&mut buf).unwrap().unwrap();
         assert_eq!(noop.opcode, Some(Opcode::Noop));
     }

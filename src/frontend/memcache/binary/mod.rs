@@ -61,10 +61,12 @@ impl MemcacheSession {
             let request = match decoder.decode(input) {
                 Ok(None) => return Flow::Continue,
                 Ok(Some(request)) => request,
-                Err(error) => match refuse(&self.shared, error, output).await {
-                    Flow::Continue => continue,
-                    flow => return flow,
-                },
+                Err(error) => {
+                    match refuse(&self.shared, error, self.auth.is_none(), output).await {
+                        Flow::Continue => continue,
+                        flow => return flow,
+                    }
+                }
             };
             answered += 1;
             self.shared.stats.commands.add(1);
@@ -177,9 +179,16 @@ pub(super) fn sasl_plain(shared: &Shared, request: &BinaryRequest) -> Option<Byt
 }
 
 /// A request that could not be framed: a body over the limit is refused
-/// (a set also drops the key's old value, as memcached does, so no reader
-/// sees a value the client meant to replace); anything else closes.
-pub(super) async fn refuse(shared: &Shared, error: BinaryError, out: &mut BytesMut) -> Flow {
+/// (an authenticated client's set also drops the key's old value, as
+/// memcached does, so no reader sees a value the client meant to replace;
+/// a client that has not authenticated changes nothing); anything else
+/// closes.
+pub(super) async fn refuse(
+    shared: &Shared,
+    error: BinaryError,
+    authenticated: bool,
+    out: &mut BytesMut,
+) -> Flow {
     match error {
         BinaryError::TooLarge {
             opcode_byte,
@@ -190,7 +199,7 @@ pub(super) async fn refuse(shared: &Shared, error: BinaryError, out: &mut BytesM
                 Opcode::from_byte(opcode_byte),
                 Some(Opcode::Set | Opcode::SetQ)
             );
-            if set && !key.is_empty() {
+            if set && authenticated && !key.is_empty() {
                 let _ = shared.memcache_router.delete(DB, &[key]).await;
             }
             encode_status(opcode_byte, opaque, Status::TooLarge, out);

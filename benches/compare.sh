@@ -11,7 +11,7 @@
 #                                                    and -P 1 (fewer requests)
 #
 # Usage: benches/compare.sh REV [seconds-per-memaslap-run]   (default 10)
-#   ROUNDS=3 REQUESTS=1000000
+#   ROUNDS=3 REQUESTS=1000000 REDIS_BENCH_FLAGS=-3 (redis-benchmark's clients speak RESP3)
 # REV is built in a worktree under target/compare/ (release, its own target dir).
 # Needs: apt-get install -y redis-server redis-tools libmemcached-tools
 set -euo pipefail

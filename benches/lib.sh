@@ -22,8 +22,10 @@ build_both() {
 }
 
 # The load runs the scripts compare, each output line prefixed with a label.
+# REDIS_BENCH_FLAGS: more flags for redis-benchmark (-3: the clients speak RESP3).
 redis_bench() { # port label requests [pipeline, default 16]
-    redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -P "${4:-16}" -d 256 -n "$3" -r 100000 -q 2>/dev/null |
+    # shellcheck disable=SC2086 # the flags are words
+    redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -P "${4:-16}" -d 256 -n "$3" -r 100000 -q ${REDIS_BENCH_FLAGS:-} 2>/dev/null |
         tr '\r' '\n' | grep 'requests per second' | sed "s/^/$2 /"
 }
 memaslap_bench() { # port label seconds

@@ -78,14 +78,18 @@ async fn what_cannot_be_forwarded_says_so() {
     let keyway = keyway_before(&behind).await;
     let reply = exchange(
         keyway.resp_addr.unwrap(),
-        b"HSET mem:h f v\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP q 0\r\nSUBSCRIBE ch\r\n\
-          MULTI\r\nHSET mem:h f v\r\nHSET a g w\r\nEXEC\r\nHGETALL a\r\nQUIT\r\n",
+        b"SUNIONSTORE a mem:s\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP q 0\r\nSUBSCRIBE ch\r\n\
+          MULTI\r\nSUNIONSTORE mem:d a\r\nHSET a g w\r\nEXEC\r\nHGETALL a\r\nHSET mem:h f v\r\nQUIT\r\n",
     )
     .await;
     let text = String::from_utf8(reply).unwrap();
     let lines: Vec<&str> = text.split("\r\n").collect();
+    // Keys on two routes (a redis one and a memory one): no one server has both.
     assert!(
-        lines[0].starts_with("-ERR 'HSET' works only on keys that all route to one redis"),
+        lines[0].starts_with(
+            "-ERR 'SUNIONSTORE' works only on keys that all route to one redis backend or one \
+             memory backend"
+        ),
         "{text}"
     );
     assert_eq!(lines[1], ":1", "{text}");
@@ -99,14 +103,16 @@ async fn what_cannot_be_forwarded_says_so() {
         text.contains("-ERR 'SUBSCRIBE' is not available through Keyway"),
         "{text}"
     );
-    // In a transaction, a redis-only command off the redis routes is refused
-    // when queued, so EXEC aborts, as redis does for an unknown command.
+    // In a transaction, such a command is refused when queued, so EXEC
+    // aborts, as redis does for an unknown command.
     assert!(
-        text.contains("+OK\r\n-ERR 'HSET' works only on keys that all route to one redis backend; these do not\r\n+QUEUED\r\n-EXECABORT"),
+        text.contains("+OK\r\n-ERR 'SUNIONSTORE' works only on keys that all route to one redis backend or one memory backend"),
         "{text}"
     );
+    assert!(text.contains("\r\n+QUEUED\r\n-EXECABORT"), "{text}");
+    // A hash on the memory route is the memory store's own.
     assert!(
-        text.ends_with("*2\r\n$1\r\nf\r\n$1\r\nv\r\n+OK\r\n"),
+        text.ends_with("*2\r\n$1\r\nf\r\n$1\r\nv\r\n:1\r\n+OK\r\n"),
         "{text}"
     );
 }

@@ -36,6 +36,10 @@ pub enum BackendError {
     NotAnInteger,
     #[error("increment or decrement would overflow")]
     Overflow,
+    /// A string operation on a key holding one of redis's collections
+    /// (memory backends), or the other way round.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
     /// The item can never fit (larger than the backend's capacity allows).
     #[error("out of memory storing object")]
     OutOfMemory,

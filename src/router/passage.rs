@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::Router;
 use crate::backend::memcached::MemcachedBackend;
+use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{AnyBackend, Result};
 use crate::metrics::{Family, TargetStats};
@@ -104,6 +105,20 @@ impl Router {
         let target = &self.entries[self.forwarding_entry(keys)?].target;
         match target.backend() {
             Some(AnyBackend::Memcached(memcached)) => Some(Passage::new(memcached, &target.stats)),
+            _ => None,
+        }
+    }
+
+    /// The memory backend every one of `keys` routes to directly (no
+    /// policy, no TTL limits), if there is one: redis's collections live
+    /// there, and the commands on them run in it whole.
+    pub fn memory_passage<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Option<Passage<'_, MemoryBackend>> {
+        let target = &self.entries[self.forwarding_entry(keys)?].target;
+        match target.backend() {
+            Some(AnyBackend::Memory(memory)) => Some(Passage::new(memory, &target.stats)),
             _ => None,
         }
     }

@@ -244,26 +244,7 @@ impl BinaryDecoder {
         let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
         let opaque = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
         if body > self.max_body {
-            // The key is read when it fits the limit itself (so that a set
-            // can drop the old value); the rest is skipped as it comes,
-            // never held. A key longer than the limit is skipped too: the
-            // limit is what a client may make Keyway hold.
-            let key_len = if extras_len + key_len <= self.max_body.min(body) {
-                key_len
-            } else {
-                0
-            };
-            if buf.len() < HEADER + extras_len + key_len {
-                return Ok(None);
-            }
-            buf.advance(HEADER + extras_len);
-            let key = buf.split_to(key_len).freeze();
-            self.skipping = body.saturating_sub(extras_len + key_len);
-            return Err(BinaryError::TooLarge {
-                opcode_byte,
-                opaque,
-                key,
-            });
+            return self.refuse_body(buf, (extras_len, key_len, body), opcode_byte, opaque);
         }
         if buf.len() < HEADER + body {
             buf.reserve(HEADER + body - buf.len());
@@ -288,6 +269,37 @@ impl BinaryDecoder {
             key,
             value: frame,
         }))
+    }
+}
+
+impl BinaryDecoder {
+    /// A body over the limit: the key is read when it fits the limit
+    /// itself (so that a set can drop the old value); the rest is skipped
+    /// as it comes, never held. A key longer than the limit is skipped too:
+    /// the limit is what a client may make Keyway hold.
+    fn refuse_body(
+        &mut self,
+        buf: &mut BytesMut,
+        (extras_len, key_len, body): (usize, usize, usize),
+        opcode_byte: u8,
+        opaque: u32,
+    ) -> Result<Option<BinaryRequest>, BinaryError> {
+        let key_len = if extras_len + key_len <= self.max_body.min(body) {
+            key_len
+        } else {
+            0
+        };
+        if buf.len() < HEADER + extras_len + key_len {
+            return Ok(None);
+        }
+        buf.advance(HEADER + extras_len);
+        let key = buf.split_to(key_len).freeze();
+        self.skipping = body.saturating_sub(extras_len + key_len);
+        Err(BinaryError::TooLarge {
+            opcode_byte,
+            opaque,
+            key,
+        })
     }
 }
 

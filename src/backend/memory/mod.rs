@@ -3,7 +3,9 @@
 //! Items live in quick_cache's S3-FIFO-style cache, sharded by key hash, each
 //! shard behind its own mutex so that read-modify-write operations (add, cas,
 //! incr, append) are atomic without a global lock. Expired items are invisible
-//! at once, removed when touched, and swept in the background.
+//! at once, removed when touched, and swept in the background. Besides
+//! strings a key may hold one of redis's collections ([`types`]): hashes,
+//! lists, sets and sorted sets, weighed and evicted like strings.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,8 +23,9 @@ use crate::op::{
 use crate::pattern::glob_match;
 
 mod shard;
+pub mod types;
 
-use shard::{CountEvictions, ItemWeight, KeyRef, Shard, MAX_SHARDS, MIN_SHARD_BYTES};
+use shard::{CountEvictions, ItemWeight, KeyRef, Shard, Stored, MAX_SHARDS, MIN_SHARD_BYTES};
 
 /// What INFO and `stats` report for a memory backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,7 +106,7 @@ impl MemoryBackend {
         for shard in &self.shards {
             shard
                 .lock()
-                .retain(|_, item| !item.expiry.is_expired_at(now));
+                .retain(|_, stored| !stored.item.expiry.is_expired_at(now));
         }
     }
 
@@ -119,21 +122,29 @@ impl MemoryBackend {
         f(&mut self.shards[self.shard_index(key)].lock())
     }
 
-    /// The live item under `key`, removing it if it has expired.
-    fn live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
-        match shard.get(key) {
-            None => return None,
-            Some(item) if !self.clock.has_passed(item.expiry) => return Some(item.clone()),
-            Some(_) => {}
+    /// What `key` holds, removing it if it has expired.
+    fn live_entry<'s>(&self, shard: &'s mut Shard, key: &KeyRef<'_>) -> Option<&'s Stored> {
+        let expired = self.clock.has_passed(shard.get(key)?.item.expiry);
+        if expired {
+            shard.remove(key);
+            return None;
         }
-        shard.remove(key);
-        None
+        shard.get(key)
     }
 
-    /// Removes `key`, returning its item if it was still live (one lookup, no clone).
-    fn removed_live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Option<Item> {
-        let (_, item) = shard.remove(key)?;
-        (!self.clock.has_passed(item.expiry)).then_some(item)
+    /// The live string under `key`; a collection there is redis's WRONGTYPE.
+    fn live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Result<Option<Item>> {
+        match self.live_entry(shard, key) {
+            None => Ok(None),
+            Some(stored) if stored.collection.is_some() => Err(BackendError::WrongType),
+            Some(stored) => Ok(Some(stored.item.clone())),
+        }
+    }
+
+    /// Removes `key`, returning what it held if it was still live (one lookup, no clone).
+    fn removed_live(&self, shard: &mut Shard, key: &KeyRef<'_>) -> Option<Stored> {
+        let (_, stored) = shard.remove(key)?;
+        (!self.clock.has_passed(stored.item.expiry)).then_some(stored)
     }
 
     fn new_cas(&self) -> u64 {
@@ -148,11 +159,17 @@ impl MemoryBackend {
             shard.remove(&key);
             return Ok(());
         }
+        self.insert(shard, key, Stored::string(item))
+    }
+
+    /// Inserts what `key` holds, unless it is larger than a shard accepts
+    /// (then what the key held before stays).
+    fn insert(&self, shard: &mut Shard, key: KeyRef<'_>, stored: Stored) -> Result<()> {
         let key = key.to_owned();
-        if ItemWeight.weight(&key, &item) > self.max_item_weight {
+        if ItemWeight.weight(&key, &stored) > self.max_item_weight {
             return Err(BackendError::OutOfMemory);
         }
-        shard.insert(key, item);
+        shard.insert(key, stored);
         Ok(())
     }
 
@@ -169,7 +186,22 @@ impl MemoryBackend {
         let current = if plain_set {
             None
         } else {
-            self.live(shard, &key)
+            match self.live_entry(shard, &key) {
+                // A collection: a write that reads the old value (SET GET,
+                // APPEND) is redis's WRONGTYPE; one that replaces it sees a
+                // key that exists (NX refuses, XX replaces).
+                Some(stored) if stored.collection.is_some() => {
+                    let replaces = matches!(
+                        store.mode,
+                        StoreMode::Set | StoreMode::Add | StoreMode::Replace | StoreMode::Cas(_)
+                    );
+                    if store.return_old || !replaces {
+                        return Err(BackendError::WrongType);
+                    }
+                    Some(stored.item.clone())
+                }
+                entry => entry.map(|stored| stored.item.clone()),
+            }
         };
         let (value, flags, expiry) = match plan_store(&store, current.as_ref(), owned) {
             StorePlan::Write {
@@ -205,9 +237,18 @@ fn owned(value: &Bytes) -> Bytes {
 
 impl Backend for MemoryBackend {
     async fn get(&self, db: Db, keys: &[Bytes]) -> Result<Vec<Option<Item>>> {
+        // One key holding a collection is GET's WRONGTYPE; among several,
+        // MGET's nil (as redis).
+        if let [key] = keys {
+            let item = self.with_shard(key, |shard| self.live(shard, &KeyRef { db, key }))?;
+            return Ok(vec![item]);
+        }
         Ok(keys
             .iter()
-            .map(|key| self.with_shard(key, |shard| self.live(shard, &KeyRef { db, key })))
+            .map(|key| {
+                self.with_shard(key, |shard| self.live(shard, &KeyRef { db, key }))
+                    .unwrap_or(None)
+            })
             .collect())
     }
 
@@ -221,7 +262,7 @@ impl Backend for MemoryBackend {
         for key in keys {
             let item = self.with_shard(key, |shard| -> Result<Option<Item>> {
                 let key = KeyRef { db, key };
-                let Some(mut item) = self.live(shard, &key) else {
+                let Some(mut item) = self.live(shard, &key)? else {
                     return Ok(None);
                 };
                 item.expiry = expiry;
@@ -234,7 +275,14 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_and_delete(&self, db: Db, key: &Bytes) -> Result<Option<Item>> {
-        Ok(self.with_shard(key, |shard| self.removed_live(shard, &KeyRef { db, key })))
+        self.with_shard(key, |shard| {
+            let key = KeyRef { db, key };
+            let item = self.live(shard, &key)?;
+            if item.is_some() {
+                shard.remove(&key);
+            }
+            Ok(item)
+        })
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
@@ -265,7 +313,7 @@ impl Backend for MemoryBackend {
         let slots: Vec<usize> = pairs.iter().map(|(k, _)| shard_of(k)).collect();
         for ((key, _), &slot) in pairs.iter().zip(&slots) {
             if self
-                .live(&mut guards[slot].1, &KeyRef { db, key })
+                .live_entry(&mut guards[slot].1, &KeyRef { db, key })
                 .is_some()
             {
                 return Ok(false);
@@ -297,7 +345,7 @@ impl Backend for MemoryBackend {
     async fn arith(&self, db: Db, key: &Bytes, arith: Arith) -> Result<ArithOutcome> {
         self.with_shard(key, |shard| {
             let key = KeyRef { db, key };
-            let current = self.live(shard, &key);
+            let current = self.live(shard, &key)?;
             let Some((value, outcome)) =
                 numeric::apply(arith, current.as_ref().map(|c| &c.value[..]))?
             else {
@@ -327,22 +375,26 @@ impl Backend for MemoryBackend {
     ) -> Result<bool> {
         self.with_shard(key, |shard| {
             let key = KeyRef { db, key };
-            let Some(mut item) = self.live(shard, &key) else {
+            let Some(stored) = self.live_entry(shard, &key) else {
                 return Ok(false);
             };
-            if !condition.holds(item.expiry, expiry) {
+            if !condition.holds(stored.item.expiry, expiry) {
                 return Ok(false);
             }
-            item.expiry = expiry;
-            self.put(shard, key, item)?;
+            // In place: a collection is not copied to change its expiry.
+            if self.clock.has_passed(expiry) {
+                shard.remove(&key);
+            } else if let Some(mut stored) = shard.get_mut(&key) {
+                stored.item.expiry = expiry;
+            }
             Ok(true)
         })
     }
 
     async fn ttl(&self, db: Db, key: &Bytes) -> Result<Ttl> {
         Ok(self.with_shard(key, |shard| {
-            self.clock
-                .ttl_of(self.live(shard, &KeyRef { db, key }).as_ref())
+            let stored = self.live_entry(shard, &KeyRef { db, key });
+            self.clock.ttl_of(stored.map(|stored| &stored.item))
         }))
     }
 
@@ -368,11 +420,11 @@ impl Backend for MemoryBackend {
         let mut candidates: Vec<(u64, Bytes)> = shard
             .lock()
             .iter()
-            .filter(|(stored, item)| stored.db == db && !item.expiry.is_expired_at(now))
-            .map(|(stored, _)| {
+            .filter(|(key, stored)| key.db == db && !stored.item.expiry.is_expired_at(now))
+            .map(|(key, _)| {
                 (
-                    self.key_hash(&stored.key) >> (64 - POSITION_BITS),
-                    stored.key.clone(),
+                    self.key_hash(&key.key) >> (64 - POSITION_BITS),
+                    key.key.clone(),
                 )
             })
             .filter(|(position, _)| *position >= from)
@@ -407,7 +459,7 @@ impl Backend for MemoryBackend {
                 shard
                     .lock()
                     .iter()
-                    .filter(|(stored, item)| stored.db == db && !item.expiry.is_expired_at(now))
+                    .filter(|(key, stored)| key.db == db && !stored.item.expiry.is_expired_at(now))
                     .count()
             })
             .sum())
@@ -418,7 +470,7 @@ impl Backend for MemoryBackend {
             let mut shard = shard.lock();
             match db {
                 None => shard.clear(),
-                Some(db) => shard.retain(|stored, _| stored.db != db),
+                Some(db) => shard.retain(|key, _| key.db != db),
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! What one shard of the memory store holds: keys (owned, and borrowed
-//! for lookups without a copy), what an item weighs against the capacity,
-//! and the eviction count.
+//! for lookups without a copy), values (strings, or one of redis's
+//! collections), what each weighs against the capacity, and the eviction
+//! count.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,25 @@ use bytes::Bytes;
 use quick_cache::unsync::Cache;
 use quick_cache::{Equivalent, Lifecycle, Weighter};
 
+use super::types::Collection;
 use crate::op::{Db, Item};
+
+/// What a key holds: a string (`item`), or a collection, whose `item`
+/// keeps only its CAS and expiry (an empty value).
+#[derive(Clone)]
+pub(super) struct Stored {
+    pub(super) item: Item,
+    pub(super) collection: Option<Box<Collection>>,
+}
+
+impl Stored {
+    pub(super) fn string(item: Item) -> Self {
+        Self {
+            item,
+            collection: None,
+        }
+    }
+}
 
 /// A stored key. Keys and values are copied into allocations of their own on
 /// store: slices of a connection's read buffer would pin the whole buffer.
@@ -68,20 +87,21 @@ pub(super) const MIN_SHARD_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct ItemWeight;
 
-impl Weighter<Key, Item> for ItemWeight {
-    fn weight(&self, key: &Key, item: &Item) -> u64 {
-        (key.key.len() + item.value.len()) as u64 + ITEM_OVERHEAD
+impl Weighter<Key, Stored> for ItemWeight {
+    fn weight(&self, key: &Key, stored: &Stored) -> u64 {
+        let collection = stored.collection.as_ref().map_or(0, |c| c.weight());
+        (key.key.len() + stored.item.value.len()) as u64 + collection + ITEM_OVERHEAD
     }
 }
 
 #[derive(Clone)]
 pub(super) struct CountEvictions(pub(super) Arc<AtomicU64>);
 
-impl Lifecycle<Key, Item> for CountEvictions {
+impl Lifecycle<Key, Stored> for CountEvictions {
     type RequestState = ();
-    fn on_evict(&self, _: &mut (), _: Key, _: Item) {
+    fn on_evict(&self, _: &mut (), _: Key, _: Stored) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-pub(super) type Shard = Cache<Key, Item, ItemWeight, ahash::RandomState, CountEvictions>;
+pub(super) type Shard = Cache<Key, Stored, ItemWeight, ahash::RandomState, CountEvictions>;

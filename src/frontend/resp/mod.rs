@@ -3,6 +3,7 @@
 //! the command families in the sibling modules.
 
 mod client_view;
+mod collections;
 mod commands;
 mod connection;
 mod figures;
@@ -129,9 +130,9 @@ impl RespSession {
         }
         let spec = commands::lookup(&args[0]);
         let cmd = spec.and_then(CommandSpec::runs);
-        // A redis-only command on a redis route is queued, and forwarded at EXEC.
-        let forwardable =
-            spec.is_none() && self.transaction.is_some() && self.redis_owner(&args).is_some();
+        // A redis-only command on a redis route is queued, and forwarded at
+        // EXEC; one on redis's collections on a memory route, run there.
+        let forwardable = spec.is_none() && self.transaction.is_some() && self.runs_whole(&args);
         if let Some(transaction) = &mut self.transaction {
             if !matches!(
                 cmd,
@@ -164,6 +165,13 @@ impl RespSession {
         if cmd == Some(Cmd::Connection(ConnCmd::Quit)) {
             encode(&Reply::ok(), self.version, out);
             return Flow::Close;
+        }
+        // redis's collections (and what may hold one) on a memory route.
+        if cmd.is_none_or(collections::is_key_command) {
+            if let Some(reply) = self.on_memory(&args).await {
+                encode(&reply, self.version, out);
+                return Flow::Continue;
+            }
         }
         let started = std::time::Instant::now();
         let (reply, ran) = match (check_arity(spec, &args), spec.zip(cmd)) {
@@ -414,7 +422,9 @@ fn unknown_command(args: &[Bytes]) -> Reply {
 
 fn not_on_this_route(name: &[u8]) -> Reply {
     Reply::error(format!(
-        "ERR '{}' works only on keys that all route to one redis backend; these do not",
+        "ERR '{}' works only on keys that all route to one redis backend or one memory backend \
+         (redis's hashes, lists, sets and sorted sets live there; SQL, memcached and policy \
+         routes hold strings); these do not",
         String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
     ))
 }
@@ -451,6 +461,9 @@ impl From<RouteError> for Reply {
             RouteError::Backend(BackendError::NotAnInteger) => not_an_integer(),
             RouteError::Backend(BackendError::Overflow) => {
                 Reply::error("ERR increment or decrement would overflow")
+            }
+            RouteError::Backend(BackendError::WrongType) => {
+                Reply::error(BackendError::WrongType.to_string())
             }
             RouteError::Backend(BackendError::OutOfMemory) => {
                 Reply::error("OOM value is larger than the memory backend accepts for one item")

@@ -47,6 +47,10 @@ impl RespSession {
         }
         let mut replies = Vec::with_capacity(transaction.queued.len());
         for args in transaction.queued {
+            if let Some(reply) = self.on_memory(&args).await {
+                replies.push(reply);
+                continue;
+            }
             let served =
                 commands::lookup(&args[0]).and_then(|spec| Some((spec.name, spec.runs()?)));
             let reply = match served {

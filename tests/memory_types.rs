@@ -275,6 +275,11 @@ const SCRIPT: &[&str] = &[
     "TYPE s",
     "COPY z4 z4",
     "ZRANGE z5 0 -1 WITHSCORES",
+    "SCAN 0 COUNT 1000",
+    "SCAN 0 COUNT 1000 TYPE zset",
+    "SCAN 0 COUNT 1000 TYPE string",
+    "SCAN 0 COUNT 1000 MATCH s* TYPE set",
+    "SCAN 0 COUNT 1000 TYPE nosuchtype",
     "DEL z4 z5 s t",
     "EXISTS z4 z5",
     "SET z v XX",
@@ -298,6 +303,12 @@ fn normalize(line: &str, reply: Reply) -> Reply {
             Reply::Integer(items.len() as i64)
         }
         ("SPOP" | "SRANDMEMBER", Reply::Set(items)) => Reply::Integer(items.len() as i64),
+        ("SCAN", Reply::Array(mut page)) if page.len() == 2 => {
+            if let Reply::Array(keys) = page.pop().unwrap() {
+                page.push(Reply::Array(sorted(keys)));
+            }
+            Reply::Array(page)
+        }
         (_, reply) => reply,
     }
 }
@@ -416,6 +427,19 @@ async fn collections_live_on_memory_routes_and_count_against_the_capacity() {
     assert_eq!(
         text(client.call(&["EXEC"]).await),
         "*3\r\n:1\r\n:1\r\n$1\r\nv\r\n"
+    );
+    // A handful of keys over a SQL store and a sharded memory store comes
+    // back whole from one SCAN, as from redis; TYPE asks each route.
+    client.call(&["SET", "sql:s", "v"]).await;
+    client.call(&["SET", "m", "v"]).await;
+    let page = text(client.call(&["SCAN", "0"]).await);
+    assert!(page.starts_with("*2\r\n$1\r\n0\r\n*4\r\n"), "{page}");
+    let hashes = text(client.call(&["SCAN", "0", "TYPE", "hash"]).await);
+    assert_eq!(hashes, "*2\r\n$1\r\n0\r\n*1\r\n$1\r\nh\r\n");
+    let strings = text(client.call(&["SCAN", "0", "TYPE", "string"]).await);
+    assert!(
+        strings.contains("sql:s") && strings.contains("\r\nm\r\n"),
+        "{strings}"
     );
 
     // 2 MiB in one hash: MEMORY USAGE and the store's own figure count it.

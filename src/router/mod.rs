@@ -70,6 +70,10 @@ pub fn session_route(config: &Config) -> Option<usize> {
         .rule_for(crate::config::SAMPLE_SESSION_KEY.as_bytes())
 }
 
+/// Backend calls one SCAN page may take (shards and targets passed over
+/// when empty): bounds a SCAN whose pattern matches little.
+const SCAN_STEPS: usize = 64;
+
 pub struct Router {
     table: RouteTable,
     /// What route entries point at: every backend in config order, then the
@@ -365,7 +369,10 @@ impl Router {
     }
 
     /// Scans route target after route target (those that can list keys):
-    /// the cursor's top byte is the position in `routed`.
+    /// the cursor's top byte is the position in `routed`. A page is filled
+    /// from as many targets (and a memory store's shards) as it takes to
+    /// reach `count`, so a small keyspace comes back whole in one call, as
+    /// from redis; at most [`SCAN_STEPS`] backend calls per page.
     pub async fn scan(
         &self,
         db: Db,
@@ -375,40 +382,37 @@ impl Router {
     ) -> Result<ScanPage> {
         let mut entry = (cursor >> 56) as usize;
         let mut inner = cursor & crate::backend::SCAN_CURSOR_MASK;
-        while let Some(backend) = self.routed.get(entry).map(|&t| &self.entries[t].target) {
+        let mut keys = Vec::new();
+        for _ in 0..SCAN_STEPS {
+            let Some(backend) = self.routed.get(entry).map(|&t| &self.entries[t].target) else {
+                break;
+            };
+            let wanted = count.saturating_sub(keys.len()).max(1);
             // Backends that cannot list keys (memcached) are passed over, as documented.
-            let page = match backend.scan(db, inner, pattern, count).await {
+            let page = match backend.scan(db, inner, pattern, wanted).await {
                 Err(BackendError::Unsupported(_)) => ScanPage {
                     cursor: 0,
                     keys: Vec::new(),
                 },
                 page => page?,
             };
-            let next = page.cursor;
-            if page.cursor != 0 {
-                return Ok(ScanPage {
-                    cursor: ((entry as u64) << 56) | next,
-                    keys: page.keys,
-                });
+            keys.extend(page.keys);
+            match page.cursor {
+                0 => (entry, inner) = (entry + 1, 0),
+                next => inner = next,
             }
-            entry += 1;
-            inner = 0;
-            if !page.keys.is_empty() || entry >= self.routed.len() {
-                let cursor = if entry < self.routed.len() {
-                    (entry as u64) << 56
-                } else {
-                    0
-                };
-                return Ok(ScanPage {
-                    cursor,
-                    keys: page.keys,
-                });
+            if entry >= self.routed.len() {
+                return Ok(ScanPage { cursor: 0, keys });
+            }
+            if keys.len() >= count {
+                break;
             }
         }
-        Ok(ScanPage {
-            cursor: 0,
-            keys: Vec::new(),
-        })
+        let cursor = match entry < self.routed.len() {
+            true => ((entry as u64) << 56) | inner,
+            false => 0,
+        };
+        Ok(ScanPage { cursor, keys })
     }
 
     /// Live keys in `db` over every route target that can count them.

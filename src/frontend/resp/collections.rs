@@ -47,6 +47,23 @@ impl RespSession {
         self.redis_owner(args).is_some() || self.memory_owns(args)
     }
 
+    /// What `key` holds, as TYPE names it: a memory route's or a redis
+    /// route's answer; other routes hold strings.
+    pub(super) async fn type_of(&self, key: &Bytes) -> Bytes {
+        let args = [Bytes::from_static(b"TYPE"), key.clone()];
+        let reply = match self.on_memory(&args).await {
+            Some(reply) => Some(reply),
+            None => match self.redis_owner(&args) {
+                Some(target) => Some(self.forward_one(target, &args).await),
+                None => None,
+            },
+        };
+        match reply {
+            Some(Reply::Simple(kind)) => kind,
+            _ => Bytes::from_static(b"string"),
+        }
+    }
+
     /// Whether `args` would run on a memory backend (see [`Self::on_memory`]).
     fn memory_owns(&self, args: &[Bytes]) -> bool {
         if !find(&args[0]).is_some_and(|spec| may_run(spec, &args[0])) {

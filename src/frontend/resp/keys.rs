@@ -95,11 +95,15 @@ impl RespSession {
             .resp_router
             .scan(self.db, scan.cursor, scan.pattern.as_deref(), scan.count)
             .await?;
-        let keys = if scan.only_strings {
-            page.keys.into_iter().map(Reply::Bulk).collect()
-        } else {
-            Vec::new()
-        };
+        let mut keys = Vec::with_capacity(page.keys.len());
+        for key in page.keys {
+            if let Some(kind) = &scan.kind {
+                if self.type_of(&key).await != kind[..] {
+                    continue;
+                }
+            }
+            keys.push(Reply::Bulk(key));
+        }
         Ok(Reply::Array(vec![
             Reply::bulk(page.cursor.to_string()),
             Reply::Array(keys),

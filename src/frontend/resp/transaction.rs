@@ -126,7 +126,7 @@ impl RespSession {
         )
     }
 
-    async fn forward_one(&self, forward: Forward, args: &[Bytes]) -> Reply {
+    pub(super) async fn forward_one(&self, forward: Forward, args: &[Bytes]) -> Reply {
         let mut command = Batch::default();
         command.push_args(args, forward.hash_slot);
         let family = [forward.spec.family];

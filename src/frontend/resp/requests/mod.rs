@@ -186,8 +186,8 @@ pub(super) struct Scan {
     pub cursor: u64,
     pub pattern: Option<Bytes>,
     pub count: usize,
-    /// Keyway stores strings only: any other TYPE matches nothing.
-    pub only_strings: bool,
+    /// TYPE: only keys holding this kind (lower case: `string`, `hash`...).
+    pub kind: Option<Bytes>,
 }
 
 impl Scan {
@@ -200,7 +200,7 @@ impl Scan {
             cursor,
             pattern: None,
             count: 10,
-            only_strings: true,
+            kind: None,
         };
         for pair in args[2..].chunks(2) {
             let [option, value] = pair else {
@@ -212,7 +212,7 @@ impl Scan {
                     count @ 1.. => scan.count = count as usize,
                     _ => return Err(syntax_error()),
                 },
-                b"TYPE" => scan.only_strings = value.eq_ignore_ascii_case(b"string"),
+                b"TYPE" => scan.kind = Some(Bytes::from(value.to_ascii_lowercase())),
                 _ => return Err(syntax_error()),
             }
         }
@@ -429,14 +429,14 @@ mod tests {
 
     #[test]
     fn scan_and_copy_options() {
-        let scan = Scan::parse(&args("SCAN 7 COUNT 100 MATCH a* TYPE hash")).unwrap();
+        let scan = Scan::parse(&args("SCAN 7 COUNT 100 MATCH a* TYPE Hash")).unwrap();
         assert_eq!(
             scan,
             Scan {
                 cursor: 7,
                 pattern: Some(Bytes::from("a*")),
                 count: 100,
-                only_strings: false
+                kind: Some(Bytes::from("hash"))
             }
         );
         assert_eq!(

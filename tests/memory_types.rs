@@ -274,6 +274,8 @@ const SCRIPT: &[&str] = &[
     "COPY z4 s REPLACE",
     "TYPE s",
     "COPY z4 z4",
+    "EXISTS z4 str nope z4",
+    "TOUCH z4 nope",
     "ZRANGE z5 0 -1 WITHSCORES",
     "SCAN 0 COUNT 1000",
     "SCAN 0 COUNT 1000 TYPE zset",

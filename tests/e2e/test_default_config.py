@@ -124,3 +124,44 @@ def test_the_default_keeps_each_client_librarys_values_to_its_listener(tmp_path)
                 caches[alias].close()
     finally:
         stop(process)
+
+
+def test_django_redis_collections_on_the_default_config(tmp_path):
+    """django-redis's own API for redis's types (sets, hashes, sorted sets)
+    on the embedded default's memory route, as an application calls it."""
+    memcache, resp = free_port(), free_port()
+    process = start(tmp_path / "keyway-data", memcache, resp)
+    caches_setting = {"default": {"BACKEND": "django_redis.cache.RedisCache",
+                                  "LOCATION": f"redis://127.0.0.1:{resp}/0"}}
+    try:
+        with override_settings(CACHES=caches_setting):
+            cache = caches["default"]
+            assert cache.sadd("team", "alice", "bob", "carol") == 3
+            assert cache.sadd("admins", "alice") == 1
+            assert cache.smembers("team") == {"alice", "bob", "carol"}
+            assert cache.sinter("team", "admins") == {"alice"}
+            assert cache.sismember("team", "bob")
+            assert cache.smove("team", "admins", "bob")
+            assert cache.scard("admins") == 2
+            assert cache.srem("team", "carol") == 1
+            assert cache.hset("profile", "name", "alice") == 1
+            assert cache.hset("profile", "tz", "UTC") == 1
+            assert cache.hlen("profile") == 2
+            assert sorted(cache.hkeys("profile")) == ["name", "tz"]
+            assert cache.hexists("profile", "tz")
+            assert cache.hdel("profile", "tz") == 1
+            assert cache.zadd("scores", {"alice": 3, "bob": 1.5}) == 2
+            assert cache.zincrby("scores", 2, "bob") == 3.5
+            assert cache.zrange("scores", 0, -1) == ["alice", "bob"]
+            assert cache.zscore("scores", "alice") == 3.0
+            assert cache.zrank("scores", "bob") == 1
+            cache.set("plain", "value", timeout=60)
+            assert cache.get("plain") == "value"
+            assert cache.ttl("team") is None
+            assert cache.expire("team", 60)
+            assert 0 < cache.ttl("team") <= 60
+            cache.delete_many(["team", "admins", "profile", "scores", "plain"])
+            assert cache.smembers("team") == set()
+            cache.close()
+    finally:
+        stop(process)

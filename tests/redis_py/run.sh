@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# redis-py's own test suite, as redis-py runs it, twice: against a
-# redis-server, and through Keyway whose every route goes to that same
-# kind of redis-server. Every test that passes on redis must pass through
-# Keyway, except those listed in tests/redis_py/lost_through_keyway.txt, each
-# with the reason (README's "What is not built yet" points there). A test on
-# that list that passes now is reported, so the list only shrinks.
+# redis-py's own test suite, as redis-py runs it, three times: against a
+# redis-server, through Keyway whose every route goes to that same kind of
+# redis-server, and through Keyway whose every route goes to its memory
+# store. Every test that passes on redis must pass through Keyway, except
+# those listed with the reason in tests/redis_py/lost_through_keyway.txt
+# (redis route) and tests/redis_py/lost_on_memory.txt (memory route;
+# README's "What is not built yet" points to both). A listed test that
+# passes now is reported, so the lists only shrink.
 #
 #   tests/redis_py/run.sh PYTHON   (a Python 3.12+; called by tests/run.sh)
 #
@@ -46,7 +48,7 @@ start_redis() { # port
     redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
     wait_port "$1"
 }
-direct=$(free_port); behind=$(free_port); keyway=$(free_port)
+direct=$(free_port); behind=$(free_port); keyway=$(free_port); memory=$(free_port)
 start_redis "$direct"
 start_redis "$behind"
 cat >"$work/keyway.toml" <<TOML
@@ -61,6 +63,18 @@ protected = false
 TOML
 target/debug/keyway --config "$work/keyway.toml" >"$work/keyway.log" 2>&1 & pids+=($!)
 wait_port "$keyway"
+cat >"$work/memory.toml" <<TOML
+[listen]
+resp = "127.0.0.1:$memory"
+[backends.memory]
+url = "memory://"
+capacity = "256MiB"
+[[routes]]
+glob = "*"
+backend = "memory"
+TOML
+target/debug/keyway --config "$work/memory.toml" >"$work/memory.log" 2>&1 & pids+=($!)
+wait_port "$memory"
 
 files=(tests/test_commands.py tests/test_pipeline.py tests/test_scripting.py tests/test_lock.py
        tests/test_encoding.py tests/test_connection.py
@@ -73,30 +87,47 @@ passed() { # port, output file: the ids of the tests that pass
         >"$2.log"
     sed -n 's/^PASSED \([^ ]*\).*/\1/p' "$2.log" | sort -u >"$2"
 }
-passed "$direct" "$work/redis.txt"
-passed "$keyway" "$work/keyway.txt"
-sed -e 's/ *#.*//' -e '/^$/d' tests/redis_py/lost_through_keyway.txt | sort -u >"$work/expected.txt"
-comm -23 "$work/redis.txt" "$work/keyway.txt" >"$work/lost.txt"
-echo "redis-py $version suite: $(wc -l <"$work/redis.txt") pass on redis-server," \
-     "$(wc -l <"$work/keyway.txt") through Keyway; $(wc -l <"$work/lost.txt") lost" \
-     "($(wc -l <"$work/expected.txt") listed)"
-fixed=$(comm -13 "$work/lost.txt" "$work/expected.txt")
-if [ -n "$fixed" ]; then
-    echo "listed in tests/redis_py/lost_through_keyway.txt but passing now (take them off):"
-    echo "$fixed"
+passed "$direct" "$work/server.txt"
+
+# compare PORT NAME LIST: the tests that pass on redis-server and not
+# through Keyway at PORT must be those LIST names (each retried once alone
+# first, against timing flakes); says which listed ones pass now.
+compare() {
+    local port=$1 name=$2 list=$3
+    passed "$port" "$work/$name.txt"
+    sed -e 's/ *#.*//' -e '/^$/d' "$list" | sort -u >"$work/$name-expected.txt"
+    comm -23 "$work/server.txt" "$work/$name.txt" >"$work/$name-lost.txt"
+    echo "redis-py $version suite: $(wc -l <"$work/server.txt") pass on redis-server," \
+         "$(wc -l <"$work/$name.txt") through Keyway's $name route;" \
+         "$(wc -l <"$work/$name-lost.txt") lost ($(wc -l <"$work/$name-expected.txt") listed)"
+    local fixed unexpected
+    fixed=$(comm -13 "$work/$name-lost.txt" "$work/$name-expected.txt")
+    if [ -n "$fixed" ]; then
+        echo "listed in $list but passing now (take them off):"
+        echo "$fixed"
+    fi
+    unexpected=$(comm -23 "$work/$name-lost.txt" "$work/$name-expected.txt")
+    if [ -n "$unexpected" ]; then
+        # Once more, those alone: a test that depends on timing may lose a
+        # race once on a loaded machine, on redis-server too.
+        local files_before=("${files[@]}")
+        files=($unexpected)
+        passed "$port" "$work/$name-again.txt"
+        files=("${files_before[@]}")
+        unexpected=$(comm -23 <(echo "$unexpected" | sort) "$work/$name-again.txt")
+    fi
+    if [ -n "$unexpected" ]; then
+        echo "pass on redis-server, fail through Keyway's $name route, and are not listed in $list:" >&2
+        for test in $unexpected; do
+            grep -m1 -F -e "FAILED $test " -e "ERROR $test " "$work/$name.txt.log" >&2 || echo "$test" >&2
+        done
+        status=1
+    fi
+}
+status=0
+compare "$keyway" redis tests/redis_py/lost_through_keyway.txt
+compare "$memory" memory tests/redis_py/lost_on_memory.txt
+if [ -n "${KEEP_LOGS:-}" ]; then
+    cp "$work"/*.log "$work"/*.txt "$KEEP_LOGS"/
 fi
-unexpected=$(comm -23 "$work/lost.txt" "$work/expected.txt")
-if [ -n "$unexpected" ]; then
-    # Once more, those alone: a test that depends on timing may lose a race
-    # once on a loaded machine, on redis-server too.
-    files=($unexpected)
-    passed "$keyway" "$work/again.txt"
-    unexpected=$(comm -23 <(echo "$unexpected" | sort) "$work/again.txt")
-fi
-if [ -n "$unexpected" ]; then
-    echo "pass on redis-server, fail through Keyway, and are not listed:" >&2
-    for test in $unexpected; do
-        grep -m1 -F -e "FAILED $test " -e "ERROR $test " "$work/keyway.txt.log" >&2 || echo "$test" >&2
-    done
-    exit 1
-fi
+exit $status

@@ -7,7 +7,9 @@ use keyway_protocol::resp::Reply;
 use super::commands::KeyCmd;
 use super::requests::{check_flush_mode, Expire, Scan};
 use super::{CmdResult, RespSession};
+use crate::backend::BackendError;
 use crate::op::{ExpireCondition, Expiry, Ttl};
+use crate::router::RouteError;
 
 /// How many keys one internal SCAN step asks for while answering KEYS.
 const KEYS_BATCH: usize = 1000;
@@ -27,10 +29,23 @@ impl RespSession {
                 Ok(Reply::Integer(deleted.iter().filter(|d| **d).count() as i64))
             }
             KeyCmd::Exists | KeyCmd::Touch => {
-                let items = router.get(db, &args[1..]).await?;
-                Ok(Reply::Integer(
-                    items.iter().filter(|i| i.is_some()).count() as i64
-                ))
+                let present = match router.get(db, &args[1..]).await {
+                    Ok(items) => items.iter().filter(|i| i.is_some()).count(),
+                    // A collection on a memory route among keys on other
+                    // routes: asked key by key (the memory route answers
+                    // EXISTS itself when it holds every key).
+                    Err(RouteError::Backend(BackendError::WrongType)) => {
+                        let mut present = 0;
+                        for key in &args[1..] {
+                            if router.ttl(db, key).await? != Ttl::Missing {
+                                present += 1;
+                            }
+                        }
+                        present
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                Ok(Reply::Integer(present as i64))
             }
             KeyCmd::Expire | KeyCmd::PExpire | KeyCmd::ExpireAt | KeyCmd::PExpireAt => {
                 let expire = Expire::parse(cmd, name, args)?;

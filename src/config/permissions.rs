@@ -25,6 +25,15 @@ static CATEGORIES: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock
         .collect()
 });
 
+/// Whether redis counts `name` a write (`@write`): what CLIENT PAUSE WRITE
+/// holds back.
+pub fn is_write(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    CATEGORIES
+        .get(name.as_str())
+        .is_some_and(|categories| categories.contains(&"write"))
+}
+
 /// Commands every user may run, as redis exempts its no-auth commands.
 const ALWAYS: [&str; 3] = ["auth", "hello", "quit"];
 

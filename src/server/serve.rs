@@ -64,6 +64,8 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut pending = false;
     // This connection's share of limits.request_buffers.
     let mut holding = Holding::default();
+    // CLIENT KILL from another connection.
+    let killed = session.killed().unwrap_or_default();
     loop {
         if !pending {
             let budget = session
@@ -94,6 +96,7 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
             let read = tokio::select! {
                 read = stream.read_buf(&mut input) => read,
                 () = shutdown.cancelled() => break,
+                () = killed.cancelled() => break,
                 () = patience => {
                     tracing::info!(
                         patience_seconds = PASS_PATIENCE.as_secs(),
@@ -132,6 +135,9 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
             stats.bytes_written.add(output.len() as u64);
         }
         give_back(&mut input, &mut output);
+        if killed.is_cancelled() {
+            break;
+        }
         holding.update(if input.is_empty() {
             0
         } else {

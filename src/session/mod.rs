@@ -5,6 +5,7 @@
 //! It sits below the listeners and the frontends, so neither reaches into
 //! the other.
 
+pub mod clients;
 pub mod request_buffers;
 
 use std::future::Future;
@@ -42,6 +43,9 @@ pub struct Shared {
     /// `[tls]`: the acceptor, and the listeners that use it.
     pub tls: Option<(crate::tls::Acceptor, Vec<ListenerName>)>,
     pub next_client_id: Arc<AtomicU64>,
+    /// Every RESP client connected (CLIENT LIST, KILL, PAUSE), carried from
+    /// generation to generation.
+    pub clients: Arc<clients::Clients>,
     /// Addresses actually bound (port 0 resolved), for INFO and tests.
     pub memcache_addr: Option<SocketAddr>,
     pub resp_addr: Option<SocketAddr>,
@@ -144,6 +148,11 @@ pub trait Session: Send {
     /// The generation of the configuration this session runs on; replaced
     /// between batches when a reload swaps in a new one.
     fn shared_mut(&mut self) -> &mut Arc<Shared>;
+
+    /// Cancelled when the connection must close at once (CLIENT KILL).
+    fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
 }
 
 /// Where a client connected from, as CLIENT LIST shows it.

@@ -6,7 +6,7 @@ use keyway_protocol::resp::{Reply, Version};
 
 use super::commands::served;
 use super::commands::ConnCmd;
-use super::requests::{database, Client, Hello};
+use super::requests::{database, Client, Hello, Kill};
 use super::{wrong_arity, CmdResult, RespSession};
 use crate::op::now_ms;
 
@@ -123,47 +123,83 @@ impl RespSession {
                 ])
             }
             Client::Unblock => return Reply::Integer(0),
+            Client::List { normal, ids } => return Reply::Verbatim(self.client_list(normal, &ids)),
+            Client::Kill(kill) => return self.client_kill(kill),
+            Client::Pause { ms, all } => {
+                let timeout = std::time::Duration::from_millis(ms);
+                self.shared.clients.pause(timeout, all);
+            }
+            Client::Unpause => self.shared.clients.unpause(),
+            Client::Reply(mode) => self.replies = mode,
         }
         Reply::ok()
     }
 
-    fn client_info(&self) -> String {
-        let text = |b: &Option<Bytes>| {
-            b.as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        // As redis shows them: a Unix socket client has the socket's path,
-        // port 0, at both ends, and flag U.
-        let (addr, laddr, flags) = match &self.peer {
-            crate::session::Peer::Tcp(peer) => (
-                peer.to_string(),
-                self.shared
-                    .resp_addr
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                'N',
-            ),
-            crate::session::Peer::Unix(path) => {
-                let end = format!("{}:0", path.display());
-                (end.clone(), end, 'U')
-            }
-        };
-        let multi = self
-            .transaction
+    /// CLIENT LIST: every client of this process (TYPE other than
+    /// `normal`: none), or those with the given ids.
+    fn client_list(&self, normal: bool, ids: &[u64]) -> String {
+        if !normal {
+            return String::new();
+        }
+        let multi = self.queued();
+        self.shared
+            .clients
+            .list()
+            .iter()
+            .filter(|client| ids.is_empty() || ids.contains(&client.id))
+            .map(|client| match client.id == self.id {
+                true => client.line(multi, "client|list"),
+                false => client.line(-1, "NULL"),
+            })
+            .collect()
+    }
+
+    /// CLIENT KILL: the old form answers OK or that there is no such
+    /// client; the filter form how many it ended.
+    fn client_kill(&self, kill: Kill) -> Reply {
+        let me = self.id;
+        let killed = self.shared.clients.kill(|client| {
+            let state = client.state.lock();
+            let user = state.user.as_deref().unwrap_or(b"default");
+            !(kill.none
+                || kill.keep_me && client.id == me
+                || kill.id.is_some_and(|id| id != client.id)
+                || kill.addr.as_ref().is_some_and(|a| *a != client.addr)
+                || kill.laddr.as_ref().is_some_and(|a| *a != client.laddr)
+                || kill.user.as_ref().is_some_and(|u| u[..] != *user)
+                || kill
+                    .max_age
+                    .is_some_and(|age| client.connected.elapsed().as_secs() <= age))
+        });
+        match (kill.legacy, killed) {
+            (true, 0) => Reply::error("ERR No such client"),
+            (true, _) => Reply::ok(),
+            (false, n) => Reply::Integer(n as i64),
+        }
+    }
+
+    /// How many commands this client has queued in MULTI (-1: none).
+    fn queued(&self) -> i64 {
+        self.transaction
             .as_ref()
-            .map_or(-1, |t| t.queued.len() as i64);
-        let resp = if self.version == Version::Resp3 { 3 } else { 2 };
-        format!(
-            "id={} addr={addr} laddr={laddr} fd=-1 name={} age={} idle=0 flags={flags} db={} sub=0 psub=0 ssub=0 \
-             multi={multi} cmd=client|info user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
-            self.id,
-            text(&self.name),
-            self.connected.elapsed().as_secs(),
-            self.db,
-            text(&self.lib_name),
-            text(&self.lib_ver),
-        )
+            .map_or(-1, |t| t.queued.len() as i64)
+    }
+
+    /// Shows what this client told Keyway about itself in the registry
+    /// (CLIENT LIST): after each connection command.
+    pub(super) fn publish(&self) {
+        let mut state = self.client.state.lock();
+        state.name = self.name.clone();
+        state.db = self.db;
+        state.resp = if self.version == Version::Resp3 { 3 } else { 2 };
+        state.user = self.user.clone();
+        state.lib_name = self.lib_name.clone();
+        state.lib_ver = self.lib_ver.clone();
+    }
+
+    fn client_info(&self) -> String {
+        self.publish();
+        self.client.line(self.queued(), "client|info")
     }
 }
 

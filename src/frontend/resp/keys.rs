@@ -28,25 +28,7 @@ impl RespSession {
                 let deleted = router.delete(db, &args[1..]).await?;
                 Ok(Reply::Integer(deleted.iter().filter(|d| **d).count() as i64))
             }
-            KeyCmd::Exists | KeyCmd::Touch => {
-                let present = match router.get(db, &args[1..]).await {
-                    Ok(items) => items.iter().filter(|i| i.is_some()).count(),
-                    // A collection on a memory route among keys on other
-                    // routes: asked key by key (the memory route answers
-                    // EXISTS itself when it holds every key).
-                    Err(RouteError::Backend(BackendError::WrongType)) => {
-                        let mut present = 0;
-                        for key in &args[1..] {
-                            if router.ttl(db, key).await? != Ttl::Missing {
-                                present += 1;
-                            }
-                        }
-                        present
-                    }
-                    Err(error) => return Err(error.into()),
-                };
-                Ok(Reply::Integer(present as i64))
-            }
+            KeyCmd::Exists | KeyCmd::Touch => self.exists(args).await,
             KeyCmd::Expire | KeyCmd::PExpire | KeyCmd::ExpireAt | KeyCmd::PExpireAt => {
                 let expire = Expire::parse(cmd, name, args)?;
                 let changed = router
@@ -104,6 +86,30 @@ impl RespSession {
     }
 
     /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`
+    /// EXISTS and TOUCH: how many of the keys are there (a key named
+    /// twice counts twice).
+    async fn exists(&self, args: &[Bytes]) -> CmdResult {
+        let router = &self.shared.resp_router;
+        let db = self.db;
+        let present = match router.get(db, &args[1..]).await {
+            Ok(items) => items.iter().filter(|i| i.is_some()).count(),
+            // A collection on a memory route among keys on other routes:
+            // asked key by key (the memory route answers for a collection
+            // alone).
+            Err(RouteError::Backend(BackendError::WrongType)) => {
+                let mut present = 0;
+                for key in &args[1..] {
+                    if router.ttl(db, key).await? != Ttl::Missing {
+                        present += 1;
+                    }
+                }
+                present
+            }
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Reply::Integer(present as i64))
+    }
+
     async fn scan(&self, scan: Scan) -> CmdResult {
         let page = self
             .shared

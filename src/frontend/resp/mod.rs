@@ -12,6 +12,7 @@ mod info;
 mod items;
 mod keys;
 mod redis_arity;
+mod replies;
 mod requests;
 mod scripts;
 mod sentinel;
@@ -28,11 +29,13 @@ use crate::backend::BackendError;
 use crate::config::permissions::{Permissions, Refusal};
 use crate::op::Db;
 use crate::router::RouteError;
+use crate::session::clients::Client;
 use crate::session::{Flow, Peer, Session, Shared};
 
 pub use commands::{Cmd, CommandSpec, COMMANDS};
 use commands::{ConnCmd, TxCmd};
 use forward::Forwarding;
+use replies::Replies;
 use transaction::Transaction;
 
 /// A command's result; `Err` carries the error reply so handlers can use `?`.
@@ -44,8 +47,6 @@ pub struct RespSession {
     version: Version,
     db: Db,
     id: u64,
-    peer: Peer,
-    connected: std::time::Instant,
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
     lib_ver: Option<Bytes>,
@@ -61,6 +62,16 @@ pub struct RespSession {
     /// The generation of the configuration the user was last looked up
     /// in: a reload may have removed the user or changed its permissions.
     users_generation: usize,
+    /// This client in the process's registry (CLIENT LIST, KILL).
+    client: Arc<Client>,
+    /// CLIENT REPLY: whether replies are written.
+    replies: Replies,
+}
+
+impl Drop for RespSession {
+    fn drop(&mut self) {
+        self.shared.clients.remove(self.id);
+    }
 }
 
 impl RespSession {
@@ -74,14 +85,15 @@ impl RespSession {
         let id = shared
             .next_client_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let client = shared
+            .clients
+            .register(Client::new(id, &peer, shared.resp_addr));
         Self {
             shared,
             decoder: Decoder::new(limits),
             version: Version::Resp2,
             db: 0,
             id,
-            peer,
-            connected: std::time::Instant::now(),
             name: None,
             lib_name: None,
             lib_ver: None,
@@ -91,6 +103,8 @@ impl RespSession {
             user: None,
             permissions: None,
             users_generation: 0,
+            client,
+            replies: Replies::On,
         }
     }
 
@@ -99,12 +113,10 @@ impl RespSession {
     /// its own, not its master's.
     pub fn sentinel(shared: Arc<Shared>, peer: Peer) -> Self {
         let open = shared.config.sentinel.auth == crate::config::SentinelAuth::Open;
-        let session = Self::new(shared, peer);
-        Self {
-            sentinel: true,
-            authenticated: session.authenticated || open,
-            ..session
-        }
+        let mut session = Self::new(shared, peer);
+        session.sentinel = true;
+        session.authenticated |= open;
+        session
     }
 
     /// A TLS client presented a certificate with common name `name`: with
@@ -187,7 +199,7 @@ impl RespSession {
     /// One decoded command: refused before authentication or by the
     /// user's permissions, batched for the redis route that owns its keys,
     /// or run (after the batch so far is sent, to keep replies in order).
-    async fn take(
+    async fn take_batched(
         &mut self,
         command: Command,
         batch: &mut Forwarding,
@@ -317,7 +329,11 @@ impl RespSession {
             Cmd::Scripts(cmd) => self.script_command(cmd, args).await,
             Cmd::Server(cmd) => self.server_command(cmd, args).await,
             Cmd::Items(cmd) => self.item_command(cmd, args).await,
-            Cmd::Connection(cmd) => self.connection_command(cmd, args).await,
+            Cmd::Connection(cmd) => {
+                let reply = self.connection_command(cmd, args).await;
+                self.publish();
+                reply
+            }
             // Transaction control is never queued (see `handle`), so never
             // reaches here from EXEC.
             Cmd::Transaction(_) => Err(Reply::error(format!(
@@ -330,6 +346,10 @@ impl RespSession {
 impl Session for RespSession {
     fn shared_mut(&mut self) -> &mut Arc<Shared> {
         &mut self.shared
+    }
+
+    fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {
+        Some(self.client.killed.clone())
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {

@@ -13,7 +13,7 @@ use keyway_protocol::resp::Reply;
 
 mod connection;
 
-pub(super) use connection::{Client, Hello};
+pub(super) use connection::{Client, Hello, Kill};
 
 use super::commands::{KeyCmd, StringCmd};
 use super::{parse_i64, syntax_error, wrong_arity};

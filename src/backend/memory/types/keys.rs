@@ -44,8 +44,24 @@ pub(super) fn run(name: &[u8], space: &mut Keyspace<'_>, ctx: &Ctx<'_>) -> Optio
             let weight = space.get(key).ok()??.collection.as_deref()?.weight();
             Some(Ok(Reply::Integer((weight + key.len() as u64 + 48) as i64)))
         }
+        b"expiretime" | b"pexpiretime" => {
+            Some(expire_time(space, &args[1], name == b"pexpiretime"))
+        }
         _ => None,
     }
+}
+
+/// EXPIRETIME/PEXPIRETIME: when the key expires, as a Unix time; -1 with
+/// no expiry, -2 when missing.
+fn expire_time(space: &mut Keyspace<'_>, key: &[u8], millis: bool) -> Out {
+    Ok(Reply::Integer(match space.get(key)? {
+        None => -2,
+        Some(stored) => match stored.item.expiry {
+            Expiry::Never => -1,
+            Expiry::At(ms) if millis => ms as i64,
+            Expiry::At(ms) => (ms / 1000) as i64,
+        },
+    }))
 }
 
 fn rename(space: &mut Keyspace<'_>, from: &Bytes, to: &Bytes, only_if_free: bool) -> Out {

@@ -9,6 +9,7 @@
 //! shard weighs them in constant time, and they are evicted like strings.
 
 mod args;
+mod bits;
 mod collections;
 mod hashes;
 mod keys;
@@ -30,102 +31,27 @@ use collections::Kind;
 type Out = Result<Reply, Reply>;
 
 /// The commands of redis's collections the memory store runs (and INCRBYFLOAT).
+#[rustfmt::skip]
 const NAMES: &[&str] = &[
     // hashes
-    "hset",
-    "hsetnx",
-    "hmset",
-    "hget",
-    "hmget",
-    "hgetall",
-    "hkeys",
-    "hvals",
-    "hlen",
-    "hexists",
-    "hdel",
-    "hincrby",
-    "hincrbyfloat",
-    "hstrlen",
-    "hrandfield",
-    "hscan",
+    "hset", "hsetnx", "hmset", "hget", "hmget", "hgetall", "hkeys", "hvals", "hlen", "hexists",
+    "hdel", "hincrby", "hincrbyfloat", "hstrlen", "hrandfield", "hscan",
     // lists
-    "lpush",
-    "rpush",
-    "lpushx",
-    "rpushx",
-    "lpop",
-    "rpop",
-    "llen",
-    "lrange",
-    "lindex",
-    "lset",
-    "lrem",
-    "ltrim",
-    "linsert",
-    "lpos",
-    "lmove",
-    "rpoplpush",
-    "lmpop",
+    "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lrange", "lindex", "lset",
+    "lrem", "ltrim", "linsert", "lpos", "lmove", "rpoplpush", "lmpop",
     // sets
-    "sadd",
-    "srem",
-    "smembers",
-    "sismember",
-    "smismember",
-    "scard",
-    "spop",
-    "srandmember",
-    "smove",
-    "sdiff",
-    "sdiffstore",
-    "sinter",
-    "sinterstore",
-    "sintercard",
-    "sunion",
-    "sunionstore",
-    "sscan",
+    "sadd", "srem", "smembers", "sismember", "smismember", "scard", "spop", "srandmember", "smove",
+    "sdiff", "sdiffstore", "sinter", "sinterstore", "sintercard", "sunion", "sunionstore", "sscan",
     // sorted sets
-    "zadd",
-    "zrem",
-    "zscore",
-    "zmscore",
-    "zincrby",
-    "zcard",
-    "zcount",
-    "zlexcount",
-    "zrange",
-    "zrangebyscore",
-    "zrevrangebyscore",
-    "zrevrange",
-    "zrangebylex",
-    "zrevrangebylex",
-    "zrank",
-    "zrevrank",
-    "zpopmin",
-    "zpopmax",
-    "zrandmember",
-    "zremrangebyrank",
-    "zremrangebyscore",
-    "zremrangebylex",
-    "zrangestore",
-    "zunion",
-    "zinter",
-    "zdiff",
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zintercard",
-    "zmpop",
-    "zscan",
-    // strings the other paths do not have
-    "incrbyfloat",
-    // any key: answered here when the key holds a collection
-    "type",
-    "rename",
-    "renamenx",
-    "copy",
-    "object",
-    "memory",
+    "zadd", "zrem", "zscore", "zmscore", "zincrby", "zcard", "zcount", "zlexcount", "zrange",
+    "zrangebyscore", "zrevrangebyscore", "zrevrange", "zrangebylex", "zrevrangebylex", "zrank",
+    "zrevrank", "zpopmin", "zpopmax", "zrandmember", "zremrangebyrank", "zremrangebyscore",
+    "zremrangebylex", "zrangestore", "zunion", "zinter", "zdiff", "zunionstore", "zinterstore",
+    "zdiffstore", "zintercard", "zmpop", "zscan",
+    // strings: what Keyway's own string commands do not do
+    "incrbyfloat", "getbit", "setbit", "bitcount", "bitpos", "bitop",
+    // any key: answered here, as the key may hold a collection
+    "type", "rename", "renamenx", "copy", "object", "memory", "expiretime", "pexpiretime",
 ];
 
 /// redis's error for a command of these whose numkeys argument names no
@@ -179,10 +105,14 @@ impl MemoryBackend {
             }
         }
         let result = match name.as_slice() {
-            b"type" | b"rename" | b"renamenx" | b"copy" | b"object" | b"memory" => {
+            b"type" | b"rename" | b"renamenx" | b"copy" | b"object" | b"memory" | b"expiretime"
+            | b"pexpiretime" => {
                 return keys::run(&name, &mut space, &ctx).map(|r| r.unwrap_or_else(|e| e))
             }
             b"incrbyfloat" => keys::incrbyfloat(&mut space, &ctx),
+            b"getbit" | b"setbit" | b"bitcount" | b"bitpos" | b"bitop" => {
+                bits::run(&name, &mut space, &ctx)
+            }
             [b'h', ..] => hashes::run(&name, &mut space, &ctx),
             [b's', ..] => sets::run(&name, &mut space, &ctx),
             [b'z', ..] => sorted_sets::run(&name, &mut space, &ctx),

@@ -123,6 +123,22 @@ impl Router {
         }
     }
 
+    /// The memory backend every route of this router goes to, if one does
+    /// (directly, with no TTL limits): a command naming keys by pattern
+    /// (SORT ... BY) can run there whole.
+    pub fn memory_for_every_key(&self) -> Option<Passage<'_, MemoryBackend>> {
+        let [entry] = self.routed[..] else {
+            return None;
+        };
+        let target = &self.entries[entry].target;
+        match target.backend() {
+            Some(AnyBackend::Memory(memory)) if self.table.has_no_limits() => {
+                Some(Passage::new(memory, &target.stats))
+            }
+            _ => None,
+        }
+    }
+
     /// The redis backend `route` names, to forward RESP commands to as they
     /// came.
     pub fn redis_passage(&self, route: RedisRoute) -> Option<Passage<'_, RedisBackend>> {

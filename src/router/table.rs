@@ -116,6 +116,11 @@ impl RouteTable {
         Self { rules, limits }
     }
 
+    /// Whether no route has TTL limits.
+    pub fn has_no_limits(&self) -> bool {
+        self.limits.iter().all(TtlLimits::is_none)
+    }
+
     /// The target entry for `key` and its route's TTL limits.
     pub fn route_with_limits(&self, key: &[u8]) -> Option<(usize, TtlLimits)> {
         let rule = self.rule_for(key)?;

@@ -47,6 +47,18 @@ impl RespSession {
         self.redis_owner(args).is_some() || self.memory_owns(args)
     }
 
+    /// A command that names no key Keyway can route by, on the memory
+    /// backend every route goes to.
+    async fn on_memory_everywhere(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
+        let passage = self.shared.resp_router.memory_for_every_key()?;
+        if let Some(error) = redis_arity_error(args) {
+            return Some(Reply::error(error));
+        }
+        let resp3 = self.version == Version::Resp3;
+        let run = async { Ok(passage.backend().run_typed(self.db, args, &[], resp3)) };
+        passage.call([spec.family], run).await.ok().flatten()
+    }
+
     /// What `key` holds, as TYPE names it: a memory route's or a redis
     /// route's answer; other routes hold strings.
     pub(super) async fn type_of(&self, key: &Bytes) -> Bytes {
@@ -84,8 +96,12 @@ impl RespSession {
     /// Keyway's own handler answers for a string.
     pub(super) async fn on_memory(&self, args: &[Bytes]) -> Option<Reply> {
         let spec = find(&args[0]).filter(|spec| may_run(spec, &args[0]))?;
-        let Plan::Keys(positions, _) = plan(args) else {
-            return types::numkeys_error(args);
+        let positions = match plan(args) {
+            Plan::Keys(positions, _) => positions,
+            // SORT naming keys by pattern: where one memory backend holds
+            // every key.
+            Plan::Keyless(_) => return self.on_memory_everywhere(spec, args).await,
+            _ => return types::numkeys_error(args),
         };
         let passage = self
             .shared

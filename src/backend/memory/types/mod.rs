@@ -15,6 +15,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod sets;
+mod sort;
 mod sorted_sets;
 
 use bytes::Bytes;
@@ -50,6 +51,8 @@ const NAMES: &[&str] = &[
     "zdiffstore", "zintercard", "zmpop", "zscan",
     // strings: what Keyway's own string commands do not do
     "incrbyfloat", "getbit", "setbit", "bitcount", "bitpos", "bitop",
+    // lists, sets and sorted sets ordered
+    "sort", "sort_ro",
     // any key: answered here, as the key may hold a collection
     "type", "rename", "renamenx", "copy", "object", "memory", "expiretime", "pexpiretime",
 ];
@@ -94,8 +97,13 @@ impl MemoryBackend {
     /// `None`: a key command (OBJECT, MEMORY, RENAME, COPY) on a string,
     /// which Keyway's own handler answers.
     pub fn run_typed(&self, db: Db, args: &[Bytes], keys: &[&[u8]], resp3: bool) -> Option<Reply> {
-        let mut space = Keyspace::lock(self, db, keys);
         let name = args[0].to_ascii_lowercase();
+        // A SORT whose patterns name other keys reads any shard.
+        let mut space =
+            match matches!(name.as_slice(), b"sort" | b"sort_ro") && sort::reads_patterns(args) {
+                true => Keyspace::lock_all(self, db),
+                false => Keyspace::lock(self, db, keys),
+            };
         let ctx = Ctx { args, resp3 };
         if let Some((key, growth)) = growth(&name, args) {
             match space.has_room(key, growth) {
@@ -110,6 +118,7 @@ impl MemoryBackend {
                 return keys::run(&name, &mut space, &ctx).map(|r| r.unwrap_or_else(|e| e))
             }
             b"incrbyfloat" => keys::incrbyfloat(&mut space, &ctx),
+            b"sort" | b"sort_ro" => sort::run(&name, &mut space, &ctx),
             b"getbit" | b"setbit" | b"bitcount" | b"bitpos" | b"bitop" => {
                 bits::run(&name, &mut space, &ctx)
             }
@@ -185,6 +194,21 @@ impl<'a> Keyspace<'a> {
         let guards = indexes
             .into_iter()
             .map(|i| (i, backend.shards[i].lock()))
+            .collect();
+        Self {
+            backend,
+            db,
+            guards,
+        }
+    }
+
+    /// Every shard, locked in order (a command that may read any key).
+    fn lock_all(backend: &'a MemoryBackend, db: Db) -> Self {
+        let guards = backend
+            .shards
+            .iter()
+            .map(|s| s.lock())
+            .enumerate()
             .collect();
         Self {
             backend,

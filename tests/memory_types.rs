@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 /// Commands run in order against an empty keyspace (arguments split on spaces).
 const SCRIPT: &[&str] = &[
+    "RANDOMKEY",
     // hashes
     "HSET h f1 v1 f2 v2 f3 v3",
     "HSET h f1 w1 f4 v4",
@@ -289,6 +290,8 @@ const SCRIPT: &[&str] = &[
     "BITCOUNT nobits",
     "SET str2 foobar",
     "BITCOUNT str2 1 1",
+    "SUBSTR str2 1 3",
+    "RANDOMKEY",
     "BITCOUNT str2 5 30 BIT",
     "BITPOS bits 1",
     "BITPOS bits 0",
@@ -391,6 +394,7 @@ fn normalize(line: &str, reply: Reply) -> Reply {
             Reply::Integer(items.len() as i64)
         }
         ("SPOP" | "SRANDMEMBER", Reply::Set(items)) => Reply::Integer(items.len() as i64),
+        ("RANDOMKEY", Reply::Bulk(_)) => Reply::Integer(1),
         ("SCAN", Reply::Array(mut page)) if page.len() == 2 => {
             if let Reply::Array(keys) = page.pop().unwrap() {
                 page.push(Reply::Array(sorted(keys)));

@@ -302,7 +302,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     forward("restore", KeySpec::Range(1, 1, 1)),
     forward("expiretime", KeySpec::Range(1, 1, 1)),
     forward("pexpiretime", KeySpec::Range(1, 1, 1)),
-    forward("substr", KeySpec::Range(1, 1, 1)),
+    // redis's old name for GETRANGE.
+    serve("substr", Cmd::Strings(StringCmd::GetRange), 4, R, ONE_KEY, Family::Other),
     forward("setbit", KeySpec::Range(1, 1, 1)),
     forward("getbit", KeySpec::Range(1, 1, 1)),
     forward("bitcount", KeySpec::Range(1, 1, 1)),

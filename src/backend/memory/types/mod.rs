@@ -55,6 +55,8 @@ const NAMES: &[&str] = &[
     "sort", "sort_ro",
     // any key: answered here, as the key may hold a collection
     "type", "rename", "renamenx", "copy", "object", "memory", "expiretime", "pexpiretime",
+    // where one memory backend holds every key
+    "randomkey",
 ];
 
 /// redis's error for a command of these whose numkeys argument names no
@@ -98,12 +100,16 @@ impl MemoryBackend {
     /// which Keyway's own handler answers.
     pub fn run_typed(&self, db: Db, args: &[Bytes], keys: &[&[u8]], resp3: bool) -> Option<Reply> {
         let name = args[0].to_ascii_lowercase();
-        // A SORT whose patterns name other keys reads any shard.
-        let mut space =
-            match matches!(name.as_slice(), b"sort" | b"sort_ro") && sort::reads_patterns(args) {
-                true => Keyspace::lock_all(self, db),
-                false => Keyspace::lock(self, db, keys),
-            };
+        // RANDOMKEY, and a SORT whose patterns name other keys, read any shard.
+        let reads_any = match name.as_slice() {
+            b"sort" | b"sort_ro" => sort::reads_patterns(args),
+            b"randomkey" => true,
+            _ => false,
+        };
+        let mut space = match reads_any {
+            true => Keyspace::lock_all(self, db),
+            false => Keyspace::lock(self, db, keys),
+        };
         let ctx = Ctx { args, resp3 };
         if let Some((key, growth)) = growth(&name, args) {
             match space.has_room(key, growth) {
@@ -118,6 +124,7 @@ impl MemoryBackend {
                 return keys::run(&name, &mut space, &ctx).map(|r| r.unwrap_or_else(|e| e))
             }
             b"incrbyfloat" => keys::incrbyfloat(&mut space, &ctx),
+            b"randomkey" => Ok(space.random_key()),
             b"sort" | b"sort_ro" => sort::run(&name, &mut space, &ctx),
             b"getbit" | b"setbit" | b"bitcount" | b"bitpos" | b"bitop" => {
                 bits::run(&name, &mut space, &ctx)
@@ -215,6 +222,30 @@ impl<'a> Keyspace<'a> {
             db,
             guards,
         }
+    }
+
+    /// RANDOMKEY: a live key of this database from a random shard (every
+    /// shard locked), or nil.
+    fn random_key(&mut self) -> Reply {
+        use rand::seq::IteratorRandom;
+        let (db, now) = (self.db, self.backend.clock.now_ms());
+        let mut rng = rand::thread_rng();
+        let mut shards: Vec<&mut Shard> = self.guards.iter_mut().map(|(_, g)| &mut **g).collect();
+        while !shards.is_empty() {
+            let at = rand::Rng::gen_range(&mut rng, 0..shards.len());
+            let picked = shards[at]
+                .iter()
+                .filter(|(key, stored)| key.db == db && !stored.item.expiry.is_expired_at(now))
+                .map(|(key, _)| key.key.clone())
+                .choose(&mut rng);
+            match picked {
+                Some(key) => return Reply::Bulk(key),
+                None => {
+                    shards.swap_remove(at);
+                }
+            }
+        }
+        Reply::Null
     }
 
     /// The locked shard `key` lives in. A key the command table did not

@@ -6,6 +6,8 @@
 
 mod common;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use common::{exchange, show, start_keyway, start_redis, External};
 use keyway::server::Server;
 
@@ -78,7 +80,7 @@ async fn what_cannot_be_forwarded_says_so() {
     let keyway = keyway_before(&behind).await;
     let reply = exchange(
         keyway.resp_addr.unwrap(),
-        b"SUNIONSTORE a mem:s\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP q 0\r\nSUBSCRIBE ch\r\n\
+        b"SUNIONSTORE a mem:s\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP mem:q 0\r\nSUBSCRIBE ch\r\n\
           MULTI\r\nSUNIONSTORE mem:d a\r\nHSET a g w\r\nEXEC\r\nHGETALL a\r\nHSET mem:h f v\r\nQUIT\r\n",
     )
     .await;
@@ -258,4 +260,75 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
         );
     }
     assert!(!text.contains("unknown command"), "{text}");
+}
+
+/// WATCH and blocking pops run on a redis connection of the client's own:
+/// a watched key changed by another client aborts EXEC, as on redis-server;
+/// a pop waits for another client's push, or its timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_and_blocking_pops_get_a_connection_of_their_own() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind).await;
+    let addr = keyway.resp_addr.unwrap();
+    let watcher = async |other_writes: bool| {
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut replies = String::new();
+        replies += &call(&mut client, "SET w 1").await;
+        replies += &call(&mut client, "WATCH w").await;
+        if other_writes {
+            call(&mut other, "SET w 2").await;
+        }
+        replies += &call(&mut client, "MULTI").await;
+        replies += &call(&mut client, "INCR w").await;
+        replies += &call(&mut client, "EXEC").await;
+        replies += &call(&mut client, "GET w").await;
+        replies
+    };
+    assert_eq!(
+        watcher(true).await,
+        "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n2\r\n"
+    );
+    assert_eq!(
+        watcher(false).await,
+        "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:2\r\n$1\r\n2\r\n"
+    );
+    // A pop served by a push from another client.
+    let mut popper = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut pusher = tokio::net::TcpStream::connect(addr).await.unwrap();
+    popper.write_all(b"BLPOP q 5\r\n").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(call(&mut pusher, "RPUSH q x").await, ":1\r\n");
+    let mut buf = vec![0; 64];
+    let n = popper.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // Its timeout, then the connection serves on.
+    let started = std::time::Instant::now();
+    assert_eq!(call(&mut popper, "BRPOP q 0.3").await, "*-1\r\n");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert_eq!(call(&mut popper, "PING").await, "+PONG\r\n");
+    assert_eq!(
+        call(&mut popper, "MULTI\r\nWATCH q").await,
+        "+OK\r\n-ERR WATCH inside MULTI is not allowed\r\n"
+    );
+}
+
+async fn call(stream: &mut tokio::net::TcpStream, line: &str) -> String {
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let mut got = Vec::new();
+    // Every reply to `line`'s commands (one per line).
+    let wanted = line.split("\r\n").count();
+    while got.iter().filter(|&&b| b == b'\n').count() < wanted {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("a reply")
+            .unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(got).unwrap()
 }

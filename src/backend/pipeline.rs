@@ -693,6 +693,12 @@ impl<F: Framer> Pool<F> {
             .map_err(|e: std::io::Error| ConnectionError::Io(addr, e.to_string()))
     }
 
+    /// What every new connection sends first (redis HELLO/AUTH/SELECT), and
+    /// how many replies it gets.
+    pub fn handshake(&self) -> Option<&(Bytes, usize)> {
+        self.handshake.as_ref()
+    }
+
     /// Sends one encoded request on a pooled connection and waits for its replies.
     pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
         self.call_telling_if_sent(request, expect)

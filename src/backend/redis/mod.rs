@@ -24,11 +24,13 @@ pub mod cluster;
 mod connect;
 mod operations;
 mod owners;
+mod pinned;
 mod sentinel;
 mod values;
 
 pub use batch::Batch;
 use batch::{command, EVERY_NODE};
+pub use pinned::Pinned;
 use values::item_of;
 pub use values::{client_value, decode_value, encode_value};
 

@@ -76,6 +76,7 @@ impl RespSession {
     /// authenticated), as redis resets it.
     fn reset(&mut self) -> Reply {
         self.transaction = None;
+        self.pinned = None;
         self.db = 0;
         self.version = Version::Resp2;
         self.name = None;

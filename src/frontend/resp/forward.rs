@@ -10,8 +10,9 @@
 //! SCAN, DBSIZE, FLUSHDB, FLUSHALL), the connection's own state (SELECT,
 //! HELLO, AUTH, CLIENT...), and the Lua scripts it runs natively.
 //!
-//! Commands that need a connection of their own (blocking pops, pub/sub,
-//! WATCH, MONITOR) are refused with an error that says so: forwarded
+//! WATCH and blocking pops whose keys route to one redis server run on a
+//! connection of the client's own (`pinned.rs`); pub/sub and MONITOR, and
+//! those elsewhere, are refused with an error that says so: forwarded
 //! commands share pipelined connections with other clients.
 
 use bytes::{Bytes, BytesMut};
@@ -125,7 +126,8 @@ fn refusal(name: &str, why: Why) -> Reply {
     Reply::error(match why {
         Why::OwnConnection => format!(
             "ERR '{name}' is not available through Keyway: it needs a redis connection of its own \
-             (blocking, pub/sub, WATCH, MONITOR); connect to redis directly for it"
+             (pub/sub and MONITOR never; blocking pops and WATCH only where every key routes to \
+             one redis server, not a cluster); connect to redis directly for it"
         ),
         Why::Administers => format!(
             "ERR '{name}' is not available through Keyway: it administers the redis server \
@@ -198,7 +200,7 @@ impl KeyPositions {
 /// Where the keys are; `None` when the command is too short, its count is
 /// malformed, or it names no key (EVAL with 0 keys): Keyway then answers
 /// itself, usually with redis's arity error.
-fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
+pub(super) fn key_positions(keys: KeySpec, args: &[Bytes]) -> Option<KeyPositions> {
     let counted = |at: usize| -> Option<(usize, usize)> {
         let count: usize = std::str::from_utf8(args.get(at)?).ok()?.parse().ok()?;
         let end = at.checked_add(1)?.checked_add(count)?;

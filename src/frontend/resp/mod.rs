@@ -6,11 +6,13 @@ mod client_view;
 mod collections;
 mod commands;
 mod connection;
+mod errors;
 mod figures;
 mod forward;
 mod info;
 mod items;
 mod keys;
+mod pinned;
 mod redis_arity;
 mod replies;
 mod requests;
@@ -25,15 +27,17 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, Command, Decoder, Limits, Reply, Version};
 
-use crate::backend::BackendError;
 use crate::config::permissions::{Permissions, Refusal};
 use crate::op::Db;
-use crate::router::RouteError;
 use crate::session::clients::Client;
 use crate::session::{Flow, Peer, Session, Shared};
 
 pub use commands::{Cmd, CommandSpec, COMMANDS};
 use commands::{ConnCmd, TxCmd};
+use errors::{
+    not_an_integer, not_on_this_route, not_one_redis, parse_i64, syntax_error, unknown_command,
+    wrong_arity,
+};
 use forward::Forwarding;
 use replies::Replies;
 use transaction::Transaction;
@@ -66,6 +70,8 @@ pub struct RespSession {
     client: Arc<Client>,
     /// CLIENT REPLY: whether replies are written.
     replies: Replies,
+    /// A redis connection of its own, while a WATCH holds one.
+    pinned: Option<pinned::PinnedTo>,
 }
 
 impl Drop for RespSession {
@@ -105,6 +111,7 @@ impl RespSession {
             users_generation: 0,
             client,
             replies: Replies::On,
+            pinned: None,
         }
     }
 
@@ -218,6 +225,13 @@ impl RespSession {
             }
             encode(&Reply::error(refusal.message()), self.version, output);
             return Flow::Continue;
+        }
+        if pinned::may_pin(&command.args[0]) && !self.sentinel {
+            self.flush_forwarded(batch, output).await;
+            if self.run_pinned(&command.args, output).await {
+                self.shared.stats.commands.add(1);
+                return Flow::Continue;
+            }
         }
         if self.transaction.is_none() && !self.sentinel {
             if let Some(forward) = self.redis_owner(&command.args) {
@@ -418,77 +432,5 @@ fn check_arity(spec: Option<&CommandSpec>, args: &[Bytes]) -> Result<(), Reply> 
         Ok(())
     } else {
         Err(wrong_arity(spec.name))
-    }
-}
-
-fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
-
-/// redis's exact wording, argument previews included.
-fn unknown_command(args: &[Bytes]) -> Reply {
-    let preview: String = args[1..]
-        .iter()
-        .take(20)
-        .map(|a| format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(128)])))
-        .collect();
-    Reply::error(format!(
-        "ERR unknown command '{}', with args beginning with: {preview}",
-        String::from_utf8_lossy(&args[0][..args[0].len().min(128)])
-    ))
-}
-
-fn not_on_this_route(name: &[u8]) -> Reply {
-    Reply::error(format!(
-        "ERR '{}' works only on keys that all route to one redis backend or one memory backend \
-         (redis's hashes, lists, sets and sorted sets live there; SQL, memcached and policy \
-         routes hold strings); these do not",
-        String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
-    ))
-}
-
-fn not_one_redis(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR '{}' names no key Keyway can route by: it is forwarded only when every route of \
-         this listener goes to one redis backend (not a Redis Cluster); these do not",
-        name.to_ascii_uppercase()
-    ))
-}
-
-fn syntax_error() -> Reply {
-    Reply::error("ERR syntax error")
-}
-
-fn not_an_integer() -> Reply {
-    Reply::error("ERR value is not an integer or out of range")
-}
-
-/// redis's `string2ll` on an argument.
-fn parse_i64(arg: &[u8]) -> Result<i64, Reply> {
-    let text = std::str::from_utf8(arg).map_err(|_| not_an_integer())?;
-    let value: i64 = text.parse().map_err(|_| not_an_integer())?;
-    if value.to_string() != text {
-        return Err(not_an_integer());
-    }
-    Ok(value)
-}
-
-impl From<RouteError> for Reply {
-    fn from(error: RouteError) -> Self {
-        match error {
-            RouteError::Backend(BackendError::NotAnInteger) => not_an_integer(),
-            RouteError::Backend(BackendError::Overflow) => {
-                Reply::error("ERR increment or decrement would overflow")
-            }
-            RouteError::Backend(BackendError::WrongType) => {
-                Reply::error(BackendError::WrongType.to_string())
-            }
-            RouteError::Backend(BackendError::OutOfMemory) => {
-                Reply::error("OOM value is larger than the memory backend accepts for one item")
-            }
-            other => Reply::error(format!("ERR {other}")),
-        }
     }
 }

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use keyway_protocol::resp::Reply;
 
+use super::commands::CommandSpec;
 use super::forward::Forward;
 use super::{client_view, commands, not_on_this_route, CmdResult, RespSession};
 use crate::backend::redis::Batch;
@@ -27,6 +28,8 @@ impl RespSession {
     }
 
     pub(super) fn discard(&mut self) -> CmdResult {
+        // Closing the client's own connection ends its WATCH.
+        self.pinned = None;
         match self.transaction.take() {
             Some(_) => Ok(Reply::ok()),
             None => Err(Reply::error("ERR DISCARD without MULTI")),
@@ -40,9 +43,13 @@ impl RespSession {
             return Reply::error("ERR EXEC without MULTI");
         };
         if transaction.aborted {
+            self.pinned = None;
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
-        if let Some(reply) = self.exec_on_redis(&transaction.queued).await {
+        let on_redis = self.exec_on_redis(&transaction.queued).await;
+        // EXEC ends a WATCH, whether it ran there or not.
+        self.pinned = None;
+        if let Some(reply) = on_redis {
             return reply;
         }
         let mut replies = Vec::with_capacity(transaction.queued.len());
@@ -74,7 +81,7 @@ impl RespSession {
     /// A transaction of Keyway's own commands over several backends runs as
     /// Keyway runs one over several routes (see `exec`); one with redis's
     /// other commands is refused with the rule.
-    async fn exec_on_redis(&self, queued: &[Vec<Bytes>]) -> Option<Reply> {
+    async fn exec_on_redis(&mut self, queued: &[Vec<Bytes>]) -> Option<Reply> {
         let targets: Vec<Option<Forward>> =
             queued.iter().map(|args| self.redis_owner(args)).collect();
         let (route, hash_slot) = targets.first().copied().flatten()?.target();
@@ -106,24 +113,37 @@ impl RespSession {
         // Every target is there (checked above): each queued command's entry.
         let specs: Vec<_> = targets.iter().flatten().map(|t| t.spec).collect();
         let families = specs.iter().map(|spec| spec.family);
-        let replies = self.forward_to(route, commands, families, true).await;
+        // Under a WATCH of keys on this server: on the client's own
+        // connection, where redis watches them.
+        let replies = match self.pinned.as_ref().is_some_and(|p| p.route == route) {
+            true => self.exec_pinned(route, commands).await?,
+            false => self
+                .forward_to(route, commands, families, true)
+                .await
+                .map_err(Reply::from),
+        };
         let exec = match replies {
             Ok(mut replies) => replies.pop()?,
-            Err(error) => return Some(Reply::from(error)),
+            Err(error) => return Some(error),
         };
-        Some(
-            match keyway_protocol::resp::parse_backend_reply(&exec, self.version) {
-                Ok(Reply::Array(results)) => Reply::Array(
-                    specs
-                        .iter()
-                        .zip(results)
-                        .map(|(spec, reply)| client_view::client_reply(spec, reply))
-                        .collect(),
-                ),
-                Ok(other) => other,
-                Err(error) => Reply::error(format!("ERR {error}")),
-            },
-        )
+        Some(self.exec_reply(&exec, &specs))
+    }
+
+    /// redis's EXEC reply, each command's reply shaped for the client.
+    fn exec_reply(&self, exec: &Bytes, specs: &[&'static CommandSpec]) -> Reply {
+        match keyway_protocol::resp::parse_backend_reply(exec, self.version) {
+            Ok(Reply::Array(results)) => Reply::Array(
+                specs
+                    .iter()
+                    .zip(results)
+                    .map(|(spec, reply)| client_view::client_reply(spec, reply))
+                    .collect(),
+            ),
+            // A WATCH aborted it: redis's null array (`*-1` in RESP2).
+            Ok(Reply::Null) => Reply::NullArray,
+            Ok(other) => other,
+            Err(error) => Reply::error(format!("ERR {error}")),
+        }
     }
 
     pub(super) async fn forward_one(&self, forward: Forward, args: &[Bytes]) -> Reply {

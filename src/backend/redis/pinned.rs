@@ -1,0 +1,130 @@
+//! A redis connection of one client's own, for what a shared pipelined
+//! connection cannot carry: WATCH ... EXEC (redis watches per connection)
+//! and blocking pops (a reply that may take the whole timeout). Opened as
+//! the pool's connections are (TLS, HELLO, AUTH) in the client's database,
+//! used by that client alone, and closed when it is done with it.
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{frame_backend_reply, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::batch::command;
+use super::{text, RedisBackend, Servers, MAX_REPLY};
+use crate::backend::pipeline::Io;
+use crate::backend::{BackendError, Result};
+use crate::op::Db;
+
+pub struct Pinned {
+    /// Only ever used through `&mut self` (`get_mut`, no locking): the
+    /// mutex makes a connection that is Send also Sync, as the session
+    /// holding it must be.
+    io: std::sync::Mutex<Box<dyn Io>>,
+    buffer: BytesMut,
+    version: Version,
+    backend: String,
+}
+
+impl RedisBackend {
+    /// A connection of its own for a client speaking `version` in Keyway
+    /// database `db` (one redis server, not a cluster).
+    pub async fn pin(&self, version: Version, db: Db) -> Result<Pinned> {
+        let (io, handshake, addr) = match &self.servers {
+            Servers::One { pool, .. } if version == Version::Resp3 => (
+                pool.dedicated().await,
+                pool.handshake().cloned(),
+                pool.addr(),
+            ),
+            Servers::One { pool2, .. } => (
+                pool2.dedicated().await,
+                pool2.handshake().cloned(),
+                pool2.addr(),
+            ),
+            Servers::Cluster(_) => {
+                return Err(BackendError::Unsupported(
+                    "a connection of one client's own (WATCH, blocking pops) is not built for \
+                     a Redis Cluster route"
+                        .into(),
+                ))
+            }
+        };
+        let backend = addr.to_string();
+        let io = io.map_err(|e| BackendError::Unavailable {
+            backend: backend.clone(),
+            message: e.to_string(),
+        })?;
+        let mut pinned = Pinned {
+            io: std::sync::Mutex::new(io),
+            buffer: BytesMut::new(),
+            version,
+            backend,
+        };
+        let mut request = BytesMut::new();
+        let mut count = 0;
+        if let Some((hello, replies)) = handshake {
+            request.extend_from_slice(&hello);
+            count += replies;
+        }
+        let target = u16::from(self.base_db) + u16::from(db);
+        if target >= 16 {
+            return Err(BackendError::Unsupported(format!(
+                "database {db} maps to redis database {target}, past the 16 a redis has"
+            )));
+        }
+        command(&mut request, &[b"SELECT", &text(target)]);
+        count += 1;
+        let replies = pinned.call(&request, count).await?;
+        if let Some(refused) = replies.iter().find(|r| r.starts_with(b"-")) {
+            return Err(pinned.failed(&String::from_utf8_lossy(refused)));
+        }
+        Ok(pinned)
+    }
+}
+
+impl Pinned {
+    /// Sends whole commands and reads `count` replies as redis sent them,
+    /// waiting as long as redis takes (a blocking pop's own timeout bounds
+    /// it).
+    pub async fn call(&mut self, request: &[u8], count: usize) -> Result<Vec<Bytes>> {
+        let backend = self.backend.clone();
+        let failed = |why: &str| BackendError::Unavailable {
+            backend: backend.clone(),
+            message: why.to_string(),
+        };
+        let io = self.io.get_mut().map_err(|_| failed("poisoned"))?;
+        io.write_all(request)
+            .await
+            .map_err(|e| failed(&e.to_string()))?;
+        let mut replies = Vec::with_capacity(count);
+        while replies.len() < count {
+            match frame_backend_reply(&mut self.buffer, MAX_REPLY, self.version) {
+                Ok(Some(reply)) => {
+                    replies.push(reply);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => return Err(failed(&error.to_string())),
+            }
+            match io.read_buf(&mut self.buffer).await {
+                Ok(0) => return Err(failed("connection closed")),
+                Ok(_) => {}
+                Err(error) => return Err(failed(&error.to_string())),
+            }
+        }
+        Ok(replies)
+    }
+
+    fn failed(&self, why: &str) -> BackendError {
+        BackendError::Unavailable {
+            backend: self.backend.clone(),
+            message: why.to_string(),
+        }
+    }
+}
+
+impl Pinned {
+    /// Sends a batch of whole commands; their replies, in order.
+    pub async fn send(&mut self, batch: super::Batch) -> Result<Vec<Bytes>> {
+        let count = batch.len();
+        self.call(&batch.bytes, count).await
+    }
+}

@@ -1,0 +1,160 @@
+//! WATCH and blocking pops on redis routes: on a redis connection of the
+//! client's own (`backend::redis::Pinned`), since redis watches keys per
+//! connection and a blocking pop holds its connection until it is served.
+//! A blocking pop's connection closes after it; WATCH's is kept until
+//! EXEC, DISCARD, UNWATCH, RESET or the client leaves (closing it is what
+//! ends the watch), and EXEC's transaction runs on it. Other commands keep
+//! the shared pipelined connections.
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, Reply};
+
+use super::commands::{find, KeySpec};
+use super::forward::key_positions;
+use super::{client_view, RespSession};
+use crate::backend::redis::{Batch, Pinned};
+use crate::router::RedisRoute;
+
+/// The client's own connection, to the redis backend `route`.
+pub(super) struct PinnedTo {
+    pub(super) route: RedisRoute,
+    pub(super) connection: Pinned,
+}
+
+/// Where the keys of a command that needs a connection of its own are.
+fn keys_of(name: &[u8]) -> Option<KeySpec> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    Some(match () {
+        _ if is("watch") => KeySpec::Range(1, -1, 1),
+        _ if is("blpop") || is("brpop") || is("bzpopmin") || is("bzpopmax") => {
+            KeySpec::Range(1, -2, 1)
+        }
+        _ if is("blmove") || is("brpoplpush") => KeySpec::Range(1, 2, 1),
+        _ if is("blmpop") || is("bzmpop") => KeySpec::Counted(2),
+        _ => return None,
+    })
+}
+
+/// Whether `name` may need the client's own connection (cheap: asked of
+/// every command).
+pub(super) fn may_pin(name: &[u8]) -> bool {
+    (5..=10).contains(&name.len())
+        && (keys_of(name).is_some() || name.eq_ignore_ascii_case(b"unwatch"))
+}
+
+impl RespSession {
+    /// WATCH, UNWATCH or a blocking pop whose keys all route to one redis
+    /// server: run on the client's own connection, its reply written.
+    /// False: not such a command (or keys), for the usual path to answer.
+    pub(super) async fn run_pinned(&mut self, args: &[Bytes], out: &mut BytesMut) -> bool {
+        if args[0].eq_ignore_ascii_case(b"unwatch") && args.len() == 1 {
+            if self.pinned.take().is_none() && self.shared.resp_router.redis_routes().is_empty() {
+                return false;
+            }
+            encode(&Reply::ok(), self.version, out);
+            return true;
+        }
+        let Some(keys) = keys_of(&args[0]) else {
+            return false;
+        };
+        let watch = args[0].eq_ignore_ascii_case(b"watch");
+        if self.transaction.is_some() {
+            if !watch {
+                return false;
+            }
+            let error = Reply::error("ERR WATCH inside MULTI is not allowed");
+            encode(&error, self.version, out);
+            return true;
+        }
+        let router = &self.shared.resp_router;
+        let Some(positions) = key_positions(keys, args) else {
+            return false;
+        };
+        let Some(route) = router.redis_target(positions.keys(args)) else {
+            return false;
+        };
+        if router.is_redis_cluster(route) {
+            return false;
+        }
+        let reply = self.call_pinned(route, args, watch).await;
+        match reply {
+            Ok(raw) => {
+                let spec = find(&args[0]).expect("in the command table");
+                client_view::write_reply(spec, &raw, self.version, out);
+            }
+            Err(error) => encode(&error, self.version, out),
+        }
+        true
+    }
+
+    /// Sends one command on the client's own connection to `route` (the
+    /// one WATCH keeps, or a new one); keeps it after a WATCH, or while an
+    /// earlier WATCH holds it.
+    async fn call_pinned(
+        &mut self,
+        route: RedisRoute,
+        args: &[Bytes],
+        watch: bool,
+    ) -> Result<Bytes, Reply> {
+        let (mut pinned, held) = match self.pinned.take() {
+            Some(pinned) if pinned.route == route => (pinned, true),
+            Some(_) if watch => {
+                return Err(Reply::error(
+                    "ERR WATCH: every watched key must route to one redis backend",
+                ))
+            }
+            other => {
+                // None yet, or a blocking pop elsewhere than the watched
+                // keys' server: a connection for it alone.
+                self.pinned = other;
+                (self.open_pinned(route).await?, false)
+            }
+        };
+        let mut command = Batch::default();
+        command.push_args(args, 0);
+        let killed = self.client.killed.clone();
+        let reply = tokio::select! {
+            reply = pinned.connection.send(command) => reply,
+            () = killed.cancelled() => return Err(Reply::error("ERR client killed")),
+        };
+        let reply = reply
+            .map_err(|e| Reply::error(format!("ERR {e}")))?
+            .remove(0);
+        if held || (watch && reply.starts_with(b"+")) {
+            self.pinned = Some(pinned);
+        }
+        Ok(reply)
+    }
+
+    async fn open_pinned(&self, route: RedisRoute) -> Result<PinnedTo, Reply> {
+        let passage = self
+            .shared
+            .resp_router
+            .redis_passage(route)
+            .ok_or_else(|| Reply::error("ERR internal: the route has no redis backend"))?;
+        let connection = passage
+            .backend()
+            .pin(self.version, self.db)
+            .await
+            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        Ok(PinnedTo { route, connection })
+    }
+
+    /// EXEC of a transaction on `route` while a WATCH holds the client's
+    /// own connection there: MULTI ... EXEC on it, which ends the watch.
+    /// `None`: no watch on that route (the shared connection runs it).
+    pub(super) async fn exec_pinned(
+        &mut self,
+        route: RedisRoute,
+        commands: Batch,
+    ) -> Option<Result<Vec<Bytes>, Reply>> {
+        let mut pinned = self.pinned.take().filter(|p| p.route == route)?;
+        Some(
+            pinned
+                .connection
+                .send(commands)
+                .await
+                .map_err(|e| Reply::error(format!("ERR {e}"))),
+        )
+    }
+}

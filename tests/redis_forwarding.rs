@@ -293,6 +293,12 @@ async fn watch_and_blocking_pops_get_a_connection_of_their_own() {
         watcher(false).await,
         "+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:2\r\n$1\r\n2\r\n"
     );
+    // An empty transaction is aborted too when a watched key changed.
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(call(&mut client, "WATCH w").await, "+OK\r\n");
+    call(&mut other, "SET w 5").await;
+    assert_eq!(call(&mut client, "MULTI\r\nEXEC").await, "+OK\r\n*-1\r\n");
     // A pop served by a push from another client.
     let mut popper = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut pusher = tokio::net::TcpStream::connect(addr).await.unwrap();

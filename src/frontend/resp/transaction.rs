@@ -84,7 +84,12 @@ impl RespSession {
     async fn exec_on_redis(&mut self, queued: &[Vec<Bytes>]) -> Option<Reply> {
         let targets: Vec<Option<Forward>> =
             queued.iter().map(|args| self.redis_owner(args)).collect();
-        let (route, hash_slot) = targets.first().copied().flatten()?.target();
+        let (route, hash_slot) = match targets.first() {
+            Some(first) => first.as_ref()?.target(),
+            // An empty transaction under a WATCH: redis still answers
+            // whether a watched key changed.
+            None => (self.pinned.as_ref()?.route, 0),
+        };
         if !targets
             .iter()
             .all(|t| t.map(Forward::target) == Some((route, hash_slot)))

@@ -338,3 +338,32 @@ async fn call(stream: &mut tokio::net::TcpStream, line: &str) -> String {
     }
     String::from_utf8(got).unwrap()
 }
+
+/// limits.max_pinned_connections: past it, a blocking pop is refused with
+/// an error naming the limit, and the slot comes back when the pop ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_of_a_clients_own_are_bounded() {
+    let behind = start_redis();
+    let keyway = start_keyway(&format!(
+        "[limits]\nmax_pinned_connections = 1\n\
+         [backends.redis]\nurl = \"redis://{}\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        behind.addr
+    ))
+    .await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"BLPOP q 0.5\r\n").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let refused = call(&mut second, "BLPOP q 0.1").await;
+    assert!(
+        refused.starts_with("-ERR 1 clients already hold a redis connection of their own")
+            && refused.contains("limits.max_pinned_connections"),
+        "{refused}"
+    );
+    let mut buf = vec![0; 64];
+    let n = first.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"*-1\r\n");
+    assert_eq!(call(&mut second, "BLPOP q 0.1").await, "*-1\r\n");
+}

@@ -40,6 +40,10 @@ pub struct Limits {
     /// reading (but one, which finishes its request), so many slow large
     /// writes cannot grow Keyway without bound.
     pub request_buffers: Size,
+    /// Most redis connections clients hold of their own at once (WATCH,
+    /// blocking pops: one each while it lasts); past it such a command is
+    /// refused with an error that names this limit.
+    pub max_pinned_connections: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +61,7 @@ impl Default for Limits {
             max_output_buffer: Size(4 * 1024 * 1024),
             client_write_timeout_seconds: 30,
             request_buffers: Size(256 * 1024 * 1024),
+            max_pinned_connections: 1024,
         }
     }
 }

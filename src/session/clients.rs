@@ -108,6 +108,17 @@ pub struct Clients {
     paused_until: AtomicU64,
     pause_all: AtomicBool,
     epoch: Instant,
+    /// Redis connections clients hold of their own (limits.max_pinned_connections).
+    pinned: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One of limits.max_pinned_connections, given back when dropped.
+pub struct PinnedSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for PinnedSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Clients {
@@ -117,6 +128,7 @@ impl Default for Clients {
             paused_until: AtomicU64::new(0),
             pause_all: AtomicBool::new(false),
             epoch: Instant::now(),
+            pinned: Arc::default(),
         }
     }
 }
@@ -148,6 +160,14 @@ impl Clients {
             }
         }
         ids.len()
+    }
+
+    /// A slot for a redis connection of a client's own, if fewer than
+    /// `limit` are held.
+    pub fn pin_slot(&self, limit: usize) -> Option<PinnedSlot> {
+        let taken = self.pinned.fetch_add(1, Ordering::Relaxed);
+        let slot = PinnedSlot(self.pinned.clone());
+        (taken < limit).then_some(slot)
     }
 
     /// CLIENT PAUSE: commands (all, or writes only) wait until `until`.

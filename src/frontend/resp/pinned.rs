@@ -14,11 +14,14 @@ use super::forward::key_positions;
 use super::{client_view, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::router::RedisRoute;
+use crate::session::clients::PinnedSlot;
 
 /// The client's own connection, to the redis backend `route`.
 pub(super) struct PinnedTo {
     pub(super) route: RedisRoute,
     pub(super) connection: Pinned,
+    /// Its place under limits.max_pinned_connections.
+    _slot: PinnedSlot,
 }
 
 /// Where the keys of a command that needs a connection of its own are.
@@ -127,6 +130,13 @@ impl RespSession {
     }
 
     async fn open_pinned(&self, route: RedisRoute) -> Result<PinnedTo, Reply> {
+        let limit = self.shared.config.limits.max_pinned_connections;
+        let slot = self.shared.clients.pin_slot(limit).ok_or_else(|| {
+            Reply::error(format!(
+                "ERR {limit} clients already hold a redis connection of their own (WATCH, \
+                 blocking pops): limits.max_pinned_connections"
+            ))
+        })?;
         let passage = self
             .shared
             .resp_router
@@ -137,7 +147,11 @@ impl RespSession {
             .pin(self.version, self.db)
             .await
             .map_err(|e| Reply::error(format!("ERR {e}")))?;
-        Ok(PinnedTo { route, connection })
+        Ok(PinnedTo {
+            route,
+            connection,
+            _slot: slot,
+        })
     }
 
     /// EXEC of a transaction on `route` while a WATCH holds the client's

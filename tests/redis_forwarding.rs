@@ -238,7 +238,7 @@ async fn sort_georadius_and_keyless_commands_reach_a_sole_redis() {
     let reply = exchange(
         mixed.resp_addr.unwrap(),
         b"RPUSH l 1\r\nSORT l\r\nSORT l BY w_*\r\nRANDOMKEY\r\nEVAL \"return 7\" 0\r\nACL WHOAMI\r\nBGSAVE\r\n\
-          XREAD BLOCK 10 STREAMS s 0\r\nQUIT\r\n",
+          XREAD BLOCK 10 STREAMS mem:s 0\r\nQUIT\r\n",
     )
     .await;
     let text = String::from_utf8(reply).unwrap();
@@ -313,6 +313,19 @@ async fn watch_and_blocking_pops_get_a_connection_of_their_own() {
     assert_eq!(call(&mut popper, "BRPOP q 0.3").await, "*-1\r\n");
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     assert_eq!(call(&mut popper, "PING").await, "+PONG\r\n");
+    // XREAD ... BLOCK waits the same way.
+    assert_eq!(
+        call(&mut popper, "XREAD BLOCK 200 STREAMS s $").await,
+        "*-1\r\n"
+    );
+    popper
+        .write_all(b"XREAD BLOCK 5000 STREAMS s $\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(call(&mut pusher, "XADD s 1-1 f v").await, "$3\r\n1-1\r\n");
+    let n = popper.read(&mut buf).await.unwrap();
+    assert!(buf[..n].windows(3).any(|w| w == b"1-1"), "{:?}", &buf[..n]);
     assert_eq!(
         call(&mut popper, "MULTI\r\nWATCH q").await,
         "+OK\r\n-ERR WATCH inside MULTI is not allowed\r\n"

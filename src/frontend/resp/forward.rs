@@ -141,7 +141,7 @@ fn refusal(name: &str, why: Why) -> Reply {
 }
 
 /// Whether an XREAD or XREADGROUP waits (`BLOCK` before `STREAMS`).
-fn blocks(args: &[Bytes]) -> bool {
+pub(super) fn blocks(args: &[Bytes]) -> bool {
     args.iter()
         .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
         .any(|arg| arg.eq_ignore_ascii_case(b"block"))

@@ -1,4 +1,4 @@
-//! WATCH and blocking pops on redis routes: on a redis connection of the
+//! WATCH, blocking pops and XREAD/XREADGROUP ... BLOCK on redis routes: on a redis connection of the
 //! client's own (`backend::redis::Pinned`), since redis watches keys per
 //! connection and a blocking pop holds its connection until it is served.
 //! A blocking pop's connection closes after it; WATCH's is kept until
@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, Reply};
 
 use super::commands::{find, KeySpec};
-use super::forward::key_positions;
+use super::forward::{blocks, key_positions};
 use super::{client_view, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::router::RedisRoute;
@@ -34,6 +34,7 @@ fn keys_of(name: &[u8]) -> Option<KeySpec> {
         }
         _ if is("blmove") || is("brpoplpush") => KeySpec::Range(1, 2, 1),
         _ if is("blmpop") || is("bzmpop") => KeySpec::Counted(2),
+        _ if is("xread") || is("xreadgroup") => KeySpec::Streams,
         _ => return None,
     })
 }
@@ -60,6 +61,10 @@ impl RespSession {
         let Some(keys) = keys_of(&args[0]) else {
             return false;
         };
+        // XREAD without BLOCK is forwarded on the shared connections.
+        if keys == KeySpec::Streams && !blocks(args) {
+            return false;
+        }
         let watch = args[0].eq_ignore_ascii_case(b"watch");
         if self.transaction.is_some() {
             if !watch {

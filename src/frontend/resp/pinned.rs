@@ -1,6 +1,7 @@
-//! WATCH, blocking pops and XREAD/XREADGROUP ... BLOCK on redis routes: on a redis connection of the
-//! client's own (`backend::redis::Pinned`), since redis watches keys per
-//! connection and a blocking pop holds its connection until it is served.
+//! WATCH, blocking pops and XREAD/XREADGROUP ... BLOCK on redis routes:
+//! on a redis connection of the client's own (`backend::redis::Pinned`),
+//! since redis watches keys per connection and a blocking pop holds its
+//! connection until it is served.
 //! A blocking pop's connection closes after it; WATCH's is kept until
 //! EXEC, DISCARD, UNWATCH, RESET or the client leaves (closing it is what
 //! ends the watch), and EXEC's transaction runs on it. Other commands keep
@@ -86,10 +87,10 @@ impl RespSession {
         }
         let reply = self.call_pinned(route, args, watch).await;
         match reply {
-            Ok(raw) => {
-                let spec = find(&args[0]).expect("in the command table");
-                client_view::write_reply(spec, &raw, self.version, out);
-            }
+            Ok(raw) => match find(&args[0]) {
+                Some(spec) => client_view::write_reply(spec, &raw, self.version, out),
+                None => out.extend_from_slice(&raw),
+            },
             Err(error) => encode(&error, self.version, out),
         }
         true

@@ -10,6 +10,13 @@ use keyway::config::Config;
 use keyway::server::Server;
 use keyway::workers::Workers;
 
+/// Every request allocates and frees buffers of a few KiB (a session's
+/// value, read, forwarded, copied into the reply); glibc's malloc spent
+/// about 8% of Keyway's CPU on them on Horizon's load (BENCHMARKS.md,
+/// "Horizon's load"), mimalloc's thread-local free lists less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keyway: a cache and session proxy for memcached and redis clients.
 ///
 /// With no arguments it runs the embedded default: memcached protocol on

@@ -10,7 +10,7 @@ use build::Built;
 
 use bytes::Bytes;
 
-pub use passage::{Passage, RedisRoute};
+pub use passage::{Access, Passage, RedisRoute};
 pub use table::RouteTable;
 
 use crate::backend::{AnyBackend, BackendError, Ops};

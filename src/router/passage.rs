@@ -55,6 +55,17 @@ impl<'r, B> Passage<'r, B> {
     }
 }
 
+/// What a request forwarded as it came does to its keys. Only writes of a
+/// Django session key need the ended-session check (`django_sessions::ended`),
+/// which forwarding would skip: reads of session keys go as they came.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    /// Reads only (redis's `readonly` commands, memcached `get`/`gets`).
+    Read,
+    /// May write, delete or create a key.
+    Write,
+}
+
 /// A redis backend some route may send RESP commands to as they came: its
 /// entry in the router (not a Redis Cluster's hash slot, which is the
 /// keys').
@@ -66,34 +77,45 @@ impl Router {
     /// The redis backend that every one of `keys` routes to, if there is
     /// one: RESP commands on those keys can be forwarded as they came. No
     /// keys, no target.
-    pub fn redis_target<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Option<RedisRoute> {
+    pub fn redis_target<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]>,
+        access: Access,
+    ) -> Option<RedisRoute> {
         if self.redis.is_empty() {
             return None;
         }
-        let entry = self.forwarding_entry(keys)?;
+        let entry = self.forwarding_entry(keys, access)?;
         self.redis.iter().copied().find(|redis| redis.0 == entry)
     }
 
     /// The one target entry all `keys` route to, by routes without TTL limits
     /// (which only operations can enforce): requests on them may go to a
     /// backend as they came.
-    fn forwarding_entry<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Option<usize> {
+    fn forwarding_entry<'k>(
+        &self,
+        mut keys: impl Iterator<Item = &'k [u8]>,
+        access: Access,
+    ) -> Option<usize> {
         let first = keys.next()?;
         let (entry, limits) = self.table.route_with_limits(first)?;
-        if !limits.is_none() || self.may_keep_ended(first) {
+        if !limits.is_none() || self.may_keep_ended(first, access) {
             return None;
         }
         keys.all(|key| {
-            !self.may_keep_ended(key) && self.table.route_with_limits(key) == Some((entry, limits))
+            !self.may_keep_ended(key, access)
+                && self.table.route_with_limits(key) == Some((entry, limits))
         })
         .then_some(entry)
     }
 
-    /// Whether `key` may be a session key kept ended (the cheap test: such
-    /// keys are not forwarded as they came, so that their deletes leave a
-    /// marker and their writes check it).
-    fn may_keep_ended(&self, key: &[u8]) -> bool {
-        self.sessions.keep_ended && keyway_protocol::django::may_be_session_key(key)
+    /// Whether a write of `key` may need the ended-session check (the cheap
+    /// test: such writes are not forwarded as they came, so that their
+    /// deletes leave a marker and their writes check it).
+    fn may_keep_ended(&self, key: &[u8], access: Access) -> bool {
+        access == Access::Write
+            && self.sessions.keep_ended
+            && keyway_protocol::django::may_be_session_key(key)
     }
 
     /// The memcached backend every one of `keys` routes to, if there is one:
@@ -101,8 +123,9 @@ impl Router {
     pub fn memcached_passage<'k>(
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
+        access: Access,
     ) -> Option<Passage<'_, MemcachedBackend>> {
-        let target = &self.entries[self.forwarding_entry(keys)?].target;
+        let target = &self.entries[self.forwarding_entry(keys, access)?].target;
         match target.backend() {
             Some(AnyBackend::Memcached(memcached)) => Some(Passage::new(memcached, &target.stats)),
             _ => None,
@@ -116,7 +139,8 @@ impl Router {
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
     ) -> Option<Passage<'_, MemoryBackend>> {
-        let target = &self.entries[self.forwarding_entry(keys)?].target;
+        // Collections never hold a Django session: checked as writes.
+        let target = &self.entries[self.forwarding_entry(keys, Access::Write)?].target;
         match target.backend() {
             Some(AnyBackend::Memory(memory)) => Some(Passage::new(memory, &target.stats)),
             _ => None,

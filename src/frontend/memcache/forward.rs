@@ -10,7 +10,7 @@ use keyway_protocol::memcache::{encode, MetaCommand, Request, Response};
 use super::error_reply;
 use crate::backend::memcached::MemcachedBackend;
 use crate::metrics::Family;
-use crate::router::{Passage, RouteError};
+use crate::router::{Access, Passage, RouteError};
 use crate::session::Shared;
 
 /// Forwards `request` (whose bytes are `raw`) if a memcached route owns its
@@ -19,7 +19,7 @@ pub async fn forward(shared: &Shared, request: &Request, raw: &Bytes, out: &mut 
     match request {
         Request::Get { keys, with_cas } => {
             let command: &[u8] = if *with_cas { b"gets" } else { b"get" };
-            retrieval(shared, command, keys, raw, out).await
+            retrieval(shared, command, keys, Access::Read, raw, out).await
         }
         Request::GetAndTouch {
             exptime,
@@ -27,7 +27,7 @@ pub async fn forward(shared: &Shared, request: &Request, raw: &Bytes, out: &mut 
             with_cas,
         } => {
             let command = format!("{} {exptime}", if *with_cas { "gats" } else { "gat" });
-            retrieval(shared, command.as_bytes(), keys, raw, out).await
+            retrieval(shared, command.as_bytes(), keys, Access::Write, raw, out).await
         }
         Request::Store { key, noreply, .. } => {
             let forwarded = one_key(shared, Family::Set, key, *noreply, raw, out).await;
@@ -67,7 +67,8 @@ async fn meta_command(
     if meta.command == MetaCommand::Debug {
         return false;
     }
-    let Some(passage) = passage(shared, std::slice::from_ref(&meta.key)) else {
+    // `mg` may create (N) or touch (T): meta commands count as writes.
+    let Some(passage) = passage(shared, std::slice::from_ref(&meta.key), Access::Write) else {
         return false;
     };
     let family = match meta.command {
@@ -133,23 +134,28 @@ fn with_line(raw: &Bytes, line_end: usize, line: &[u8]) -> Bytes {
 }
 
 /// The memcached pool `keys` can be forwarded to as they came, if any.
-fn passage<'a>(shared: &'a Shared, keys: &[Bytes]) -> Option<Passage<'a, MemcachedBackend>> {
+fn passage<'a>(
+    shared: &'a Shared,
+    keys: &[Bytes],
+    access: Access,
+) -> Option<Passage<'a, MemcachedBackend>> {
     if !keys.iter().all(|key| MemcachedBackend::forwards(key)) {
         return None;
     }
     shared
         .memcache_router
-        .memcached_passage(keys.iter().map(|key| &key[..]))
+        .memcached_passage(keys.iter().map(|key| &key[..]), access)
 }
 
 async fn retrieval(
     shared: &Shared,
     command: &[u8],
     keys: &[Bytes],
+    access: Access,
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some(passage) = passage(shared, keys) else {
+    let Some(passage) = passage(shared, keys, access) else {
         return false;
     };
     let send = passage
@@ -186,7 +192,7 @@ async fn one_key(
     raw: &Bytes,
     out: &mut BytesMut,
 ) -> bool {
-    let Some(passage) = passage(shared, std::slice::from_ref(key)) else {
+    let Some(passage) = passage(shared, std::slice::from_ref(key), Access::Write) else {
         return false;
     };
     // Under noreply memcached still answers some errors, and a reply nobody

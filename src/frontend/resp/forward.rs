@@ -318,7 +318,7 @@ impl RespSession {
         if scripts::is_builtin_call(args) {
             return None;
         }
-        let route = router.redis_target(positions.keys(args))?;
+        let route = router.redis_target(positions.keys(args), spec.access())?;
         let forward = |hash_slot| {
             Some(Forward {
                 route,

@@ -14,7 +14,7 @@ use super::commands::{find, KeySpec};
 use super::forward::{blocks, key_positions};
 use super::{client_view, RespSession};
 use crate::backend::redis::{Batch, Pinned};
-use crate::router::RedisRoute;
+use crate::router::{Access, RedisRoute};
 use crate::session::clients::PinnedSlot;
 
 /// The client's own connection, to the redis backend `route`.
@@ -79,7 +79,7 @@ impl RespSession {
         let Some(positions) = key_positions(keys, args) else {
             return false;
         };
-        let Some(route) = router.redis_target(positions.keys(args)) else {
+        let Some(route) = router.redis_target(positions.keys(args), Access::Write) else {
             return false;
         };
         if router.is_redis_cluster(route) {

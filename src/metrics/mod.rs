@@ -133,6 +133,11 @@ impl TargetStats {
             Err(BackendError::Unavailable { .. }) => Health::Down,
             Err(_) => Health::Up,
         };
+        // Read first: a swap per request would make every worker write
+        // this shared line though the state almost never changes.
+        if self.health.load(Relaxed) == now as u8 {
+            return;
+        }
         let before = self.health.swap(now as u8, Relaxed);
         if before == now as u8 {
             return;

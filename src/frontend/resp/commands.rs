@@ -12,7 +12,6 @@ use std::sync::LazyLock;
 
 pub use super::forward::KeySpec;
 use crate::op::Family;
-use crate::router::Access;
 
 /// What Keyway does with a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,15 +164,6 @@ impl CommandSpec {
         match self.does {
             Does::Serve(cmd) => Some(cmd),
             Does::Forward | Does::Refuse(_) => None,
-        }
-    }
-
-    /// Whether it only reads its keys (redis's `readonly` flag): then
-    /// session keys may be forwarded as they came.
-    pub fn access(&self) -> Access {
-        match self.flags.contains(&"readonly") {
-            true => Access::Read,
-            false => Access::Write,
         }
     }
 

@@ -23,7 +23,7 @@ use super::{client_view, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::metrics::Family;
-use crate::router::{RedisRoute, RouteError};
+use crate::router::{Access, RedisRoute, RouteError};
 
 /// Where a command's keys are among its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,15 @@ pub enum Plan {
 /// Where `args`' keys are, for a command Keyway might forward (the command
 /// table says; EVAL/EVALSHA of a script Keyway runs natively are the
 /// caller's to keep).
+/// Whether a command only reads its keys (redis's `readonly` flag): then
+/// session keys may be forwarded as they came.
+fn access(spec: &CommandSpec) -> Access {
+    match spec.flags.contains(&"readonly") {
+        true => Access::Read,
+        false => Access::Write,
+    }
+}
+
 pub fn plan(args: &[Bytes]) -> Plan {
     let Some(spec) = find(&args[0]) else {
         return Plan::Local;
@@ -318,7 +327,7 @@ impl RespSession {
         if scripts::is_builtin_call(args) {
             return None;
         }
-        let route = router.redis_target(positions.keys(args), spec.access())?;
+        let route = router.redis_target(positions.keys(args), access(spec))?;
         let forward = |hash_slot| {
             Some(Forward {
                 route,

@@ -197,6 +197,8 @@ fn cases() -> Vec<Case> {
         let memcached = vec![start_memcached(), start_memcached()];
         let pool = format!("memcached://{},{}", memcached[0].addr, memcached[1].addr);
         let redis = start_redis();
+        // Its own server: an inventory lists every database of a redis.
+        let tier_redis = start_redis();
         let cluster = common::start_redis_cluster(3, 0);
         let old = vec![start_memcached()];
         let old_url = format!("memcached://{}", old[0].addr);
@@ -212,6 +214,17 @@ fn cases() -> Vec<Case> {
                 format!("[backends.sessions]\nurl = \"redis://{}\"\n", redis.addr),
                 None,
                 Box::new(()),
+            ),
+            (
+                // The ended check rides on the durable redis's write (one script).
+                "write-through memory over redis",
+                format!(
+                    "[backends.hot]\nurl = \"memory://\"\n[backends.db]\nurl = \"redis://{}\"\n\
+                     [policies.sessions]\nkind = \"write-through\"\ncache = \"hot\"\ndurable = \"db\"\n",
+                    tier_redis.addr
+                ),
+                None,
+                Box::new(tier_redis),
             ),
             (
                 "redis-cluster",

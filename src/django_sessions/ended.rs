@@ -11,7 +11,9 @@
 //! the marker, then deletes; a write checks the marker, writes, and checks
 //! again, deleting what it wrote if the marker appeared meanwhile. Whatever
 //! the interleaving, either the write sees the marker or the delete comes
-//! after the write.
+//! after the write. Where the marker and the session are on one redis
+//! server (directly or as a tier's durable member), a plain set checks and
+//! writes in one script instead: one round trip, and atomic.
 
 use bytes::Bytes;
 
@@ -49,8 +51,21 @@ fn refused(mode: StoreMode) -> StoreOutcome {
 }
 
 /// Writes `store` (a session key's) unless the session has ended.
-pub async fn store_unless_ended(target: &Target, db: Db, store: Store) -> Result<StoreOutcome> {
+pub async fn store_unless_ended(target: &Target, db: Db, mut store: Store) -> Result<StoreOutcome> {
     let name = target.stats.name();
+    if store.is_plain_set() && target.stores_unless_ended() {
+        // One step where the marker lives (a script on one redis): a plain
+        // set otherwise always stores, so NotStored means ended.
+        let key = store.key.clone();
+        let mode = store.mode;
+        store.unless_ended = Some(marker_key(&key));
+        let outcome = target.store(db, store).await?;
+        if outcome.status == StoreStatus::NotStored {
+            audit_late_write(&key, name);
+            return Ok(refused(mode));
+        }
+        return Ok(outcome);
+    }
     if is_ended(target, db, &store.key).await? {
         audit_late_write(&store.key, name);
         return Ok(refused(store.mode));

@@ -86,6 +86,11 @@ pub struct Store {
     pub mode: StoreMode,
     /// Also return the item as it was before (redis `SET ... GET`).
     pub return_old: bool,
+    /// Write only while this key (an ended session's marker) is absent,
+    /// checked with the write in one step; a refusal is `NotStored`. Set
+    /// only on plain sets, and only for targets whose
+    /// `stores_unless_ended` says they check it (`django_sessions::ended`).
+    pub unless_ended: Option<Bytes>,
 }
 
 impl Store {
@@ -99,7 +104,16 @@ impl Store {
             expiry,
             mode,
             return_old: false,
+            unless_ended: None,
         }
+    }
+
+    /// A plain set: it always writes (no condition, no old item wanted).
+    pub fn is_plain_set(&self) -> bool {
+        self.mode == StoreMode::Set
+            && matches!(self.expiry, ExpiryUpdate::Set(_))
+            && !self.return_old
+            && self.unless_ended.is_none()
     }
 }
 

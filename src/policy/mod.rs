@@ -150,6 +150,23 @@ impl Target {
         }
     }
 
+    /// Whether a plain set carrying [`Store::unless_ended`] is checked
+    /// and written in one step here: on one redis server (a script), and
+    /// through a write-through tier whose durable member is one. Elsewhere
+    /// the check is separate reads of the marker around the write.
+    pub fn stores_unless_ended(&self) -> bool {
+        match &self.node {
+            Node::Backend(backend) => match &**backend {
+                AnyBackend::Redis(redis) => !redis.is_cluster(),
+                _ => false,
+            },
+            Node::Policy(policy) => match &**policy {
+                Policy::WriteThrough(tier) => tier.stores_unless_ended(),
+                _ => false,
+            },
+        }
+    }
+
     pub fn policy(&self) -> Option<&Policy> {
         match &self.node {
             Node::Policy(policy) => Some(policy),

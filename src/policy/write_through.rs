@@ -45,6 +45,12 @@ impl WriteThrough {
         &self.coherence
     }
 
+    /// Whether a session write's ended check can ride on the write: the
+    /// durable member holds every marker, so it is the one to check.
+    pub fn stores_unless_ended(&self) -> bool {
+        self.durable.0.stores_unless_ended()
+    }
+
     /// Drops the cache's copies of `keys`. A failure is logged, not
     /// returned: the durable write it follows has happened. (Per request at
     /// debug level; the cache going down is logged once, as a backend state
@@ -197,7 +203,11 @@ impl Backend for WriteThrough {
         let plain_set = store.mode == StoreMode::Set
             && matches!(store.expiry, ExpiryUpdate::Set(_))
             && !store.return_old;
-        let copy = plain_set.then(|| store.clone());
+        // The ended-session condition is the durable member's to check.
+        let copy = plain_set.then(|| Store {
+            unless_ended: None,
+            ..store.clone()
+        });
         let key = store.key.clone();
         let before = self.coherence.generation(db, &key);
         let result = self

@@ -454,7 +454,8 @@ impl RedisBackend {
                 &value,
                 &pxat,
             ];
-            if integer(&self.eval(db, key, &args).await?)? == 1 {
+            let reply = self.eval(db, key, WRITE_IF_UNCHANGED.as_bytes(), &args);
+            if integer(&reply.await?)? == 1 {
                 return Ok(answer);
             }
         }
@@ -463,14 +464,14 @@ impl RedisBackend {
         )))
     }
 
-    /// EVALSHA of the write script, loading it with EVAL on a server that
-    /// does not have it yet.
-    async fn eval(&self, db: Db, key: &[u8], args: &[&[u8]]) -> Result<Reply> {
+    /// EVALSHA of the script `body` (`args[0]` is its SHA1), loading it
+    /// with EVAL on a server that does not have it yet.
+    async fn eval(&self, db: Db, key: &[u8], body: &[u8], args: &[&[u8]]) -> Result<Reply> {
         let mut evalsha: Vec<&[u8]> = vec![b"EVALSHA"];
         evalsha.extend_from_slice(args);
         match self.one(db, key, &evalsha).await? {
             Reply::Error(why) if why.starts_with("NOSCRIPT") => {
-                let mut eval: Vec<&[u8]> = vec![b"EVAL", WRITE_IF_UNCHANGED.as_bytes()];
+                let mut eval: Vec<&[u8]> = vec![b"EVAL", body];
                 eval.extend_from_slice(&args[1..]);
                 self.one(db, key, &eval).await
             }

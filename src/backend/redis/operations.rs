@@ -12,64 +12,13 @@ use super::{
 };
 use crate::backend::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
 use crate::op::{
-    now_ms, plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
-    ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
+    plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage,
+    Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
 };
 
-/// A Django session's plain set, refused if the session has ended: the
-/// marker check and the write in one step (`django_sessions::ended`).
-/// KEYS: the session key, its marker; ARGV: the stored value, its
-/// PXAT or `never`. 1 if written, 0 if ended.
-const SET_UNLESS_ENDED: &[u8] = b"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end \
-if ARGV[2] == 'never' then redis.call('SET', KEYS[1], ARGV[1]) \
-else redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2]) end \
-return 1";
-
 impl RedisBackend {
-    /// [`SET_UNLESS_ENDED`]; `None` for a write it does not cover (one
-    /// already expired is a delete, which cannot bring a session back).
-    async fn set_unless_ended(
-        &self,
-        db: Db,
-        store: &Store,
-        marker: &[u8],
-    ) -> Option<Result<StoreOutcome>> {
-        let at = match store.expiry {
-            ExpiryUpdate::Set(Expiry::Never) => b"never".to_vec(),
-            ExpiryUpdate::Set(Expiry::At(at)) if at > now_ms() => text(at),
-            _ => return None,
-        };
-        let stored = encode_value(&store.value, store.flags);
-        let args: [&[u8]; 7] = [
-            b"EVAL",
-            SET_UNLESS_ENDED,
-            b"2",
-            &store.key,
-            marker,
-            &stored,
-            &at,
-        ];
-        let written = match self.one(db, &store.key, &args).await {
-            Ok(reply) => integer(&reply),
-            Err(error) => Err(error),
-        };
-        Some(written.map(|written| StoreOutcome {
-            status: match written {
-                1 => StoreStatus::Stored,
-                _ => StoreStatus::NotStored,
-            },
-            old: None,
-            len: store.value.len(),
-        }))
-    }
-
     /// The write itself ([`Backend::store`] adds the session index).
-    async fn store_item(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
-        if let Some(marker) = store.unless_ended.take() {
-            if let Some(outcome) = self.set_unless_ended(db, &store, &marker).await {
-                return outcome;
-            }
-        }
+    async fn store_item(&self, db: Db, store: Store) -> Result<StoreOutcome> {
         if store.mode == StoreMode::Set && !store.return_old {
             if let ExpiryUpdate::Set(expiry) = store.expiry {
                 let stored = encode_value(&store.value, store.flags);
@@ -163,7 +112,12 @@ impl Backend for RedisBackend {
         Ok(bulk(reply)?.map(|stored| item_of(&stored, Expiry::Never)))
     }
 
-    async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
+    async fn store(&self, db: Db, mut store: Store) -> Result<StoreOutcome> {
+        if let Some(marker) = store.unless_ended.take() {
+            if let Some(outcome) = self.session_write(db, &store, &marker).await {
+                return outcome;
+            }
+        }
         let session = keyway_protocol::django::may_be_session_key(&store.key).then(|| {
             (
                 store.key.clone(),

@@ -10,12 +10,16 @@
 //! by a one-time reindex of each database (SCAN and read), marked done by
 //! `keyway:sessions-indexed`.
 
+use std::sync::LazyLock;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use keyway_protocol::django::{read_owner, session_key, Owner};
+use sha1::{Digest, Sha1};
 
-use super::{command, text, RedisBackend, Reply};
+use super::values::encode_value;
+use super::{command, integer, text, RedisBackend, Reply};
 use crate::backend::{Backend, Result};
-use crate::op::{Db, Expiry, ExpiryUpdate, DATABASES};
+use crate::op::{now_ms, Db, Expiry, ExpiryUpdate, Store, StoreOutcome, StoreStatus, DATABASES};
 
 const SET_PREFIX: &[u8] = b"keyway:sessions-of:{";
 /// Present once a database's sessions written before the index were indexed.
@@ -32,6 +36,23 @@ elseif ARGV[2] ~= 'keep' then \
   else redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT') end \
 end \
 return added";
+/// A Django session's plain set, refused if the session has ended, and
+/// indexed under its owner when it has one: the marker check, the write
+/// and [`INDEX_SCRIPT`]'s add in one step (`django_sessions::ended`).
+/// KEYS: the session key, its marker, and the owner's set if any; ARGV:
+/// the stored value, its PXAT or `never`. 1 if written, 0 if ended.
+const SESSION_WRITE_SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end \
+if ARGV[2] == 'never' then redis.call('SET', KEYS[1], ARGV[1]) \
+else redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2]) end \
+if KEYS[3] then \
+  redis.call('SADD', KEYS[3], KEYS[1]) \
+  if ARGV[2] == 'never' then redis.call('PERSIST', KEYS[3]) \
+  elseif redis.call('SCARD', KEYS[3]) == 1 then redis.call('PEXPIREAT', KEYS[3], ARGV[2]) \
+  else redis.call('PEXPIREAT', KEYS[3], ARGV[2], 'GT') end \
+end \
+return 1";
+static SESSION_WRITE_SHA: LazyLock<String> =
+    LazyLock::new(|| hex::encode(Sha1::digest(SESSION_WRITE_SCRIPT)));
 /// Keys listed and read per page of the reindex.
 const PAGE: usize = 5000;
 
@@ -43,7 +64,54 @@ fn set_key(user: &str) -> Bytes {
     key.freeze()
 }
 
+/// The set `key`'s session is indexed in, when it is a signed-in user's.
+fn owner_set(key: &[u8], value: &[u8], flags: u32) -> Option<Bytes> {
+    session_key(key)?;
+    match read_owner(value, flags) {
+        Owner::User(user) => Some(set_key(&user)),
+        _ => None,
+    }
+}
+
 impl RedisBackend {
+    /// [`SESSION_WRITE_SCRIPT`] for a plain set carrying its session's
+    /// ended `marker`; `None` for a write it does not cover (one already
+    /// expired is a delete, which cannot bring a session back).
+    pub(super) async fn session_write(
+        &self,
+        db: Db,
+        store: &Store,
+        marker: &[u8],
+    ) -> Option<Result<StoreOutcome>> {
+        let at = match store.expiry {
+            ExpiryUpdate::Set(Expiry::Never) => b"never".to_vec(),
+            ExpiryUpdate::Set(Expiry::At(at)) if at > now_ms() => text(at),
+            _ => return None,
+        };
+        let stored = encode_value(&store.value, store.flags);
+        let set = owner_set(&store.key, &store.value, store.flags);
+        let sha = SESSION_WRITE_SHA.as_bytes();
+        let mut args: Vec<&[u8]> = vec![sha, b"2", &store.key, marker];
+        if let Some(set) = &set {
+            args[1] = b"3";
+            args.push(set);
+        }
+        args.extend([&stored[..], &at[..]]);
+        let reply = self.eval(db, &store.key, SESSION_WRITE_SCRIPT, &args);
+        let written = match reply.await {
+            Ok(reply) => integer(&reply),
+            Err(error) => Err(error),
+        };
+        Some(written.map(|written| StoreOutcome {
+            status: match written {
+                1 => StoreStatus::Stored,
+                _ => StoreStatus::NotStored,
+            },
+            old: None,
+            len: store.value.len(),
+        }))
+    }
+
     /// After a write of `key` (stored): indexes it under its owner when it
     /// is a signed-in user's session.
     pub(super) async fn index_session(

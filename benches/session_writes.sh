@@ -3,9 +3,9 @@
 # SET and GET on Django session keys (`:1:django.contrib.sessions.cache`
 # + 32 characters), 2 KiB values, 50 connections, no pipelining, against
 # one redis-server directly and through two Keyways routing sessions to it:
-# `keep_ended = true` (the default: each write checks the ended marker
-# before and after, and indexes the owner) and `keep_ended = false` (session
-# keys forwarded as they came, as before). Same run, ROUNDS rounds.
+# `keep_ended = true` (the default: each write checks the ended marker and
+# indexes the owner, in one script on redis) and `keep_ended = false`
+# (session keys forwarded as they came). Same run, ROUNDS rounds.
 #
 # Usage: ROUNDS=3 REQUESTS=100000 benches/session_writes.sh
 # Needs: redis-server, redis-tools. Everything on 127.0.0.1.

@@ -333,8 +333,11 @@ async fn ten_thousand_idle_connections_and_a_reload_among_them() {
         "10,000 idle connections: Keyway's resident memory grew {} KiB",
         grown / 1024
     );
-    // About 6 KiB each: a 4 KiB read buffer and a 1.4 KiB task (TLS state is boxed).
-    assert!(grown < 80 << 20, "{grown}");
+    // About 8 KiB each: a 4 KiB read buffer, the connection's task (TLS
+    // state is boxed) and what it registers (the client registry for
+    // CLIENT LIST, its kill token). Measured 78 MiB with glibc, 80-82 MiB
+    // with mimalloc (debug build); 62 MiB when first measured (issue 25).
+    assert!(grown < 96 << 20, "{grown}");
     // A reload among them: nobody is disconnected, new requests run on the new config.
     write_config("32MiB");
     std::process::Command::new("kill")

@@ -117,6 +117,26 @@ pub(super) fn float_text(value: f64) -> String {
 }
 
 /// A stored copy of a request's bytes (never a slice of the read buffer).
+/// A start and stop index (negative: from the end; LRANGE, LTRIM, ZRANGE
+/// by rank) as positions in a collection of `len`, clamped as redis does.
+pub(super) fn index_range(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        stop + len
+    } else {
+        stop.min(len - 1)
+    };
+    if start > stop || start >= len {
+        return 0..0;
+    }
+    start as usize..stop as usize + 1
+}
+
 pub(super) fn owned(arg: &Bytes) -> Bytes {
     Bytes::copy_from_slice(arg)
 }

@@ -44,7 +44,7 @@ fn more(name: &[u8], space: &mut Keyspace<'_>, ctx: &Ctx<'_>) -> Out {
             let Some(list) = space.read::<List>(key)? else {
                 return Ok(Reply::Array(Vec::new()));
             };
-            let range = clamp(start, stop, list.len());
+            let range = args::index_range(start, stop, list.len());
             Ok(Reply::Array(
                 range
                     .map(|at| Reply::Bulk(list.items()[at].clone()))
@@ -86,7 +86,7 @@ fn reshape(name: &[u8], space: &mut Keyspace<'_>, ctx: &Ctx<'_>) -> Out {
             let Some(mut list) = space.take::<List>(key)? else {
                 return Ok(Reply::ok());
             };
-            let keep = clamp(start, stop, list.value.len());
+            let keep = args::index_range(start, stop, list.value.len());
             list.value.retain(|at, _| keep.contains(&at));
             space.put(key, list)?;
             Ok(Reply::ok())
@@ -118,25 +118,6 @@ fn side(arg: &[u8]) -> Result<bool, Reply> {
 fn index(at: i64, len: usize) -> Option<usize> {
     let at = if at < 0 { at + len as i64 } else { at };
     (0..len as i64).contains(&at).then_some(at as usize)
-}
-
-/// LRANGE's and LTRIM's start and stop, as positions in the list.
-fn clamp(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (start + len).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        stop + len
-    } else {
-        stop.min(len - 1)
-    };
-    if start > stop || start >= len {
-        return 0..0;
-    }
-    start as usize..stop as usize + 1
 }
 
 fn pop(space: &mut Keyspace<'_>, ctx: &Ctx<'_>, left: bool) -> Out {

@@ -140,7 +140,7 @@ impl Query {
         };
         let items: Vec<(Bytes, f64)> = match &self.by {
             By::Rank(start, stop) => {
-                let range = rank_range(*start, *stop, len);
+                let range = args::index_range(*start, *stop, len);
                 ordered
                     .skip(range.start)
                     .take(range.len())
@@ -248,23 +248,4 @@ fn within(value: &f64, min: &Bound<f64>, max: &Bound<f64>) -> bool {
         Bound::Unbounded => true,
     };
     above && below
-}
-
-/// ZRANGE's start and stop by rank (negative: from the end), as positions.
-fn rank_range(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (start + len).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        stop + len
-    } else {
-        stop.min(len - 1)
-    };
-    if start > stop || start >= len {
-        return 0..0;
-    }
-    start as usize..stop as usize + 1
 }

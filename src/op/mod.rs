@@ -108,12 +108,12 @@ impl Store {
         }
     }
 
-    /// A plain set: it always writes (no condition, no old item wanted).
+    /// A plain set: it writes whatever is there (no mode condition, no TTL
+    /// kept, no old item wanted), so it needs no read of the current item.
     pub fn is_plain_set(&self) -> bool {
         self.mode == StoreMode::Set
             && matches!(self.expiry, ExpiryUpdate::Set(_))
             && !self.return_old
-            && self.unless_ended.is_none()
     }
 }
 

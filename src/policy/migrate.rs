@@ -15,8 +15,8 @@ use bytes::Bytes;
 use super::{copy_of, fill, misses, Member};
 use crate::backend::{Backend, BackendError, Ops, Result};
 use crate::op::{
-    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
-    StoreMode, StoreOutcome, Ttl,
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreOutcome,
+    Ttl,
 };
 
 /// SCAN cursors of the second phase (walking `from`) carry this bit; the
@@ -96,10 +96,7 @@ impl Backend for Migrate {
     }
 
     async fn store(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        let independent = store.mode == StoreMode::Set
-            && matches!(store.expiry, ExpiryUpdate::Set(_))
-            && !store.return_old;
-        if !independent {
+        if !store.is_plain_set() {
             self.ensure_copied(db, &store.key).await?;
         }
         self.to.store(db, store).await

@@ -22,8 +22,8 @@ use super::coherence::Coherence;
 use super::{copy_of, fill, misses, Member};
 use crate::backend::{Backend, Ops, Result};
 use crate::op::{
-    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage, Store,
-    StoreMode, StoreOutcome, StoreStatus, Ttl,
+    now_ms, Arith, ArithOutcome, Db, ExpireCondition, Expiry, Item, ScanPage, Store, StoreMode,
+    StoreOutcome, StoreStatus, Ttl,
 };
 
 pub struct WriteThrough {
@@ -200,9 +200,7 @@ impl Backend for WriteThrough {
         if let StoreMode::Cas(seen) = store.mode {
             store.mode = StoreMode::Cas(self.durable_cas(db, &store.key, seen).await?);
         }
-        let plain_set = store.mode == StoreMode::Set
-            && matches!(store.expiry, ExpiryUpdate::Set(_))
-            && !store.return_old;
+        let plain_set = store.is_plain_set();
         // The ended-session condition is the durable member's to check.
         let copy = plain_set.then(|| Store {
             unless_ended: None,

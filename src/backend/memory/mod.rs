@@ -17,8 +17,8 @@ use quick_cache::Weighter;
 
 use super::{numeric, Backend, BackendError, Result};
 use crate::op::{
-    plan_store, Arith, ArithOutcome, Clock, Db, ExpireCondition, Expiry, ExpiryUpdate, Item,
-    ScanPage, Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
+    plan_store, Arith, ArithOutcome, Clock, Db, ExpireCondition, Expiry, Item, ScanPage, Store,
+    StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
 };
 use crate::pattern::glob_match;
 
@@ -181,8 +181,7 @@ impl MemoryBackend {
     ) -> Result<StoreOutcome> {
         // A plain SET neither looks at nor returns the current item: skip the
         // lookup and the clone on the hottest write path.
-        let plain_set =
-            store.mode == StoreMode::Set && !store.return_old && store.expiry != ExpiryUpdate::Keep;
+        let plain_set = store.is_plain_set();
         let current = if plain_set {
             None
         } else {
@@ -483,6 +482,7 @@ const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::ExpiryUpdate;
 
     /// Expiry by the store's clock: items, TTLs, touches, listings and the
     /// sweep all follow it, with no test waiting for time to pass.

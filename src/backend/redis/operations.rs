@@ -13,13 +13,13 @@ use super::{
 use crate::backend::{numeric, Backend, BackendError, Result, SCAN_CURSOR_MASK};
 use crate::op::{
     plan_store, Arith, ArithOutcome, Db, ExpireCondition, Expiry, ExpiryUpdate, Item, ScanPage,
-    Store, StoreMode, StoreOutcome, StorePlan, StoreStatus, Ttl,
+    Store, StoreOutcome, StorePlan, StoreStatus, Ttl,
 };
 
 impl RedisBackend {
     /// The write itself ([`Backend::store`] adds the session index).
     async fn store_item(&self, db: Db, store: Store) -> Result<StoreOutcome> {
-        if store.mode == StoreMode::Set && !store.return_old {
+        if store.is_plain_set() {
             if let ExpiryUpdate::Set(expiry) = store.expiry {
                 let stored = encode_value(&store.value, store.flags);
                 let reply = self

@@ -21,8 +21,8 @@ use super::encryption::{self, Keyring};
 use super::table::Table;
 use crate::backend::{numeric, Answer, BackendError, Call};
 use crate::op::{
-    now_ms, plan_store, Arith, ArithOutcome, Db, Expiry, ExpiryUpdate, Item, Store, StoreMode,
-    StoreOutcome, StorePlan, StoreStatus,
+    now_ms, plan_store, Arith, ArithOutcome, Db, Expiry, ExpiryUpdate, Item, Store, StoreOutcome,
+    StorePlan, StoreStatus,
 };
 
 /// Most writes one transaction takes; more wait for the next one.
@@ -176,7 +176,9 @@ impl Batch<'_> {
             ))));
         }
         if let Call::Store { db, store } = write {
-            if is_plain_set(store) {
+            // Neither reads nor returns the current item: it can join a
+            // multi-row upsert.
+            if store.is_plain_set() {
                 return Ok(Ok(self.plain_set(*db, store)));
             }
         }
@@ -440,12 +442,4 @@ impl Batch<'_> {
         self.put(db, key, &item).await?;
         Ok(Ok(Answer::Arith(outcome)))
     }
-}
-
-/// A SET that neither reads nor returns the current item: it can join a
-/// multi-row upsert.
-fn is_plain_set(store: &Store) -> bool {
-    store.mode == StoreMode::Set
-        && !store.return_old
-        && matches!(store.expiry, ExpiryUpdate::Set(_))
 }

@@ -380,3 +380,51 @@ async fn connections_of_a_clients_own_are_bounded() {
     assert_eq!(&buf[..n], b"*-1\r\n");
     assert_eq!(call(&mut second, "BLPOP q 0.1").await, "*-1\r\n");
 }
+
+/// Django session keys on a redis route (`keep_ended`, the default): reads
+/// go to redis as they came (GET of a hash is redis's WRONGTYPE, which the
+/// operation path, reading by MGET, would answer nil); a write after a
+/// logout is refused, checked and written in one script on redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_reads_go_as_they_came_and_writes_are_checked_in_one_script() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind).await;
+    let resp = keyway.resp_addr.unwrap();
+    let session = ":1:django.contrib.sessions.cacheabcdefghijklmnopqrstuvwxyz012345";
+    let hash = ":1:django.contrib.sessions.cacheqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq";
+    exchange(
+        behind.addr,
+        format!("HSET {hash} f v\r\nQUIT\r\n").as_bytes(),
+    )
+    .await;
+    let reply = exchange(resp, format!("GET {hash}\r\nQUIT\r\n").as_bytes()).await;
+    assert_eq!(
+        show(&reply),
+        show(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n+OK\r\n")
+    );
+
+    let reply = exchange(
+        resp,
+        format!("SET {session} one EX 100\r\nGET {session}\r\nDEL {session}\r\nSET {session} late EX 100\r\nGET {session}\r\nQUIT\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        show(&reply),
+        show(b"+OK\r\n$3\r\none\r\n:1\r\n$-1\r\n$-1\r\n+OK\r\n")
+    );
+    // The marker is on redis, and the writes ran as one script each.
+    let reply = exchange(
+        behind.addr,
+        format!("EXISTS {session}:keyway-ended\r\nINFO commandstats\r\nQUIT\r\n").as_bytes(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with(":1\r\n"), "{text}");
+    let evalsha = text
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse::<u64>().ok());
+    assert_eq!(evalsha, Some(2), "{text}");
+}

@@ -80,7 +80,7 @@ async fn what_cannot_be_forwarded_says_so() {
     let keyway = keyway_before(&behind).await;
     let reply = exchange(
         keyway.resp_addr.unwrap(),
-        b"SUNIONSTORE a mem:s\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP mem:q 0\r\nSUBSCRIBE ch\r\n\
+        b"SUNIONSTORE a mem:s\r\nHSET a f v\r\nMGET a mem:b\r\nBLPOP mem:q 0\r\nMULTI\r\nSUBSCRIBE ch\r\nDISCARD\r\n\
           MULTI\r\nSUNIONSTORE mem:d a\r\nHSET a g w\r\nEXEC\r\nHGETALL a\r\nHSET mem:h f v\r\nQUIT\r\n",
     )
     .await;
@@ -102,7 +102,7 @@ async fn what_cannot_be_forwarded_says_so() {
         "{text}"
     );
     assert!(
-        text.contains("-ERR 'SUBSCRIBE' is not available through Keyway"),
+        text.contains("-ERR 'SUBSCRIBE' is not available through Keyway here"),
         "{text}"
     );
     // In a transaction, such a command is refused when queued, so EXEC

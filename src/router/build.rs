@@ -90,7 +90,7 @@ impl Router {
                 reaches[entry_of(leaf)] = true;
             }
         }
-        let redis = (0..entries.len())
+        let redis: Vec<RedisRoute> = (0..entries.len())
             .filter(|&entry| matches!(entries[entry].target.backend(), Some(AnyBackend::Redis(_))))
             .map(RedisRoute)
             .collect();
@@ -103,6 +103,21 @@ impl Router {
             },
             _ => None,
         };
+        // Pub/sub names channels, not keys: it goes to the one redis server
+        // this listener's routes reach (directly or inside a tier), so that
+        // every publisher and subscriber through it meets on one server.
+        let reached_redis: Vec<RedisRoute> = redis
+            .iter()
+            .copied()
+            .filter(|route: &RedisRoute| reaches[route.0])
+            .collect();
+        let redis_for_channels = match reached_redis[..] {
+            [route] => match entries[route.0].target.backend() {
+                Some(AnyBackend::Redis(backend)) if !backend.is_cluster() => Some(route),
+                _ => None,
+            },
+            _ => None,
+        };
         Router {
             table,
             entries,
@@ -110,6 +125,7 @@ impl Router {
             reaches,
             redis,
             sole_redis,
+            redis_for_channels,
             sessions: config.sessions.clone(),
         }
     }

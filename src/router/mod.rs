@@ -89,6 +89,9 @@ pub struct Router {
     redis: Vec<RedisRoute>,
     /// The redis backend every route goes to, if one (not a cluster) does.
     sole_redis: Option<RedisRoute>,
+    /// The one redis server (not a cluster) the routes reach, directly or
+    /// as a tier's member: where pub/sub and MONITOR go.
+    redis_for_channels: Option<RedisRoute>,
     /// `[sessions]`: whether ended sessions are kept ended, and how long.
     sessions: crate::config::Sessions,
 }

@@ -190,6 +190,13 @@ impl Router {
     }
 
     /// Every redis backend.
+    /// The one redis server (not a cluster) this router's routes reach,
+    /// directly or as a member of a tier: pub/sub channels live there, and
+    /// MONITOR watches it.
+    pub fn redis_for_channels(&self) -> Option<RedisRoute> {
+        self.redis_for_channels
+    }
+
     pub fn redis_routes(&self) -> &[RedisRoute] {
         &self.redis
     }

@@ -97,6 +97,16 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 read = stream.read_buf(&mut input) => read,
                 () = shutdown.cancelled() => break,
                 () = killed.cancelled() => break,
+                // Pub/sub messages and MONITOR's lines, between requests.
+                pushed = session.pushed(&mut output) => {
+                    let timeout = session.shared_mut().config.limits.client_write_timeout();
+                    if !pushed || !write_all(&mut stream, &output, timeout).await {
+                        break;
+                    }
+                    stats.bytes_written.add(output.len() as u64);
+                    give_back(&mut input, &mut output);
+                    continue;
+                }
                 () = patience => {
                     tracing::info!(
                         patience_seconds = PASS_PATIENCE.as_secs(),

@@ -19,6 +19,8 @@ pub struct Client {
     pub laddr: String,
     /// `N` (TCP) or `U` (a Unix socket).
     pub flags: char,
+    /// As MONITOR's lines name it: `127.0.0.1:5000`, `unix:/path`.
+    pub monitor_name: String,
     pub connected: Instant,
     /// Cancelled by CLIENT KILL: the connection closes.
     pub killed: CancellationToken,
@@ -36,6 +38,10 @@ pub struct ClientState {
     pub user: Option<Bytes>,
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
+    /// Channels, patterns and shard channels it is subscribed to.
+    pub subscriptions: [usize; 3],
+    /// MONITOR.
+    pub monitor: bool,
 }
 
 impl Client {
@@ -43,15 +49,16 @@ impl Client {
     /// shown as redis shows it: a Unix socket client has the socket's
     /// path, port 0, at both ends, and flag U.
     pub fn new(id: u64, peer: &super::Peer, listener: Option<std::net::SocketAddr>) -> Self {
-        let (addr, laddr, flags) = match peer {
+        let (addr, laddr, flags, monitor_name) = match peer {
             super::Peer::Tcp(peer) => (
                 peer.to_string(),
                 listener.map(|a| a.to_string()).unwrap_or_default(),
                 'N',
+                peer.to_string(),
             ),
             super::Peer::Unix(path) => {
                 let end = format!("{}:0", path.display());
-                (end.clone(), end, 'U')
+                (end.clone(), end, 'U', format!("unix:{}", path.display()))
             }
         };
         Self {
@@ -59,6 +66,7 @@ impl Client {
             addr,
             laddr,
             flags,
+            monitor_name,
             connected: Instant::now(),
             killed: CancellationToken::new(),
             state: Mutex::new(ClientState {
@@ -81,17 +89,37 @@ impl Client {
         let user = state.user.as_ref().map_or("default".into(), |u| {
             String::from_utf8_lossy(u).into_owned()
         });
+        // redis's letters: O monitors, P subscribed, U a Unix socket, N none.
+        let [sub, psub, ssub] = state.subscriptions;
+        let mut flags = String::new();
+        if state.monitor {
+            flags.push('O');
+        }
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
+        if self.flags == 'U' || flags.is_empty() {
+            flags.push(self.flags);
+        }
+        // What keeps a listening client busy, as redis shows its last command.
+        let cmd = match () {
+            _ if cmd != "NULL" => cmd,
+            _ if state.monitor => "monitor",
+            _ if sub > 0 => "subscribe",
+            _ if psub > 0 => "psubscribe",
+            _ if ssub > 0 => "ssubscribe",
+            _ => cmd,
+        };
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags={} db={} sub=0 psub=0 \
-             ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
-             oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user={user} redir=-1 resp={} \
-             lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags={flags} db={} sub={sub} \
+             psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
+             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user={user} redir=-1 \
+             resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr,
             self.laddr,
             text(&state.name),
             self.connected.elapsed().as_secs(),
-            self.flags,
             state.db,
             state.resp,
             text(&state.lib_name),
@@ -110,6 +138,8 @@ pub struct Clients {
     epoch: Instant,
     /// Redis connections clients hold of their own (limits.max_pinned_connections).
     pinned: Arc<std::sync::atomic::AtomicUsize>,
+    /// MONITOR's lines, to every client that monitors.
+    pub monitors: super::monitor::Monitors,
 }
 
 /// One of limits.max_pinned_connections, given back when dropped.
@@ -129,6 +159,7 @@ impl Default for Clients {
             pause_all: AtomicBool::new(false),
             epoch: Instant::now(),
             pinned: Arc::default(),
+            monitors: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! the other.
 
 pub mod clients;
+pub mod monitor;
 pub mod request_buffers;
 
 use std::future::Future;
@@ -148,6 +149,15 @@ pub trait Session: Send {
     /// The generation of the configuration this session runs on; replaced
     /// between batches when a reload swaps in a new one.
     fn shared_mut(&mut self) -> &mut Arc<Shared>;
+
+    /// What the session sends unasked (pub/sub messages, MONITOR's lines),
+    /// appended to `output`; awaited beside the client's next request, so
+    /// it must be cancel-safe. False: the session must close. Never
+    /// resolves when the session has nothing to send.
+    fn pushed(&mut self, output: &mut BytesMut) -> impl Future<Output = bool> + Send {
+        let _ = output;
+        std::future::pending()
+    }
 
     /// Cancelled when the connection must close at once (CLIENT KILL).
     fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {

@@ -1,6 +1,7 @@
 //! A redis connection of one client's own, for what a shared pipelined
 //! connection cannot carry: WATCH ... EXEC (redis watches per connection)
-//! and blocking pops (a reply that may take the whole timeout). Opened as
+//! blocking pops (a reply that may take the whole timeout), pub/sub and
+//! MONITOR (what redis sends unasked). Opened as
 //! the pool's connections are (TLS, HELLO, AUTH) in the client's database,
 //! used by that client alone, and closed when it is done with it.
 
@@ -118,6 +119,50 @@ impl Pinned {
             backend: self.backend.clone(),
             message: why.to_string(),
         }
+    }
+}
+
+/// Pub/sub and MONITOR: redis sends on this connection unasked, so what it
+/// sends is read frame by frame, beside the client's requests.
+impl Pinned {
+    /// Sends whole commands without waiting for anything back.
+    pub async fn write(&mut self, commands: super::Batch) -> Result<()> {
+        let io = self.io.get_mut().map_err(|_| BackendError::Unavailable {
+            backend: self.backend.clone(),
+            message: "poisoned".into(),
+        })?;
+        let written = io.write_all(&commands.bytes).await;
+        written.map_err(|e| self.failed(&e.to_string()))
+    }
+
+    /// The next whole reply or push redis sent, as it sent it. Cancel-safe:
+    /// what was read before a cancellation stays buffered for the next call.
+    pub async fn next_frame(&mut self) -> Result<Bytes> {
+        loop {
+            if let Some(frame) = self.buffered_frame()? {
+                return Ok(frame);
+            }
+            let io = self.io.get_mut().map_err(|_| BackendError::Unavailable {
+                backend: self.backend.clone(),
+                message: "poisoned".into(),
+            })?;
+            match io.read_buf(&mut self.buffer).await {
+                Ok(0) => return Err(self.failed("connection closed")),
+                Ok(_) => {}
+                Err(error) => return Err(self.failed(&error.to_string())),
+            }
+        }
+    }
+
+    /// A whole frame already read, if there is one.
+    pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
+        frame_backend_reply(&mut self.buffer, MAX_REPLY, self.version)
+            .map_err(|error| self.failed(&error.to_string()))
+    }
+
+    /// The RESP version this connection speaks.
+    pub fn version(&self) -> Version {
+        self.version
     }
 }
 

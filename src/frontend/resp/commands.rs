@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+pub use super::cmd::*;
 pub use super::forward::KeySpec;
 use crate::op::Family;
 
@@ -37,115 +38,6 @@ pub enum Why {
     Administers,
     /// ACL: Keyway's users and permissions live in its configuration file.
     Users,
-}
-
-/// A command Keyway runs, by the module that runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmd {
-    /// strings.rs
-    Strings(StringCmd),
-    /// keys.rs
-    Keys(KeyCmd),
-    /// scripts.rs
-    Scripts(ScriptCmd),
-    /// items.rs: RENAME, COPY, MOVE, OBJECT, MEMORY where Keyway runs them
-    Items(ItemCmd),
-    /// MULTI, EXEC, DISCARD (mod.rs)
-    Transaction(TxCmd),
-    /// connection.rs: the connection commands, INFO, COMMAND, CLIENT
-    Connection(ConnCmd),
-    /// server.rs: what tools ask a server about itself
-    Server(ServerCmd),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StringCmd {
-    Get,
-    Set,
-    SetNx,
-    SetEx,
-    PSetEx,
-    GetDel,
-    GetEx,
-    MGet,
-    MSet,
-    MSetNx,
-    Incr,
-    Decr,
-    IncrBy,
-    DecrBy,
-    Append,
-    StrLen,
-    GetSet,
-    GetRange,
-    SetRange,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyCmd {
-    Del,
-    Unlink,
-    Exists,
-    Touch,
-    Expire,
-    PExpire,
-    ExpireAt,
-    PExpireAt,
-    Ttl,
-    PTtl,
-    Persist,
-    Type,
-    Keys,
-    Scan,
-    DbSize,
-    FlushDb,
-    FlushAll,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxCmd {
-    Multi,
-    Exec,
-    Discard,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScriptCmd {
-    Eval,
-    EvalSha,
-    Script,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnCmd {
-    Hello,
-    Auth,
-    Ping,
-    Echo,
-    Quit,
-    Reset,
-    Select,
-    Client,
-    Command,
-    Info,
-    Time,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ItemCmd {
-    Rename,
-    RenameNx,
-    Copy,
-    Move,
-    Object,
-    Memory,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerCmd {
-    Role,
-    LastSave,
-    Config,
 }
 
 pub struct CommandSpec {
@@ -434,6 +326,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     forward("slowlog", KeySpec::None),
     forward("lolwut", KeySpec::None),
     forward("function", KeySpec::None),
+    forward("pfselftest", KeySpec::None),
+    forward("pfdebug", KeySpec::Range(2, 2, 1)),
+    // Channels, not keys: forwarded to the one redis server the routes
+    // reach (`Router::redis_for_channels`), where SUBSCRIBE listens.
+    forward("publish", KeySpec::None),
+    forward("spublish", KeySpec::None),
+    forward("pubsub", KeySpec::None),
+    // A Redis Cluster's own: Keyway is not one (it routes to clusters).
+    refuse_because("cluster", Why::Administers),
+    refuse_because("readonly", Why::Administers),
+    refuse_because("readwrite", Why::Administers),
+    refuse_because("asking", Why::Administers),
+    refuse_because("restore-asking", Why::Administers),
+    refuse_because("migrate", Why::Administers),
+    refuse_because("replconf", Why::Administers),
+    refuse_because("swapdb", Why::Administers),
     // Commands that administer the redis server, and its users.
     refuse_because("acl", Why::Users),
     refuse_because("bgsave", Why::Administers),

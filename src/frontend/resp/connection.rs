@@ -77,6 +77,12 @@ impl RespSession {
     fn reset(&mut self) -> Reply {
         self.transaction = None;
         self.pinned = None;
+        self.listening = None;
+        self.monitoring = None;
+        let mut state = self.client.state.lock();
+        state.subscriptions = [0; 3];
+        state.monitor = false;
+        drop(state);
         self.db = 0;
         self.version = Version::Resp2;
         self.name = None;

@@ -36,6 +36,14 @@ pub(super) fn not_on_this_route(name: &[u8]) -> Reply {
 }
 
 pub(super) fn not_one_redis(name: &str) -> Reply {
+    if super::listening::names_channels(name) {
+        return Reply::error(format!(
+            "ERR '{}' names channels: it is forwarded to the one redis server this listener's \
+             routes reach (not a Redis Cluster), where SUBSCRIBE listens; these reach none or \
+             several",
+            name.to_ascii_uppercase()
+        ));
+    }
     Reply::error(format!(
         "ERR '{}' names no key Keyway can route by: it is forwarded only when every route of \
          this listener goes to one redis backend (not a Redis Cluster); these do not",

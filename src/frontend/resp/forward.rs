@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, key_slot, Reply};
 
 use super::commands::{find, Cmd, CommandSpec, ConnCmd, Does, ItemCmd, KeyCmd, ScriptCmd, Why};
-use super::{client_view, scripts, RespSession};
+use super::{client_view, listening, scripts, RespSession};
 use crate::backend::redis::Batch;
 use crate::backend::BackendError;
 use crate::metrics::Family;
@@ -134,9 +134,10 @@ fn refusal(name: &str, why: Why) -> Reply {
     let name = name.to_ascii_uppercase();
     Reply::error(match why {
         Why::OwnConnection => format!(
-            "ERR '{name}' is not available through Keyway: it needs a redis connection of its own \
-             (pub/sub and MONITOR never; blocking pops and WATCH only where every key routes to \
-             one redis server, not a cluster); connect to redis directly for it"
+            "ERR '{name}' is not available through Keyway here: it needs a redis connection of \
+             its own, which Keyway opens only where every key it names routes to one redis \
+             server (for pub/sub and MONITOR: where the routes reach one redis server), not a \
+             cluster, and not inside MULTI"
         ),
         Why::Administers => format!(
             "ERR '{name}' is not available through Keyway: it administers the redis server \
@@ -314,7 +315,10 @@ impl RespSession {
         let (positions, spec) = match plan(args) {
             Plan::Keys(positions, spec) => (positions, spec),
             Plan::Keyless(spec) if !scripts::is_builtin_call(args) => {
-                let route = router.redis_for_every_key()?;
+                let route = match listening::names_channels(spec.name) {
+                    true => router.redis_for_channels()?,
+                    false => router.redis_for_every_key()?,
+                };
                 return Some(Forward {
                     route,
                     hash_slot: 0,

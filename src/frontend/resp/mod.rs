@@ -3,6 +3,7 @@
 //! the command families in the sibling modules.
 
 mod client_view;
+mod cmd;
 mod collections;
 mod commands;
 mod connection;
@@ -12,6 +13,7 @@ mod forward;
 mod info;
 mod items;
 mod keys;
+mod listening;
 mod pinned;
 mod redis_arity;
 mod replies;
@@ -72,6 +74,10 @@ pub struct RespSession {
     replies: Replies,
     /// A redis connection of its own, while a WATCH holds one.
     pinned: Option<pinned::PinnedTo>,
+    /// A redis connection of its own while subscribed.
+    listening: Option<listening::Listening>,
+    /// Every client's commands, while it monitors.
+    monitoring: Option<crate::session::monitor::Watcher>,
 }
 
 impl Drop for RespSession {
@@ -112,6 +118,8 @@ impl RespSession {
             client,
             replies: Replies::On,
             pinned: None,
+            listening: None,
+            monitoring: None,
         }
     }
 
@@ -225,6 +233,17 @@ impl RespSession {
             }
             encode(&Reply::error(refusal.message()), self.version, output);
             return Flow::Continue;
+        }
+        let monitors = &self.shared.clients.monitors;
+        if monitors.watched() && !self.sentinel {
+            monitors.feed(self.db, &self.client.monitor_name, &command.args);
+        }
+        if (self.listening.is_some() || listening::may_listen(&command.args[0])) && !self.sentinel {
+            self.flush_forwarded(batch, output).await;
+            if let Some(flow) = self.run_listening(&command.args, output).await {
+                self.shared.stats.commands.add(1);
+                return flow;
+            }
         }
         if pinned::may_pin(&command.args[0]) && !self.sentinel {
             self.flush_forwarded(batch, output).await;
@@ -364,6 +383,10 @@ impl Session for RespSession {
 
     fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {
         Some(self.client.killed.clone())
+    }
+
+    async fn pushed(&mut self, output: &mut BytesMut) -> bool {
+        self.relay_pushed(output).await
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {

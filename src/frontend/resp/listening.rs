@@ -1,0 +1,344 @@
+//! Pub/sub and MONITOR through Keyway.
+//!
+//! Pub/sub runs on a redis connection of the client's own
+//! (`backend::redis::Pinned`) to the one redis server the routes reach
+//! (`Router::redis_for_channels`), since redis sends messages unasked, on
+//! the connection that subscribed. What redis sends is relayed as it came:
+//! the connection task awaits it beside the client's next request
+//! (`Session::pushed`). A subscribing command's confirmations are read
+//! before the next command is taken (messages that come first are relayed
+//! first, as redis orders them), so Keyway always knows what the client is
+//! subscribed to, and lets the connection go when that is nothing (as redis
+//! leaves pub/sub mode). Under RESP2, a subscribed client's other commands
+//! go to that connection too, for redis's own answer (PING's `pong`, or its
+//! "only (P|S)SUBSCRIBE ... allowed in this context" error); under RESP3
+//! they take their usual routes. RESET and QUIT end it.
+//!
+//! MONITOR is Keyway's own (`session::monitor`): every RESP client's
+//! commands, whichever route serves them.
+
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
+use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
+
+use super::RespSession;
+use crate::backend::redis::{Batch, Pinned};
+use crate::backend::BackendError;
+use crate::session::clients::PinnedSlot;
+use crate::session::monitor::{self, FellBehind};
+use crate::session::Flow;
+
+/// The client's own connection while it is subscribed or monitoring.
+pub(super) struct Listening {
+    connection: Pinned,
+    /// What redis confirmed: channels, patterns, shard channels.
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    shard_channels: HashSet<Bytes>,
+    /// Its place under limits.max_pinned_connections.
+    _slot: PinnedSlot,
+}
+
+/// The commands that start or change listening.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    Subscribe(Kind),
+    Unsubscribe(Kind),
+    Monitor,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Listen {
+    fn of(name: &[u8]) -> Option<Listen> {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        Some(match () {
+            _ if is("subscribe") => Listen::Subscribe(Kind::Channel),
+            _ if is("psubscribe") => Listen::Subscribe(Kind::Pattern),
+            _ if is("ssubscribe") => Listen::Subscribe(Kind::Shard),
+            _ if is("unsubscribe") => Listen::Unsubscribe(Kind::Channel),
+            _ if is("punsubscribe") => Listen::Unsubscribe(Kind::Pattern),
+            _ if is("sunsubscribe") => Listen::Unsubscribe(Kind::Shard),
+            _ if is("monitor") => Listen::Monitor,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether `name` may start listening (cheap: asked of every command).
+pub(super) fn may_listen(name: &[u8]) -> bool {
+    (7..=12).contains(&name.len()) && Listen::of(name).is_some()
+}
+
+/// Whether a command names channels (PUBLISH, SPUBLISH, PUBSUB): it goes
+/// where subscribers listen.
+pub(super) fn names_channels(name: &str) -> bool {
+    matches!(name, "publish" | "spublish" | "pubsub")
+}
+
+/// What one frame redis sent says: its kind (`message`, `subscribe`, ...)
+/// and the channel or pattern it names.
+fn kind_and_name(frame: &Bytes, version: Version) -> Option<(Bytes, Option<Bytes>)> {
+    let parsed = parse_backend_reply(frame, version).ok()?;
+    let Reply::Array(items) = parsed else {
+        return None;
+    };
+    let kind = match items.first()? {
+        Reply::Bulk(kind) | Reply::Simple(kind) => kind.clone(),
+        _ => return None,
+    };
+    let name = match items.get(1) {
+        Some(Reply::Bulk(name)) => Some(name.clone()),
+        _ => None,
+    };
+    Some((kind, name))
+}
+
+fn is_message(kind: &[u8]) -> bool {
+    matches!(kind, b"message" | b"pmessage" | b"smessage")
+}
+
+impl Listening {
+    fn subscriptions(&mut self, kind: Kind) -> &mut HashSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// Keeps what a confirmation says; true for anything but a message
+    /// (a confirmation, a reply, an error).
+    fn observe(&mut self, frame: &Bytes) -> bool {
+        let Some((kind, name)) = kind_and_name(frame, self.connection.version()) else {
+            return true;
+        };
+        let change = match &kind[..] {
+            b"subscribe" => Some((Kind::Channel, true)),
+            b"psubscribe" => Some((Kind::Pattern, true)),
+            b"ssubscribe" => Some((Kind::Shard, true)),
+            b"unsubscribe" => Some((Kind::Channel, false)),
+            b"punsubscribe" => Some((Kind::Pattern, false)),
+            b"sunsubscribe" => Some((Kind::Shard, false)),
+            _ => None,
+        };
+        if let (Some((kind, added)), Some(name)) = (change, name) {
+            match added {
+                true => self.subscriptions(kind).insert(name),
+                false => self.subscriptions(kind).remove(&name),
+            };
+        }
+        !is_message(&kind)
+    }
+
+    /// Whether redis still counts this client as subscribed.
+    fn active(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
+    }
+
+    /// How many answers redis gives `args`: a confirmation per channel
+    /// named, or per subscription it ends (one when there is none).
+    fn answers(&mut self, listen: Option<Listen>, args: &[Bytes]) -> usize {
+        match listen {
+            Some(Listen::Unsubscribe(kind)) if args.len() == 1 => {
+                self.subscriptions(kind).len().max(1)
+            }
+            // (A bare SUBSCRIBE gets one answer: redis's arity error.)
+            Some(Listen::Subscribe(_) | Listen::Unsubscribe(_)) => (args.len() - 1).max(1),
+            Some(Listen::Monitor) | None => 1,
+        }
+    }
+}
+
+impl Listening {
+    /// Reads redis's answers to `args` (just sent), relaying them and the
+    /// messages that come first.
+    async fn relay_answers(
+        &mut self,
+        listen: Option<Listen>,
+        args: &[Bytes],
+        out: &mut BytesMut,
+    ) -> Result<(), BackendError> {
+        let mut awaited = self.answers(listen, args);
+        while awaited > 0 {
+            let frame = self.connection.next_frame().await?;
+            if frame.starts_with(b"-") {
+                // An error answers the whole command.
+                awaited = 1;
+            }
+            if self.observe(&frame) {
+                awaited -= 1;
+            }
+            out.extend_from_slice(&frame);
+        }
+        Ok(())
+    }
+}
+
+impl RespSession {
+    /// A command while listening, or one that starts it: run on the
+    /// client's own connection, what redis answers relayed. `None`: the
+    /// usual path takes it (QUIT, RESET, a RESP3 client's other commands,
+    /// a command inside MULTI). `Flow::Close` when the connection to redis
+    /// failed: what redis knew of the client went with it, and a client
+    /// told so by a closed connection subscribes again (redis-py does).
+    pub(super) async fn run_listening(
+        &mut self,
+        args: &[Bytes],
+        out: &mut BytesMut,
+    ) -> Option<Flow> {
+        let listen = Listen::of(&args[0]);
+        let ends = args[0].eq_ignore_ascii_case(b"reset") || args[0].eq_ignore_ascii_case(b"quit");
+        if ends || self.transaction.is_some() {
+            return None;
+        }
+        // MONITOR is Keyway's own (every client's commands); a RESP2
+        // subscriber's goes to redis, which refuses it in that context.
+        if listen == Some(Listen::Monitor)
+            && (self.listening.is_none() || self.version == Version::Resp3)
+        {
+            self.monitoring = Some(self.shared.clients.monitors.watch());
+            self.client.state.lock().monitor = true;
+            encode(&Reply::ok(), self.version, out);
+            return Some(Flow::Continue);
+        }
+        let mut listening = match self.listening.take() {
+            Some(listening) => listening,
+            None if listen.is_some() => match self.open_listening().await {
+                Ok(listening) => listening,
+                Err(error) => {
+                    encode(&error, self.version, out);
+                    return Some(Flow::Continue);
+                }
+            },
+            None => return None,
+        };
+        if listen.is_none() && self.version == Version::Resp3 {
+            self.listening = Some(listening);
+            return None;
+        }
+        let mut command = Batch::default();
+        command.push_args(args, 0);
+        if let Err(error) = listening.connection.write(command).await {
+            encode(&Reply::error(format!("ERR {error}")), self.version, out);
+            return Some(Flow::Close);
+        }
+        if let Err(error) = listening.relay_answers(listen, args, out).await {
+            encode(&Reply::error(format!("ERR {error}")), self.version, out);
+            return Some(Flow::Close);
+        }
+        self.keep_listening(listening);
+        Some(Flow::Continue)
+    }
+
+    /// Keeps the connection while redis counts the client as subscribed,
+    /// and shows CLIENT LIST what it is subscribed to.
+    fn keep_listening(&mut self, listening: Listening) {
+        let mut state = self.client.state.lock();
+        state.subscriptions = [
+            listening.channels.len(),
+            listening.patterns.len(),
+            listening.shard_channels.len(),
+        ];
+        drop(state);
+        if listening.active() {
+            self.listening = Some(listening);
+        }
+    }
+
+    async fn open_listening(&self) -> Result<Listening, Reply> {
+        let router = &self.shared.resp_router;
+        let route = router.redis_for_channels().ok_or_else(|| {
+            Reply::error(
+                "ERR pub/sub and MONITOR through Keyway go to the one redis server its routes \
+                 reach (not a Redis Cluster); this listener's routes reach none or several",
+            )
+        })?;
+        let limit = self.shared.config.limits.max_pinned_connections;
+        let slot = self.shared.clients.pin_slot(limit).ok_or_else(|| {
+            Reply::error(format!(
+                "ERR {limit} clients already hold a redis connection of their own (WATCH, \
+                 blocking pops, pub/sub, MONITOR): limits.max_pinned_connections"
+            ))
+        })?;
+        let passage = router
+            .redis_passage(route)
+            .ok_or_else(|| Reply::error("ERR internal: the route has no redis backend"))?;
+        let connection = passage
+            .backend()
+            .pin(self.version, self.db)
+            .await
+            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        Ok(Listening {
+            connection,
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
+            _slot: slot,
+        })
+    }
+
+    /// What redis sent unasked (messages), and the commands of every
+    /// client while this one monitors, appended to `out` (all that is
+    /// ready); false when the client must be disconnected: its redis
+    /// connection failed (as redis's own subscribers are when redis goes
+    /// away), or it fell too far behind MONITOR's lines. Never resolves
+    /// while the client neither listens nor monitors.
+    pub(super) async fn relay_pushed(&mut self, out: &mut BytesMut) -> bool {
+        let (listening, monitoring) = (&mut self.listening, &mut self.monitoring);
+        let messages = async move {
+            match listening {
+                Some(listening) => listening.connection.next_frame().await,
+                None => std::future::pending().await,
+            }
+        };
+        let lines = async move {
+            match monitoring {
+                Some(watcher) => watcher.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut message = None;
+        tokio::select! {
+            received = messages => match received {
+                Ok(frame) => message = Some(frame),
+                Err(error) => {
+                    tracing::info!(%error, "client disconnected: its pub/sub connection to redis failed");
+                    return false;
+                }
+            },
+            line = lines => match line {
+                Ok(line) => out.extend_from_slice(&line),
+                Err(FellBehind(missed)) => {
+                    tracing::info!(missed, backlog = monitor::BACKLOG, "client disconnected: it fell too many MONITOR lines behind");
+                    return false;
+                }
+            },
+        }
+        if let Some(mut listening) = self.listening.take() {
+            while let Some(frame) = message
+                .take()
+                .or_else(|| listening.connection.buffered_frame().ok().flatten())
+            {
+                listening.observe(&frame);
+                out.extend_from_slice(&frame);
+            }
+            self.keep_listening(listening);
+        }
+        if let Some(watcher) = &mut self.monitoring {
+            while let Some(line) = watcher.ready() {
+                match line {
+                    Ok(line) => out.extend_from_slice(&line),
+                    Err(FellBehind(_)) => return false,
+                }
+            }
+        }
+        true
+    }
+}

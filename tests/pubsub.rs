@@ -1,0 +1,248 @@
+//! Pub/sub and MONITOR through Keyway. Pub/sub on routes that reach one
+//! redis server goes to that redis on a connection of the subscriber's own:
+//! the same dialogue (subscribe, publish from another client, PING and
+//! other commands while subscribed, unsubscribe) gives the same bytes
+//! through Keyway as straight to a real redis-server, in RESP2 and RESP3.
+//! MONITOR shows every client's commands, whichever route serves them.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::{kill, show, start_keyway, start_redis, External};
+use keyway::server::Server;
+
+/// Every key to one redis, except keys under `mem:` (memory).
+async fn keyway_before(redis: &External, extra: &str) -> Server {
+    start_keyway(&format!(
+        "{extra}[backends.redis]\nurl = \"redis://{}\"\n\
+         [backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nprefix = \"mem:\"\nbackend = \"memory\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        redis.addr
+    ))
+    .await
+}
+
+/// Who sends a step of a dialogue: the subscriber or another client.
+#[derive(Clone, Copy)]
+enum Who {
+    Subscriber,
+    Publisher,
+}
+use Who::{Publisher, Subscriber};
+
+/// Steps: (who sends, what); the subscriber's bytes are compared.
+const DIALOGUE: &[(Who, &str)] = &[
+    (Subscriber, "SUBSCRIBE news sport"),
+    (Publisher, "PUBLISH news hello"),
+    (Subscriber, "PSUBSCRIBE n*"),
+    (Publisher, "PUBLISH news again"),
+    (Publisher, "PUBLISH nothing x"),
+    (Subscriber, "PING"),
+    (Subscriber, "PING there"),
+    (Subscriber, "GET k"),
+    (Subscriber, "PUBSUB NUMSUB news"),
+    (Subscriber, "SUBSCRIBE"),
+    (Subscriber, "UNSUBSCRIBE sport"),
+    // (With several channels, their order is that of redis's hash table.)
+    (Subscriber, "UNSUBSCRIBE"),
+    (Publisher, "PUBLISH news unheard"),
+    (Publisher, "PUBLISH nx heard"),
+    (Subscriber, "SSUBSCRIBE shard"),
+    (Publisher, "SPUBLISH shard piece"),
+    (Subscriber, "PUNSUBSCRIBE"),
+    (Subscriber, "SUNSUBSCRIBE shard"),
+    (Subscriber, "PING"),
+    (Subscriber, "UNSUBSCRIBE gone"),
+    (Subscriber, "SET k v"),
+    (Subscriber, "GET k"),
+];
+
+/// Reads what `stream` sends until it has sent `len` bytes, or (`len`
+/// unknown) until it is quiet for a while.
+async fn read_step(stream: &mut TcpStream, len: Option<usize>) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0; 4096];
+    loop {
+        if len.is_some_and(|len| got.len() >= len) {
+            return got;
+        }
+        let wait = match len {
+            Some(_) => Duration::from_secs(5),
+            None => Duration::from_millis(300),
+        };
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return got,
+        }
+    }
+}
+
+/// Runs the dialogue at `addr`; the subscriber's bytes at each step. With
+/// `lengths` (redis's own), each step is read to that length.
+async fn dialogue(addr: SocketAddr, resp3: bool, lengths: Option<&[usize]>) -> Vec<Vec<u8>> {
+    let mut subscriber = TcpStream::connect(addr).await.unwrap();
+    let mut publisher = TcpStream::connect(addr).await.unwrap();
+    if resp3 {
+        subscriber.write_all(b"HELLO 3\r\n").await.unwrap();
+        read_step(&mut subscriber, None).await;
+    }
+    publisher.write_all(b"DEL k\r\n").await.unwrap();
+    read_step(&mut publisher, None).await;
+    let mut steps = Vec::new();
+    for (i, (who, line)) in DIALOGUE.iter().enumerate() {
+        let command = format!("{line}\r\n");
+        match who {
+            Subscriber => subscriber.write_all(command.as_bytes()).await.unwrap(),
+            Publisher => {
+                publisher.write_all(command.as_bytes()).await.unwrap();
+                read_step(&mut publisher, Some(4)).await;
+            }
+        }
+        steps.push(read_step(&mut subscriber, lengths.map(|l| l[i])).await);
+    }
+    steps
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pub_sub_through_keyway_is_redis_byte_for_byte() {
+    let direct = start_redis();
+    let behind = start_redis();
+    let keyway = keyway_before(&behind, "").await;
+    for resp3 in [false, true] {
+        let want = dialogue(direct.addr, resp3, None).await;
+        let lengths: Vec<usize> = want.iter().map(Vec::len).collect();
+        let got = dialogue(keyway.resp_addr.unwrap(), resp3, Some(&lengths)).await;
+        for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                show(got),
+                show(want),
+                "resp3: {resp3}, step {i}: {:?}",
+                DIALOGUE[i].1
+            );
+        }
+    }
+}
+
+async fn call(stream: &mut TcpStream, line: &str) -> String {
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("a reply")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Reads until `text` has arrived (or fails after 5 s).
+async fn read_until(stream: &mut TcpStream, text: &str) -> String {
+    let mut got = String::new();
+    let mut buf = vec![0; 4096];
+    while !got.contains(text) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {text:?} in {got:?}"))
+            .unwrap();
+        assert!(n > 0, "closed before {text:?}: {got:?}");
+        got += &String::from_utf8_lossy(&buf[..n]);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monitor_shows_every_clients_commands_on_every_route() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind, "").await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut monitor = TcpStream::connect(addr).await.unwrap();
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(call(&mut monitor, "MONITOR").await, "+OK\r\n");
+    let local = client.local_addr().unwrap();
+    call(&mut client, "SELECT 2").await;
+    call(&mut client, "SET mem:a \"x\\ty\"").await;
+    call(&mut client, "SET k v").await;
+    call(&mut client, "AUTH someone secret").await;
+    call(&mut client, "CONFIG GET maxmemory").await;
+    call(&mut client, "GET k").await;
+    let seen = read_until(&mut monitor, "\"GET\" \"k\"").await;
+    let lines: Vec<&str> = seen.lines().collect();
+    let tail = |line: &str| line.split_once(' ').map(|(_, t)| t.to_string()).unwrap();
+    // Time, database and client as redis writes them; memory and redis
+    // routes alike; passwords redacted, CONFIG not shown.
+    assert!(lines[0].starts_with('+'), "{seen}");
+    assert_eq!(tail(lines[0]), format!("[0 {local}] \"SELECT\" \"2\""));
+    assert_eq!(
+        tail(lines[1]),
+        format!("[2 {local}] \"SET\" \"mem:a\" \"x\\ty\"")
+    );
+    assert_eq!(tail(lines[2]), format!("[2 {local}] \"SET\" \"k\" \"v\""));
+    assert_eq!(
+        tail(lines[3]),
+        format!("[2 {local}] \"AUTH\" \"(redacted)\" \"(redacted)\"")
+    );
+    assert_eq!(tail(lines[4]), format!("[2 {local}] \"GET\" \"k\""));
+    // The monitor's own commands are answered; RESET ends it.
+    assert_eq!(
+        call(&mut monitor, "RESET").await.lines().last(),
+        Some("+RESET")
+    );
+    call(&mut client, "GET after").await;
+    assert_eq!(call(&mut monitor, "PING").await, "+PONG\r\n");
+}
+
+/// What redis forgets when it goes away: a subscriber's connection closes,
+/// so that its client subscribes again (as redis-py does).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_is_disconnected_when_its_redis_goes_away() {
+    let mut behind = start_redis();
+    let keyway = keyway_before(&behind, "").await;
+    let mut subscriber = TcpStream::connect(keyway.resp_addr.unwrap()).await.unwrap();
+    assert!(call(&mut subscriber, "SUBSCRIBE ch")
+        .await
+        .ends_with(":1\r\n"));
+    kill(&mut behind);
+    let mut buf = vec![0; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), subscriber.read(&mut buf))
+        .await
+        .expect("the subscriber's connection ends");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+/// A subscriber holds one of limits.max_pinned_connections until it has
+/// unsubscribed from everything; CLIENT LIST shows what it listens to.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_are_bounded_and_shown() {
+    let behind = start_redis();
+    let keyway = keyway_before(&behind, "[limits]\nmax_pinned_connections = 1\n").await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut other = TcpStream::connect(addr).await.unwrap();
+    read_until(&mut first, "").await;
+    first.write_all(b"SUBSCRIBE a b\r\n").await.unwrap();
+    read_until(&mut first, ":2\r\n").await;
+    let list = call(&mut other, "CLIENT LIST").await;
+    assert!(
+        list.contains("flags=P db=0 sub=2 psub=0 ssub=0") && list.contains("cmd=subscribe"),
+        "{list}"
+    );
+    let refused = call(&mut second, "SUBSCRIBE c").await;
+    assert!(
+        refused.contains("limits.max_pinned_connections"),
+        "{refused}"
+    );
+    first.write_all(b"UNSUBSCRIBE\r\n").await.unwrap();
+    read_until(&mut first, ":0\r\n").await;
+    assert!(call(&mut second, "SUBSCRIBE c").await.ends_with(":1\r\n"));
+    // The first client is a plain one again.
+    assert_eq!(call(&mut first, "PING").await, "+PONG\r\n");
+}

@@ -130,6 +130,50 @@ async fn pub_sub_through_keyway_is_redis_byte_for_byte() {
     }
 }
 
+/// Routes that reach no redis: Keyway's own pub/sub answers as redis does.
+#[tokio::test(flavor = "multi_thread")]
+async fn pub_sub_on_routes_without_redis_is_redis_byte_for_byte() {
+    let direct = start_redis();
+    let keyway = start_keyway(
+        "[backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"memory\"\n",
+    )
+    .await;
+    for resp3 in [false, true] {
+        let want = dialogue(direct.addr, resp3, None).await;
+        let lengths: Vec<usize> = want.iter().map(Vec::len).collect();
+        let got = dialogue(keyway.resp_addr.unwrap(), resp3, Some(&lengths)).await;
+        for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                show(got),
+                show(want),
+                "resp3: {resp3}, step {i}: {:?}",
+                DIALOGUE[i].1
+            );
+        }
+    }
+    let mut client = TcpStream::connect(keyway.resp_addr.unwrap()).await.unwrap();
+    let mut redis = TcpStream::connect(direct.addr).await.unwrap();
+    for line in [
+        "PUBSUB HELP",
+        "PUBSUB CHANNELS a b",
+        "PUBSUB NUMPAT x",
+        "PUBSUB NOPE",
+        "PUBSUB",
+        "PUBLISH a",
+        "PUBSUB NUMSUB x y",
+        "PUBSUB SHARDNUMSUB",
+        "PUBSUB CHANNELS",
+        "PUBSUB NUMPAT",
+    ] {
+        assert_eq!(
+            call(&mut client, line).await,
+            call(&mut redis, line).await,
+            "{line}"
+        );
+    }
+}
+
 async fn call(stream: &mut TcpStream, line: &str) -> String {
     stream
         .write_all(format!("{line}\r\n").as_bytes())
@@ -245,4 +289,55 @@ async fn subscribers_are_bounded_and_shown() {
     assert!(call(&mut second, "SUBSCRIBE c").await.ends_with(":1\r\n"));
     // The first client is a plain one again.
     assert_eq!(call(&mut first, "PING").await, "+PONG\r\n");
+}
+
+/// A subscriber that reads nothing while messages pour in (Keyway's own
+/// pub/sub) is unsubscribed and disconnected once broker::QUEUE messages
+/// wait for it, rather than held in memory without bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_falls_behind_is_dropped() {
+    let keyway = start_keyway(
+        "[backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"memory\"\n",
+    )
+    .await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut subscriber = TcpStream::connect(addr).await.unwrap();
+    let mut publisher = TcpStream::connect(addr).await.unwrap();
+    assert!(call(&mut subscriber, "SUBSCRIBE flood")
+        .await
+        .ends_with(":1\r\n"));
+    let payload = "x".repeat(4096);
+    let batch = format!("PUBLISH flood {payload}\r\n").repeat(100);
+    let mut dropped = false;
+    // At most 400 MiB of messages (kernel buffers hold a few MiB).
+    for _ in 0..1000 {
+        publisher.write_all(batch.as_bytes()).await.unwrap();
+        let replies = read_until(&mut publisher, "\r\n").await;
+        let mut more = replies;
+        while more.matches("\r\n").count() < 100 {
+            more += &read_until(&mut publisher, "\r\n").await;
+        }
+        if more.ends_with(":0\r\n") {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the subscriber was never dropped");
+    assert_eq!(
+        call(&mut publisher, "PUBSUB NUMSUB flood").await,
+        "*2\r\n$5\r\nflood\r\n:0\r\n"
+    );
+    // Its connection ends once what was queued is written.
+    let mut buf = vec![0; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match subscriber.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the subscriber's connection did not end");
 }

@@ -125,6 +125,7 @@ impl Router {
             reaches,
             redis,
             sole_redis,
+            reaches_redis: !reached_redis.is_empty(),
             redis_for_channels,
             sessions: config.sessions.clone(),
         }

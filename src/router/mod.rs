@@ -92,6 +92,8 @@ pub struct Router {
     /// The one redis server (not a cluster) the routes reach, directly or
     /// as a tier's member: where pub/sub and MONITOR go.
     redis_for_channels: Option<RedisRoute>,
+    /// Whether any route reaches a redis server (else pub/sub is Keyway's own).
+    reaches_redis: bool,
     /// `[sessions]`: whether ended sessions are kept ended, and how long.
     sessions: crate::config::Sessions,
 }

@@ -197,6 +197,11 @@ impl Router {
         self.redis_for_channels
     }
 
+    /// Whether any route reaches a redis server, directly or in a tier.
+    pub fn reaches_redis(&self) -> bool {
+        self.reaches_redis
+    }
+
     pub fn redis_routes(&self) -> &[RedisRoute] {
         &self.redis
     }

@@ -140,6 +140,8 @@ pub struct Clients {
     pinned: Arc<std::sync::atomic::AtomicUsize>,
     /// MONITOR's lines, to every client that monitors.
     pub monitors: super::monitor::Monitors,
+    /// Pub/sub where the routes reach no redis.
+    pub broker: super::broker::Broker,
 }
 
 /// One of limits.max_pinned_connections, given back when dropped.
@@ -160,6 +162,7 @@ impl Default for Clients {
             epoch: Instant::now(),
             pinned: Arc::default(),
             monitors: Default::default(),
+            broker: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! It sits below the listeners and the frontends, so neither reaches into
 //! the other.
 
+pub mod broker;
 pub mod clients;
 pub mod monitor;
 pub mod request_buffers;

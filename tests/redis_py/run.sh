@@ -77,9 +77,10 @@ target/debug/keyway --config "$work/memory.toml" >"$work/memory.log" 2>&1 & pids
 wait_port "$memory"
 
 files=(tests/test_commands.py tests/test_pipeline.py tests/test_scripting.py tests/test_lock.py
-       tests/test_encoding.py tests/test_connection.py
+       tests/test_encoding.py tests/test_connection.py tests/test_pubsub.py tests/test_monitor.py
        tests/test_asyncio/test_commands.py tests/test_asyncio/test_pipeline.py
-       tests/test_asyncio/test_scripting.py tests/test_asyncio/test_lock.py)
+       tests/test_asyncio/test_scripting.py tests/test_asyncio/test_lock.py
+       tests/test_asyncio/test_pubsub.py tests/test_asyncio/test_monitor.py)
 passed() { # port, output file: the ids of the tests that pass
     # (pytest's exit status says some failed, which is expected.)
     (cd "$source" && COLUMNS=400 "$OLDPWD/$venv/bin/python" -m pytest -q -p no:cacheprovider -rA \
@@ -121,12 +122,16 @@ compare() {
         for test in $unexpected; do
             grep -m1 -F -e "FAILED $test " -e "ERROR $test " "$work/$name.txt.log" >&2 || echo "$test" >&2
         done
-        status=1
+        return 1
     fi
 }
+# Both routes at once (two cores; each run mostly waits on its server).
 status=0
-compare "$keyway" redis tests/redis_py/lost_through_keyway.txt
-compare "$memory" memory tests/redis_py/lost_on_memory.txt
+compare "$keyway" redis tests/redis_py/lost_through_keyway.txt >"$work/redis.out" 2>&1 & redis_run=$!
+compare "$memory" memory tests/redis_py/lost_on_memory.txt >"$work/memory.out" 2>&1 & memory_run=$!
+wait "$redis_run" || status=1
+wait "$memory_run" || status=1
+cat "$work/redis.out" "$work/memory.out"
 if [ -n "${KEEP_LOGS:-}" ]; then
     cp "$work"/*.log "$work"/*.txt "$KEEP_LOGS"/
 fi

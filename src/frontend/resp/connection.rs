@@ -79,6 +79,7 @@ impl RespSession {
         self.pinned = None;
         self.listening = None;
         self.monitoring = None;
+        self.subscribed_here = None;
         let mut state = self.client.state.lock();
         state.subscriptions = [0; 3];
         state.monitor = false;

@@ -106,7 +106,19 @@ impl RespSession {
         if db == self.db {
             return Err(same_object());
         }
-        let Some(item) = self.item(self.db, key).await? else {
+        let item = match self.item(self.db, key).await {
+            // A collection: moved within its memory store.
+            Err(Reply::Error(error)) if error.starts_with("WRONGTYPE") => {
+                let router = &self.shared.resp_router;
+                let Some(passage) = router.memory_passage(std::iter::once(&key[..])) else {
+                    return Err(Reply::Error(error));
+                };
+                let moved = passage.backend().move_key(key, self.db, db)?;
+                return Ok(Reply::Integer(i64::from(moved)));
+            }
+            item => item?,
+        };
+        let Some(item) = item else {
             return Ok(Reply::Integer(0));
         };
         let written = self.put(db, key, item, true).await?;

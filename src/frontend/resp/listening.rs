@@ -22,9 +22,10 @@ use std::collections::HashSet;
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
 
-use super::RespSession;
+use super::{local_pubsub, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::backend::BackendError;
+use crate::session::broker;
 use crate::session::clients::PinnedSlot;
 use crate::session::monitor::{self, FellBehind};
 use crate::session::Flow;
@@ -71,9 +72,15 @@ impl Listen {
     }
 }
 
-/// Whether `name` may start listening (cheap: asked of every command).
+/// Whether `name` may start listening, or names channels (cheap: asked of
+/// every command).
 pub(super) fn may_listen(name: &[u8]) -> bool {
-    (7..=12).contains(&name.len()) && Listen::of(name).is_some()
+    let channels = || {
+        name.eq_ignore_ascii_case(b"publish")
+            || name.eq_ignore_ascii_case(b"spublish")
+            || name.eq_ignore_ascii_case(b"pubsub")
+    };
+    (6..=12).contains(&name.len()) && (Listen::of(name).is_some() || channels())
 }
 
 /// Whether a command names channels (PUBLISH, SPUBLISH, PUBSUB): it goes
@@ -208,6 +215,9 @@ impl RespSession {
             encode(&Reply::ok(), self.version, out);
             return Some(Flow::Continue);
         }
+        if !self.shared.resp_router.reaches_redis() {
+            return self.run_local_pubsub(args, out);
+        }
         let mut listening = match self.listening.take() {
             Some(listening) => listening,
             None if listen.is_some() => match self.open_listening().await {
@@ -304,8 +314,16 @@ impl RespSession {
                 None => std::future::pending().await,
             }
         };
+        let here = RespSession::next_delivery(&mut self.subscribed_here);
         let mut message = None;
         tokio::select! {
+            delivery = here => match delivery {
+                Some(delivery) => local_pubsub::write_delivery(&delivery, self.version, out),
+                None => {
+                    tracing::info!(queue = broker::QUEUE, "client disconnected: it fell too many pub/sub messages behind");
+                    return false;
+                }
+            },
             received = messages => match received {
                 Ok(frame) => message = Some(frame),
                 Err(error) => {
@@ -331,6 +349,7 @@ impl RespSession {
             }
             self.keep_listening(listening);
         }
+        self.ready_deliveries(out);
         if let Some(watcher) = &mut self.monitoring {
             while let Some(line) = watcher.ready() {
                 match line {

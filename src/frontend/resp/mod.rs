@@ -14,6 +14,7 @@ mod info;
 mod items;
 mod keys;
 mod listening;
+mod local_pubsub;
 mod pinned;
 mod redis_arity;
 mod replies;
@@ -78,6 +79,8 @@ pub struct RespSession {
     listening: Option<listening::Listening>,
     /// Every client's commands, while it monitors.
     monitoring: Option<crate::session::monitor::Watcher>,
+    /// Its subscriptions on Keyway's own broker (routes that reach no redis).
+    subscribed_here: Option<local_pubsub::LocalSubscriber>,
 }
 
 impl Drop for RespSession {
@@ -120,6 +123,7 @@ impl RespSession {
             pinned: None,
             listening: None,
             monitoring: None,
+            subscribed_here: None,
         }
     }
 
@@ -238,7 +242,8 @@ impl RespSession {
         if monitors.watched() && !self.sentinel {
             monitors.feed(self.db, &self.client.monitor_name, &command.args);
         }
-        if (self.listening.is_some() || listening::may_listen(&command.args[0])) && !self.sentinel {
+        let listens = self.listening.is_some() || self.subscribed_here.is_some();
+        if (listens || listening::may_listen(&command.args[0])) && !self.sentinel {
             self.flush_forwarded(batch, output).await;
             if let Some(flow) = self.run_listening(&command.args, output).await {
                 self.shared.stats.commands.add(1);

@@ -33,6 +33,49 @@ pub fn redis_arity_error(args: &[Bytes]) -> Option<String> {
     (!fits).then(|| format!("ERR wrong number of arguments for '{name}' command"))
 }
 
+/// Commands with subcommands (`config`, `pubsub`, ...).
+static CONTAINERS: LazyLock<std::collections::HashSet<&'static str, ahash::RandomState>> =
+    LazyLock::new(|| {
+        REDIS_ARITY
+            .keys()
+            .filter_map(|name| name.split_once('|').map(|(container, _)| container))
+            .collect()
+    });
+
+/// What redis checks before anything else: that it knows the command (and
+/// its subcommand) and the argument count fits. Its full name
+/// (`pubsub|numsub`), or redis's error (`None`: redis has no such command).
+pub fn redis_full_name(args: &[Bytes]) -> Result<String, Option<String>> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let full = match (CONTAINERS.contains(name.as_str()), args.get(1)) {
+        (true, Some(sub)) => {
+            let full = format!(
+                "{name}|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            );
+            if !REDIS_ARITY.contains_key(full.as_str()) {
+                return Err(Some(format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+                    name.to_ascii_uppercase()
+                )));
+            }
+            full
+        }
+        _ => name,
+    };
+    let Some(&arity) = REDIS_ARITY.get(full.as_str()) else {
+        return Err(None);
+    };
+    let n = args.len() as i32;
+    match if arity >= 0 { n == arity } else { n >= -arity } {
+        true => Ok(full),
+        false => Err(Some(format!(
+            "ERR wrong number of arguments for '{full}' command"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

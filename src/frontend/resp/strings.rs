@@ -6,9 +6,11 @@ use keyway_protocol::resp::Reply;
 use super::commands::StringCmd;
 use super::requests::{GetEx, Set, SetEx};
 use super::{not_an_integer, parse_i64, wrong_arity, CmdResult, RespSession};
+use crate::backend::BackendError;
 use crate::op::{
     Arith, ArithOutcome, Expiry, ExpiryUpdate, Store, StoreMode, StoreOutcome, StoreStatus,
 };
+use crate::router::RouteError;
 
 impl RespSession {
     pub(super) async fn string_command(
@@ -28,7 +30,14 @@ impl RespSession {
                 ))
             }
             StringCmd::MGet => {
-                let items = router.get(db, &args[1..]).await?;
+                let items = match router.get(db, &args[1..]).await {
+                    // MGET answers nil for a key holding a collection (the
+                    // single-key read says WRONGTYPE, as GET must).
+                    Err(RouteError::Backend(BackendError::WrongType)) if args.len() == 2 => {
+                        vec![None]
+                    }
+                    items => items?,
+                };
                 self.shared.stats.record_reads(&items);
                 Ok(Reply::Array(
                     items

@@ -94,6 +94,31 @@ pub fn runs(name: &[u8]) -> bool {
 }
 
 impl MemoryBackend {
+    /// MOVE of `key` (any kind) from database `from` to `to`, where the
+    /// key is free: whether it moved. The key's shard is the same in every
+    /// database, so one lock covers both.
+    pub fn move_key(&self, key: &[u8], from: Db, to: Db) -> Result<bool, Reply> {
+        let mut space = Keyspace::lock(self, from, &[key]);
+        let Some(stored) = space.get(key)?.cloned() else {
+            return Ok(false);
+        };
+        space.db = to;
+        if space.get(key)?.is_some() {
+            return Ok(false);
+        }
+        let moved = Stored {
+            item: Item {
+                cas: self.new_cas(),
+                ..stored.item
+            },
+            collection: stored.collection,
+        };
+        space.replace(key, moved)?;
+        space.db = from;
+        space.remove(key)?;
+        Ok(true)
+    }
+
     /// Runs one command of redis's collections (a name [`runs`] accepts),
     /// `keys` being every key it names (the command table's key positions).
     /// `None`: a key command (OBJECT, MEMORY, RENAME, COPY) on a string,

@@ -20,7 +20,7 @@ RULES = [
     (r"'LCS' works only", "LCS is not on the memory store"),
     (r"'(P?EXPIRETIME)' works only", "EXPIRETIME/PEXPIRETIME are not built"),
     (r"Keyway runs only the Lua scripts|'EVAL(_RO|SHA_RO)?' (works only|names no key)", "Lua: the memory store runs django-redis's and redis-py's lock scripts natively and has no Lua interpreter for others"),
-    (r"needs a redis connection of its own", "WATCH, blocking pops, pub/sub and MONITOR are not built on the memory route (WATCH and blocking pops work on redis routes)"),
+    (r"needs a redis connection of its own", "WATCH and blocking pops are not built on the memory route (they work on redis routes)"),
     (r"its users and their permissions are \[\[auth.users\]\]", "ACL: Keyway's users are [[auth.users]] in its configuration file, refused on purpose"),
     (r"Try CLIENT HELP|CLIENT", "CLIENT TRACKING: needs invalidation messages pushed to the client (a connection of its own): not built"),
     (r"CONFIG SET is not supported", "CONFIG SET: Keyway's settings are its configuration file (reload with SIGHUP), refused on purpose"),

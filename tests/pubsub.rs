@@ -341,3 +341,84 @@ async fn a_subscriber_that_falls_behind_is_dropped() {
     .await;
     assert!(ended.is_ok(), "the subscriber's connection did not end");
 }
+
+/// CLIENT TRACKING where every route goes to one redis: a RESP3 client is
+/// told when a key it read changes (the same push bytes as redis's own
+/// client gets), and with REDIRECT a RESP2 client subscribed to
+/// `__redis__:invalidate` through Keyway gets the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_tracking_invalidates_as_redis_does() {
+    let direct = start_redis();
+    let behind = start_redis();
+    let keyway = start_keyway(&format!(
+        "[backends.redis]\nurl = \"redis://{}\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        behind.addr
+    ))
+    .await;
+    let invalidation = async |addr: SocketAddr| {
+        let mut tracker = TcpStream::connect(addr).await.unwrap();
+        let mut writer = TcpStream::connect(addr).await.unwrap();
+        read_until(&mut tracker, "").await;
+        call(&mut writer, "SET tk v1").await;
+        let hello = call(&mut tracker, "HELLO 3").await;
+        assert!(hello.contains("proto"), "{hello}");
+        assert_eq!(call(&mut tracker, "CLIENT TRACKING ON").await, "+OK\r\n");
+        assert_eq!(call(&mut tracker, "GET tk").await, "$2\r\nv1\r\n");
+        assert_eq!(call(&mut writer, "SET tk v2").await, "+OK\r\n");
+        let pushed = read_until(&mut tracker, "tk\r\n").await;
+        let info = call(&mut tracker, "CLIENT TRACKINGINFO").await;
+        let off = call(&mut tracker, "CLIENT TRACKING OFF").await;
+        call(&mut tracker, "GET tk").await;
+        call(&mut writer, "SET tk v3").await;
+        let after = call(&mut tracker, "PING").await;
+        (pushed, info, off, after)
+    };
+    let want = invalidation(direct.addr).await;
+    let got = invalidation(keyway.resp_addr.unwrap()).await;
+    assert_eq!(got, want);
+    assert_eq!(want.0, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ntk\r\n");
+
+    // RESP2: invalidations redirected to a subscriber through Keyway.
+    let addr = keyway.resp_addr.unwrap();
+    let mut subscriber = TcpStream::connect(addr).await.unwrap();
+    let mut tracker = TcpStream::connect(addr).await.unwrap();
+    let mut writer = TcpStream::connect(addr).await.unwrap();
+    let id = call(&mut subscriber, "CLIENT ID").await;
+    let id = id.trim_start_matches(':').trim();
+    read_until_sent(&mut subscriber, "SUBSCRIBE __redis__:invalidate", ":1\r\n").await;
+    let stranger = call(&mut tracker, "CLIENT TRACKING ON REDIRECT 999999").await;
+    assert!(stranger.contains("holds no redis connection"), "{stranger}");
+    assert_eq!(
+        call(&mut tracker, &format!("CLIENT TRACKING ON REDIRECT {id}")).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        call(&mut tracker, "CLIENT GETREDIR").await,
+        format!(":{id}\r\n")
+    );
+    call(&mut tracker, "GET tk").await;
+    call(&mut writer, "SET tk v4").await;
+    let message = read_until(&mut subscriber, "tk\r\n").await;
+    assert_eq!(
+        message,
+        "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$2\r\ntk\r\n"
+    );
+    // Tracking needs every key on that redis.
+    let memory = start_keyway(
+        "[backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"memory\"\n",
+    )
+    .await;
+    let mut client = TcpStream::connect(memory.resp_addr.unwrap()).await.unwrap();
+    let refused = call(&mut client, "CLIENT TRACKING ON").await;
+    assert!(refused.contains("needs every route"), "{refused}");
+}
+
+async fn read_until_sent(stream: &mut TcpStream, line: &str, text: &str) -> String {
+    stream
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await
+        .unwrap();
+    read_until(stream, text).await
+}

@@ -21,6 +21,10 @@ pub struct Client {
     pub flags: char,
     /// As MONITOR's lines name it: `127.0.0.1:5000`, `unix:/path`.
     pub monitor_name: String,
+    /// The redis client id of its pub/sub connection (else its tracking
+    /// connection); -1: none. What `CLIENT TRACKING ... REDIRECT` to it
+    /// names on redis.
+    pub redis_connection: std::sync::atomic::AtomicI64,
     pub connected: Instant,
     /// Cancelled by CLIENT KILL: the connection closes.
     pub killed: CancellationToken,
@@ -67,6 +71,7 @@ impl Client {
             laddr,
             flags,
             monitor_name,
+            redis_connection: std::sync::atomic::AtomicI64::new(-1),
             connected: Instant::now(),
             killed: CancellationToken::new(),
             state: Mutex::new(ClientState {
@@ -194,6 +199,14 @@ impl Clients {
             }
         }
         ids.len()
+    }
+
+    /// The redis client id of client `id`'s own redis connection, if it
+    /// has one.
+    pub fn redis_connection_of(&self, id: u64) -> Option<i64> {
+        let client = self.by_id.lock().get(&id).cloned()?;
+        let redis_id = client.redis_connection.load(Ordering::Relaxed);
+        (redis_id >= 0).then_some(redis_id)
     }
 
     /// A slot for a redis connection of a client's own, if fewer than

@@ -22,7 +22,7 @@ RULES = [
     (r"Keyway runs only the Lua scripts|'EVAL(_RO|SHA_RO)?' (works only|names no key)", "Lua: the memory store runs django-redis's and redis-py's lock scripts natively and has no Lua interpreter for others"),
     (r"needs a redis connection of its own", "WATCH and blocking pops are not built on the memory route (they work on redis routes)"),
     (r"its users and their permissions are \[\[auth.users\]\]", "ACL: Keyway's users are [[auth.users]] in its configuration file, refused on purpose"),
-    (r"Try CLIENT HELP|CLIENT", "CLIENT TRACKING: needs invalidation messages pushed to the client (a connection of its own): not built"),
+    (r"Try CLIENT HELP|CLIENT", "CLIENT TRACKING is built where every route goes to one redis (redis tells the client when a key changes); on the memory store it is not built"),
     (r"CONFIG SET is not supported", "CONFIG SET: Keyway's settings are its configuration file (reload with SIGHUP), refused on purpose"),
     (r"administers the redis server", "administers a redis server (BGSAVE, MODULE, REPLICAOF...): there is none on a memory route"),
     (r"'(LATENCY|LOLWUT|RANDOMKEY|FUNCTION|FCALL)' names no key", "keyless redis commands are forwarded to a sole redis; the memory store has no LATENCY, LOLWUT or FUNCTION"),

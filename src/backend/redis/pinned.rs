@@ -23,6 +23,9 @@ pub struct Pinned {
     buffer: BytesMut,
     version: Version,
     backend: String,
+    /// RESP3 pushes (a tracking client's invalidations) read while waiting
+    /// for replies, for the caller to relay in order.
+    pushes: Vec<Bytes>,
 }
 
 impl RedisBackend {
@@ -58,6 +61,7 @@ impl RedisBackend {
             buffer: BytesMut::new(),
             version,
             backend,
+            pushes: Vec::new(),
         };
         let mut request = BytesMut::new();
         let mut count = 0;
@@ -98,6 +102,10 @@ impl Pinned {
         let mut replies = Vec::with_capacity(count);
         while replies.len() < count {
             match frame_backend_reply(&mut self.buffer, MAX_REPLY, self.version) {
+                Ok(Some(push)) if push.starts_with(b">") => {
+                    self.pushes.push(push);
+                    continue;
+                }
                 Ok(Some(reply)) => {
                     replies.push(reply);
                     continue;
@@ -158,6 +166,27 @@ impl Pinned {
     pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
         frame_backend_reply(&mut self.buffer, MAX_REPLY, self.version)
             .map_err(|error| self.failed(&error.to_string()))
+    }
+
+    /// The pushes [`call`](Self::call) set aside, in the order they came.
+    pub fn take_pushes(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.pushes)
+    }
+
+    /// This connection's id on redis (`CLIENT ID`): what `CLIENT TRACKING
+    /// ... REDIRECT` names.
+    pub async fn redis_id(&mut self) -> Result<i64> {
+        let mut request = BytesMut::new();
+        command(&mut request, &[b"CLIENT", b"ID"]);
+        let reply = self.call(&request, 1).await?.remove(0);
+        std::str::from_utf8(
+            reply
+                .get(1..reply.len().saturating_sub(2))
+                .unwrap_or_default(),
+        )
+        .ok()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| self.failed("CLIENT ID gave no integer"))
     }
 
     /// The RESP version this connection speaks.

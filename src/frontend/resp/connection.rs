@@ -80,6 +80,8 @@ impl RespSession {
         self.listening = None;
         self.monitoring = None;
         self.subscribed_here = None;
+        self.tracking = None;
+        self.publish_redis_connection();
         let mut state = self.client.state.lock();
         state.subscriptions = [0; 3];
         state.monitor = false;

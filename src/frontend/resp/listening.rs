@@ -33,12 +33,24 @@ use crate::session::Flow;
 /// The client's own connection while it is subscribed or monitoring.
 pub(super) struct Listening {
     connection: Pinned,
+    /// Its id on redis (CLIENT TRACKING ... REDIRECT to this client).
+    pub(super) redis_id: i64,
     /// What redis confirmed: channels, patterns, shard channels.
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shard_channels: HashSet<Bytes>,
     /// Its place under limits.max_pinned_connections.
     _slot: PinnedSlot,
+}
+
+/// What comes for a client unasked.
+enum Unasked {
+    /// An invalidation or a MONITOR line, written as it is.
+    Frame(Bytes),
+    /// A message from Keyway's own broker.
+    Delivery(broker::Delivery),
+    /// What redis sent on the pub/sub connection.
+    Message(Bytes),
 }
 
 /// The commands that start or change listening.
@@ -260,6 +272,7 @@ impl RespSession {
         if listening.active() {
             self.listening = Some(listening);
         }
+        self.publish_redis_connection();
     }
 
     async fn open_listening(&self) -> Result<Listening, Reply> {
@@ -270,23 +283,14 @@ impl RespSession {
                  reach (not a Redis Cluster); this listener's routes reach none or several",
             )
         })?;
-        let limit = self.shared.config.limits.max_pinned_connections;
-        let slot = self.shared.clients.pin_slot(limit).ok_or_else(|| {
-            Reply::error(format!(
-                "ERR {limit} clients already hold a redis connection of their own (WATCH, \
-                 blocking pops, pub/sub, MONITOR): limits.max_pinned_connections"
-            ))
-        })?;
-        let passage = router
-            .redis_passage(route)
-            .ok_or_else(|| Reply::error("ERR internal: the route has no redis backend"))?;
-        let connection = passage
-            .backend()
-            .pin(self.version, self.db)
+        let (mut connection, slot) = self.open_own_connection(route).await?;
+        let redis_id = connection
+            .redis_id()
             .await
             .map_err(|e| Reply::error(format!("ERR {e}")))?;
         Ok(Listening {
             connection,
+            redis_id,
             channels: HashSet::new(),
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
@@ -294,13 +298,9 @@ impl RespSession {
         })
     }
 
-    /// What redis sent unasked (messages), and the commands of every
-    /// client while this one monitors, appended to `out` (all that is
-    /// ready); false when the client must be disconnected: its redis
-    /// connection failed (as redis's own subscribers are when redis goes
-    /// away), or it fell too far behind MONITOR's lines. Never resolves
-    /// while the client neither listens nor monitors.
-    pub(super) async fn relay_pushed(&mut self, out: &mut BytesMut) -> bool {
+    /// What comes for the client unasked, whichever source sends first;
+    /// why the client must go when a source failed.
+    async fn next_unasked(&mut self) -> Result<Unasked, String> {
         let (listening, monitoring) = (&mut self.listening, &mut self.monitoring);
         let messages = async move {
             match listening {
@@ -315,30 +315,45 @@ impl RespSession {
             }
         };
         let here = RespSession::next_delivery(&mut self.subscribed_here);
-        let mut message = None;
+        let invalidations = RespSession::next_invalidation(&mut self.tracking);
         tokio::select! {
-            delivery = here => match delivery {
-                Some(delivery) => local_pubsub::write_delivery(&delivery, self.version, out),
-                None => {
-                    tracing::info!(queue = broker::QUEUE, "client disconnected: it fell too many pub/sub messages behind");
-                    return false;
-                }
-            },
-            received = messages => match received {
-                Ok(frame) => message = Some(frame),
-                Err(error) => {
-                    tracing::info!(%error, "client disconnected: its pub/sub connection to redis failed");
-                    return false;
-                }
-            },
-            line = lines => match line {
-                Ok(line) => out.extend_from_slice(&line),
-                Err(FellBehind(missed)) => {
-                    tracing::info!(missed, backlog = monitor::BACKLOG, "client disconnected: it fell too many MONITOR lines behind");
-                    return false;
-                }
-            },
+            push = invalidations => push
+                .map(Unasked::Frame)
+                .ok_or_else(|| "its CLIENT TRACKING connection to redis failed".to_string()),
+            delivery = here => delivery
+                .map(Unasked::Delivery)
+                .ok_or_else(|| format!("it fell {} pub/sub messages behind", broker::QUEUE)),
+            message = messages => message
+                .map(Unasked::Message)
+                .map_err(|error| format!("its pub/sub connection to redis failed: {error}")),
+            line = lines => line.map(Unasked::Frame).map_err(|FellBehind(missed)| {
+                format!("it fell {missed} MONITOR lines past the {} kept", monitor::BACKLOG)
+            }),
         }
+    }
+
+    /// What redis sent unasked (messages, invalidations), the broker's
+    /// deliveries, and every client's commands while this one monitors,
+    /// appended to `out` (all that is ready); false when the client must
+    /// be disconnected: a redis connection of its own failed (as redis's
+    /// own subscribers are when redis goes away), or it fell too far
+    /// behind. Never resolves while the client has nothing coming.
+    pub(super) async fn relay_pushed(&mut self, out: &mut BytesMut) -> bool {
+        let mut message = match self.next_unasked().await {
+            Ok(Unasked::Frame(frame)) => {
+                out.extend_from_slice(&frame);
+                None
+            }
+            Ok(Unasked::Delivery(delivery)) => {
+                local_pubsub::write_delivery(&delivery, self.version, out);
+                None
+            }
+            Ok(Unasked::Message(message)) => Some(message),
+            Err(why) => {
+                tracing::info!("client disconnected: {why}");
+                return false;
+            }
+        };
         if let Some(mut listening) = self.listening.take() {
             while let Some(frame) = message
                 .take()

@@ -23,6 +23,7 @@ mod scripts;
 mod sentinel;
 mod server;
 mod strings;
+mod tracking;
 mod transaction;
 
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub struct RespSession {
     monitoring: Option<crate::session::monitor::Watcher>,
     /// Its subscriptions on Keyway's own broker (routes that reach no redis).
     subscribed_here: Option<local_pubsub::LocalSubscriber>,
+    /// A redis connection of its own while CLIENT TRACKING is on.
+    tracking: Option<tracking::Tracking>,
 }
 
 impl Drop for RespSession {
@@ -124,6 +127,7 @@ impl RespSession {
             listening: None,
             monitoring: None,
             subscribed_here: None,
+            tracking: None,
         }
     }
 
@@ -242,19 +246,13 @@ impl RespSession {
         if monitors.watched() && !self.sentinel {
             monitors.feed(self.db, &self.client.monitor_name, &command.args);
         }
-        let listens = self.listening.is_some() || self.subscribed_here.is_some();
-        if (listens || listening::may_listen(&command.args[0])) && !self.sentinel {
-            self.flush_forwarded(batch, output).await;
-            if let Some(flow) = self.run_listening(&command.args, output).await {
+        if !self.sentinel {
+            if let Some(flow) = self
+                .take_on_own_connection(&command.args, batch, output)
+                .await
+            {
                 self.shared.stats.commands.add(1);
                 return flow;
-            }
-        }
-        if pinned::may_pin(&command.args[0]) && !self.sentinel {
-            self.flush_forwarded(batch, output).await;
-            if self.run_pinned(&command.args, output).await {
-                self.shared.stats.commands.add(1);
-                return Flow::Continue;
             }
         }
         if self.transaction.is_none() && !self.sentinel {
@@ -275,6 +273,37 @@ impl RespSession {
         }
         self.flush_forwarded(batch, output).await;
         self.handle(command.args, output).await
+    }
+
+    /// A command for pub/sub (listening.rs), CLIENT TRACKING (tracking.rs)
+    /// or a connection of the client's own (pinned.rs: WATCH, blocking
+    /// pops), answered after the batch so far; `None`: none of those.
+    async fn take_on_own_connection(
+        &mut self,
+        args: &[Bytes],
+        batch: &mut Forwarding,
+        output: &mut BytesMut,
+    ) -> Option<Flow> {
+        let listens = self.listening.is_some() || self.subscribed_here.is_some();
+        if listens || listening::may_listen(&args[0]) {
+            self.flush_forwarded(batch, output).await;
+            if let Some(flow) = self.run_listening(args, output).await {
+                return Some(flow);
+            }
+        }
+        if self.tracking.is_some() || tracking::turns_tracking(args) {
+            self.flush_forwarded(batch, output).await;
+            if let Some(flow) = self.run_tracking(args, output).await {
+                return Some(flow);
+            }
+        }
+        if pinned::may_pin(&args[0]) {
+            self.flush_forwarded(batch, output).await;
+            if self.run_pinned(args, output).await {
+                return Some(Flow::Continue);
+            }
+        }
+        None
     }
 
     /// Before AUTH, as redis with a password: only AUTH, HELLO, RESET and

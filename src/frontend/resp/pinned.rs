@@ -136,11 +136,26 @@ impl RespSession {
     }
 
     async fn open_pinned(&self, route: RedisRoute) -> Result<PinnedTo, Reply> {
+        let (connection, slot) = self.open_own_connection(route).await?;
+        Ok(PinnedTo {
+            route,
+            connection,
+            _slot: slot,
+        })
+    }
+
+    /// A redis connection of the client's own to `route` (WATCH, blocking
+    /// pops, pub/sub, tracking), in its protocol and database, and its
+    /// place under limits.max_pinned_connections.
+    pub(super) async fn open_own_connection(
+        &self,
+        route: RedisRoute,
+    ) -> Result<(Pinned, PinnedSlot), Reply> {
         let limit = self.shared.config.limits.max_pinned_connections;
         let slot = self.shared.clients.pin_slot(limit).ok_or_else(|| {
             Reply::error(format!(
                 "ERR {limit} clients already hold a redis connection of their own (WATCH, \
-                 blocking pops): limits.max_pinned_connections"
+                 blocking pops, pub/sub, CLIENT TRACKING): limits.max_pinned_connections"
             ))
         })?;
         let passage = self
@@ -153,11 +168,7 @@ impl RespSession {
             .pin(self.version, self.db)
             .await
             .map_err(|e| Reply::error(format!("ERR {e}")))?;
-        Ok(PinnedTo {
-            route,
-            connection,
-            _slot: slot,
-        })
+        Ok((connection, slot))
     }
 
     /// EXEC of a transaction on `route` while a WATCH holds the client's

@@ -13,6 +13,22 @@ use crate::op::{
 use crate::router::RouteError;
 
 impl RespSession {
+    async fn mget(&self, args: &[Bytes]) -> CmdResult {
+        let items = match self.shared.resp_router.get(self.db, &args[1..]).await {
+            // MGET answers nil for a key holding a collection (the
+            // single-key read says WRONGTYPE, as GET must).
+            Err(RouteError::Backend(BackendError::WrongType)) if args.len() == 2 => vec![None],
+            items => items?,
+        };
+        self.shared.stats.record_reads(&items);
+        Ok(Reply::Array(
+            items
+                .into_iter()
+                .map(|i| Reply::bulk_or_null(i.map(|i| i.value)))
+                .collect(),
+        ))
+    }
+
     pub(super) async fn string_command(
         &mut self,
         cmd: StringCmd,
@@ -29,23 +45,7 @@ impl RespSession {
                     items.into_iter().next().flatten().map(|i| i.value),
                 ))
             }
-            StringCmd::MGet => {
-                let items = match router.get(db, &args[1..]).await {
-                    // MGET answers nil for a key holding a collection (the
-                    // single-key read says WRONGTYPE, as GET must).
-                    Err(RouteError::Backend(BackendError::WrongType)) if args.len() == 2 => {
-                        vec![None]
-                    }
-                    items => items?,
-                };
-                self.shared.stats.record_reads(&items);
-                Ok(Reply::Array(
-                    items
-                        .into_iter()
-                        .map(|i| Reply::bulk_or_null(i.map(|i| i.value)))
-                        .collect(),
-                ))
-            }
+            StringCmd::MGet => self.mget(args).await,
             StringCmd::Set => self.set(Set::parse(args)?).await,
             StringCmd::SetNx => self.setnx(args).await,
             StringCmd::SetEx | StringCmd::PSetEx => {

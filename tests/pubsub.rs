@@ -1,9 +1,10 @@
-//! Pub/sub and MONITOR through Keyway. Pub/sub on routes that reach one
+//! Pub/sub, MONITOR and CLIENT TRACKING through Keyway. Pub/sub on routes that reach one
 //! redis server goes to that redis on a connection of the subscriber's own:
 //! the same dialogue (subscribe, publish from another client, PING and
 //! other commands while subscribed, unsubscribe) gives the same bytes
 //! through Keyway as straight to a real redis-server, in RESP2 and RESP3.
 //! MONITOR shows every client's commands, whichever route serves them.
+//! A tracking client is told of changes as redis tells its own clients.
 
 mod common;
 
@@ -421,4 +422,35 @@ async fn read_until_sent(stream: &mut TcpStream, line: &str, text: &str) -> Stri
         .await
         .unwrap();
     read_until(stream, text).await
+}
+
+/// Two Keyways in front of one redis (a memory tier over it, as a sidecar
+/// runs): a message published through one reaches a subscriber on the
+/// other, and redis's own clients, because both publish on that redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn publishers_and_subscribers_on_two_keyways_meet_on_their_redis() {
+    let redis = start_redis();
+    let tier = format!(
+        "[backends.redis]\nurl = \"redis://{}\"\n\
+         [backends.local]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [policies.tier]\nkind = \"write-through\"\ncache = \"local\"\ndurable = \"redis\"\n\
+         coherence = \"none\"\n\
+         [[routes]]\nglob = \"*\"\npolicy = \"tier\"\n",
+        redis.addr
+    );
+    let first = start_keyway(&tier).await;
+    let second = start_keyway(&tier).await;
+    let mut subscriber = TcpStream::connect(first.resp_addr.unwrap()).await.unwrap();
+    let mut direct = TcpStream::connect(redis.addr).await.unwrap();
+    let mut publisher = TcpStream::connect(second.resp_addr.unwrap()).await.unwrap();
+    read_until_sent(&mut subscriber, "SUBSCRIBE news", ":1\r\n").await;
+    read_until_sent(&mut direct, "SUBSCRIBE news", ":1\r\n").await;
+    assert_eq!(call(&mut publisher, "PUBLISH news hello").await, ":2\r\n");
+    let want = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+    assert_eq!(read_until(&mut subscriber, "hello\r\n").await, want);
+    assert_eq!(read_until(&mut direct, "hello\r\n").await, want);
+    assert_eq!(
+        call(&mut publisher, "PUBSUB NUMSUB news").await,
+        "*2\r\n$4\r\nnews\r\n:2\r\n"
+    );
 }

@@ -428,3 +428,56 @@ async fn session_reads_go_as_they_came_and_writes_are_checked_in_one_script() {
         .and_then(|calls| calls.parse::<u64>().ok());
     assert_eq!(evalsha, Some(2), "{text}");
 }
+
+/// A client that leaves during `BLPOP k 0` gives back its redis connection
+/// at once (redis sees it close, and the slot under
+/// limits.max_pinned_connections is free); one that pipelines after the pop
+/// gets every reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_gone_during_a_blocking_pop_frees_its_connection() {
+    let behind = start_redis();
+    let keyway = start_keyway(&format!(
+        "[limits]\nmax_pinned_connections = 1\n\
+         [backends.redis]\nurl = \"redis://{}\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        behind.addr
+    ))
+    .await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut leaving = tokio::net::TcpStream::connect(addr).await.unwrap();
+    leaving.write_all(b"BLPOP q 0\r\n").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(leaving);
+    let mut pipelined = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut pusher = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut freed = false;
+    for _ in 0..50 {
+        let list = common::redis_cli(behind.addr, &["CLIENT", "LIST"]);
+        if !list.contains("cmd=blpop") {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(freed, "redis still holds the gone client's BLPOP");
+    pipelined
+        .write_all(b"BLPOP q 0\r\nPING\r\nECHO after\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(call(&mut pusher, "RPUSH q x").await, ":1\r\n");
+    let mut got = Vec::new();
+    let mut buf = vec![0; 256];
+    while !got.ends_with(b"after\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), pipelined.read(&mut buf))
+            .await
+            .expect("replies")
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*2\r\n$1\r\nq\r\n$1\r\nx\r\n+PONG\r\n$5\r\nafter\r\n"
+    );
+}

@@ -66,6 +66,10 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut holding = Holding::default();
     // CLIENT KILL from another connection.
     let killed = session.killed().unwrap_or_default();
+    // A turn waiting as long as the client asked (a blocking pop), and what
+    // the client sends meanwhile.
+    let long_waits = session.long_waits();
+    let mut early = BytesMut::new();
     loop {
         if !pending {
             let budget = session
@@ -137,7 +141,21 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         // Boxed: the future of a turn is over 5 KiB (every backend's request
         // future is in it), and inline it would sit in every connection's
         // task, idle or not. One allocation per turn instead.
-        let flow = Box::pin(session.process(&mut input, &mut output)).await;
+        let flow = {
+            let turn = Box::pin(session.process(&mut input, &mut output));
+            tokio::select! {
+                biased;
+                flow = turn => flow,
+                () = client_left(&long_waits, &mut stream, &mut early) => break,
+            }
+        };
+        // What the client sent during a long wait comes after what was
+        // read, and is answered before reading more.
+        let sent_meanwhile = !early.is_empty();
+        if sent_meanwhile {
+            input.extend_from_slice(&early);
+            early = BytesMut::new();
+        }
         if !output.is_empty() {
             if !write_all(&mut stream, &output, write_timeout).await {
                 break;
@@ -155,11 +173,35 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         });
         match flow {
             Flow::Close => break,
-            Flow::Continue => pending = false,
+            Flow::Continue => pending = sent_meanwhile,
             Flow::Yield => pending = true,
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Resolves when the client closes its connection during a turn that
+/// waits as long as it asked (`Session::long_waits`); what it sends
+/// meanwhile is kept in `early` (up to READ_CHUNK, then left in the socket).
+/// Never resolves otherwise: a turn that does not wait long costs a
+/// registration with `long_waits`, not a read.
+async fn client_left<T: AsyncRead + Unpin>(
+    long_waits: &Option<Arc<tokio::sync::Notify>>,
+    stream: &mut T,
+    early: &mut BytesMut,
+) {
+    let Some(long_waits) = long_waits else {
+        return std::future::pending().await;
+    };
+    long_waits.notified().await;
+    while early.len() < READ_CHUNK {
+        early.reserve(READ_CHUNK / 4);
+        match stream.read_buf(early).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending().await
 }
 
 /// Writes (and flushes: TLS holds bytes until then) `output`; false if the

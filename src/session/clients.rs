@@ -28,6 +28,8 @@ pub struct Client {
     pub connected: Instant,
     /// Cancelled by CLIENT KILL: the connection closes.
     pub killed: CancellationToken,
+    /// Notified when it starts a blocking pop (see `Session::long_waits`).
+    pub long_wait: Arc<tokio::sync::Notify>,
     /// What it last told Keyway about itself (changed by CLIENT SETNAME,
     /// SELECT, HELLO, AUTH...; not by each command).
     pub state: Mutex<ClientState>,
@@ -74,6 +76,7 @@ impl Client {
             redis_connection: std::sync::atomic::AtomicI64::new(-1),
             connected: Instant::now(),
             killed: CancellationToken::new(),
+            long_wait: Arc::default(),
             state: Mutex::new(ClientState {
                 resp: 2,
                 ..ClientState::default()

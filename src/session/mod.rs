@@ -164,6 +164,14 @@ pub trait Session: Send {
     fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {
         None
     }
+
+    /// Notified when a turn starts waiting for as long as the client asked
+    /// (a blocking pop with no timeout): the connection task then watches
+    /// the client's socket meanwhile, so that a client gone away ends the
+    /// wait (and the redis connection it holds) instead of leaving it.
+    fn long_waits(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Where a client connected from, as CLIENT LIST shows it.

@@ -419,6 +419,10 @@ impl Session for RespSession {
         Some(self.client.killed.clone())
     }
 
+    fn long_waits(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.client.long_wait.clone())
+    }
+
     async fn pushed(&mut self, output: &mut BytesMut) -> bool {
         self.relay_pushed(output).await
     }

@@ -122,6 +122,11 @@ impl RespSession {
         let mut command = Batch::default();
         command.push_args(args, 0);
         let killed = self.client.killed.clone();
+        if !watch {
+            // A blocking pop: the connection task watches for the client
+            // leaving meanwhile.
+            self.client.long_wait.notify_one();
+        }
         let reply = tokio::select! {
             reply = pinned.connection.send(command) => reply,
             () = killed.cancelled() => return Err(Reply::error("ERR client killed")),

@@ -78,7 +78,6 @@ wait_port "$memory"
 
 files=(tests/test_commands.py tests/test_pipeline.py tests/test_scripting.py tests/test_lock.py
        tests/test_encoding.py tests/test_connection.py tests/test_pubsub.py tests/test_monitor.py
-       tests/test_cache.py
        tests/test_asyncio/test_commands.py tests/test_asyncio/test_pipeline.py
        tests/test_asyncio/test_scripting.py tests/test_asyncio/test_lock.py
        tests/test_asyncio/test_pubsub.py tests/test_asyncio/test_monitor.py)

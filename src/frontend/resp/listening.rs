@@ -25,12 +25,12 @@ use keyway_protocol::resp::{encode, parse_backend_reply, Reply, Version};
 use super::{local_pubsub, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::backend::BackendError;
-use crate::session::broker;
+use crate::session::broker::{self, Kind};
 use crate::session::clients::PinnedSlot;
 use crate::session::monitor::{self, FellBehind};
 use crate::session::Flow;
 
-/// The client's own connection while it is subscribed or monitoring.
+/// The client's own connection while it is subscribed.
 pub(super) struct Listening {
     connection: Pinned,
     /// Its id on redis (CLIENT TRACKING ... REDIRECT to this client).
@@ -59,13 +59,6 @@ enum Listen {
     Subscribe(Kind),
     Unsubscribe(Kind),
     Monitor,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Channel,
-    Pattern,
-    Shard,
 }
 
 impl Listen {
@@ -123,6 +116,16 @@ fn is_message(kind: &[u8]) -> bool {
     matches!(kind, b"message" | b"pmessage" | b"smessage")
 }
 
+/// Whether a frame is a message, by its first bytes (`*3\r\n$7\r\nmessage`
+/// or the push `>3...`): messages are most of what a subscriber gets, and
+/// need no parsing.
+fn looks_like_message(frame: &[u8]) -> bool {
+    let kind = frame.get(4..).unwrap_or_default();
+    kind.starts_with(b"$7\r\nmessage\r\n")
+        || kind.starts_with(b"$8\r\npmessage\r\n")
+        || kind.starts_with(b"$8\r\nsmessage\r\n")
+}
+
 impl Listening {
     fn subscriptions(&mut self, kind: Kind) -> &mut HashSet<Bytes> {
         match kind {
@@ -135,6 +138,9 @@ impl Listening {
     /// Keeps what a confirmation says; true for anything but a message
     /// (a confirmation, a reply, an error).
     fn observe(&mut self, frame: &Bytes) -> bool {
+        if looks_like_message(frame) {
+            return false;
+        }
         let Some((kind, name)) = kind_and_name(frame, self.connection.version()) else {
             return true;
         };

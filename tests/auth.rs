@@ -263,6 +263,16 @@ async fn permissions_refuse_what_a_redis_acl_refuses_with_its_words() {
             "+@connection",
             "~sess:*",
         ],
+        &[
+            "publisher",
+            "on",
+            ">p-pass",
+            "+@all",
+            "~*",
+            "resetchannels",
+            "&news*",
+            "&exact",
+        ],
     ] {
         let mut args = vec!["ACL", "SETUSER"];
         args.extend_from_slice(user);
@@ -277,6 +287,8 @@ async fn permissions_refuse_what_a_redis_acl_refuses_with_its_words() {
          permissions = \"+@all -@dangerous -@scripting\"\n\
          [[auth.users]]\nname = \"reader\"\npassword = \"r-pass\"\n\
          permissions = \"+@read +@connection ~sess:*\"\n\
+         [[auth.users]]\nname = \"publisher\"\npassword = \"p-pass\"\n\
+         permissions = \"+@all resetchannels &news* &exact\"\n\
          [backends.redis]\nurl = \"redis://{}\"\n[[routes]]\nglob = \"*\"\nbackend = \"redis\"\n",
         backend.addr
     ))
@@ -289,7 +301,12 @@ async fn permissions_refuse_what_a_redis_acl_refuses_with_its_words() {
                    MULTI\r\nEVAL \"return 1\" 0\r\nGET k\r\nEXEC\r\nGET k\r\nQUIT\r\n";
     let reader = "AUTH reader r-pass\r\nGET sess:1\r\nGET other\r\nMGET sess:1 sess:2\r\n\
                   MGET sess:1 other\r\nSET sess:1 v\r\nDEL sess:1\r\nPING\r\nQUIT\r\n";
-    for script in [horizon, reader] {
+    // Pub/sub channels: `&patterns`; PSUBSCRIBE's pattern as written.
+    let publisher = "AUTH publisher p-pass\r\nPUBLISH news1 x\r\nPUBLISH other x\r\n\
+                     SPUBLISH other x\r\nSSUBSCRIBE other\r\nPSUBSCRIBE new*\r\n\
+                     SUBSCRIBE news1 other\r\nUNSUBSCRIBE other\r\nPSUBSCRIBE news*\r\n\
+                     PUNSUBSCRIBE\r\nSUBSCRIBE exact\r\nUNSUBSCRIBE\r\nQUIT\r\n";
+    for script in [horizon, reader, publisher] {
         let want = exchange(redis.addr, script.as_bytes()).await;
         let got = exchange(keyway.resp_addr.unwrap(), script.as_bytes()).await;
         assert_eq!(show(&got), show(&want));
@@ -308,5 +325,75 @@ async fn permissions_refuse_what_a_redis_acl_refuses_with_its_words() {
         )
         .trim(),
         "0"
+    );
+}
+
+/// A reload that takes a channel away from a user disconnects its clients
+/// subscribed to it (as redis does on ACL SETUSER), even one that only
+/// listens; a subscriber to a channel still allowed stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_takes_a_channel_away_disconnects_its_subscribers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = |channels: &str| {
+        format!(
+            "{ONE_MEMORY_ROUTE}\n[auth]\nmemcache = \"open\"\n[[auth.users]]\nname = \"u\"\n\
+             password = \"p\"\npermissions = \"+@all {channels}\"\n\
+             [[auth.users]]\nname = \"admin\"\npassword = \"a\"\n"
+        )
+    };
+    let keyway = start_keyway(&config("resetchannels &a &b")).await;
+    let addr = keyway.resp_addr.unwrap();
+    let subscribe = async |channel: &str| {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("AUTH u p\r\nSUBSCRIBE {channel}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0; 256];
+        while !got.ends_with(b":1\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        stream
+    };
+    let mut on_a = subscribe("a").await;
+    let mut on_b = subscribe("b").await;
+    keyway
+        .reload(common::keyway_config(&config("resetchannels &b")))
+        .await
+        .unwrap();
+    // The next message for each: the one on `a` is let go instead.
+    let mut publisher = tokio::net::TcpStream::connect(addr).await.unwrap();
+    publisher
+        .write_all(
+            b"AUTH admin a\r\nPUBLISH b one\r\nPUBLISH a one\r\nPUBLISH b two\r\nPUBLISH a two\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buf = [0; 512];
+    let mut got = Vec::new();
+    while !got.ends_with(b"two\r\n") {
+        let n = on_b.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the subscriber to b was disconnected");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // It sent nothing since: at most the message already on its way, then
+    // the connection ends.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut got = Vec::new();
+        loop {
+            match on_a.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the subscriber to a was disconnected");
+    assert!(
+        !String::from_utf8_lossy(&ended).contains("two"),
+        "{ended:?}"
     );
 }

@@ -1,7 +1,8 @@
 //! `[[auth.users]] permissions`: what a RESP user may run, in redis's ACL
 //! words (`ACL SETUSER` rules): `+@category`, `-@category`, `+command`,
 //! `-command`, `+command|subcommand`, `allcommands`, `nocommands`,
-//! `~pattern`, `allkeys`, `resetkeys`. Rules apply left to right, as
+//! `~pattern`, `allkeys`, `resetkeys`, `&pattern` (pub/sub channels),
+//! `allchannels`, `resetchannels`. Rules apply left to right, as
 //! redis's do. Categories are redis's own, read from a real redis-server's
 //! `COMMAND` reply into `acl_categories.txt` (tests/tools/acl_categories.py),
 //! so `-@dangerous` takes exactly what it takes on that redis. Refusals are
@@ -58,12 +59,15 @@ pub struct Permissions {
     unknown_named: HashMap<String, bool>,
     /// `None`: every key (`allkeys`, `~*`).
     keys: Option<Vec<Vec<u8>>>,
+    /// `None`: every pub/sub channel (`allchannels`, `&*`).
+    channels: Option<Vec<Vec<u8>>>,
 }
 
 /// Why a command was refused: the reply redis 7.0 gives.
 pub enum Refusal {
     Command(String),
     Key,
+    Channel,
 }
 
 impl Refusal {
@@ -76,6 +80,9 @@ impl Refusal {
                 "NOPERM this user has no permissions to access one of the keys used as arguments"
                     .to_string()
             }
+            Refusal::Channel => "NOPERM this user has no permissions to access one of the \
+                                 channels used as arguments"
+                .to_string(),
         }
     }
 }
@@ -90,9 +97,12 @@ impl Permissions {
         // have all, and naming commands should not take keys away).
         let mut keys: Option<Vec<Vec<u8>>> = None;
         let mut all_keys_said = false;
+        // Every channel until a rule says otherwise, as for keys.
+        let mut channels: Option<Vec<Vec<u8>>> = None;
         for word in rules.split_whitespace() {
             let lower = word.to_ascii_lowercase();
             match lower.as_str() {
+                _ if channel_rule(word, &lower, &mut channels) => {}
                 "allcommands" | "+@all" => parsed.push(Rule::All(true)),
                 "nocommands" | "-@all" => parsed.push(Rule::All(false)),
                 "allkeys" | "~*" => {
@@ -116,12 +126,16 @@ impl Permissions {
                     parsed.push(category_rule(word, &lower)?);
                 }
                 _ if lower.starts_with('+') || lower.starts_with('-') => {
-                    parsed.push(Rule::Command(lower.starts_with('+'), lower[1..].to_string()));
+                    parsed.push(Rule::Command(
+                        lower.starts_with('+'),
+                        lower[1..].to_string(),
+                    ));
                 }
                 _ => {
                     return Err(format!(
                         "{word:?} is not a rule Keyway applies; write +@category, -@category, \
-                         +command, -command, allcommands, nocommands, ~pattern, allkeys or resetkeys"
+                         +command, -command, allcommands, nocommands, ~pattern, allkeys, \
+                         resetkeys, &pattern, allchannels or resetchannels"
                     ))
                 }
             }
@@ -132,6 +146,7 @@ impl Permissions {
             unknown,
             unknown_named,
             keys,
+            channels,
         })
     }
 
@@ -193,11 +208,52 @@ impl Permissions {
         }
     }
 
+    /// Whether the pub/sub channels a command names are the user's, as
+    /// redis 7.0 checks them: a channel matches one of the `&patterns`; a
+    /// PSUBSCRIBE pattern must be one of them, as written. Unsubscribing is
+    /// always allowed.
+    pub fn check_channels(&self, args: &[bytes::Bytes]) -> Result<(), Refusal> {
+        let Some(patterns) = &self.channels else {
+            return Ok(());
+        };
+        let is = |name: &str| args[0].eq_ignore_ascii_case(name.as_bytes());
+        let (named, literal): (&[bytes::Bytes], bool) = match () {
+            _ if is("publish") || is("spublish") => (args.get(1..2).unwrap_or_default(), false),
+            _ if is("subscribe") || is("ssubscribe") => (&args[1..], false),
+            _ if is("psubscribe") => (&args[1..], true),
+            _ => return Ok(()),
+        };
+        let allowed = |channel: &bytes::Bytes| {
+            patterns.iter().any(|pattern| match literal {
+                true => pattern[..] == channel[..],
+                false => crate::pattern::glob_match(pattern, channel),
+            })
+        };
+        match named.iter().all(allowed) {
+            true => Ok(()),
+            false => Err(Refusal::Channel),
+        }
+    }
+
     /// Whether the user may touch any key at all without naming it (KEYS,
     /// SCAN, FLUSHDB...): only with every key allowed, as in redis.
     pub fn all_keys(&self) -> bool {
         self.keys.is_none()
     }
+}
+
+/// `&pattern`, `allchannels` or `resetchannels` applied to `channels`;
+/// false: `word` is not one of them.
+fn channel_rule(word: &str, lower: &str, channels: &mut Option<Vec<Vec<u8>>>) -> bool {
+    match lower {
+        "allchannels" | "&*" => *channels = None,
+        "resetchannels" => *channels = Some(Vec::new()),
+        _ if word.starts_with('&') => channels
+            .get_or_insert_with(Vec::new)
+            .push(word.as_bytes()[1..].to_vec()),
+        _ => return false,
+    }
+    true
 }
 
 /// `+@category` or `-@category`, if redis has that category.

@@ -66,10 +66,8 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut holding = Holding::default();
     // CLIENT KILL from another connection.
     let killed = session.killed().unwrap_or_default();
-    // A turn waiting as long as the client asked (a blocking pop), and what
-    // the client sends meanwhile.
+    // Notified when a turn waits as long as the client asked (a blocking pop).
     let long_waits = session.long_waits();
-    let mut early = BytesMut::new();
     loop {
         if !pending {
             let budget = session
@@ -103,8 +101,13 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 () = killed.cancelled() => break,
                 // Pub/sub messages and MONITOR's lines, between requests.
                 pushed = session.pushed(&mut output) => {
+                    // A reload may have taken away what the client listens to.
+                    adopt_latest(&mut session, &current);
                     let timeout = session.shared_mut().config.limits.client_write_timeout();
-                    if !pushed || !write_all(&mut stream, &output, timeout).await {
+                    if !pushed
+                        || !session.still_entitled()
+                        || !write_all(&mut stream, &output, timeout).await
+                    {
                         break;
                     }
                     stats.bytes_written.add(output.len() as u64);
@@ -138,24 +141,17 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         }
         adopt_latest(&mut session, &current);
         let write_timeout = session.shared_mut().config.limits.client_write_timeout();
-        // Boxed: the future of a turn is over 5 KiB (every backend's request
-        // future is in it), and inline it would sit in every connection's
-        // task, idle or not. One allocation per turn instead.
-        let flow = {
-            let turn = Box::pin(session.process(&mut input, &mut output));
-            tokio::select! {
-                biased;
-                flow = turn => flow,
-                () = client_left(&long_waits, &mut stream, &mut early) => break,
-            }
+        let Some((flow, sent_meanwhile)) = turn(
+            &mut session,
+            &mut stream,
+            &mut input,
+            &mut output,
+            &long_waits,
+        )
+        .await
+        else {
+            break;
         };
-        // What the client sent during a long wait comes after what was
-        // read, and is answered before reading more.
-        let sent_meanwhile = !early.is_empty();
-        if sent_meanwhile {
-            input.extend_from_slice(&early);
-            early = BytesMut::new();
-        }
         if !output.is_empty() {
             if !write_all(&mut stream, &output, write_timeout).await {
                 break;
@@ -178,6 +174,32 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// One turn: the session answers the requests in `input`. Whether the
+/// client sent more meanwhile (during a long wait: appended to `input`, to
+/// be answered before reading more); `None` when it left during one.
+async fn turn<S: Session, T: AsyncRead + Unpin>(
+    session: &mut S,
+    stream: &mut T,
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+    long_waits: &Option<Arc<tokio::sync::Notify>>,
+) -> Option<(Flow, bool)> {
+    let mut early = BytesMut::new();
+    // Boxed: the future of a turn is over 5 KiB (every backend's request
+    // future is in it), and inline it would sit in every connection's
+    // task, idle or not. One allocation per turn instead.
+    let flow = {
+        let process = Box::pin(session.process(input, output));
+        tokio::select! {
+            biased;
+            flow = process => flow,
+            () = client_left(long_waits, stream, &mut early) => return None,
+        }
+    };
+    input.extend_from_slice(&early);
+    Some((flow, !early.is_empty()))
 }
 
 /// Resolves when the client closes its connection during a turn that

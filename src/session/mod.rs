@@ -160,6 +160,13 @@ pub trait Session: Send {
         std::future::pending()
     }
 
+    /// Whether what `pushed` gave may still be sent, in the generation the
+    /// session now runs on (a reload may have removed the user, or taken
+    /// away the channels it listens to); false: close instead.
+    fn still_entitled(&mut self) -> bool {
+        true
+    }
+
     /// Cancelled when the connection must close at once (CLIENT KILL).
     fn killed(&self) -> Option<tokio_util::sync::CancellationToken> {
         None

@@ -304,6 +304,38 @@ impl RespSession {
         })
     }
 
+    /// Whether the user's permissions allow every channel and pattern the
+    /// client is subscribed to (on redis or on Keyway's broker).
+    pub(super) fn subscriptions_allowed(&self) -> bool {
+        let Some(permissions) = &self.permissions else {
+            return true;
+        };
+        let on_redis = self.listening.as_ref().map(|l| {
+            [
+                ("subscribe", &l.channels),
+                ("psubscribe", &l.patterns),
+                ("ssubscribe", &l.shard_channels),
+            ]
+        });
+        let here = self.subscribed_here.as_ref().map(|s| {
+            let [channels, patterns, shard] = s.names();
+            [
+                ("subscribe", channels),
+                ("psubscribe", patterns),
+                ("ssubscribe", shard),
+            ]
+        });
+        on_redis
+            .into_iter()
+            .chain(here)
+            .flatten()
+            .all(|(command, names)| {
+                let mut args = vec![Bytes::from_static(command.as_bytes())];
+                args.extend(names.iter().cloned());
+                args.len() == 1 || permissions.check_channels(&args).is_ok()
+            })
+    }
+
     /// What comes for the client unasked, whichever source sends first;
     /// why the client must go when a source failed.
     async fn next_unasked(&mut self) -> Result<Unasked, String> {
@@ -345,6 +377,14 @@ impl RespSession {
     /// own subscribers are when redis goes away), or it fell too far
     /// behind. Never resolves while the client has nothing coming.
     pub(super) async fn relay_pushed(&mut self, out: &mut BytesMut) -> bool {
+        // Asked beside every request: a plain client costs four checks.
+        if self.listening.is_none()
+            && self.monitoring.is_none()
+            && self.subscribed_here.is_none()
+            && self.tracking.is_none()
+        {
+            return std::future::pending().await;
+        }
         let mut message = match self.next_unasked().await {
             Ok(Unasked::Frame(frame)) => {
                 out.extend_from_slice(&frame);

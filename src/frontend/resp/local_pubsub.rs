@@ -31,6 +31,13 @@ pub(super) struct LocalSubscriber {
     clients: Arc<Clients>,
 }
 
+impl LocalSubscriber {
+    /// Its channels, patterns and shard channels.
+    pub(super) fn names(&self) -> &[HashSet<Bytes>; 3] {
+        &self.names
+    }
+}
+
 impl Drop for LocalSubscriber {
     fn drop(&mut self) {
         for (kind, names) in KINDS.iter().zip(&self.names) {

@@ -275,37 +275,6 @@ impl RespSession {
         self.handle(command.args, output).await
     }
 
-    /// A command for pub/sub (listening.rs), CLIENT TRACKING (tracking.rs)
-    /// or a connection of the client's own (pinned.rs: WATCH, blocking
-    /// pops), answered after the batch so far; `None`: none of those.
-    async fn take_on_own_connection(
-        &mut self,
-        args: &[Bytes],
-        batch: &mut Forwarding,
-        output: &mut BytesMut,
-    ) -> Option<Flow> {
-        let listens = self.listening.is_some() || self.subscribed_here.is_some();
-        if listens || listening::may_listen(&args[0]) {
-            self.flush_forwarded(batch, output).await;
-            if let Some(flow) = self.run_listening(args, output).await {
-                return Some(flow);
-            }
-        }
-        if self.tracking.is_some() || tracking::turns_tracking(args) {
-            self.flush_forwarded(batch, output).await;
-            if let Some(flow) = self.run_tracking(args, output).await {
-                return Some(flow);
-            }
-        }
-        if pinned::may_pin(&args[0]) {
-            self.flush_forwarded(batch, output).await;
-            if self.run_pinned(args, output).await {
-                return Some(Flow::Continue);
-            }
-        }
-        None
-    }
-
     /// Before AUTH, as redis with a password: only AUTH, HELLO, RESET and
     /// QUIT run.
     async fn unauthenticated(&mut self, args: Vec<Bytes>, out: &mut BytesMut) -> Flow {
@@ -333,6 +302,7 @@ impl RespSession {
             return Ok(());
         };
         permissions.check(args)?;
+        permissions.check_channels(args)?;
         match forward::plan(args) {
             forward::Plan::Keys(positions, _) => permissions.check_keys(positions.keys(args)),
             // SORT's BY and GET patterns may read any key: as redis 7, only
@@ -366,7 +336,16 @@ impl RespSession {
         match self.shared.users.find(user) {
             Some(permissions) => {
                 self.permissions = permissions;
-                false
+                // As redis disconnects a subscriber whose ACL no longer
+                // allows its channels.
+                let allowed = self.subscriptions_allowed();
+                if !allowed {
+                    tracing::info!(
+                        user = %String::from_utf8_lossy(user),
+                        "client disconnected: a reload took away channels it is subscribed to"
+                    );
+                }
+                !allowed
             }
             None => {
                 tracing::info!(
@@ -425,6 +404,10 @@ impl Session for RespSession {
 
     async fn pushed(&mut self, output: &mut BytesMut) -> bool {
         self.relay_pushed(output).await
+    }
+
+    fn still_entitled(&mut self) -> bool {
+        !self.user_was_removed()
     }
 
     async fn process(&mut self, input: &mut BytesMut, output: &mut BytesMut) -> Flow {

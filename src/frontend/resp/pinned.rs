@@ -11,11 +11,13 @@ use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, Reply};
 
 use super::commands::{find, KeySpec};
+use super::forward::Forwarding;
 use super::forward::{blocks, key_positions};
-use super::{client_view, RespSession};
+use super::{client_view, listening, tracking, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::router::{Access, RedisRoute};
 use crate::session::clients::PinnedSlot;
+use crate::session::Flow;
 
 /// The client's own connection, to the redis backend `route`.
 pub(super) struct PinnedTo {
@@ -48,6 +50,37 @@ pub(super) fn may_pin(name: &[u8]) -> bool {
 }
 
 impl RespSession {
+    /// A command for pub/sub (listening.rs), CLIENT TRACKING (tracking.rs)
+    /// or a connection of the client's own (pinned.rs: WATCH, blocking
+    /// pops), answered after the batch so far; `None`: none of those.
+    pub(super) async fn take_on_own_connection(
+        &mut self,
+        args: &[Bytes],
+        batch: &mut Forwarding,
+        output: &mut BytesMut,
+    ) -> Option<Flow> {
+        let listens = self.listening.is_some() || self.subscribed_here.is_some();
+        if listens || listening::may_listen(&args[0]) {
+            self.flush_forwarded(batch, output).await;
+            if let Some(flow) = self.run_listening(args, output).await {
+                return Some(flow);
+            }
+        }
+        if self.tracking.is_some() || tracking::turns_tracking(args) {
+            self.flush_forwarded(batch, output).await;
+            if let Some(flow) = self.run_tracking(args, output).await {
+                return Some(flow);
+            }
+        }
+        if may_pin(&args[0]) {
+            self.flush_forwarded(batch, output).await;
+            if self.run_pinned(args, output).await {
+                return Some(Flow::Continue);
+            }
+        }
+        None
+    }
+
     /// WATCH, UNWATCH or a blocking pop whose keys all route to one redis
     /// server: run on the client's own connection, its reply written.
     /// False: not such a command (or keys), for the usual path to answer.

@@ -1,7 +1,9 @@
 //! One task per client connection: read what is available, let the frontend
 //! answer every complete request in it (pipelining), write all replies at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -184,7 +186,7 @@ async fn turn<S: Session, T: AsyncRead + Unpin>(
     stream: &mut T,
     input: &mut BytesMut,
     output: &mut BytesMut,
-    long_waits: &Option<Arc<tokio::sync::Notify>>,
+    long_waits: &Option<Arc<AtomicBool>>,
 ) -> Option<(Flow, bool)> {
     let mut early = BytesMut::new();
     // Boxed: the future of a turn is over 5 KiB (every backend's request
@@ -198,6 +200,9 @@ async fn turn<S: Session, T: AsyncRead + Unpin>(
             () = client_left(long_waits, stream, &mut early) => return None,
         }
     };
+    if let Some(flag) = long_waits {
+        flag.store(false, Ordering::Relaxed);
+    }
     input.extend_from_slice(&early);
     Some((flow, !early.is_empty()))
 }
@@ -205,17 +210,22 @@ async fn turn<S: Session, T: AsyncRead + Unpin>(
 /// Resolves when the client closes its connection during a turn that
 /// waits as long as it asked (`Session::long_waits`); what it sends
 /// meanwhile is kept in `early` (up to READ_CHUNK, then left in the socket).
-/// Never resolves otherwise: a turn that does not wait long costs a
-/// registration with `long_waits`, not a read.
+/// Never resolves otherwise. The flag needs no waker: the turn sets it while
+/// it is polled, just before this future is (`biased`), and a turn that
+/// does not wait long costs one load, not a read.
 async fn client_left<T: AsyncRead + Unpin>(
-    long_waits: &Option<Arc<tokio::sync::Notify>>,
+    long_waits: &Option<Arc<AtomicBool>>,
     stream: &mut T,
     early: &mut BytesMut,
 ) {
-    let Some(long_waits) = long_waits else {
+    let Some(flag) = long_waits else {
         return std::future::pending().await;
     };
-    long_waits.notified().await;
+    std::future::poll_fn(|_| match flag.load(Ordering::Relaxed) {
+        true => Poll::Ready(()),
+        false => Poll::Pending,
+    })
+    .await;
     while early.len() < READ_CHUNK {
         early.reserve(READ_CHUNK / 4);
         match stream.read_buf(early).await {

@@ -28,8 +28,8 @@ pub struct Client {
     pub connected: Instant,
     /// Cancelled by CLIENT KILL: the connection closes.
     pub killed: CancellationToken,
-    /// Notified when it starts a blocking pop (see `Session::long_waits`).
-    pub long_wait: Arc<tokio::sync::Notify>,
+    /// Set when it starts a blocking pop (see `Session::long_waits`).
+    pub long_wait: Arc<AtomicBool>,
     /// What it last told Keyway about itself (changed by CLIENT SETNAME,
     /// SELECT, HELLO, AUTH...; not by each command).
     pub state: Mutex<ClientState>,

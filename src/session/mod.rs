@@ -172,11 +172,11 @@ pub trait Session: Send {
         None
     }
 
-    /// Notified when a turn starts waiting for as long as the client asked
-    /// (a blocking pop with no timeout): the connection task then watches
-    /// the client's socket meanwhile, so that a client gone away ends the
-    /// wait (and the redis connection it holds) instead of leaving it.
-    fn long_waits(&self) -> Option<Arc<tokio::sync::Notify>> {
+    /// Set by a turn as it starts waiting for as long as the client asked
+    /// (a blocking pop): the connection task then watches the client's
+    /// socket meanwhile, so that a client gone away ends the wait (and the
+    /// redis connection it holds) instead of leaving it.
+    fn long_waits(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
         None
     }
 }

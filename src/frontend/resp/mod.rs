@@ -398,7 +398,7 @@ impl Session for RespSession {
         Some(self.client.killed.clone())
     }
 
-    fn long_waits(&self) -> Option<Arc<tokio::sync::Notify>> {
+    fn long_waits(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
         Some(self.client.long_wait.clone())
     }
 

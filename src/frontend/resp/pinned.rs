@@ -158,7 +158,8 @@ impl RespSession {
         if !watch {
             // A blocking pop: the connection task watches for the client
             // leaving meanwhile.
-            self.client.long_wait.notify_one();
+            let long_wait = &self.client.long_wait;
+            long_wait.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let reply = tokio::select! {
             reply = pinned.connection.send(command) => reply,

@@ -10,6 +10,8 @@
 use std::future::Future;
 use std::time::Instant;
 
+use futures_util::FutureExt;
+
 use super::Router;
 use crate::backend::memcached::MemcachedBackend;
 use crate::backend::memory::MemoryBackend;
@@ -35,18 +37,24 @@ impl<'r, B> Passage<'r, B> {
     /// Runs `call` (a send through [`Passage::backend`]), counting one
     /// request per family in `families` (one per forwarded command), its
     /// time and whether it failed, and the backend's health by its outcome.
-    pub async fn call<T>(
-        &self,
-        families: impl IntoIterator<Item = Family>,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
+    ///
+    /// Not an `async fn`: one would hold `call` twice (as its argument and
+    /// as what it awaits), doubling the future of every forwarded request
+    /// (3 KB more per RESP turn); `map` holds it once.
+    pub fn call<T, F, I>(&self, families: I, call: F) -> impl Future<Output = Result<T>> + 'r
+    where
+        F: Future<Output = Result<T>> + 'r,
+        I: IntoIterator<Item = Family> + 'r,
+    {
+        let stats = self.stats;
         let started = Instant::now();
-        let result = call.await;
-        self.stats.observe_health(&result);
-        for family in families {
-            self.stats.record(family, started, result.is_err());
-        }
-        result
+        call.map(move |result| {
+            stats.observe_health(&result);
+            for family in families {
+                stats.record(family, started, result.is_err());
+            }
+            result
+        })
     }
 
     /// Hits and misses of a forwarded read, when the frontend can tell.

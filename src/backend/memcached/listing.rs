@@ -120,15 +120,17 @@ pub(super) async fn dump(pool: &ServerPool, command: &str) -> Result<Vec<u8>, St
     let mut dump = Vec::new();
     let started = Instant::now();
     while !dump.ends_with(b"END\r\n") {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
+        // Read straight into the dump: a 64 KiB array here would sit in
+        // every future that may await this one (the memcached listener's
+        // turn, 66 KB before), allocated and copied for every request.
+        dump.reserve(64 * 1024);
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut dump))
             .await
             .map_err(|_| format!("{server}: {command} stalled"))?
             .map_err(|e| format!("{server}: {e}"))?;
         if n == 0 {
             break;
         }
-        dump.extend_from_slice(&chunk[..n]);
         let refused = [
             &b"ERROR"[..],
             b"CLIENT_ERROR",

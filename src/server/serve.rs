@@ -102,7 +102,7 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 () = shutdown.cancelled() => break,
                 () = killed.cancelled() => break,
                 // Pub/sub messages and MONITOR's lines, between requests.
-                pushed = session.pushed(&mut output) => {
+                pushed = session.pushed(&mut output), if session.listens() => {
                     // A reload may have taken away what the client listens to.
                     adopt_latest(&mut session, &current);
                     let timeout = session.shared_mut().config.limits.client_write_timeout();

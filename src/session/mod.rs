@@ -151,6 +151,12 @@ pub trait Session: Send {
     /// between batches when a reload swaps in a new one.
     fn shared_mut(&mut self) -> &mut Arc<Shared>;
 
+    /// Whether the session may send something unasked now (it subscribes,
+    /// monitors or tracks): only then is [`Self::pushed`] awaited.
+    fn listens(&self) -> bool {
+        false
+    }
+
     /// What the session sends unasked (pub/sub messages, MONITOR's lines),
     /// appended to `output`; awaited beside the client's next request, so
     /// it must be cancel-safe. False: the session must close. Never

@@ -377,14 +377,6 @@ impl RespSession {
     /// own subscribers are when redis goes away), or it fell too far
     /// behind. Never resolves while the client has nothing coming.
     pub(super) async fn relay_pushed(&mut self, out: &mut BytesMut) -> bool {
-        // Asked beside every request: a plain client costs four checks.
-        if self.listening.is_none()
-            && self.monitoring.is_none()
-            && self.subscribed_here.is_none()
-            && self.tracking.is_none()
-        {
-            return std::future::pending().await;
-        }
         let mut message = match self.next_unasked().await {
             Ok(Unasked::Frame(frame)) => {
                 out.extend_from_slice(&frame);

@@ -246,7 +246,7 @@ impl RespSession {
         if monitors.watched() && !self.sentinel {
             monitors.feed(self.db, &self.client.monitor_name, &command.args);
         }
-        if !self.sentinel {
+        if !self.sentinel && self.may_take_on_own_connection(&command.args) {
             if let Some(flow) = self
                 .take_on_own_connection(&command.args, batch, output)
                 .await
@@ -400,6 +400,13 @@ impl Session for RespSession {
 
     fn long_waits(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
         Some(self.client.long_wait.clone())
+    }
+
+    fn listens(&self) -> bool {
+        self.listening.is_some()
+            || self.monitoring.is_some()
+            || self.subscribed_here.is_some()
+            || self.tracking.is_some()
     }
 
     async fn pushed(&mut self, output: &mut BytesMut) -> bool {

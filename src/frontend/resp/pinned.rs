@@ -50,6 +50,17 @@ pub(super) fn may_pin(name: &[u8]) -> bool {
 }
 
 impl RespSession {
+    /// Whether [`Self::take_on_own_connection`] may take `args` (cheap:
+    /// asked of every command, so that a plain one never enters it).
+    pub(super) fn may_take_on_own_connection(&self, args: &[Bytes]) -> bool {
+        self.listening.is_some()
+            || self.subscribed_here.is_some()
+            || self.tracking.is_some()
+            || listening::may_listen(&args[0])
+            || tracking::turns_tracking(args)
+            || may_pin(&args[0])
+    }
+
     /// A command for pub/sub (listening.rs), CLIENT TRACKING (tracking.rs)
     /// or a connection of the client's own (pinned.rs: WATCH, blocking
     /// pops), answered after the batch so far; `None`: none of those.

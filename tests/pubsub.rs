@@ -454,3 +454,29 @@ async fn publishers_and_subscribers_on_two_keyways_meet_on_their_redis() {
         "*2\r\n$4\r\nnews\r\n:2\r\n"
     );
 }
+
+/// limits.idle_timeout_seconds closes an idle client, not a subscriber
+/// waiting for messages (redis exempts pub/sub clients from `timeout`).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_subscriber_is_not_timed_out() {
+    let keyway = start_keyway(
+        "[limits]\nidle_timeout_seconds = 1\n\
+         [backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"memory\"\n",
+    )
+    .await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut subscriber = TcpStream::connect(addr).await.unwrap();
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    read_until_sent(&mut subscriber, "SUBSCRIBE news", ":1\r\n").await;
+    assert_eq!(call(&mut idle, "PING").await, "+PONG\r\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut buf = [0; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    let mut publisher = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(call(&mut publisher, "PUBLISH news late").await, ":1\r\n");
+    assert!(read_until(&mut subscriber, "late\r\n")
+        .await
+        .ends_with("late\r\n"));
+}

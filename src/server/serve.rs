@@ -68,7 +68,7 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut holding = Holding::default();
     // CLIENT KILL from another connection.
     let killed = session.killed().unwrap_or_default();
-    // Notified when a turn waits as long as the client asked (a blocking pop).
+    // Set when a turn waits as long as the client asked (a blocking pop).
     let long_waits = session.long_waits();
     loop {
         if !pending {
@@ -101,7 +101,8 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 read = stream.read_buf(&mut input) => read,
                 () = shutdown.cancelled() => break,
                 () = killed.cancelled() => break,
-                // Pub/sub messages and MONITOR's lines, between requests.
+                // Pub/sub messages, MONITOR's lines and invalidations,
+                // between requests.
                 pushed = session.pushed(&mut output), if session.listens() => {
                     // A reload may have taken away what the client listens to.
                     adopt_latest(&mut session, &current);
@@ -125,9 +126,14 @@ pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                     break;
                 }
                 () = &mut idle, if idle_limit.is_some() => {
-                    let due = last_active + idle_limit.unwrap_or_default();
+                    let mut due = last_active + idle_limit.unwrap_or_default();
                     if Instant::now() >= due {
-                        break;
+                        // A subscriber waits on purpose (redis exempts it too).
+                        if !session.listens() {
+                            break;
+                        }
+                        last_active = Instant::now();
+                        due = last_active + idle_limit.unwrap_or_default();
                     }
                     idle.as_mut().reset(due.into());
                     continue;

@@ -289,11 +289,7 @@ impl RespSession {
                  reach (not a Redis Cluster); this listener's routes reach none or several",
             )
         })?;
-        let (mut connection, slot) = self.open_own_connection(route).await?;
-        let redis_id = connection
-            .redis_id()
-            .await
-            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let (connection, slot, redis_id) = self.open_identified_connection(route).await?;
         Ok(Listening {
             connection,
             redis_id,

@@ -194,6 +194,20 @@ impl RespSession {
         })
     }
 
+    /// [`Self::open_own_connection`], with the connection's id on redis
+    /// (what `CLIENT TRACKING ... REDIRECT` names): pub/sub and tracking.
+    pub(super) async fn open_identified_connection(
+        &self,
+        route: RedisRoute,
+    ) -> Result<(Pinned, PinnedSlot, i64), Reply> {
+        let (mut connection, slot) = self.open_own_connection(route).await?;
+        let redis_id = connection
+            .redis_id()
+            .await
+            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        Ok((connection, slot, redis_id))
+    }
+
     /// A redis connection of the client's own to `route` (WATCH, blocking
     /// pops, pub/sub, tracking), in its protocol and database, and its
     /// place under limits.max_pinned_connections.

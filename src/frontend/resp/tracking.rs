@@ -187,11 +187,7 @@ impl RespSession {
                  changes, and Keyway cannot on other routes",
             )
         })?;
-        let (mut connection, slot) = self.open_own_connection(route).await?;
-        let redis_id = connection
-            .redis_id()
-            .await
-            .map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let (connection, slot, redis_id) = self.open_identified_connection(route).await?;
         self.tracking = Some(Tracking {
             connection,
             redis_id,

@@ -352,18 +352,23 @@ async fn call(stream: &mut tokio::net::TcpStream, line: &str) -> String {
     String::from_utf8(got).unwrap()
 }
 
+/// Every key to `redis`, with room for one connection of a client's own.
+async fn keyway_with_one_pinned_connection(redis: &External) -> Server {
+    start_keyway(&format!(
+        "[limits]\nmax_pinned_connections = 1\n\
+         [backends.redis]\nurl = \"redis://{}\"\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        redis.addr
+    ))
+    .await
+}
+
 /// limits.max_pinned_connections: past it, a blocking pop is refused with
 /// an error naming the limit, and the slot comes back when the pop ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_of_a_clients_own_are_bounded() {
     let behind = start_redis();
-    let keyway = start_keyway(&format!(
-        "[limits]\nmax_pinned_connections = 1\n\
-         [backends.redis]\nurl = \"redis://{}\"\n\
-         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
-        behind.addr
-    ))
-    .await;
+    let keyway = keyway_with_one_pinned_connection(&behind).await;
     let addr = keyway.resp_addr.unwrap();
     let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -436,13 +441,7 @@ async fn session_reads_go_as_they_came_and_writes_are_checked_in_one_script() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_gone_during_a_blocking_pop_frees_its_connection() {
     let behind = start_redis();
-    let keyway = start_keyway(&format!(
-        "[limits]\nmax_pinned_connections = 1\n\
-         [backends.redis]\nurl = \"redis://{}\"\n\
-         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
-        behind.addr
-    ))
-    .await;
+    let keyway = keyway_with_one_pinned_connection(&behind).await;
     let addr = keyway.resp_addr.unwrap();
     let mut leaving = tokio::net::TcpStream::connect(addr).await.unwrap();
     leaving.write_all(b"BLPOP q 0\r\n").await.unwrap();

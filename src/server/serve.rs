@@ -41,147 +41,169 @@ fn give_back(input: &mut BytesMut, output: &mut BytesMut) {
     }
 }
 
-pub async fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
+/// Not an `async fn`: one moves its arguments into locals of its body and
+/// its future keeps both (rust-lang/rust#62958), the session twice in every
+/// connection's task. The block uses them where they were captured.
+pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     mut stream: T,
     mut session: S,
     current: Current,
     shutdown: CancellationToken,
-) {
-    // The same counters in every generation.
-    let stats = session.shared_mut().stats.clone();
-    // Small until used: ten thousand idle connections hold 40 MiB of
-    // buffers, not 320. The input grows by READ_CHUNK under load; the output
-    // is allocated by the first reply.
-    let mut input = BytesMut::with_capacity(READ_CHUNK / 4);
-    let mut output = BytesMut::new();
-    // limits.idle_timeout_seconds: one timer per connection, re-armed only
-    // when it fires while the client was active meanwhile, so reading a
-    // request never touches the timer wheel.
-    let idle_limit = session.shared_mut().config.limits.idle_timeout();
-    let mut last_active = Instant::now();
-    let idle = tokio::time::sleep(idle_limit.unwrap_or(Duration::MAX / 4));
-    tokio::pin!(idle);
-    // Requests already read but left for the next turn (the turn stopped at
-    // limits.max_pipeline or limits.max_output_buffer).
-    let mut pending = false;
-    // This connection's share of limits.request_buffers.
-    let mut holding = Holding::default();
-    // CLIENT KILL from another connection.
-    let killed = session.killed().unwrap_or_default();
-    // Set when a turn waits as long as the client asked (a blocking pop).
-    let long_waits = session.long_waits();
-    loop {
-        if !pending {
-            let budget = session
-                .shared_mut()
-                .config
-                .limits
-                .request_buffers
-                .as_usize();
-            if holding.must_wait(budget) {
-                tokio::select! {
-                    () = holding.wait(budget) => continue,
-                    () = shutdown.cancelled() => break,
-                }
-            }
-            if input.capacity() - input.len() < READ_CHUNK / 4 {
-                input.reserve(READ_CHUNK);
-            }
-            // The pass holder must keep sending, or let another finish.
-            let patience = async {
-                if holding.has_pass() {
-                    tokio::time::sleep(PASS_PATIENCE).await
-                } else {
-                    std::future::pending().await
-                }
-            };
-            // Only the wait for new bytes is cancelled on shutdown: requests
-            // already read are answered before the connection closes.
-            let read = tokio::select! {
-                read = stream.read_buf(&mut input) => read,
-                () = shutdown.cancelled() => break,
-                () = killed.cancelled() => break,
-                // Pub/sub messages, MONITOR's lines and invalidations,
-                // between requests.
-                pushed = session.pushed(&mut output), if session.listens() => {
-                    // A reload may have taken away what the client listens to.
-                    adopt_latest(&mut session, &current);
-                    let timeout = session.shared_mut().config.limits.client_write_timeout();
-                    if !pushed
-                        || !session.still_entitled()
-                        || !write_all(&mut stream, &output, timeout).await
-                    {
-                        break;
-                    }
-                    stats.bytes_written.add(output.len() as u64);
-                    give_back(&mut input, &mut output);
-                    continue;
-                }
-                () = patience => {
-                    tracing::info!(
-                        patience_seconds = PASS_PATIENCE.as_secs(),
-                        "client disconnected: over limits.request_buffers, it held the one \
-                         connection allowed to finish a large request and sent nothing"
-                    );
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        // The same counters in every generation.
+        let stats = session.shared_mut().stats.clone();
+        // Small until used: ten thousand idle connections hold 40 MiB of
+        // buffers, not 320. The input grows by READ_CHUNK under load; the output
+        // is allocated by the first reply.
+        let mut input = BytesMut::with_capacity(READ_CHUNK / 4);
+        let mut output = BytesMut::new();
+        // limits.idle_timeout_seconds: one timer per connection, re-armed only
+        // when it fires while the client was active meanwhile, so reading a
+        // request never touches the timer wheel.
+        let idle_limit = session.shared_mut().config.limits.idle_timeout();
+        let mut last_active = Instant::now();
+        let idle = tokio::time::sleep(idle_limit.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(idle);
+        // Requests already read but left for the next turn (the turn stopped at
+        // limits.max_pipeline or limits.max_output_buffer).
+        let mut pending = false;
+        // This connection's share of limits.request_buffers.
+        let mut holding = Holding::default();
+        // CLIENT KILL from another connection.
+        let killed = session.killed().unwrap_or_default();
+        // Set when a turn waits as long as the client asked (a blocking pop).
+        let long_waits = session.long_waits();
+        // Waited on from one future each for the connection's life: a
+        // `cancelled()` made per read would join and leave the token's waiter
+        // list (a lock each way) on every request. (A child token per
+        // connection, to keep it off the shared token's lock, cost 2 KiB per
+        // idle connection: tests/faults.rs measures them.)
+        let shut_down = shutdown.cancelled();
+        let kill = killed.cancelled();
+        tokio::pin!(shut_down, kill);
+        loop {
+            if !pending {
+                // Every request read has been answered.
+                if shutdown.is_cancelled() {
                     break;
                 }
-                () = &mut idle, if idle_limit.is_some() => {
-                    let mut due = last_active + idle_limit.unwrap_or_default();
-                    if Instant::now() >= due {
-                        // A subscriber waits on purpose (redis exempts it too).
-                        if !session.listens() {
+                let budget = session
+                    .shared_mut()
+                    .config
+                    .limits
+                    .request_buffers
+                    .as_usize();
+                if holding.must_wait(budget) {
+                    tokio::select! {
+                        () = holding.wait(budget) => continue,
+                        () = &mut shut_down => break,
+                    }
+                }
+                if input.capacity() - input.len() < READ_CHUNK / 4 {
+                    input.reserve(READ_CHUNK);
+                }
+                // The pass holder must keep sending, or let another finish.
+                let patience = async {
+                    if holding.has_pass() {
+                        tokio::time::sleep(PASS_PATIENCE).await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                // Only the wait for new bytes is cancelled on shutdown: requests
+                // already read are answered before the connection closes.
+                let read = tokio::select! {
+                    // In this order, so that a plain client's usual wake (its
+                    // next request is there) polls nothing else. A client that
+                    // never stops sending is still stopped on shutdown or kill:
+                    // both are checked between turns.
+                    biased;
+                    // Pub/sub messages, MONITOR's lines and invalidations,
+                    // between requests.
+                    pushed = session.pushed(&mut output), if session.listens() => {
+                        // A reload may have taken away what the client listens to.
+                        adopt_latest(&mut session, &current);
+                        let timeout = session.shared_mut().config.limits.client_write_timeout();
+                        if !pushed
+                            || !session.still_entitled()
+                            || !write_all(&mut stream, &output, timeout).await
+                        {
                             break;
                         }
-                        last_active = Instant::now();
-                        due = last_active + idle_limit.unwrap_or_default();
+                        stats.bytes_written.add(output.len() as u64);
+                        give_back(&mut input, &mut output);
+                        continue;
                     }
-                    idle.as_mut().reset(due.into());
-                    continue;
+                    read = stream.read_buf(&mut input) => read,
+                    () = &mut shut_down => break,
+                    () = &mut kill => break,
+                    () = patience => {
+                        tracing::info!(
+                            patience_seconds = PASS_PATIENCE.as_secs(),
+                            "client disconnected: over limits.request_buffers, it held the one \
+                             connection allowed to finish a large request and sent nothing"
+                        );
+                        break;
+                    }
+                    () = &mut idle, if idle_limit.is_some() => {
+                        let mut due = last_active + idle_limit.unwrap_or_default();
+                        if Instant::now() >= due {
+                            // A subscriber waits on purpose (redis exempts it too).
+                            if !session.listens() {
+                                break;
+                            }
+                            last_active = Instant::now();
+                            due = last_active + idle_limit.unwrap_or_default();
+                        }
+                        idle.as_mut().reset(due.into());
+                        continue;
+                    }
+                };
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => stats.bytes_read.add(n as u64),
                 }
+                if idle_limit.is_some() {
+                    last_active = Instant::now();
+                }
+            }
+            adopt_latest(&mut session, &current);
+            let write_timeout = session.shared_mut().config.limits.client_write_timeout();
+            let Some((flow, sent_meanwhile)) = turn(
+                &mut session,
+                &mut stream,
+                &mut input,
+                &mut output,
+                &long_waits,
+            )
+            .await
+            else {
+                break;
             };
-            match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => stats.bytes_read.add(n as u64),
+            if !output.is_empty() {
+                if !write_all(&mut stream, &output, write_timeout).await {
+                    break;
+                }
+                stats.bytes_written.add(output.len() as u64);
             }
-            if idle_limit.is_some() {
-                last_active = Instant::now();
-            }
-        }
-        adopt_latest(&mut session, &current);
-        let write_timeout = session.shared_mut().config.limits.client_write_timeout();
-        let Some((flow, sent_meanwhile)) = turn(
-            &mut session,
-            &mut stream,
-            &mut input,
-            &mut output,
-            &long_waits,
-        )
-        .await
-        else {
-            break;
-        };
-        if !output.is_empty() {
-            if !write_all(&mut stream, &output, write_timeout).await {
+            give_back(&mut input, &mut output);
+            if killed.is_cancelled() {
                 break;
             }
-            stats.bytes_written.add(output.len() as u64);
+            holding.update(if input.is_empty() {
+                0
+            } else {
+                input.capacity()
+            });
+            match flow {
+                Flow::Close => break,
+                Flow::Continue => pending = sent_meanwhile,
+                Flow::Yield => pending = true,
+            }
         }
-        give_back(&mut input, &mut output);
-        if killed.is_cancelled() {
-            break;
-        }
-        holding.update(if input.is_empty() {
-            0
-        } else {
-            input.capacity()
-        });
-        match flow {
-            Flow::Close => break,
-            Flow::Continue => pending = sent_meanwhile,
-            Flow::Yield => pending = true,
-        }
+        let _ = stream.shutdown().await;
     }
-    let _ = stream.shutdown().await;
 }
 
 /// One turn: the session answers the requests in `input`. Whether the

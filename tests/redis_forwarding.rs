@@ -480,3 +480,68 @@ async fn a_client_gone_during_a_blocking_pop_frees_its_connection() {
         "*2\r\n$1\r\nq\r\n$1\r\nx\r\n+PONG\r\n$5\r\nafter\r\n"
     );
 }
+
+/// A redis that stops answering (SIGSTOP: its connections stay open) does
+/// not leave a client of a connection of its own waiting forever: WATCH on
+/// the held connection, EXEC of the watched transaction and a SUBSCRIBE
+/// that opens one each get an error within the backend's
+/// `request_timeout_ms`, as forwarded commands do; the connection is
+/// dropped (a late reply would answer the wrong request). A blocking pop
+/// waits as long as it asked: its reply comes when redis answers it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_stops_answering_times_out_own_connections() {
+    use std::time::{Duration, Instant};
+    let behind = start_redis();
+    let keyway = start_keyway(&format!(
+        "[backends.redis]\nurl = \"redis://{}\"\nrequest_timeout_ms = 300\n\
+         [[routes]]\nglob = \"*\"\nbackend = \"redis\"\nprotected = false\n",
+        behind.addr
+    ))
+    .await;
+    let addr = keyway.resp_addr.unwrap();
+    let mut watcher = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut transaction = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut subscriber = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut popper = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(call(&mut watcher, "WATCH a").await, "+OK\r\n");
+    assert_eq!(
+        call(&mut transaction, "WATCH b\r\nMULTI\r\nINCR b").await,
+        "+OK\r\n+OK\r\n+QUEUED\r\n"
+    );
+    popper.write_all(b"BLPOP q 2\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    common::freeze(&behind);
+    let frozen = Instant::now();
+    let watch = call(&mut watcher, "WATCH c").await;
+    let exec = call(&mut transaction, "EXEC").await;
+    let subscribe = call(&mut subscriber, "SUBSCRIBE news").await;
+    let waited = frozen.elapsed();
+    for reply in [&watch, &exec, &subscribe] {
+        assert!(
+            reply.starts_with("-ERR") && reply.contains("request_timeout_ms"),
+            "{reply}"
+        );
+    }
+    // Three timeouts of 300 ms, one after the other.
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    let mut buf = vec![0; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), popper.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the blocking pop was answered while redis was stopped"
+    );
+    common::thaw(&behind);
+
+    // redis answers the pop (its 2 s are up), and the clients go on.
+    let n = tokio::time::timeout(Duration::from_secs(5), popper.read(&mut buf))
+        .await
+        .expect("the pop's reply once redis runs again")
+        .unwrap();
+    assert_eq!(&buf[..n], b"*-1\r\n");
+    assert_eq!(call(&mut watcher, "WATCH a").await, "+OK\r\n");
+    assert_eq!(
+        call(&mut subscriber, "SUBSCRIBE news").await,
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    );
+}

@@ -699,6 +699,11 @@ impl<F: Framer> Pool<F> {
         self.handshake.as_ref()
     }
 
+    /// How long a reply may take (the backend's `request_timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// Sends one encoded request on a pooled connection and waits for its replies.
     pub async fn call(&self, request: Bytes, expect: Expect) -> Reply<F> {
         self.call_telling_if_sent(request, expect)

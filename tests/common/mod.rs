@@ -202,6 +202,24 @@ pub fn kill(server: &mut External) {
     let _ = server.child.wait();
 }
 
+/// Stops a server without closing anything (SIGSTOP): its connections stay
+/// open and nothing is answered, as with a hung server. [`thaw`] resumes it.
+pub fn freeze(server: &External) {
+    signal(server, "-STOP");
+}
+
+pub fn thaw(server: &External) {
+    signal(server, "-CONT");
+}
+
+fn signal(server: &External, which: &str) {
+    let status = Command::new("kill")
+        .args([which, &server.child.id().to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(status.success(), "kill {which} failed");
+}
+
 pub fn start_redis() -> External {
     start_redis_at(free_port())
 }

@@ -4,6 +4,14 @@
 //! MONITOR (what redis sends unasked). Opened as
 //! the pool's connections are (TLS, HELLO, AUTH) in the client's database,
 //! used by that client alone, and closed when it is done with it.
+//!
+//! A reply is awaited for the backend's `request_timeout_ms`, as on the
+//! shared connections, except where the client asked to wait (a blocking
+//! pop: [`Pinned::send_waiting`]) and for what redis sends unasked
+//! ([`Pinned::next_frame`]). Past the timeout the connection is no use (a
+//! late reply would answer the next request): the caller drops it.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{frame_backend_reply, Version};
@@ -26,22 +34,26 @@ pub struct Pinned {
     /// RESP3 pushes (a tracking client's invalidations) read while waiting
     /// for replies, for the caller to relay in order.
     pushes: Vec<Bytes>,
+    /// The backend's request_timeout_ms.
+    request_timeout: Duration,
 }
 
 impl RedisBackend {
     /// A connection of its own for a client speaking `version` in Keyway
     /// database `db` (one redis server, not a cluster).
     pub async fn pin(&self, version: Version, db: Db) -> Result<Pinned> {
-        let (io, handshake, addr) = match &self.servers {
+        let (io, handshake, addr, request_timeout) = match &self.servers {
             Servers::One { pool, .. } if version == Version::Resp3 => (
                 pool.dedicated().await,
                 pool.handshake().cloned(),
                 pool.addr(),
+                pool.request_timeout(),
             ),
             Servers::One { pool2, .. } => (
                 pool2.dedicated().await,
                 pool2.handshake().cloned(),
                 pool2.addr(),
+                pool2.request_timeout(),
             ),
             Servers::Cluster(_) => {
                 return Err(BackendError::Unsupported(
@@ -62,6 +74,7 @@ impl RedisBackend {
             version,
             backend,
             pushes: Vec::new(),
+            request_timeout,
         };
         let mut request = BytesMut::new();
         let mut count = 0;
@@ -87,9 +100,26 @@ impl RedisBackend {
 
 impl Pinned {
     /// Sends whole commands and reads `count` replies as redis sent them,
-    /// waiting as long as redis takes (a blocking pop's own timeout bounds
-    /// it).
+    /// within the backend's request_timeout_ms.
     pub async fn call(&mut self, request: &[u8], count: usize) -> Result<Vec<Bytes>> {
+        let limit = self.request_timeout;
+        match tokio::time::timeout(limit, self.call_waiting(request, count)).await {
+            Ok(replies) => replies,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> BackendError {
+        self.failed(&format!(
+            "no reply within request_timeout_ms ({} ms); the connection is closed",
+            self.request_timeout.as_millis()
+        ))
+    }
+
+    /// [`call`](Self::call), waiting as long as redis takes: for a command
+    /// that waits as long as the client asked (a blocking pop's own timeout
+    /// bounds it).
+    async fn call_waiting(&mut self, request: &[u8], count: usize) -> Result<Vec<Bytes>> {
         let backend = self.backend.clone();
         let failed = |why: &str| BackendError::Unavailable {
             backend: backend.clone(),
@@ -162,6 +192,16 @@ impl Pinned {
         }
     }
 
+    /// The next frame within the backend's request_timeout_ms: the answer
+    /// to a command just written.
+    pub async fn next_answer(&mut self) -> Result<Bytes> {
+        let limit = self.request_timeout;
+        match tokio::time::timeout(limit, self.next_frame()).await {
+            Ok(frame) => frame,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
     /// A whole frame already read, if there is one.
     pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
         frame_backend_reply(&mut self.buffer, MAX_REPLY, self.version)
@@ -196,9 +236,17 @@ impl Pinned {
 }
 
 impl Pinned {
-    /// Sends a batch of whole commands; their replies, in order.
+    /// Sends a batch of whole commands; their replies, in order, within
+    /// the backend's request_timeout_ms.
     pub async fn send(&mut self, batch: super::Batch) -> Result<Vec<Bytes>> {
         let count = batch.len();
         self.call(&batch.bytes, count).await
+    }
+
+    /// [`send`](Self::send) of commands that wait as long as the client
+    /// asked (a blocking pop, XREAD ... BLOCK): no timeout of Keyway's.
+    pub async fn send_waiting(&mut self, batch: super::Batch) -> Result<Vec<Bytes>> {
+        let count = batch.len();
+        self.call_waiting(&batch.bytes, count).await
     }
 }

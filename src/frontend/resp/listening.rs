@@ -192,7 +192,7 @@ impl Listening {
     ) -> Result<(), BackendError> {
         let mut awaited = self.answers(listen, args);
         while awaited > 0 {
-            let frame = self.connection.next_frame().await?;
+            let frame = self.connection.next_answer().await?;
             if frame.starts_with(b"-") {
                 // An error answers the whole command.
                 awaited = 1;

@@ -8,6 +8,7 @@
 //! the shared pipelined connections.
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use keyway_protocol::resp::{encode, Reply};
 
 use super::commands::{find, KeySpec};
@@ -40,6 +41,16 @@ fn keys_of(name: &[u8]) -> Option<KeySpec> {
         _ if is("xread") || is("xreadgroup") => KeySpec::Streams,
         _ => return None,
     })
+}
+
+/// Whether `args` waits as long as the client asked (a blocking pop,
+/// XREAD ... BLOCK): its reply is not bounded by request_timeout_ms.
+pub(super) fn waits_as_asked(args: &[Bytes]) -> bool {
+    match keys_of(&args[0]) {
+        None => false,
+        Some(KeySpec::Streams) => blocks(args),
+        Some(_) => !args[0].eq_ignore_ascii_case(b"watch"),
+    }
 }
 
 /// Whether `name` may need the client's own connection (cheap: asked of
@@ -172,8 +183,12 @@ impl RespSession {
             let long_wait = &self.client.long_wait;
             long_wait.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        let sent = match watch {
+            true => pinned.connection.send(command).left_future(),
+            false => pinned.connection.send_waiting(command).right_future(),
+        };
         let reply = tokio::select! {
-            reply = pinned.connection.send(command) => reply,
+            reply = sent => reply,
             () = killed.cancelled() => return Err(Reply::error("ERR client killed")),
         };
         let reply = reply

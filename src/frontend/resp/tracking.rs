@@ -12,7 +12,7 @@
 use bytes::{Bytes, BytesMut};
 use keyway_protocol::resp::{encode, parse_backend_reply, Reply};
 
-use super::{client_view, RespSession};
+use super::{client_view, pinned, RespSession};
 use crate::backend::redis::{Batch, Pinned};
 use crate::session::clients::PinnedSlot;
 use crate::session::Flow;
@@ -103,7 +103,10 @@ impl RespSession {
         };
         let mut command = Batch::default();
         command.push_args(args, 0);
-        let reply = tracking.connection.send(command).await;
+        let reply = match pinned::waits_as_asked(args) {
+            true => tracking.connection.send_waiting(command).await,
+            false => tracking.connection.send(command).await,
+        };
         for push in tracking.connection.take_pushes() {
             out.extend_from_slice(&push);
         }

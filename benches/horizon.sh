@@ -12,6 +12,10 @@
 #   tier-redis      Keyway's write-through tier: memory cache, redis durable
 #   tier-postgres   the same over PostgreSQL (deploy/config/sessions-write-through-postgres.toml)
 #   memory          Keyway's memory route alone
+#   minimal-epoll   the least a server can do (benches/io_probe: GET/SET in a
+#                   hash map, one thread), over epoll as Keyway: the floor
+#   minimal-uring   the same server over io_uring (tokio-uring): what
+#                   io_uring changes in the I/O itself
 #
 # For each: requests per second, p50/p99/p999 latency, and each proxy's CPU
 # time per request (user + system from /proc over the requests it served).
@@ -20,6 +24,9 @@
 #   ROUNDS=3  CONNECTIONS="50 200"  KEYS=10000  TARGETS="redis twemproxy ..."
 #   BEFORE=REV: every Keyway target also runs on REV's build (before/after)
 #   KEYWAY_SESSIONS='keep_ended = false': more [sessions] lines for every Keyway
+#   KEYWAY_WORKERS=1: Keyway's connection threads (default 1, as redis-server,
+#     twemproxy and the minimal server have: on two cores the load tool takes
+#     one, and a second worker only competes with it; 0 = one per core)
 # Needs: redis-server, nutcracker, postgresql (tests/run.sh installs them).
 # Every server listens on 127.0.0.1 only; every run is bounded in time.
 set -euo pipefail
@@ -28,7 +35,7 @@ seconds=${1:-10}
 rounds=${ROUNDS:-3}
 connections=${CONNECTIONS:-50 200}
 keys=${KEYS:-10000}
-targets=${TARGETS:-redis twemproxy keyway-redis tier-redis tier-postgres memory}
+targets=${TARGETS:-redis twemproxy keyway-redis tier-redis tier-postgres memory minimal-epoll minimal-uring}
 
 # free_port, wait_port, pids (killed on exit), build_both
 source benches/lib.sh
@@ -44,7 +51,7 @@ else
     after=target/release/keyway
     builds=(after)
 fi
-cargo build --release --locked -q -p keyway-load
+cargo build --release --locked -q -p keyway-load -p keyway-io-probe
 load=target/release/keyway-load
 work=$(mktemp -d)
 
@@ -69,6 +76,12 @@ YAML
 "$nutcracker" -c "$work/nutcracker.yml" -s "$(free_port)" -o "$work/nutcracker.log" & pids+=($!)
 port[twemproxy]=$tw_port; pid[twemproxy]=$!
 port[redis]=$redis_port; pid[redis]=""
+for io in epoll uring; do
+    case " $targets " in *" minimal-$io "*) ;; *) continue ;; esac
+    port[minimal-$io]=$(free_port)
+    target/release/keyway-io-probe --io "$io" --listen "127.0.0.1:${port[minimal-$io]}" & pids+=($!)
+    pid[minimal-$io]=$!
+done
 
 # The route each Keyway target sends every key to.
 route() {
@@ -84,6 +97,8 @@ keyway() { # build target
     local name="$1 $2" config="$work/$1-$2.toml"
     port[$name]=$(free_port)
     cat >"$config" <<TOML
+[runtime]
+workers = ${KEYWAY_WORKERS:-1}
 [listen]
 resp = "127.0.0.1:${port[$name]}"
 [sessions]
@@ -113,14 +128,14 @@ TOML
 runs=()
 for target in $targets; do
     case $target in
-    redis | twemproxy) runs+=("$target") ;;
+    redis | twemproxy | minimal-*) runs+=("$target") ;;
     *) for build in "${builds[@]}"; do keyway "$build" "$target"; runs+=("$build $target"); done ;;
     esac
 done
 for run in "${runs[@]}"; do wait_port "${port[$run]}"; done
 
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); nutcracker $("$nutcracker" -V 2>&1 | head -1); $(/usr/lib/postgresql/*/bin/postgres -V)"
-echo "keyway: after = working tree on $(git rev-parse --short HEAD)${BEFORE:+, before = $BEFORE}"
+echo "keyway: after = working tree on $(git rev-parse --short HEAD)${BEFORE:+, before = $BEFORE}; workers = ${KEYWAY_WORKERS:-1}"
 for round in $(seq "$rounds"); do
     for conns in $connections; do
         echo "## round $round: keyway-load --connections $conns --seconds $seconds --keys $keys (9 GET : 1 SET EX, 2-4 KiB)"

@@ -3,6 +3,7 @@
 # memcached, same machine, same run, same load tools.
 #
 #   redis-benchmark -t set,get -c 50 -P 16 -d 256   (Keyway RESP vs redis-server)
+#   the same at -P 1: one request per round trip     (the syscall-bound case)
 #   memaslap -c 50 -T 2 -X 256                       (Keyway memcached vs memcached)
 #
 # Usage: benches/load.sh [seconds-per-memaslap-run]   (default 20)
@@ -13,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
 requests=${REQUESTS:-2000000}
+# Unpipelined requests take 16 times the round trips: fewer of them.
+requests_p1=${REQUESTS_P1:-$((requests / 8))}
 rounds=${ROUNDS:-3}
 
 # free_port, wait_port, pids (killed on exit), redis_bench, memaslap_bench
@@ -43,6 +46,9 @@ for round in $(seq "$rounds"); do
     echo "## round $round: redis-benchmark -t set,get -c 50 -P 16 -d 256 -n $requests -r 100000"
     redis_bench "$redis_port" redis-server "$requests"
     redis_bench "$kw_resp" keyway "$requests"
+    echo "## round $round: redis-benchmark -t set,get -c 50 -P 1 -d 256 -n $requests_p1 -r 100000"
+    redis_bench "$redis_port" redis-server "$requests_p1" 1
+    redis_bench "$kw_resp" keyway "$requests_p1" 1
     echo "## round $round: memaslap -c 50 -T 2 -X 256 -t ${seconds}s (default 9:1 get:set mix)"
     memaslap_bench "$memcached_port" memcached "$seconds"
     memaslap_bench "$kw_mc" keyway "$seconds"

@@ -71,6 +71,11 @@ if ! cmp -s tests/e2e/requirements.txt "$venv/requirements.txt" 2>/dev/null; the
     cp tests/e2e/requirements.txt "$venv/requirements.txt"
 fi
 
+# Each phase's start, with the seconds since this script began: where CI's
+# time goes.
+phase() { echo "== ${SECONDS}s: $*"; }
+
+phase style gates and build
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked
@@ -85,14 +90,18 @@ if [ "$mode" = quick ]; then
     exit 0
 fi
 
+phase cargo tests
 cargo test --workspace --locked
+phase Django end to end
 KEYWAY_BIN=target/debug/keyway "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 
 # redis-py's own suite against redis-server and through Keyway to redis.
+phase redis-py suite
 tests/redis_py/run.sh "$(find_python)"
 
 # Django 4.0's MemcachedCache (python-memcached 1.59) and django-redis-cache
 # 3.0.1, as older Horizon deployments run them: Python 3.11, a venv of their own.
+phase legacy client stacks
 legacy=target/e2e-legacy-venv
 if ! cmp -s tests/e2e_legacy/requirements.txt "$legacy/requirements.txt" 2>/dev/null; then
     rm -rf "$legacy"
@@ -105,6 +114,7 @@ KEYWAY_BIN=target/debug/keyway "$legacy/bin/python" -m pytest -q -p no:cacheprov
 # The real Horizon 27 and Keystone 30 (tests/horizon), from PyPI into a venv
 # of their own (Python 3.11, every package pinned by constraints.txt),
 # installed once per requirements and kept under target/ between runs.
+phase Horizon and Keystone
 horizon=target/horizon-venv
 if ! cat tests/horizon/requirements.txt tests/horizon/constraints.txt |
     cmp -s - "$horizon/requirements.txt" 2>/dev/null; then
@@ -125,6 +135,7 @@ KEYWAY_BIN=target/debug/keyway "$horizon/bin/python" -m pytest -q -p no:cachepro
 # (Long runs: README, Fuzzing.) KEYWAY_FUZZ_SECONDS=0 skips it.
 fuzz_seconds=${KEYWAY_FUZZ_SECONDS:-15}
 if ((fuzz_seconds > 0)); then
+    phase fuzz smoke
     if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
         echo "fuzz smoke needs the nightly toolchain: rustup toolchain install nightly" >&2
         exit 1
@@ -143,3 +154,4 @@ if ((fuzz_seconds > 0)); then
         rm -rf "$corpus" "$log"
     done
 fi
+phase done

@@ -76,16 +76,20 @@ pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         let long_waits = session.long_waits();
         // Waited on from one future each for the connection's life: a
         // `cancelled()` made per read would join and leave the token's waiter
-        // list (a lock each way) on every request. (A child token per
-        // connection, to keep it off the shared token's lock, cost 2 KiB per
-        // idle connection: tests/faults.rs measures them.)
+        // list (a lock each way) on every request.
         let shut_down = shutdown.cancelled();
         let kill = killed.cancelled();
         tokio::pin!(shut_down, kill);
+        // Turns since the shutdown token was last asked.
+        let mut turns = 0u32;
         loop {
             if !pending {
-                // Every request read has been answered.
-                if shutdown.is_cancelled() {
+                // Every request read has been answered. Asked every 32nd
+                // turn only: `is_cancelled` takes the token's lock, which
+                // every connection shares; the read's select below asks it
+                // whenever the client pauses.
+                turns = turns.wrapping_add(1);
+                if turns % 32 == 0 && shutdown.is_cancelled() {
                     break;
                 }
                 let budget = session
@@ -117,7 +121,7 @@ pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                     // In this order, so that a plain client's usual wake (its
                     // next request is there) polls nothing else. A client that
                     // never stops sending is still stopped on shutdown or kill:
-                    // both are checked between turns.
+                    // both are asked between turns.
                     biased;
                     // Pub/sub messages, MONITOR's lines and invalidations,
                     // between requests.

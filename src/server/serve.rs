@@ -44,6 +44,7 @@ fn give_back(input: &mut BytesMut, output: &mut BytesMut) {
 /// Not an `async fn`: one moves its arguments into locals of its body and
 /// its future keeps both (rust-lang/rust#62958), the session twice in every
 /// connection's task. The block uses them where they were captured.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
     mut stream: T,
     mut session: S,

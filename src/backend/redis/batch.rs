@@ -61,6 +61,10 @@ impl Batch {
 
 /// Appends one command as a RESP array of bulk strings.
 pub(super) fn command(out: &mut BytesMut, args: &[&[u8]]) {
+    // Room for all of it at once: grown piece by piece, a session write's
+    // 2-4 KiB value was copied through several reallocations.
+    let headers = 16 * (args.len() + 1);
+    out.reserve(headers + args.iter().map(|arg| arg.len()).sum::<usize>());
     out.put_u8(b'*');
     out.put_slice(itoa::Buffer::new().format(args.len()).as_bytes());
     out.put_slice(b"\r\n");

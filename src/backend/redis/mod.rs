@@ -502,12 +502,15 @@ mod tests {
             (b"\0kwf trick", 0),
             (b"\0kw", 0),
         ] {
-            let stored = encode_value(value, flags);
+            let stored = encode_value(&Bytes::copy_from_slice(value), flags);
             assert_eq!(
                 decode_value(&stored),
                 (Bytes::copy_from_slice(value), flags)
             );
         }
-        assert_eq!(&encode_value(b"plain", 0)[..], b"plain");
+        assert_eq!(
+            &encode_value(&Bytes::from_static(b"plain"), 0)[..],
+            b"plain"
+        );
     }
 }

@@ -6,9 +6,10 @@ use super::MARKER;
 use crate::op::{Expiry, Item};
 
 /// The stored form of a value with memcached `flags`.
-pub fn encode_value(value: &[u8], flags: u32) -> Bytes {
+pub fn encode_value(value: &Bytes, flags: u32) -> Bytes {
+    // Most values are stored as they are: shared, not copied.
     if flags == 0 && !value.starts_with(MARKER) {
-        return Bytes::copy_from_slice(value);
+        return value.clone();
     }
     let mut out = BytesMut::with_capacity(MARKER.len() + 4 + value.len());
     out.put_slice(MARKER);

@@ -8,6 +8,8 @@
 #
 # Usage: benches/load.sh [seconds-per-memaslap-run]   (default 20)
 #   ROUNDS=3 (targets alternate within each round, so drift hits both alike)
+#   KEYWAY_WORKERS=1: Keyway's connection threads (default 0: one per core;
+#     redis-server runs commands on one thread, memcached here on two)
 # Needs: apt-get install -y redis-server redis-tools memcached libmemcached-tools
 # Every server listens on 127.0.0.1 only; every run is bounded in time or count.
 set -euo pipefail
@@ -27,6 +29,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/d
 memcached -l 127.0.0.1 -p "$memcached_port" -U 0 -m 1024 -t 2 -u nobody & pids+=($!)
 config=$(mktemp)
 cat >"$config" <<TOML
+[runtime]
+workers = ${KEYWAY_WORKERS:-0}
 [listen]
 memcache = "127.0.0.1:$kw_mc"
 resp = "127.0.0.1:$kw_resp"
@@ -37,7 +41,7 @@ capacity = "1GiB"
 glob = "*"
 backend = "memory"
 TOML
-RUST_LOG=warn target/release/keyway --config "$config" & pids+=($!)
+RUST_LOG=error target/release/keyway --config "$config" & pids+=($!)
 for port in "$redis_port" "$memcached_port" "$kw_mc" "$kw_resp"; do wait_port "$port"; done
 
 echo "machine: $(nproc) cores, $(uname -r); $(redis-server --version | cut -d' ' -f1-3); $(memcached -V)"

@@ -1,6 +1,6 @@
 //! `[limits]` enforced the way a client sees it: the connection cap, long
-//! pipelines answered in turns, a client that never reads its replies, and
-//! an idle client.
+//! pipelines answered in turns, a client that never reads its replies, an
+//! idle client, and shutdown's grace with a client that never pauses.
 
 mod common;
 
@@ -147,4 +147,37 @@ async fn an_idle_client_is_disconnected_and_a_busy_one_is_not() {
     let mut pong = [0u8; 7];
     busy.read_exact(&mut pong).await.unwrap();
     assert_eq!(&pong, b"+PONG\r\n");
+}
+
+/// Shutdown answers what a client has sent and closes its connection, also
+/// for one that never stops sending (its next requests are always there
+/// when the last are answered, so the wait for new bytes never waits): in
+/// well under `shutdown_grace_seconds`, not at its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_a_client_that_never_stops_sending() {
+    let keyway = start_keyway(&with_limits("shutdown_grace_seconds = 30")).await;
+    let stream = TcpStream::connect(keyway.resp_addr.unwrap()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let flood = tokio::spawn(async move {
+        let pings = b"PING\r\n".repeat(1000);
+        while writer.write_all(&pings).await.is_ok() {}
+    });
+    let replies = tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        let mut read = 0;
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            read += n;
+        }
+        read
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(10), keyway.shutdown())
+        .await
+        .expect("shut down long before the 30 s grace");
+    let read = tokio::time::timeout(Duration::from_secs(5), replies)
+        .await
+        .expect("the connection closed")
+        .unwrap();
+    assert!(read >= b"+PONG\r\n".len(), "{read} bytes of replies");
+    flood.abort();
 }

@@ -70,9 +70,14 @@ impl Workers {
         }
     }
 
-    /// The worker for the next connection, round-robin.
-    pub fn next(&self) -> &Handle {
+    /// How many workers there are.
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The worker for the next connection, round-robin, and its index.
+    pub fn next(&self) -> (usize, &Handle) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        &self.handles[i]
+        (i, &self.handles[i])
     }
 }

@@ -37,6 +37,13 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
         tracker,
         workers,
     } = ctx;
+    // Each worker's connections wait on a shutdown token of that worker's
+    // own (a child of the server's): a connection asks its token on every
+    // turn, and a token every worker's connections asked would be one lock
+    // all cores contend for.
+    let worker_shutdown: Vec<CancellationToken> = (0..workers.count())
+        .map(|_| shutdown.child_token())
+        .collect();
     let hand_off = |accepted: Accepted| {
         let shared = current.load_full();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -47,7 +54,8 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
         let Ok(handoff) = accepted.into_handoff() else {
             return;
         };
-        let shutdown = shutdown.clone();
+        let (worker, runtime) = workers.next();
+        let shutdown = worker_shutdown[worker].clone();
         let current = current.clone();
         shared.stats.current_connections.add(1);
         shared.stats.total_connections.add(1);
@@ -57,7 +65,7 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
                 shared.stats.current_connections.sub(1);
                 drop(permit);
             },
-            workers.next(),
+            runtime,
         );
     };
     loop {

@@ -71,26 +71,26 @@ pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
         let mut pending = false;
         // This connection's share of limits.request_buffers.
         let mut holding = Holding::default();
-        // CLIENT KILL from another connection.
-        let killed = session.killed().unwrap_or_default();
+        // CLIENT KILL from another connection (RESP clients only).
+        let killed = session.killed();
         // Set when a turn waits as long as the client asked (a blocking pop).
         let long_waits = session.long_waits();
         // Waited on from one future each for the connection's life: a
         // `cancelled()` made per read would join and leave the token's waiter
-        // list (a lock each way) on every request.
+        // list (a lock each way) on every request. The shutdown token is
+        // this worker's (accept.rs), so its lock is not shared across cores.
         let shut_down = shutdown.cancelled();
-        let kill = killed.cancelled();
+        let kill = async {
+            match &killed {
+                Some(killed) => killed.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(shut_down, kill);
-        // Turns since the shutdown token was last asked.
-        let mut turns = 0u32;
         loop {
             if !pending {
-                // Every request read has been answered. Asked every 32nd
-                // turn only: `is_cancelled` takes the token's lock, which
-                // every connection shares; the read's select below asks it
-                // whenever the client pauses.
-                turns = turns.wrapping_add(1);
-                if turns % 32 == 0 && shutdown.is_cancelled() {
+                // Every request read has been answered.
+                if shutdown.is_cancelled() {
                     break;
                 }
                 let budget = session
@@ -193,7 +193,7 @@ pub fn serve<S: Session, T: AsyncRead + AsyncWrite + Unpin + Send>(
                 stats.bytes_written.add(output.len() as u64);
             }
             give_back(&mut input, &mut output);
-            if killed.is_cancelled() {
+            if killed.as_ref().is_some_and(CancellationToken::is_cancelled) {
                 break;
             }
             holding.update(if input.is_empty() {

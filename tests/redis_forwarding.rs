@@ -486,7 +486,8 @@ async fn a_client_gone_during_a_blocking_pop_frees_its_connection() {
 /// the held connection, EXEC of the watched transaction and a SUBSCRIBE
 /// that opens one each get an error within the backend's
 /// `request_timeout_ms`, as forwarded commands do; the connection is
-/// dropped (a late reply would answer the wrong request). A blocking pop
+/// dropped (a late reply would answer the wrong request), and the next EXEC
+/// of the client whose WATCH it held aborts. A blocking pop
 /// waits as long as it asked: its reply comes when redis answers it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redis_that_stops_answering_times_out_own_connections() {
@@ -539,7 +540,18 @@ async fn a_redis_that_stops_answering_times_out_own_connections() {
         .expect("the pop's reply once redis runs again")
         .unwrap();
     assert_eq!(&buf[..n], b"*-1\r\n");
+    // The watch on `a` went with the dropped connection: the transaction
+    // aborts as if `a` had changed (WATCH again does not bring it back),
+    // and the next one, unwatched, runs.
     assert_eq!(call(&mut watcher, "WATCH a").await, "+OK\r\n");
+    assert_eq!(
+        call(&mut watcher, "MULTI\r\nINCR a\r\nEXEC").await,
+        "+OK\r\n+QUEUED\r\n*-1\r\n"
+    );
+    assert_eq!(
+        call(&mut watcher, "MULTI\r\nINCR a\r\nEXEC").await,
+        "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+    );
     assert_eq!(
         call(&mut subscriber, "SUBSCRIBE news").await,
         "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"

@@ -76,7 +76,7 @@ impl RespSession {
     /// authenticated), as redis resets it.
     fn reset(&mut self) -> Reply {
         self.transaction = None;
-        self.pinned = None;
+        self.end_watch();
         self.listening = None;
         self.monitoring = None;
         self.subscribed_here = None;

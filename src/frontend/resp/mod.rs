@@ -76,6 +76,10 @@ pub struct RespSession {
     replies: Replies,
     /// A redis connection of its own, while a WATCH holds one.
     pinned: Option<pinned::PinnedTo>,
+    /// That connection failed while it held a WATCH: what redis watched
+    /// went with it, so the next EXEC must abort (as a changed key aborts
+    /// it), not run unwatched. Cleared by EXEC, DISCARD, UNWATCH, RESET.
+    watch_lost: bool,
     /// A redis connection of its own while subscribed.
     listening: Option<listening::Listening>,
     /// Every client's commands, while it monitors.
@@ -124,6 +128,7 @@ impl RespSession {
             client,
             replies: Replies::On,
             pinned: None,
+            watch_lost: false,
             listening: None,
             monitoring: None,
             subscribed_here: None,

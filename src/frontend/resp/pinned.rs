@@ -108,7 +108,9 @@ impl RespSession {
     /// False: not such a command (or keys), for the usual path to answer.
     pub(super) async fn run_pinned(&mut self, args: &[Bytes], out: &mut BytesMut) -> bool {
         if args[0].eq_ignore_ascii_case(b"unwatch") && args.len() == 1 {
-            if self.pinned.take().is_none() && self.shared.resp_router.redis_routes().is_empty() {
+            let watching = self.pinned.is_some() || self.watch_lost;
+            self.end_watch();
+            if !watching && self.shared.resp_router.redis_routes().is_empty() {
                 return false;
             }
             encode(&Reply::ok(), self.version, out);
@@ -191,9 +193,15 @@ impl RespSession {
             reply = sent => reply,
             () = killed.cancelled() => return Err(Reply::error("ERR client killed")),
         };
-        let reply = reply
-            .map_err(|e| Reply::error(format!("ERR {e}")))?
-            .remove(0);
+        let reply = match reply {
+            Ok(mut replies) => replies.remove(0),
+            Err(error) => {
+                // The connection is dropped (a late reply would answer the
+                // next request), and with it any WATCH it held.
+                self.watch_lost |= held;
+                return Err(Reply::error(format!("ERR {error}")));
+            }
+        };
         if held || (watch && reply.starts_with(b"+")) {
             self.pinned = Some(pinned);
         }
@@ -248,6 +256,13 @@ impl RespSession {
             .await
             .map_err(|e| Reply::error(format!("ERR {e}")))?;
         Ok((connection, slot))
+    }
+
+    /// Ends a WATCH: closing the client's own connection ends what redis
+    /// watched; a lost one is forgotten.
+    pub(super) fn end_watch(&mut self) {
+        self.pinned = None;
+        self.watch_lost = false;
     }
 
     /// EXEC of a transaction on `route` while a WATCH holds the client's

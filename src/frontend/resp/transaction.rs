@@ -28,8 +28,7 @@ impl RespSession {
     }
 
     pub(super) fn discard(&mut self) -> CmdResult {
-        // Closing the client's own connection ends its WATCH.
-        self.pinned = None;
+        self.end_watch();
         match self.transaction.take() {
             Some(_) => Ok(Reply::ok()),
             None => Err(Reply::error("ERR DISCARD without MULTI")),
@@ -43,12 +42,17 @@ impl RespSession {
             return Reply::error("ERR EXEC without MULTI");
         };
         if transaction.aborted {
-            self.pinned = None;
+            self.end_watch();
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        if self.watch_lost {
+            self.end_watch();
+            // redis's answer when a watched key changed (`*-1` in RESP2).
+            return Reply::NullArray;
         }
         let on_redis = self.exec_on_redis(&transaction.queued).await;
         // EXEC ends a WATCH, whether it ran there or not.
-        self.pinned = None;
+        self.end_watch();
         if let Some(reply) = on_redis {
             return reply;
         }

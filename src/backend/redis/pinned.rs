@@ -163,14 +163,19 @@ impl Pinned {
 /// Pub/sub and MONITOR: redis sends on this connection unasked, so what it
 /// sends is read frame by frame, beside the client's requests.
 impl Pinned {
-    /// Sends whole commands without waiting for anything back.
+    /// Sends whole commands without waiting for their answers, within the
+    /// backend's request_timeout_ms (a redis that reads nothing fills the
+    /// socket).
     pub async fn write(&mut self, commands: super::Batch) -> Result<()> {
+        let limit = self.request_timeout;
         let io = self.io.get_mut().map_err(|_| BackendError::Unavailable {
             backend: self.backend.clone(),
             message: "poisoned".into(),
         })?;
-        let written = io.write_all(&commands.bytes).await;
-        written.map_err(|e| self.failed(&e.to_string()))
+        match tokio::time::timeout(limit, io.write_all(&commands.bytes)).await {
+            Ok(written) => written.map_err(|e| self.failed(&e.to_string())),
+            Err(_) => Err(self.timed_out()),
+        }
     }
 
     /// The next whole reply or push redis sent, as it sent it. Cancel-safe:

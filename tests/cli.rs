@@ -1,5 +1,6 @@
 //! The `keyway` binary as an operator uses it: --help, check-config on every
-//! shipped example and on a broken file, and a run stopped by SIGTERM.
+//! shipped example and on a broken file, and a run stopped by SIGTERM (also
+//! with connections open on every worker).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -365,4 +366,83 @@ fn sigterm_under_load_finishes_what_was_sent_keeps_every_acknowledged_write_and_
 fn kill_9_under_load_loses_no_acknowledged_sql_write() {
     let status = acknowledged_writes_survive("-KILL");
     assert!(!status.success(), "killed: {status}");
+}
+
+/// SIGTERM closes the open connections on every worker (each worker's
+/// connections wait on a shutdown token of that worker's), a RESP one and
+/// a memcached one on each, long before `shutdown_grace_seconds`.
+#[test]
+fn sigterm_closes_idle_connections_on_every_worker() {
+    let (mc, resp) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[runtime]\nworkers = 2\n[limits]\nshutdown_grace_seconds = 30\n\
+             [listen]\nmemcache = \"127.0.0.1:{mc}\"\nresp = \"127.0.0.1:{resp}\"\n\
+             [backends.memory]\nurl = \"memory://\"\ncapacity = \"8MiB\"\n\
+             [[routes]]\nglob = \"*\"\nbackend = \"memory\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(KEYWAY)
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let connect = |port: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => return stream,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("keyway never listened: {e}"),
+            }
+        }
+    };
+    // Handed to the workers in turn: two of each protocol reach both.
+    let mut open = Vec::new();
+    for (port, ask, answer) in [
+        (resp, &b"PING\r\n"[..], &b"+PONG\r\n"[..]),
+        (resp, b"PING\r\n", b"+PONG\r\n"),
+        (mc, b"version\r\n", b"VERSION "),
+        (mc, b"version\r\n", b"VERSION "),
+    ] {
+        let mut stream = connect(port);
+        stream.write_all(ask).unwrap();
+        let mut reply = vec![0; answer.len()];
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(reply, answer);
+        open.push(stream);
+    }
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for mut stream in open {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        stream
+            .read_to_end(&mut rest)
+            .expect("closed by the shutdown, not left open");
+    }
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "keyway waited out its grace instead of closing its connections"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

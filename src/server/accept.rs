@@ -28,6 +28,15 @@ pub(super) struct AcceptContext {
     pub(super) workers: Arc<Workers>,
 }
 
+/// A shutdown token for each worker's connections, a child of the
+/// server's: a connection asks its token on every turn, and a token every
+/// worker's connections asked would be one lock all cores contend for.
+fn per_worker(shutdown: &CancellationToken, workers: &Workers) -> Vec<CancellationToken> {
+    (0..workers.count())
+        .map(|_| shutdown.child_token())
+        .collect()
+}
+
 pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol: Protocol) {
     let AcceptContext {
         current,
@@ -37,13 +46,7 @@ pub(super) async fn accept_loop(listener: Listener, ctx: AcceptContext, protocol
         tracker,
         workers,
     } = ctx;
-    // Each worker's connections wait on a shutdown token of that worker's
-    // own (a child of the server's): a connection asks its token on every
-    // turn, and a token every worker's connections asked would be one lock
-    // all cores contend for.
-    let worker_shutdown: Vec<CancellationToken> = (0..workers.count())
-        .map(|_| shutdown.child_token())
-        .collect();
+    let worker_shutdown = per_worker(&shutdown, &workers);
     let hand_off = |accepted: Accepted| {
         let shared = current.load_full();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
